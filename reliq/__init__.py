@@ -1,0 +1,25 @@
+"""reliq: reliable task queue and RPC on Redis streams.
+
+>>> from reliq import App, Context, Service, Retry, Terminal
+>>> orders = Service("orders")
+>>> @orders.handler(max_attempts=5, timeout=30)
+... async def place(ctx: Context, req: dict) -> dict:
+...     receipt = await ctx.step("charge", charge_card, req["order_id"])
+...     return {"receipt": receipt}
+>>> app = App([orders])        # reliq worker mymodule:app
+"""
+
+from .client import Client
+from .context import Context, SyncContext
+from .durability import Durability
+from .errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry, Terminal, UnknownInvocation
+from .record import Accepted, ErrorInfo, Invocation
+from .runtime import WorkerConfig
+from .service import App, Handler, Service
+from .worker import Worker
+
+__all__ = [
+    "Accepted", "App", "Client", "Context", "Durability", "ErrorInfo", "Handler", "IdempotencyConflict",
+    "Invocation", "InvocationFailed", "LeaseLost", "Retry", "Service", "SyncContext", "Terminal",
+    "UnknownInvocation", "Worker", "WorkerConfig",
+]

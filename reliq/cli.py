@@ -1,0 +1,105 @@
+"""``reliq`` command line: each command calls a library function and prints its result."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+from . import codec
+from .client import Client
+from .runtime import WorkerConfig
+from .service import App, Service
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` (an App or a Service)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"expected MODULE:ATTRIBUTE, got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, App | Service):
+        raise SystemExit(f"{spec} is a {type(obj).__name__}, not a reliq App or Service")
+    return App.of(obj)
+
+
+def _worker_config(a: argparse.Namespace) -> WorkerConfig:
+    return WorkerConfig(concurrency=a.concurrency, visibility_timeout=a.visibility_timeout,
+                        shutdown_grace=a.shutdown_grace, consumer=a.consumer, retention=a.retention)
+
+
+def _client_cmd(a: argparse.Namespace) -> None:
+    async def go() -> Any:
+        async with Client(a.redis_url) as c:
+            if a.cmd == "send":
+                acc = await c.send(a.service, a.handler, codec.decode(a.payload.encode()), key=a.key,
+                                   delay=a.delay)
+                return {"id": acc.id, "status": acc.status}
+            if a.cmd == "get":
+                return await c.get(a.id)
+            return await c.durability()
+
+    print(codec.encode(asyncio.run(go())).decode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="reliq", description="Reliable task queue and RPC on Redis streams")
+    p.add_argument("--redis-url", default=os.environ.get("RELIQ_REDIS_URL", DEFAULT_URL))
+    p.add_argument("--log-level", default=os.environ.get("RELIQ_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    w = sub.add_parser("worker", help="run the handlers of MODULE:APP")
+    d = sub.add_parser("dev", help="embedded Valkey (AOF, fsync always) + a worker for MODULE:APP")
+    for sp in (w, d):
+        sp.add_argument("app")
+        sp.add_argument("--concurrency", type=int, default=100)
+        sp.add_argument("--visibility-timeout", type=float, default=30.0)
+        sp.add_argument("--shutdown-grace", type=float, default=30.0)
+        sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
+        sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
+    d.add_argument("--port", type=int, default=6379)
+    d.add_argument("--data-dir", default=".reliq/data")
+
+    r = sub.add_parser("redis", help="run the embedded valkey-server in the foreground")
+    r.add_argument("--port", type=int, default=6379)
+    r.add_argument("--data-dir", default=".reliq/data")
+    r.add_argument("--appendfsync", default="always", choices=["always", "everysec", "no"])
+
+    s = sub.add_parser("send", help="register an invocation")
+    s.add_argument("service")
+    s.add_argument("handler")
+    s.add_argument("payload", nargs="?", default="null", help="JSON")
+    s.add_argument("--key", default=None)
+    s.add_argument("--delay", type=float, default=None)
+    g = sub.add_parser("get", help="status document of an invocation")
+    g.add_argument("id")
+    sub.add_parser("durability", help="what an ack from this server is worth")
+
+    a = p.parse_args(argv)
+    logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.cmd == "redis":
+        from .embedded import serve
+
+        serve(a.port, a.data_dir, appendfsync=a.appendfsync)
+    elif a.cmd == "worker":
+        from .worker import run_worker
+
+        run_worker(load_app(a.app), a.redis_url, _worker_config(a))
+    elif a.cmd == "dev":
+        from .embedded import EmbeddedValkey
+        from .worker import run_worker
+
+        app = load_app(a.app)
+        with EmbeddedValkey(a.port, a.data_dir) as server:
+            print(f"reliq dev: valkey at {server.url} (data in {server.data_dir}); worker for "
+                  f"{sorted(app.services)}. Try:  reliq --redis-url {server.url} send ...", flush=True)
+            run_worker(app, server.url, _worker_config(a))
+    else:
+        _client_cmd(a)

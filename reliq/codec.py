@@ -1,0 +1,38 @@
+"""Encoders and decoders, built once. JSON (msgspec) is the only wire format; never pickle."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+json_encoder = msgspec.json.Encoder()
+any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def encode(value: Any) -> bytes:
+    """Encode a payload, result or step value as JSON (raises TypeError if not encodable)."""
+    return json_encoder.encode(value)
+
+
+def decode(data: bytes | str | None) -> Any:
+    """Decode JSON stored by reliq; empty or missing means ``None``."""
+    if not data:
+        return None
+    return any_decoder.decode(data)
+
+
+def fingerprint(handler: str, payload: bytes) -> str:
+    """Identity of a request for idempotency: same key + same fingerprint = same invocation."""
+    h = hashlib.sha256(handler.encode())
+    h.update(b"\0")
+    h.update(payload)
+    return h.hexdigest()[:32]
+
+
+def check_key(key: str) -> str:
+    """Validate an idempotency key: 1-255 characters, no control characters."""
+    if not isinstance(key, str) or not 0 < len(key) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ValueError("idempotency key must be 1-255 characters without control characters")
+    return key

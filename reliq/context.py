@@ -1,0 +1,124 @@
+"""What a handler sees: ``ctx``. Steps, children and calls, all fenced by the attempt's lease epoch."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import codec
+from .errors import LeaseLost
+from .keys import check_name, child_id
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+class Context:
+    """The handler's view of its invocation.
+
+    ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``deadline`` (unix seconds when this
+    attempt times out, or None), ``idempotency_key`` and ``parent_id`` describe it;
+    ``step``/``send``/``call`` make progress durable.
+    """
+
+    __slots__ = ("_client", "_epoch", "_order", "_steps", "_steps_loaded", "attempt", "deadline",
+                 "handler", "id", "idempotency_key", "parent_id", "service")
+
+    def __init__(self, client: Client, *, id: str, service: str, handler: str, attempt: int, epoch: int,
+                 deadline: float | None, idempotency_key: str | None, parent_id: str | None,
+                 fresh: bool) -> None:
+        self._client = client
+        self.id = id
+        self.service = service
+        self.handler = handler
+        self.attempt = attempt
+        self.deadline = deadline
+        self.idempotency_key = idempotency_key
+        self.parent_id = parent_id
+        self._epoch = epoch
+        self._order = 0
+        self._steps: dict[str, bytes] = {}
+        self._steps_loaded = fresh  # first delivery ever: nothing journaled yet, skip the read
+
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` once per invocation and journal its result; later attempts get the journaled
+        result back without calling ``fn``. The value returned is always the JSON round trip of
+        what ``fn`` returned, so the first run and a replay look the same.
+
+        A crash after ``fn`` ran but before its result was journaled runs it again: give external
+        side effects an idempotency key (``f"{ctx.id}:{name}"`` is a good one).
+        """
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
+            raise ValueError("step name must be 1-200 characters")
+        k = self._client.keys(self.service)
+        if not self._steps_loaded:
+            raw = await self._client.redis.hgetall(k.steps(self.id))
+            self._steps = {key.decode(): v for key, v in raw.items()}
+            self._steps_loaded = True
+        if name in self._steps:
+            return codec.decode(self._steps[name])
+        if inspect.iscoroutinefunction(fn):
+            value = await fn(*args, **kwargs)
+        else:
+            value = await asyncio.to_thread(fn, *args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+        encoded = codec.encode(value)
+        if not await self._client.scripts.step(k, self.id, self._epoch, name, encoded):
+            raise LeaseLost(self.id)
+        self._steps[name] = encoded
+        return codec.decode(encoded)
+
+    async def send(self, service: str, handler: str, payload: Any = None, *,
+                   delay: float | timedelta | None = None, key: str | None = None) -> str:
+        """Register a child invocation; returns its id. The id derives from this invocation's id
+        plus ``key`` (or the call order), so a retried parent never creates it twice."""
+        check_name("service", service)
+        self._order += 1
+        child_key = key if key is not None else f"#{self._order}"
+        cid = child_id(service, self.id, child_key)
+        await self._client.send_json(service, handler, codec.encode(payload), delay=delay,
+                                     invocation_id=cid, parent=self.id)
+        linked = await self._client.scripts.link_child(self._client.keys(self.service), self.id,
+                                                       self._epoch, cid, self._order)
+        if not linked:
+            raise LeaseLost(self.id)
+        return cid
+
+    async def call(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
+                   timeout: float | None = None) -> Any:
+        """Send a child invocation and wait for its result (a retried parent reuses the child and
+        its stored result). A failed child raises ``InvocationFailed``."""
+        cid = await self.send(service, handler, payload, key=key)
+        if timeout is None:
+            timeout = max(0.0, self.deadline - time.time()) if self.deadline else 365 * 24 * 3600.0
+        return await self._client.result(cid, timeout=timeout)
+
+
+class SyncContext:
+    """The context sync handlers get: same fields, blocking ``step``/``send``/``call`` (they run on
+    the worker's event loop while the handler's thread waits)."""
+
+    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx = ctx
+        self._loop = loop
+        self.id, self.service, self.handler = ctx.id, ctx.service, ctx.handler
+        self.attempt, self.deadline = ctx.attempt, ctx.deadline
+        self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
+
+    def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(self._ctx.step(name, fn, *args, **kwargs), self._loop).result()
+
+    def send(self, service: str, handler: str, payload: Any = None, *,
+             delay: float | timedelta | None = None, key: str | None = None) -> str:
+        coro = self._ctx.send(service, handler, payload, delay=delay, key=key)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def call(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
+             timeout: float | None = None) -> Any:
+        coro = self._ctx.call(service, handler, payload, key=key, timeout=timeout)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -1,0 +1,65 @@
+"""What an "ack" from this server is worth. Read on connect; never claim more than the server gives.
+
+Levels: ``none`` (no AOF: a restart loses everything), ``process`` (AOF on, fsync not always: a
+server process crash keeps acked writes, a power loss can lose about a second), ``fsync``
+(``appendfsync always``: the write is fsynced before the server replies).
+Eviction (any ``maxmemory-policy`` but ``noeviction``) can silently delete queued work: reported
+as unsafe.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+Level = Literal["none", "process", "fsync"]
+
+
+class Durability(msgspec.Struct, frozen=True, kw_only=True):
+    level: Level
+    appendonly: bool
+    appendfsync: str | None
+    maxmemory_policy: str | None
+    eviction_safe: bool
+    notes: list[str] = []
+
+
+def _text(v: object) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+async def inspect_server(redis: Redis) -> Durability:
+    """Read ``appendonly``/``appendfsync``/``maxmemory-policy`` (CONFIG GET, or INFO when ACLs
+    forbid CONFIG) and report the level honestly."""
+    notes: list[str] = []
+    fsync: str | None = None
+    try:
+        cfg = {_text(k): _text(v) for k, v in
+               (await redis.config_get("appendonly")).items()}
+        cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("appendfsync")).items()})
+        cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("maxmemory-policy")).items()})
+        aof = cfg.get("appendonly") == "yes"
+        fsync = cfg.get("appendfsync")
+        policy: str | None = cfg.get("maxmemory-policy")
+    except ResponseError:
+        notes.append("CONFIG GET not permitted; read INFO instead (appendfsync unknown)")
+        info = await redis.info("persistence")
+        aof = str(info.get("aof_enabled", "0")) == "1"
+        mem = await redis.info("memory")
+        raw = mem.get("maxmemory_policy")
+        policy = None if raw is None else _text(raw)
+    level: Level = "none"
+    if aof:
+        level = "fsync" if fsync == "always" else "process"
+    if not aof:
+        notes.append("appendonly is off: a server restart loses every queued invocation")
+    elif fsync != "always":
+        notes.append("appendfsync is not 'always': a power loss can lose about the last second of acks")
+    safe = policy == "noeviction"
+    if not safe:
+        notes.append(f"maxmemory-policy is {policy!r}, not 'noeviction': Redis may evict queued work")
+    return Durability(level=level, appendonly=aof, appendfsync=fsync, maxmemory_policy=policy,
+                      eviction_safe=safe, notes=notes)

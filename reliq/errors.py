@@ -1,0 +1,56 @@
+"""Exceptions handlers raise to steer their invocation, and the ones reliq raises to callers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class Retry(Exception):
+    """Raise in a handler to ask for another attempt after ``delay`` (seconds or timedelta).
+
+    >>> raise Retry(delay=10)   # try again in 10 s; counts as an attempt
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | timedelta = 0.0) -> None:
+        super().__init__(message)
+        self.delay = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+class Terminal(Exception):
+    """Raise in a handler to fail the invocation at once, without retries (it is parked).
+
+    ``status`` is the HTTP status the gateway reports for it (default 500).
+
+    >>> raise Terminal("card declined", status=402)
+    """
+
+    def __init__(self, message: str = "terminal error", *, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was already used with a different handler or payload."""
+
+    def __init__(self, invocation_id: str) -> None:
+        super().__init__(f"idempotency key already used with a different payload (invocation {invocation_id})")
+        self.invocation_id = invocation_id
+
+
+class UnknownInvocation(LookupError):
+    """No invocation with that id exists (never registered, or expired after the retention)."""
+
+
+class InvocationFailed(Exception):
+    """The invocation ended ``failed`` or ``cancelled``; ``error`` is its stored error document."""
+
+    def __init__(self, invocation_id: str, state: str, error: dict[str, object] | None) -> None:
+        message = (error or {}).get("message", "") if error else ""
+        super().__init__(f"invocation {invocation_id} {state}: {message}")
+        self.invocation_id = invocation_id
+        self.state = state
+        self.error = error or {}
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the invocation (another worker reclaimed it); stop, commit nothing."""

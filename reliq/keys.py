@@ -1,0 +1,129 @@
+"""The Redis data model of reliq: every key, in one place.
+
+All keys of one service share the hash tag ``{service}``, so every script touches one
+Cluster slot and reliq runs on Redis Cluster without redesign.
+
+Per service ``S`` (structural keys, no TTL; they live as long as the service):
+
+=================================  ======  =====================================================
+key                                type    content
+=================================  ======  =====================================================
+``reliq:{S}:stream``               stream  one short entry per trigger: ``i`` = invocation id
+                                           (consumer group ``reliq``; created at id 0, MKSTREAM)
+``reliq:{S}:delayed``              zset    invocation id -> due time (server ms); scheduled sends
+                                           and retries waiting for their backoff
+``reliq:{S}:parked``               zset    invocation id -> parked time (ms); failed for good
+``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
+``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
+``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
+=================================  ======  =====================================================
+
+Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once terminal):
+
+=================================  ======  =====================================================
+``reliq:{S}:inv:<I>``              hash    the invocation record (see ``record.py``); it is also
+                                           the idempotency record: ``I`` derives from the key
+``reliq:{S}:steps:<I>``            hash    step name -> msgspec JSON of the step's result
+``reliq:{S}:children:<I>``         zset    child invocation ids, scored by call order
+=================================  ======  =====================================================
+
+Global: ``reliq:services`` (set of service names that workers registered).
+
+Invocation ids are ``<service>.<token>``: the service is readable from the id, so a lookup goes
+straight to its slot. ``token`` is random, or derived from an idempotency key (client key, or
+parent id + child key), which makes registration idempotent without a second record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from base64 import b32encode
+
+GROUP = "reliq"
+SERVICES = "reliq:services"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_TOKEN = re.compile(r"^[a-z2-7]{26}$")
+
+
+class InvalidName(ValueError):
+    """A service or handler name that cannot be used in a key or URL."""
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate a service/handler name: lowercase ``[a-z][a-z0-9_-]*``, at most 63 chars.
+
+    Names end up inside key names and hash tags, so ``{``, ``}``, ``:``, globs, dots and
+    whitespace are refused.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidName(f"invalid {kind} name {name!r}: use [a-z][a-z0-9_-]*, at most 63 characters")
+    return name
+
+
+def _token(material: bytes) -> str:
+    return b32encode(hashlib.sha256(material).digest()).decode()[:26].lower()
+
+
+def new_id(service: str) -> str:
+    """A fresh random invocation id for ``service``."""
+    return f"{service}.{_token(secrets.token_bytes(16))}"
+
+
+def keyed_id(service: str, key: str) -> str:
+    """The invocation id an idempotency key maps to (stable: same service + key -> same id)."""
+    token = _token(b"key\0" + service.encode() + b"\0" + key.encode())
+    return f"{service}.{token}"
+
+
+def child_id(service: str, parent_id: str, key: str) -> str:
+    """The id of a child invocation: derived from the parent id and the child key (or call order)."""
+    token = _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
+    return f"{service}.{token}"
+
+
+def service_of(invocation_id: str) -> str:
+    """The service an invocation id belongs to; raises ``InvalidName`` for a malformed id."""
+    service, sep, token = invocation_id.partition(".")
+    if not sep or not _TOKEN.match(token):
+        raise InvalidName(f"malformed invocation id {invocation_id!r}")
+    return check_name("service", service)
+
+
+class ServiceKeys:
+    """Key names for one service; build once, reuse."""
+
+    __slots__ = ("children_prefix", "consumer_prefix", "delayed", "inv_prefix", "lost", "parked",
+                 "prefix", "registry", "service", "steps_prefix", "stream")
+
+    def __init__(self, service: str) -> None:
+        check_name("service", service)
+        self.service = service
+        self.prefix = f"reliq:{{{service}}}:"
+        self.stream = self.prefix + "stream"
+        self.delayed = self.prefix + "delayed"
+        self.parked = self.prefix + "parked"
+        self.lost = self.prefix + "lost"
+        self.registry = self.prefix + "registry"
+        self.inv_prefix = self.prefix + "inv:"
+        self.steps_prefix = self.prefix + "steps:"
+        self.children_prefix = self.prefix + "children:"
+        self.consumer_prefix = self.prefix + "consumer:"
+
+    def inv(self, invocation_id: str) -> str:
+        return self.inv_prefix + invocation_id
+
+    def steps(self, invocation_id: str) -> str:
+        return self.steps_prefix + invocation_id
+
+    def children(self, invocation_id: str) -> str:
+        return self.children_prefix + invocation_id
+
+    def consumer(self, name: str) -> str:
+        return self.consumer_prefix + name
+
+    def per_invocation(self, invocation_id: str) -> tuple[str, str, str]:
+        """The three keys one invocation owns: record, steps, children."""
+        return self.inv(invocation_id), self.steps(invocation_id), self.children(invocation_id)

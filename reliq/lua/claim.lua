@@ -1,0 +1,36 @@
+-- claim: start a read batch. For each entry: skip work that is finished (ack + delete the entry),
+-- otherwise bump the lease epoch, record the owner and lease, count deliveries and crashes.
+-- KEYS[1] stream, KEYS[2..n+1] invocation records (one per entry, same order as the entry ids)
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] lease ms, ARGV[4..n+3] entry ids
+-- returns 9 values per entry: status ('run' | 'cancel' | 'skip'), epoch, handler, payload,
+--   attempt, crashes, parent, idempotency key, deliveries
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = now + tonumber(ARGV[3])
+local out = {}
+for i = 2, #KEYS do
+  local rec, eid = KEYS[i], ARGV[i + 2]
+  local r = redis.call('HMGET', rec, 'state', 'entry', 'cancel')
+  local st = r[1]
+  if (not st) or st == 'succeeded' or st == 'failed' or st == 'cancelled' or r[2] ~= eid then
+    -- unknown, finished, or a stale duplicate entry: never run it again
+    redis.call('XACK', KEYS[1], ARGV[1], eid)
+    redis.call('XDEL', KEYS[1], eid)
+    for _ = 1, 9 do out[#out + 1] = '' end
+    out[#out - 8] = 'skip'
+  else
+    if st == 'running' then redis.call('HINCRBY', rec, 'crashes', 1) end
+    local epoch = redis.call('HINCRBY', rec, 'epoch', 1)
+    local deliveries = redis.call('HINCRBY', rec, 'deliveries', 1)
+    redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease,
+      'started', now, 'updated', now)
+    local v = redis.call('HMGET', rec, 'handler', 'payload', 'attempt', 'crashes', 'parent', 'key')
+    local status = 'run'
+    if r[3] == '1' then status = 'cancel' end
+    out[#out + 1] = status
+    out[#out + 1] = epoch
+    for j = 1, 6 do out[#out + 1] = v[j] end
+    out[#out + 1] = deliveries
+  end
+end
+return out

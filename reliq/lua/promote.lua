@@ -1,0 +1,21 @@
+-- promote: move due invocations from the delayed set to the stream. Safe with many workers running
+-- it: an id is promoted only by the caller whose ZREM removed it.
+-- KEYS[1] delayed set, KEYS[2] stream, KEYS[3..n+2] invocation records
+-- ARGV[1..n] invocation ids (same order as the records)
+-- returns the number of invocations promoted
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+for i = 3, #KEYS do
+  local id = ARGV[i - 2]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= now and redis.call('ZREM', KEYS[1], id) == 1 then
+    local st = redis.call('HGET', KEYS[i], 'state')
+    if st == 'scheduled' or st == 'retrying' then
+      local eid = redis.call('XADD', KEYS[2], '*', 'i', id)
+      redis.call('HSET', KEYS[i], 'state', 'pending', 'entry', eid, 'updated', now)
+      moved = moved + 1
+    end
+  end
+end
+return moved

@@ -1,0 +1,24 @@
+-- retry: schedule another attempt after a backoff (epoch-fenced). A cancel requested meanwhile wins.
+-- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] stream, KEYS[5] delayed set
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] delay ms, ARGV[5] error (JSON),
+-- ARGV[6] invocation id, ARGV[7] retention ms
+-- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel')
+if r[1] ~= ARGV[3] then return 'fenced' end
+if r[2] ~= 'running' then return 'noop' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[4], ARGV[2])
+if r[3] == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[5], 'finished', now, 'updated', now,
+    'owner', '', 'lease_until', '', 'entry', '')
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[7])) end
+  return 'cancelled'
+end
+local due = now + tonumber(ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'state', 'retrying', 'error', ARGV[5], 'due', due, 'updated', now,
+  'owner', '', 'lease_until', '', 'entry', '')
+redis.call('ZADD', KEYS[5], due, ARGV[6])
+return 'ok'

@@ -1,0 +1,100 @@
+"""State shared by the worker's loops: configuration, the client, and the in-flight table."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import secrets
+from dataclasses import dataclass, field
+
+from .client import Client
+from .keys import ServiceKeys
+from .service import App
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """Worker tuning. Times in seconds.
+
+    ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
+    before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
+    """
+
+    concurrency: int = 100
+    sync_concurrency: int = 16
+    batch: int = 100
+    visibility_timeout: float = 30.0
+    reclaim_interval: float | None = None
+    block: float = 1.0
+    heartbeat_interval: float = 5.0
+    shutdown_grace: float = 30.0
+    retention: float = 24 * 3600.0
+    consumer: str | None = None
+
+    @property
+    def renew_interval(self) -> float:
+        return self.visibility_timeout / 3
+
+    @property
+    def reclaim_every(self) -> float:
+        return self.reclaim_interval if self.reclaim_interval is not None else min(
+            5.0, self.visibility_timeout / 2)
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.visibility_timeout * 1000)
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention * 1000)
+
+
+def default_consumer() -> str:
+    """``host-pid-random``: unique per process, readable in the dashboard."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass(eq=False)
+class InFlight:
+    """One invocation this worker is running."""
+
+    id: str
+    keys: ServiceKeys
+    entry: str
+    epoch: int
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    lease_lost: bool = False
+
+
+@dataclass(eq=False)
+class Runtime:
+    app: App
+    client: Client
+    config: WorkerConfig
+    consumer: str
+    inflight: dict[str, InFlight] = field(default_factory=dict)
+    slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    processed: int = 0
+
+    @property
+    def free(self) -> int:
+        return self.config.concurrency - len(self.inflight)
+
+    async def wait_for_slot(self) -> None:
+        while self.free <= 0 and not self.stopping.is_set():
+            self.slot_freed.clear()
+            await self.slot_freed.wait()
+
+    def request_cancel(self, invocation_id: str, *, lease_lost: bool = False) -> None:
+        """Cancel a running handler: because a cancel was asked for, or because the lease is gone."""
+        f = self.inflight.get(invocation_id)
+        if f is None or f.task is None:
+            return
+        if lease_lost:
+            f.lease_lost = True
+        else:
+            f.cancel_requested = True
+        f.task.cancel()

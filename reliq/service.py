@@ -1,0 +1,128 @@
+"""Services and handlers: what a user declares. A Service is one stream, one consumer group and
+one responsibility boundary; its handlers are plain functions taking ``ctx`` and one input."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints, overload
+
+import msgspec
+
+from .keys import check_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """Per-handler limits. ``timeout`` is per attempt (seconds, None = unlimited)."""
+
+    max_attempts: int = 3
+    timeout: float | None = None
+    max_deliveries: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Handler:
+    """A registered handler: the function, how its input is decoded, and its policy."""
+
+    service: str
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    takes_input: bool
+    input_type: Any
+    policy: Policy
+    decoder: msgspec.json.Decoder[Any] = field(repr=False)
+
+    def decode_input(self, payload: bytes) -> Any:
+        """Decode the stored JSON payload into the handler's declared input type."""
+        return self.decoder.decode(payload or b"null")
+
+    def schema(self) -> dict[str, Any]:
+        """JSON schema of the input (``{}`` when the handler takes no input)."""
+        return msgspec.json.schema(self.input_type) if self.takes_input else {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"service": self.service, "handler": self.name, "input_schema": self.schema(),
+                "sync": not self.is_async, "max_attempts": self.policy.max_attempts,
+                "timeout": self.policy.timeout, "max_deliveries": self.policy.max_deliveries}
+
+
+def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> Handler:
+    params = list(inspect.signature(fn).parameters.values())
+    if not params or len(params) > 2:
+        raise TypeError(f"handler {name!r} must take (ctx) or (ctx, input)")
+    takes_input = len(params) == 2
+    input_type: Any = Any
+    if takes_input:
+        hints = get_type_hints(fn)
+        input_type = hints.get(params[1].name, Any)
+    return Handler(service=service, name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn),
+                   takes_input=takes_input, input_type=input_type, policy=policy,
+                   decoder=msgspec.json.Decoder(input_type if takes_input else Any))
+
+
+class Service:
+    """A named group of handlers sharing one stream and one consumer group.
+
+    >>> orders = Service("orders")
+    >>> @orders.handler(max_attempts=5, timeout=30)
+    ... async def place(ctx, req: dict) -> dict: ...
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = check_name("service", name)
+        self.handlers: dict[str, Handler] = {}
+
+    @overload
+    def handler(self, fn: F, /) -> F: ...
+    @overload
+    def handler(self, *, name: str | None = None, max_attempts: int = 3, timeout: float | None = None,
+                max_deliveries: int = 5, backoff_base: float = 1.0,
+                backoff_max: float = 300.0) -> Callable[[F], F]: ...
+
+    def handler(self, fn: Any = None, /, *, name: str | None = None, max_attempts: int = 3,
+                timeout: float | None = None, max_deliveries: int = 5, backoff_base: float = 1.0,
+                backoff_max: float = 300.0) -> Any:
+        """Register a handler; usable bare (``@svc.handler``) or with options."""
+        policy = Policy(max_attempts=max_attempts, timeout=timeout, max_deliveries=max_deliveries,
+                        backoff_base=backoff_base, backoff_max=backoff_max)
+        if max_attempts < 1 or max_deliveries < 1:
+            raise ValueError("max_attempts and max_deliveries must be >= 1")
+
+        def register(f: F) -> F:
+            hname = check_name("handler", name or f.__name__)
+            if hname in self.handlers:
+                raise ValueError(f"handler {self.name}.{hname} registered twice")
+            self.handlers[hname] = _build(self.name, hname, f, policy)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, handlers={sorted(self.handlers)})"
+
+
+class App:
+    """The services one worker process runs: ``App([orders, shipping])``."""
+
+    def __init__(self, services: Iterable[Service]) -> None:
+        self.services: dict[str, Service] = {}
+        for s in services:
+            if s.name in self.services:
+                raise ValueError(f"service {s.name!r} listed twice")
+            self.services[s.name] = s
+
+    @classmethod
+    def of(cls, obj: App | Service) -> App:
+        """Accept an App or a single Service."""
+        return obj if isinstance(obj, App) else cls([obj])
+
+    def handler(self, service: str, name: str) -> Handler | None:
+        s = self.services.get(service)
+        return s.handlers.get(name) if s else None

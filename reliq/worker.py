@@ -1,0 +1,135 @@
+"""The worker wires the loops together; each loop lives in its own module:
+consume (read + claim) -> execute -> settle, plus reclaim, leases, schedule and heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .client import Client
+from .consume import ensure_group, read_loop
+from .execute import Executor
+from .heartbeat import clear_heartbeat, heartbeat_loop, publish_registry
+from .leases import cancel_listener, renew_loop
+from .reclaim import reclaim_loop
+from .runtime import Runtime, WorkerConfig, default_consumer
+from .schedule import promote_loop
+from .service import App, Service
+from .settle import Settler
+
+log = logging.getLogger("reliq.worker")
+RELEASE_IDLE_MS = 2**40  # released entries look idle "forever": the next XAUTOCLAIM takes them
+
+
+class Worker:
+    """Runs the handlers of an App until stopped.
+
+    >>> worker = Worker(app, "redis://127.0.0.1:6379", config=WorkerConfig(concurrency=50))
+    >>> await worker.run()        # until worker.stop() or SIGTERM (via run_worker)
+    """
+
+    def __init__(self, app: App | Service, redis_url: str | None = None, *, redis: Redis | None = None,
+                 config: WorkerConfig | None = None) -> None:
+        self.config = config or WorkerConfig()
+        self.app = App.of(app)
+        self.client = Client(redis_url, redis=redis, retention=self.config.retention)
+        self.rt = Runtime(app=self.app, client=self.client, config=self.config,
+                          consumer=self.config.consumer or default_consumer())
+        self.settler = Settler(self.rt)
+        self.executor = Executor(self.rt, self.settler)
+        self.started = asyncio.Event()
+
+    @property
+    def consumer(self) -> str:
+        return self.rt.consumer
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown: stop reading, let in-flight handlers finish within the grace."""
+        self.rt.stopping.set()
+        self.rt.slot_freed.set()
+
+    async def run(self) -> None:
+        rt = self.rt
+        services = [self.client.keys(s) for s in self.app.services]
+        for k in services:
+            await ensure_group(rt, k)
+        await publish_registry(rt)
+        durability = await self.client.durability()
+        log.info("worker %s on %s; durability %s %s", rt.consumer, sorted(self.app.services),
+                 durability.level, "; ".join(durability.notes))
+        support: list[Coroutine[Any, Any, None]] = [self.settler.run(), renew_loop(rt),
+                                                    cancel_listener(rt, services), heartbeat_loop(rt)]
+        feeders: list[Coroutine[Any, Any, None]] = []
+        for k in services:
+            feeders += [read_loop(rt, self.executor, k), reclaim_loop(rt, self.executor, k),
+                        promote_loop(rt, k)]
+        bg = [asyncio.create_task(c) for c in support]
+        feed = [asyncio.create_task(c) for c in feeders]
+        self.started.set()
+        stop_wait = asyncio.create_task(rt.stopping.wait())
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([stop_wait, *bg, *feed], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stop_wait and not t.cancelled() and t.exception() is not None:
+                    failure = t.exception()
+                    log.error("worker loop failed: %r", failure)
+            self.stop()
+            await self._shutdown(feed)
+        finally:
+            for t in [stop_wait, *bg, *feed]:
+                t.cancel()
+            await asyncio.gather(stop_wait, *bg, *feed, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await clear_heartbeat(rt)
+            self.executor.close()
+            await self.client.close()
+        if failure is not None:
+            raise failure
+
+    async def _shutdown(self, feeders: list[asyncio.Task[None]]) -> None:
+        rt = self.rt
+        await asyncio.wait(feeders, timeout=rt.config.block + 1)
+        for t in feeders:
+            t.cancel()
+        tasks = [f.task for f in rt.inflight.values() if f.task is not None]
+        if tasks:
+            log.info("waiting up to %.0f s for %d handlers", rt.config.shutdown_grace, len(tasks))
+            await asyncio.wait(tasks, timeout=rt.config.shutdown_grace)
+        left = list(rt.inflight.values())
+        for f in left:
+            if f.task is not None:
+                f.task.cancel()
+        await asyncio.gather(*(f.task for f in left if f.task is not None), return_exceptions=True)
+        await self.settler.drain()
+        by_service: dict[str, list[tuple[str, str, int]]] = {}
+        for f in left:
+            by_service.setdefault(f.keys.service, []).append((f.id, f.entry, f.epoch))
+        for service, items in by_service.items():
+            n = await self.client.scripts.release(self.client.keys(service), rt.consumer,
+                                                  RELEASE_IDLE_MS, items)
+            log.warning("released %d unfinished invocations of %s for other workers", n, service)
+
+
+def run_worker(app: App | Service, redis_url: str, config: WorkerConfig) -> None:
+    """Run a worker in this process until SIGTERM/SIGINT (the CLI's entry point)."""
+
+    async def main() -> None:
+        worker = Worker(app, redis_url, config=config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(main())
