@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from . import codec
 from .durability import Durability, inspect_server
@@ -22,10 +22,13 @@ from .scripts import Scripts
 DAY_MS = 24 * 3600 * 1000
 
 
-def connect(url: str) -> Redis:
-    """A redis-py asyncio client for reliq (bytes replies; redis-py's default retries are safe
-    because every write reliq makes is an idempotent script)."""
-    return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+def connect(url: str, max_connections: int = 64) -> Redis:
+    """A redis-py asyncio client for reliq (bytes replies; callers wait for a free connection
+    instead of failing; redis-py's default retries are safe because every write reliq makes is an
+    idempotent script)."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=20,
+                                           health_check_interval=30)
+    return Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 def _seconds(delay: float | timedelta | None) -> float | None:

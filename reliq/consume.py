@@ -42,7 +42,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys,
         inv = fields.get(b"i") if fields else None
         if inv is None:
             lost.append(_s(eid))
-        else:
+        elif _s(inv) not in rt.inflight:  # already running here (own-PEL read racing a reclaim)
             pairs.append((_s(eid), _s(inv)))
     if lost:
         await rt.client.scripts.record_lost(k, rt.consumer, lost)

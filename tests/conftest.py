@@ -1,0 +1,141 @@
+"""Test harness: one real embedded Valkey per session (AOF, appendfsync always); each test works
+on its own service names; every test ends with a key-leak check on those services."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as sync_redis
+import uvloop
+
+from reliq import App, Client, Service, Worker, WorkerConfig
+from reliq.embedded import EmbeddedValkey
+from reliq.record import TERMINAL
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on a fresh uvloop event loop (no plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        kwargs = {n: pyfuncitem.funcargs[n] for n in names}
+        uvloop.run(pyfuncitem.obj(**kwargs))
+        return True
+    return None
+
+
+@pytest.fixture(scope="session")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
+    server = EmbeddedValkey(data_dir=tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def url(valkey: EmbeddedValkey) -> str:
+    return valkey.url
+
+
+class Names:
+    """Unique service names for one test, remembered for the key-leak check."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def __call__(self, prefix: str = "t") -> str:
+        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        self.used.append(name)
+        return name
+
+
+@pytest.fixture
+def names(valkey: EmbeddedValkey) -> Iterator[Names]:
+    n = Names()
+    yield n
+    leaks = leaked_keys(valkey.url, n.used)
+    assert not leaks, f"keys without TTL left behind by finished work: {leaks}"
+
+
+def leaked_keys(url: str, services: list[str]) -> list[str]:
+    """Per-invocation keys (record, steps, children) and heartbeats with no TTL whose invocation
+    is finished (or gone). Live invocations may keep their keys without TTL."""
+    r = sync_redis.Redis.from_url(url)
+    leaks: list[str] = []
+    try:
+        for s in services:
+            for raw in r.scan_iter(match=f"reliq:{{{s}}}:*", count=1000):
+                key = raw.decode()
+                kind = key.split(":")[2]
+                if kind not in ("inv", "steps", "children", "consumer") or r.pttl(key) != -1:
+                    continue
+                if kind == "consumer":
+                    leaks.append(key)
+                    continue
+                inv = key.split(":", 3)[3]
+                state = r.hget(f"reliq:{{{s}}}:inv:{inv}", "state")
+                if state is None or state.decode() in TERMINAL:
+                    leaks.append(key)
+    finally:
+        r.close()
+    return leaks
+
+
+@pytest.fixture
+def service(names: Names) -> Service:
+    return Service(names())
+
+
+@asynccontextmanager
+async def running(app: App | Service, url: str, **config: Any) -> AsyncIterator[Worker]:
+    """Run an in-process worker for the duration of the block."""
+    cfg = {"visibility_timeout": 2.0, "heartbeat_interval": 0.5, "block": 0.2, **config}
+    worker = Worker(app, url, config=WorkerConfig(**cfg))
+    task = asyncio.create_task(worker.run())
+    started = asyncio.create_task(worker.started.wait())
+    done, _ = await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        started.cancel()
+        task.result()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 60)
+
+
+@asynccontextmanager
+async def client(url: str) -> AsyncIterator[Client]:
+    c = Client(url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pause = 0.005
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

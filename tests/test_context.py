@@ -1,0 +1,91 @@
+"""ctx.step memoizes progress across retries; ctx.send/ctx.call children get ids derived from the
+parent, so a retried parent never duplicates them and reuses their results."""
+
+from collections import Counter
+
+from reliq import Context, InvocationFailed, Service, Terminal
+
+from .conftest import Names, client, running
+
+
+async def test_steps_are_not_re_executed_on_retry(url: str, names: Names) -> None:
+    svc = Service(names())
+    effects: Counter[str] = Counter()
+
+    def charge(order: str, cents: int) -> str:
+        effects["charge"] += 1
+        return f"rcpt-{order}-{cents}"
+
+    async def reserve() -> dict[str, int]:
+        effects["reserve"] += 1
+        return {"slot": 7}
+
+    @svc.handler(max_attempts=3, backoff_base=0.01)
+    async def place(ctx: Context, order: str) -> dict[str, object]:
+        receipt = await ctx.step("charge", charge, order, cents=500)
+        slot = await ctx.step("reserve", reserve)
+        if ctx.attempt < 3:
+            raise RuntimeError("crash after the steps")
+        return {"receipt": receipt, "slot": slot}
+
+    async with running(svc, url), client(url) as c:
+        acc = await c.send(svc.name, "place", "o1")
+        assert await c.result(acc.id, 10) == {"receipt": "rcpt-o1-500", "slot": {"slot": 7}}
+        inv = await c.get(acc.id)
+        assert inv is not None and inv.attempt == 3
+        assert inv.steps == {"charge": "rcpt-o1-500", "reserve": {"slot": 7}}
+    assert effects == {"charge": 1, "reserve": 1}
+
+
+async def test_child_ids_are_stable_across_parent_retries(url: str, names: Names) -> None:
+    parent_svc, child_svc = Service(names("p")), Service(names("c"))
+    seen: list[list[str]] = []
+    child_runs: Counter[str] = Counter()
+
+    @child_svc.handler
+    async def work(ctx: Context, n: int) -> int:
+        child_runs[ctx.id] += 1
+        assert ctx.parent_id is not None
+        return n * 10
+
+    @parent_svc.handler(max_attempts=3, backoff_base=0.01)
+    async def fan_out(ctx: Context) -> int:
+        a = await ctx.send(child_svc.name, "work", 1)
+        b = await ctx.send(child_svc.name, "work", 2, key="second")
+        c = await ctx.call(child_svc.name, "work", 3)
+        seen.append([a, b])
+        if ctx.attempt < 3:
+            raise RuntimeError("parent fails after starting children")
+        return int(c)
+
+    async with running(parent_svc, url), running(child_svc, url), client(url) as cl:
+        acc = await cl.send(parent_svc.name, "fan_out")
+        assert await cl.result(acc.id, 15) == 30
+        inv = await cl.get(acc.id)
+        assert inv is not None and len(inv.children) == 3
+        assert all(s == seen[0] for s in seen) and len(seen) == 3
+        for child in inv.children:
+            assert await cl.result(child, 10) in (10, 20, 30)
+            ch = await cl.get(child)
+            assert ch is not None and ch.parent_id == acc.id
+    assert set(child_runs.values()) == {1} and len(child_runs) == 3
+
+
+async def test_a_failed_child_call_raises_in_the_parent(url: str, names: Names) -> None:
+    parent_svc, child_svc = Service(names("p")), Service(names("c"))
+
+    @child_svc.handler
+    async def refuse(ctx: Context) -> None:
+        raise Terminal("no")
+
+    @parent_svc.handler(max_attempts=1)
+    async def ask(ctx: Context) -> str:
+        try:
+            await ctx.call(child_svc.name, "refuse")
+        except InvocationFailed as e:
+            return f"child {e.state}: {e.error['message']}"
+        return "unexpected"
+
+    async with running(App := parent_svc, url), running(child_svc, url), client(url) as c:
+        acc = await c.send(App.name, "ask")
+        assert await c.result(acc.id, 10) == "child failed: no"
