@@ -11,6 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
 from .durability import Durability, inspect_server
@@ -23,11 +27,15 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def connect(url: str, max_connections: int = 64) -> Redis:
-    """A redis-py asyncio client for reliq (bytes replies; callers wait for a free connection
-    instead of failing; redis-py's default retries are safe because every write reliq makes is an
-    idempotent script)."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=20,
-                                           health_check_interval=30)
+    """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
+    instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
+    is safe because reliq's writes are scripts that detect their own re-send (register by id and
+    fingerprint, claim by token, settle scripts by epoch and state)."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=20, health_check_interval=30,
+        socket_timeout=10, socket_connect_timeout=5,
+        retry=RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError])
     return Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 

@@ -42,14 +42,19 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys,
         inv = fields.get(b"i") if fields else None
         if inv is None:
             lost.append(_s(eid))
-        elif _s(inv) not in rt.inflight:  # already running here (own-PEL read racing a reclaim)
+        elif not rt.holds(_s(inv)):  # already running/settling here (own-PEL read racing a reclaim)
             pairs.append((_s(eid), _s(inv)))
     if lost:
         await rt.client.scripts.record_lost(k, rt.consumer, lost)
         await rt.client.redis.xack(k.stream, GROUP, *lost)
     if not pairs:
         return 0
-    out = await rt.client.scripts.claim(k, rt.consumer, rt.config.lease_ms, pairs)
+    ids = [inv for _, inv in pairs]
+    rt.claiming.update(ids)
+    try:
+        out = await rt.client.scripts.claim(k, rt.consumer, rt.config.lease_ms, pairs)
+    finally:
+        rt.claiming.difference_update(ids)
     started = 0
     for n, (eid, inv) in enumerate(pairs):
         v = out[9 * n: 9 * n + 9]

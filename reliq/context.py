@@ -78,6 +78,8 @@ class Context:
         """Register a child invocation; returns its id. The id derives from this invocation's id
         plus ``key`` (or the call order), so a retried parent never creates it twice."""
         check_name("service", service)
+        if key is not None:
+            codec.check_key(key)
         self._order += 1
         child_key = key if key is not None else f"#{self._order}"
         cid = child_id(service, self.id, child_key)

@@ -1,7 +1,9 @@
 """What an "ack" from this server is worth. Read on connect; never claim more than the server gives.
 
-Levels: ``none`` (no AOF: a restart loses everything), ``process`` (AOF on, fsync not always: a
-server process crash keeps acked writes, a power loss can lose about a second), ``fsync``
+Levels: ``none`` (no AOF: a restart loses everything written since the last RDB snapshot, if
+any), ``process`` (AOF on, fsync not always: a server process crash normally keeps acked writes
+(under ``everysec`` a stalled disk can cost up to ~2 s), a power loss can lose ~1 s under
+``everysec`` and ~30 s under ``no``), ``fsync``
 (``appendfsync always``: the write is fsynced before the server replies).
 Eviction (any ``maxmemory-policy`` but ``noeviction``) can silently delete queued work: reported
 as unsafe.
@@ -56,8 +58,9 @@ async def inspect_server(redis: Redis) -> Durability:
         level = "fsync" if fsync == "always" else "process"
     if not aof:
         notes.append("appendonly is off: a server restart loses every queued invocation")
-    elif fsync != "always":
-        notes.append("appendfsync is not 'always': a power loss can lose about the last second of acks")
+    elif fsync is not None and fsync != "always":
+        window = "about the last second" if fsync == "everysec" else "up to ~30 s"
+        notes.append(f"appendfsync is {fsync!r}, not 'always': a power loss can lose {window} of acks")
     safe = policy == "noeviction"
     if not safe:
         notes.append(f"maxmemory-policy is {policy!r}, not 'noeviction': Redis may evict queued work")

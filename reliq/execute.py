@@ -75,15 +75,23 @@ class Executor:
         h = self.rt.app.handler(k.service, c.handler)
         if h is None:
             err = codec.encode({"type": "UnknownHandler", "message": f"no handler {k.service}.{c.handler}"})
-            await self._fail(f, c, Policy(), err, terminal=False)
+            f.settling = True
+            await self._fail(f, c, Policy(), err)
             return
+        f.settling = True  # from here on until the handler runs, a cancel must not interrupt a write
         if c.crashes >= h.policy.max_deliveries:
             err = codec.encode({"type": "CrashLoop", "message":
                                 f"worker died or lost its lease {c.crashes} times while running this"})
             await self.settler.park(k, c.id, c.entry, c.epoch, "crash-loop", err)
             return
         try:
-            value = await self._invoke(h, c)
+            args: tuple[Any, ...] = (h.decode_input(c.payload),) if h.takes_input else ()
+        except msgspec.MsgspecError as e:
+            await self.settler.park(k, c.id, c.entry, c.epoch, "invalid-input", error_doc(e, status=422))
+            return
+        f.settling = False
+        try:
+            value = await self._invoke(h, c, args)
             result = codec.encode(value)
         except asyncio.CancelledError:
             if f.lease_lost:
@@ -95,27 +103,23 @@ class Executor:
         except LeaseLost:
             log.warning("lease lost on %s; not committing", c.id)
             return
-        except Retry as e:
-            await self._retry(f, c, h.policy, error_doc(e), e.delay)
-            return
-        except Terminal as e:
-            await self.settler.park(k, c.id, c.entry, c.epoch, "terminal", error_doc(e, status=e.status))
-            return
-        except msgspec.ValidationError as e:
-            await self.settler.park(k, c.id, c.entry, c.epoch, "invalid-input", error_doc(e, status=422))
-            return
         except Exception as e:
-            await self._fail(f, c, h.policy, error_doc(e), terminal=False)
+            f.settling = True
+            if isinstance(e, Retry):
+                await self._retry(f, c, h.policy, error_doc(e), e.delay)
+            elif isinstance(e, Terminal):
+                await self.settler.park(k, c.id, c.entry, c.epoch, "terminal", error_doc(e, status=e.status))
+            else:
+                await self._fail(f, c, h.policy, error_doc(e))
             return
         self.settler.complete(k, c.id, c.entry, c.epoch, "succeeded", result)
 
-    async def _invoke(self, h: Handler, c: Claimed) -> Any:
+    async def _invoke(self, h: Handler, c: Claimed, args: tuple[Any, ...]) -> Any:
         timeout = h.policy.timeout
         deadline = time.time() + timeout if timeout else None
         ctx = Context(self.rt.client, id=c.id, service=h.service, handler=h.name, attempt=c.attempt,
                       epoch=c.epoch, deadline=deadline, idempotency_key=c.key, parent_id=c.parent,
                       fresh=c.deliveries == 1)
-        args: tuple[Any, ...] = (h.decode_input(c.payload),) if h.takes_input else ()
         call: Callable[[], Any]
         if h.is_async:
             call = partial(h.fn, ctx, *args)
@@ -128,8 +132,8 @@ class Executor:
                 return await call()
         return await call()
 
-    async def _fail(self, f: InFlight, c: Claimed, policy: Policy, err: bytes, *, terminal: bool) -> None:
-        if terminal or c.attempt >= policy.max_attempts:
+    async def _fail(self, f: InFlight, c: Claimed, policy: Policy, err: bytes) -> None:
+        if c.attempt >= policy.max_attempts:
             await self.settler.park(f.keys, c.id, c.entry, c.epoch, "attempts-exhausted", err)
         else:
             await self._retry(f, c, policy, err, backoff(policy, c.attempt))

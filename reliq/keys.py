@@ -16,6 +16,7 @@ key                                type    content
 ``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
+``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
 =================================  ======  =====================================================
 
 Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once terminal):

@@ -66,6 +66,7 @@ class InFlight:
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     lease_lost: bool = False
+    settling: bool = False  # writing retry/park: let it finish, the script checks the flag itself
 
 
 @dataclass(eq=False)
@@ -75,9 +76,16 @@ class Runtime:
     config: WorkerConfig
     consumer: str
     inflight: dict[str, InFlight] = field(default_factory=dict)
+    unflushed: set[str] = field(default_factory=set)  # finished here, outcome not yet written
+    claiming: set[str] = field(default_factory=set)  # claim script under way
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     processed: int = 0
+
+    def holds(self, invocation_id: str) -> bool:
+        """Is this worker still running, or settling, that invocation?"""
+        return (invocation_id in self.inflight or invocation_id in self.unflushed
+                or invocation_id in self.claiming)
 
     @property
     def free(self) -> int:
@@ -91,7 +99,7 @@ class Runtime:
     def request_cancel(self, invocation_id: str, *, lease_lost: bool = False) -> None:
         """Cancel a running handler: because a cancel was asked for, or because the lease is gone."""
         f = self.inflight.get(invocation_id)
-        if f is None or f.task is None:
+        if f is None or f.task is None or f.settling:
             return
         if lease_lost:
             f.lease_lost = True

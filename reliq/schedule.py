@@ -25,7 +25,9 @@ async def promote_once(rt: Runtime, k: ServiceKeys, offset_ms: int) -> float:
     due = await redis.zrangebyscore(k.delayed, "-inf", now, start=0, num=200)
     if due:
         ids = [d.decode() for d in due]
-        await rt.client.scripts.promote(k, ids)
+        moved = await rt.client.scripts.promote(k, ids)
+        if moved == 0:
+            return 0.05  # our clock estimate ran ahead of the server's; the script refused
         if len(ids) == 200:
             return 0.0
     nxt = await redis.zrange(k.delayed, 0, 0, withscores=True)
@@ -36,8 +38,12 @@ async def promote_once(rt: Runtime, k: ServiceKeys, offset_ms: int) -> float:
 
 async def promote_loop(rt: Runtime, k: ServiceKeys) -> None:
     offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
+    rounds = 0
     while not rt.stopping.is_set():
+        rounds += 1
         try:
+            if rounds % 60 == 0:  # follow clock adjustments on either side
+                offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
             pause = await promote_once(rt, k, offset_ms)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("promote on %s failed: %s", k.service, e)

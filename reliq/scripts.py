@@ -6,6 +6,7 @@ NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one h
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
@@ -49,7 +50,8 @@ class Scripts:
                     entries: Sequence[tuple[str, str]]) -> list[Any]:
         """``entries``: (entry id, invocation id). Returns 9 values per entry (see claim.lua)."""
         keys = [k.stream, *(k.inv(i) for _, i in entries)]
-        return list(await self._run("claim", keys, [GROUP, consumer, lease_ms, *(e for e, _ in entries)]))
+        token = secrets.token_hex(8)
+        return list(await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)]))
 
     async def complete(self, k: ServiceKeys, retention_ms: int,
                        items: Sequence[tuple[str, str, int, str, bytes]]) -> list[str]:

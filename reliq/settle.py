@@ -34,6 +34,7 @@ class Settler:
         if slot is None:
             slot = self._buffer[keys.service] = (keys, [])
         slot[1].append((inv, entry, epoch, state, result))
+        self.rt.unflushed.add(inv)
         self._idle.clear()
         self._wake.set()
 
@@ -53,6 +54,7 @@ class Settler:
                     lambda b=batch, k=keys: self.rt.client.scripts.complete(k, self.rt.config.retention_ms, b))
                 self.fenced += statuses.count("fenced")
                 self.rt.processed += len(batch)
+                self.rt.unflushed.difference_update(item[0] for item in batch)
             self._idle.set()
 
     async def drain(self) -> None:

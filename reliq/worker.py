@@ -107,7 +107,11 @@ class Worker:
             if f.task is not None:
                 f.task.cancel()
         await asyncio.gather(*(f.task for f in left if f.task is not None), return_exceptions=True)
-        await self.settler.drain()
+        try:
+            await asyncio.wait_for(self.settler.drain(), rt.config.shutdown_grace + 5)
+        except TimeoutError:
+            log.error("could not write every outcome before shutdown; those entries stay pending "
+                      "and will be reclaimed (their handlers may run again)")
         by_service: dict[str, list[tuple[str, str, int]]] = {}
         for f in left:
             by_service.setdefault(f.keys.service, []).append((f.id, f.entry, f.epoch))

@@ -13,5 +13,6 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 local eid = redis.call('XADD', KEYS[4], '*', 'i', ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', 1, 'crashes', 0, 'entry', eid,
   'reason', '', 'finished', '', 'updated', now)
+redis.call('HDEL', KEYS[1], 'cancel')
 redis.call('HINCRBY', KEYS[1], 'redrives', 1)
 return 'redriven'
