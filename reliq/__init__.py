@@ -19,7 +19,22 @@ from .service import App, Handler, Service
 from .worker import Worker
 
 __all__ = [
-    "Accepted", "App", "Client", "Context", "Durability", "ErrorInfo", "Handler", "IdempotencyConflict",
-    "Invocation", "InvocationFailed", "LeaseLost", "Retry", "Service", "SyncContext", "Terminal",
-    "UnknownInvocation", "Worker", "WorkerConfig",
+    "Accepted",
+    "App",
+    "Client",
+    "Context",
+    "Durability",
+    "ErrorInfo",
+    "Handler",
+    "IdempotencyConflict",
+    "Invocation",
+    "InvocationFailed",
+    "LeaseLost",
+    "Retry",
+    "Service",
+    "SyncContext",
+    "Terminal",
+    "UnknownInvocation",
+    "Worker",
+    "WorkerConfig",
 ]

@@ -31,16 +31,22 @@ def load_app(spec: str) -> App:
 
 
 def _worker_config(a: argparse.Namespace) -> WorkerConfig:
-    return WorkerConfig(concurrency=a.concurrency, visibility_timeout=a.visibility_timeout,
-                        shutdown_grace=a.shutdown_grace, consumer=a.consumer, retention=a.retention)
+    return WorkerConfig(
+        concurrency=a.concurrency,
+        visibility_timeout=a.visibility_timeout,
+        shutdown_grace=a.shutdown_grace,
+        consumer=a.consumer,
+        retention=a.retention,
+    )
 
 
 def _client_cmd(a: argparse.Namespace) -> None:
     async def go() -> Any:
         async with Client(a.redis_url) as c:
             if a.cmd == "send":
-                acc = await c.send(a.service, a.handler, codec.decode(a.payload.encode()), key=a.key,
-                                   delay=a.delay)
+                acc = await c.send(
+                    a.service, a.handler, codec.decode(a.payload.encode()), key=a.key, delay=a.delay
+                )
                 return {"id": acc.id, "status": acc.status}
             if a.cmd == "get":
                 return await c.get(a.id)
@@ -98,8 +104,11 @@ def main(argv: list[str] | None = None) -> None:
 
         app = load_app(a.app)
         with EmbeddedValkey(a.port, a.data_dir) as server:
-            print(f"reliq dev: valkey at {server.url} (data in {server.data_dir}); worker for "
-                  f"{sorted(app.services)}. Try:  reliq --redis-url {server.url} send ...", flush=True)
+            print(
+                f"reliq dev: valkey at {server.url} (data in {server.data_dir}); worker for "
+                f"{sorted(app.services)}. Try:  reliq --redis-url {server.url} send ...",
+                flush=True,
+            )
             run_worker(app, server.url, _worker_config(a))
     else:
         _client_cmd(a)

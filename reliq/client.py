@@ -32,10 +32,15 @@ def connect(url: str, max_connections: int = 64) -> Redis:
     is safe because reliq's writes are scripts that detect their own re-send (register by id and
     fingerprint, claim by token, settle scripts by epoch and state)."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=20, health_check_interval=30,
-        socket_timeout=10, socket_connect_timeout=5,
+        url,
+        max_connections=max_connections,
+        timeout=20,
+        health_check_interval=30,
+        socket_timeout=10,
+        socket_connect_timeout=5,
         retry=RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
     return Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
@@ -56,17 +61,25 @@ class Client:
     >>> await client.result(accepted.id, timeout=10)
     """
 
-    def __init__(self, redis_url: str | None = None, *, redis: Redis | None = None,
-                 retention: timedelta | float = timedelta(hours=24)) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        redis: Redis | None = None,
+        retention: timedelta | float = timedelta(hours=24),
+    ) -> None:
         if redis is None:
             redis = connect(redis_url or "redis://127.0.0.1:6379/0")
             self._owns = True
         else:
             self._owns = False
-        self.redis = redis
+        # typed Any on purpose: redis-py types replies as bytes | str unions; reliq always
+        # reads bytes (decode_responses=False) and decodes at the edge
+        self.redis: Any = redis
         self.scripts = Scripts(redis)
-        self.retention_ms = int((retention.total_seconds() if isinstance(retention, timedelta)
-                                 else retention) * 1000)
+        self.retention_ms = int(
+            (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
+        )
         self._keys: dict[str, ServiceKeys] = {}
 
     def keys(self, service: str) -> ServiceKeys:
@@ -86,15 +99,32 @@ class Client:
         await self.close()
 
     # -- registration -------------------------------------------------------------------------
-    async def send(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
-                   delay: float | timedelta | None = None, at: datetime | None = None) -> Accepted:
+    async def send(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+    ) -> Accepted:
         """Register an invocation durably; returns its id. Same ``key`` + same payload -> same id
         (``previously_accepted``); same key + different payload raises ``IdempotencyConflict``."""
         return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
 
-    async def send_json(self, service: str, handler: str, body: bytes, *, key: str | None = None,
-                        delay: float | timedelta | None = None, at: datetime | None = None,
-                        invocation_id: str | None = None, parent: str | None = None) -> Accepted:
+    async def send_json(
+        self,
+        service: str,
+        handler: str,
+        body: bytes,
+        *,
+        key: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        invocation_id: str | None = None,
+        parent: str | None = None,
+    ) -> Accepted:
         """Like ``send`` for an already-encoded JSON payload (the gateway's path)."""
         check_name("service", service)
         check_name("handler", handler)
@@ -106,14 +136,29 @@ class Client:
         delay_ms = None if d is None else int(d * 1000)
         due_ms = None if at is None else int(at.timestamp() * 1000)
         status, state = await self.scripts.register(
-            self.keys(service), invocation_id, codec.fingerprint(handler, body), handler, body,
-            parent or "", key or "", delay_ms, due_ms)
+            self.keys(service),
+            invocation_id,
+            codec.fingerprint(handler, body),
+            handler,
+            body,
+            parent or "",
+            key or "",
+            delay_ms,
+            due_ms,
+        )
         if status == "conflict":
             raise IdempotencyConflict(invocation_id)
         return Accepted(id=invocation_id, status=status, state=state)  # type: ignore[arg-type]
 
-    async def call(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
-                   timeout: float = 30.0) -> Any:
+    async def call(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        timeout: float = 30.0,
+    ) -> Any:
         """Send, then wait up to ``timeout`` seconds for the result."""
         accepted = await self.send(service, handler, payload, key=key)
         return await self.result(accepted.id, timeout=timeout)
@@ -189,4 +234,3 @@ class Client:
     async def server_time_ms(self) -> int:
         sec, usec = await self.redis.time()
         return int(sec) * 1000 + int(usec) // 1000
-

@@ -32,8 +32,9 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys,
-                   entries: Sequence[tuple[Any, dict[Any, Any] | None]]) -> int:
+async def dispatch(
+    rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[tuple[Any, dict[Any, Any] | None]]
+) -> int:
     """Claim ``entries`` (stream id, fields) and start the runnable ones. Entries whose payload is
     gone (deleted while pending) are acked and logged as lost. Returns how many started."""
     pairs: list[tuple[str, str]] = []
@@ -57,7 +58,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys,
         rt.claiming.difference_update(ids)
     started = 0
     for n, (eid, inv) in enumerate(pairs):
-        v = out[9 * n: 9 * n + 9]
+        v = out[9 * n : 9 * n + 9]
         status = _s(v[0])
         if status == "skip":
             continue
@@ -65,9 +66,18 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys,
         if status == "cancel":
             ex.settler.complete(k, inv, eid, epoch, "cancelled", b"")
             continue
-        c = Claimed(id=inv, entry=eid, epoch=epoch, handler=_s(v[2]), payload=bytes(v[3] or b""),
-                    attempt=int(v[4]), crashes=int(v[5]), parent=_s(v[6]) or None,
-                    key=_s(v[7]) or None, deliveries=int(v[8]))
+        c = Claimed(
+            id=inv,
+            entry=eid,
+            epoch=epoch,
+            handler=_s(v[2]),
+            payload=bytes(v[3] or b""),
+            attempt=int(v[4]),
+            crashes=int(v[5]),
+            parent=_s(v[6]) or None,
+            key=_s(v[7]) or None,
+            deliveries=int(v[8]),
+        )
         ex.start(InFlight(id=inv, keys=k, entry=eid, epoch=epoch), c)
         started += 1
     return started
@@ -88,8 +98,9 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             if history is not None:
                 resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=count)
             else:
-                resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: ">"}, count=count,
-                                              block=block_ms)
+                resp = await redis.xreadgroup(
+                    GROUP, rt.consumer, {k.stream: ">"}, count=count, block=block_ms
+                )
             entries = resp[0][1] if resp else []
             if history is not None:
                 history = _s(entries[-1][0]) if len(entries) == count else None

@@ -25,12 +25,35 @@ class Context:
     ``step``/``send``/``call`` make progress durable.
     """
 
-    __slots__ = ("_client", "_epoch", "_order", "_steps", "_steps_loaded", "attempt", "deadline",
-                 "handler", "id", "idempotency_key", "parent_id", "service")
+    __slots__ = (
+        "_client",
+        "_epoch",
+        "_order",
+        "_steps",
+        "_steps_loaded",
+        "attempt",
+        "deadline",
+        "handler",
+        "id",
+        "idempotency_key",
+        "parent_id",
+        "service",
+    )
 
-    def __init__(self, client: Client, *, id: str, service: str, handler: str, attempt: int, epoch: int,
-                 deadline: float | None, idempotency_key: str | None, parent_id: str | None,
-                 fresh: bool) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        id: str,
+        service: str,
+        handler: str,
+        attempt: int,
+        epoch: int,
+        deadline: float | None,
+        idempotency_key: str | None,
+        parent_id: str | None,
+        fresh: bool,
+    ) -> None:
         self._client = client
         self.id = id
         self.service = service
@@ -73,8 +96,15 @@ class Context:
         self._steps[name] = encoded
         return codec.decode(encoded)
 
-    async def send(self, service: str, handler: str, payload: Any = None, *,
-                   delay: float | timedelta | None = None, key: str | None = None) -> str:
+    async def send(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        delay: float | timedelta | None = None,
+        key: str | None = None,
+    ) -> str:
         """Register a child invocation; returns its id. The id derives from this invocation's id
         plus ``key`` (or the call order), so a retried parent never creates it twice."""
         check_name("service", service)
@@ -83,16 +113,25 @@ class Context:
         self._order += 1
         child_key = key if key is not None else f"#{self._order}"
         cid = child_id(service, self.id, child_key)
-        await self._client.send_json(service, handler, codec.encode(payload), delay=delay,
-                                     invocation_id=cid, parent=self.id)
-        linked = await self._client.scripts.link_child(self._client.keys(self.service), self.id,
-                                                       self._epoch, cid, self._order)
+        await self._client.send_json(
+            service, handler, codec.encode(payload), delay=delay, invocation_id=cid, parent=self.id
+        )
+        linked = await self._client.scripts.link_child(
+            self._client.keys(self.service), self.id, self._epoch, cid, self._order
+        )
         if not linked:
             raise LeaseLost(self.id)
         return cid
 
-    async def call(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
-                   timeout: float | None = None) -> Any:
+    async def call(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """Send a child invocation and wait for its result (a retried parent reuses the child and
         its stored result). A failed child raises ``InvocationFailed``."""
         cid = await self.send(service, handler, payload, key=key)
@@ -113,14 +152,30 @@ class SyncContext:
         self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
 
     def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(self._ctx.step(name, fn, *args, **kwargs), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(
+            self._ctx.step(name, fn, *args, **kwargs), self._loop
+        ).result()
 
-    def send(self, service: str, handler: str, payload: Any = None, *,
-             delay: float | timedelta | None = None, key: str | None = None) -> str:
+    def send(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        delay: float | timedelta | None = None,
+        key: str | None = None,
+    ) -> str:
         coro = self._ctx.send(service, handler, payload, delay=delay, key=key)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def call(self, service: str, handler: str, payload: Any = None, *, key: str | None = None,
-             timeout: float | None = None) -> Any:
+    def call(
+        self,
+        service: str,
+        handler: str,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         coro = self._ctx.call(service, handler, payload, key=key, timeout=timeout)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -39,8 +39,7 @@ async def inspect_server(redis: Redis) -> Durability:
     notes: list[str] = []
     fsync: str | None = None
     try:
-        cfg = {_text(k): _text(v) for k, v in
-               (await redis.config_get("appendonly")).items()}
+        cfg = {_text(k): _text(v) for k, v in (await redis.config_get("appendonly")).items()}
         cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("appendfsync")).items()})
         cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("maxmemory-policy")).items()})
         aof = cfg.get("appendonly") == "yes"
@@ -64,5 +63,11 @@ async def inspect_server(redis: Redis) -> Durability:
     safe = policy == "noeviction"
     if not safe:
         notes.append(f"maxmemory-policy is {policy!r}, not 'noeviction': Redis may evict queued work")
-    return Durability(level=level, appendonly=aof, appendfsync=fsync, maxmemory_policy=policy,
-                      eviction_safe=safe, notes=notes)
+    return Durability(
+        level=level,
+        appendonly=aof,
+        appendfsync=fsync,
+        maxmemory_policy=policy,
+        eviction_safe=safe,
+        notes=notes,
+    )

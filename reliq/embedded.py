@@ -28,11 +28,30 @@ def free_port() -> int:
         return port
 
 
-def server_args(port: int, data_dir: Path, *, appendfsync: str = "always",
-                extra: dict[str, str] | None = None) -> list[str]:
-    args = [str(binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", appendfsync,
-            "--save", "", "--daemonize", "no", "--maxmemory-policy", "noeviction"]
+def server_args(
+    port: int, data_dir: Path, *, appendfsync: str = "always", extra: dict[str, str] | None = None
+) -> list[str]:
+    args = [
+        str(binary_path()),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
     for k, v in (extra or {}).items():
         args += [f"--{k}", v]
     return args
@@ -45,8 +64,15 @@ class EmbeddedValkey:
     ...     print(server.url)
     """
 
-    def __init__(self, port: int = 0, data_dir: Path | str = ".reliq/data", *, appendfsync: str = "always",
-                 extra: dict[str, str] | None = None, log_file: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        data_dir: Path | str = ".reliq/data",
+        *,
+        appendfsync: str = "always",
+        extra: dict[str, str] | None = None,
+        log_file: Path | str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = Path(data_dir).resolve()
         self.appendfsync = appendfsync
@@ -62,8 +88,11 @@ class EmbeddedValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
         try:
-            self.proc = subprocess.Popen(server_args(self.port, self.data_dir, appendfsync=self.appendfsync,
-                                                     extra=self.extra), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                server_args(self.port, self.data_dir, appendfsync=self.appendfsync, extra=self.extra),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         finally:
             log.close()
         self.wait_ready(timeout)
@@ -75,7 +104,9 @@ class EmbeddedValkey:
         try:
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"valkey-server exited with {self.proc.returncode}; see {self.log_file}")
+                    raise RuntimeError(
+                        f"valkey-server exited with {self.proc.returncode}; see {self.log_file}"
+                    )
                 try:
                     if client.ping():
                         # loading an AOF answers LOADING until done

@@ -33,7 +33,9 @@ class IdempotencyConflict(Exception):
     """The idempotency key was already used with a different handler or payload."""
 
     def __init__(self, invocation_id: str) -> None:
-        super().__init__(f"idempotency key already used with a different payload (invocation {invocation_id})")
+        super().__init__(
+            f"idempotency key already used with a different payload (invocation {invocation_id})"
+        )
         self.invocation_id = invocation_id
 
 

@@ -42,21 +42,24 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
 
 def error_doc(exc: BaseException, *, status: int | None = None) -> bytes:
     tb = "".join(traceback.format_exception(exc))[-8000:]
-    return codec.encode({"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": tb,
-                         "status": status})
+    return codec.encode(
+        {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": tb, "status": status}
+    )
 
 
 def backoff(policy: Policy, attempt: int) -> float:
     """Exponential backoff with jitter: base * 2^(attempt-1), capped, times a factor in [0.5, 1)."""
-    return min(policy.backoff_max, policy.backoff_base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    delay = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
+    return float(delay * (0.5 + random.random() / 2))
 
 
 class Executor:
     def __init__(self, rt: Runtime, settler: Settler) -> None:
         self.rt = rt
         self.settler = settler
-        self.threads = ThreadPoolExecutor(max_workers=rt.config.sync_concurrency,
-                                          thread_name_prefix="reliq-sync")
+        self.threads = ThreadPoolExecutor(
+            max_workers=rt.config.sync_concurrency, thread_name_prefix="reliq-sync"
+        )
 
     def start(self, flight: InFlight, c: Claimed) -> None:
         """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table."""
@@ -80,8 +83,12 @@ class Executor:
             return
         f.settling = True  # from here on until the handler runs, a cancel must not interrupt a write
         if c.crashes >= h.policy.max_deliveries:
-            err = codec.encode({"type": "CrashLoop", "message":
-                                f"worker died or lost its lease {c.crashes} times while running this"})
+            err = codec.encode(
+                {
+                    "type": "CrashLoop",
+                    "message": f"worker died or lost its lease {c.crashes} times while running this",
+                }
+            )
             await self.settler.park(k, c.id, c.entry, c.epoch, "crash-loop", err)
             return
         try:
@@ -117,9 +124,18 @@ class Executor:
     async def _invoke(self, h: Handler, c: Claimed, args: tuple[Any, ...]) -> Any:
         timeout = h.policy.timeout
         deadline = time.time() + timeout if timeout else None
-        ctx = Context(self.rt.client, id=c.id, service=h.service, handler=h.name, attempt=c.attempt,
-                      epoch=c.epoch, deadline=deadline, idempotency_key=c.key, parent_id=c.parent,
-                      fresh=c.deliveries == 1)
+        ctx = Context(
+            self.rt.client,
+            id=c.id,
+            service=h.service,
+            handler=h.name,
+            attempt=c.attempt,
+            epoch=c.epoch,
+            deadline=deadline,
+            idempotency_key=c.key,
+            parent_id=c.parent,
+            fresh=c.deliveries == 1,
+        )
         call: Callable[[], Any]
         if h.is_async:
             call = partial(h.fn, ctx, *args)

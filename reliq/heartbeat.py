@@ -3,7 +3,6 @@ heartbeat key per consumer (TTL = 3 beats) so the gateway and dashboard can tell
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -31,10 +30,18 @@ async def publish_registry(rt: Runtime) -> None:
 
 async def beat(rt: Runtime, started: float) -> None:
     ttl_ms = int(rt.config.heartbeat_interval * 3000)
-    doc = codec.encode({"consumer": rt.consumer, "host": socket.gethostname(), "pid": os.getpid(),
-                        "started": int(started * 1000), "inflight": len(rt.inflight),
-                        "concurrency": rt.config.concurrency, "processed": rt.processed,
-                        "at": int(time.time() * 1000)})
+    doc = codec.encode(
+        {
+            "consumer": rt.consumer,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": int(started * 1000),
+            "inflight": len(rt.inflight),
+            "concurrency": rt.config.concurrency,
+            "processed": rt.processed,
+            "at": int(time.time() * 1000),
+        }
+    )
     async with rt.client.redis.pipeline(transaction=False) as p:
         for s in rt.app.services:
             p.set(rt.client.keys(s).consumer(rt.consumer), doc, px=ttl_ms)
@@ -48,10 +55,7 @@ async def heartbeat_loop(rt: Runtime) -> None:
             await beat(rt, started)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("heartbeat failed: %s", e)
-        try:
-            await asyncio.wait_for(rt.stopping.wait(), rt.config.heartbeat_interval)
-        except TimeoutError:
-            pass
+        await rt.sleep(rt.config.heartbeat_interval)
 
 
 async def clear_heartbeat(rt: Runtime) -> None:

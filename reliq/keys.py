@@ -96,8 +96,19 @@ def service_of(invocation_id: str) -> str:
 class ServiceKeys:
     """Key names for one service; build once, reuse."""
 
-    __slots__ = ("children_prefix", "consumer_prefix", "delayed", "inv_prefix", "lost", "parked",
-                 "prefix", "registry", "service", "steps_prefix", "stream")
+    __slots__ = (
+        "children_prefix",
+        "consumer_prefix",
+        "delayed",
+        "inv_prefix",
+        "lost",
+        "parked",
+        "prefix",
+        "registry",
+        "service",
+        "steps_prefix",
+        "stream",
+    )
 
     def __init__(self, service: str) -> None:
         check_name("service", service)

@@ -23,8 +23,9 @@ async def renew_once(rt: Runtime) -> None:
         by_service[f.keys.service].append(f)
     for flights in by_service.values():
         k = flights[0].keys
-        statuses = await rt.client.scripts.renew(k, rt.consumer, rt.config.lease_ms,
-                                                 [(f.id, f.entry, f.epoch) for f in flights])
+        statuses = await rt.client.scripts.renew(
+            k, rt.consumer, rt.config.lease_ms, [(f.id, f.entry, f.epoch) for f in flights]
+        )
         for f, status in zip(flights, statuses, strict=True):
             if rt.inflight.get(f.id) is not f:
                 continue  # finished while the script ran

@@ -4,7 +4,6 @@ the lease epoch, which fences the previous holder out."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,15 +26,17 @@ async def reclaim_once(rt: Runtime, ex: Executor, k: ServiceKeys, cursor: str) -
     count = min(rt.free, rt.config.batch)
     if count <= 0:
         return cursor, 0
-    reply = await rt.client.redis.xautoclaim(k.stream, GROUP, rt.consumer, rt.config.lease_ms,
-                                             start_id=cursor, count=count)
+    reply = await rt.client.redis.xautoclaim(
+        k.stream, GROUP, rt.consumer, rt.config.lease_ms, start_id=cursor, count=count
+    )
     next_cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     claimed = reply[1] or []
     deleted = reply[2] if len(reply) > 2 else []
     if deleted:
         ids = [d.decode() if isinstance(d, bytes) else str(d) for d in deleted]
-        log.error("%d pending entries of %s were deleted from the stream: recorded as lost",
-                  len(ids), k.service)
+        log.error(
+            "%d pending entries of %s were deleted from the stream: recorded as lost", len(ids), k.service
+        )
         await rt.client.scripts.record_lost(k, rt.consumer, ids)
     started = await dispatch(rt, ex, k, claimed) if claimed else 0
     if started:
@@ -55,7 +56,4 @@ async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("reclaim on %s failed: %s", k.service, e)
         if cursor == "0-0" or rt.free <= 0:
-            try:
-                await asyncio.wait_for(rt.stopping.wait(), rt.config.reclaim_every)
-            except TimeoutError:
-                pass
+            await rt.sleep(rt.config.reclaim_every)

@@ -71,24 +71,37 @@ def _str(v: bytes | None) -> str | None:
     return v.decode() if v else None
 
 
-def parse(invocation_id: str, h: dict[bytes, bytes], steps: dict[bytes, bytes],
-          children: list[bytes]) -> Invocation:
+def parse(
+    invocation_id: str, h: dict[bytes, bytes], steps: dict[bytes, bytes], children: list[bytes]
+) -> Invocation:
     """Build the status document from the raw hashes read from Redis."""
     state = h[b"state"].decode()
     err = h.get(b"error")
     return Invocation(
-        id=invocation_id, service=h[b"service"].decode(), handler=h[b"handler"].decode(),
+        id=invocation_id,
+        service=h[b"service"].decode(),
+        handler=h[b"handler"].decode(),
         state=state,  # type: ignore[arg-type]
-        attempt=int(h.get(b"attempt", 1)), deliveries=int(h.get(b"deliveries", 0)),
-        crashes=int(h.get(b"crashes", 0)), epoch=int(h.get(b"epoch", 0)),
-        owner=_str(h.get(b"owner")), lease_until=_int(h.get(b"lease_until")),
+        attempt=int(h.get(b"attempt", 1)),
+        deliveries=int(h.get(b"deliveries", 0)),
+        crashes=int(h.get(b"crashes", 0)),
+        epoch=int(h.get(b"epoch", 0)),
+        owner=_str(h.get(b"owner")),
+        lease_until=_int(h.get(b"lease_until")),
         next_retry=_int(h.get(b"due")) if state == "retrying" else None,
-        due=_int(h.get(b"due")), created=_int(h.get(b"created")), updated=_int(h.get(b"updated")),
-        started=_int(h.get(b"started")), finished=_int(h.get(b"finished")),
-        parent_id=_str(h.get(b"parent")), idempotency_key=_str(h.get(b"key")),
-        reason=_str(h.get(b"reason")), cancel_requested=h.get(b"cancel") == b"1",
-        redrives=int(h.get(b"redrives", 0)), payload=decode(h.get(b"payload")),
-        result=decode(h.get(b"result")), error=_error_decoder.decode(err) if err else None,
+        due=_int(h.get(b"due")),
+        created=_int(h.get(b"created")),
+        updated=_int(h.get(b"updated")),
+        started=_int(h.get(b"started")),
+        finished=_int(h.get(b"finished")),
+        parent_id=_str(h.get(b"parent")),
+        idempotency_key=_str(h.get(b"key")),
+        reason=_str(h.get(b"reason")),
+        cancel_requested=h.get(b"cancel") == b"1",
+        redrives=int(h.get(b"redrives", 0)),
+        payload=decode(h.get(b"payload")),
+        result=decode(h.get(b"result")),
+        error=_error_decoder.decode(err) if err else None,
         steps={k.decode(): decode(v) for k, v in steps.items()},
         children=[c.decode() for c in children],
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import socket
 import secrets
+import socket
 from dataclasses import dataclass, field
 
 from .client import Client
@@ -38,8 +39,11 @@ class WorkerConfig:
 
     @property
     def reclaim_every(self) -> float:
-        return self.reclaim_interval if self.reclaim_interval is not None else min(
-            5.0, self.visibility_timeout / 2)
+        return (
+            self.reclaim_interval
+            if self.reclaim_interval is not None
+            else min(5.0, self.visibility_timeout / 2)
+        )
 
     @property
     def lease_ms(self) -> int:
@@ -84,12 +88,20 @@ class Runtime:
 
     def holds(self, invocation_id: str) -> bool:
         """Is this worker still running, or settling, that invocation?"""
-        return (invocation_id in self.inflight or invocation_id in self.unflushed
-                or invocation_id in self.claiming)
+        return (
+            invocation_id in self.inflight
+            or invocation_id in self.unflushed
+            or invocation_id in self.claiming
+        )
 
     @property
     def free(self) -> int:
         return self.config.concurrency - len(self.inflight)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the worker starts stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def wait_for_slot(self) -> None:
         while self.free <= 0 and not self.stopping.is_set():
@@ -106,3 +118,15 @@ class Runtime:
         else:
             f.cancel_requested = True
         f.task.cancel()
+        asyncio.get_running_loop().create_task(_insist(f))
+
+
+async def _insist(f: InFlight) -> None:
+    """Cancel again until the task ends: a cancellation that lands inside some redis-py awaits
+    can be swallowed (redis/redis-py#2028, #2551), which would leave the handler running."""
+    pause = 0.1
+    while f.task is not None and not f.task.done():
+        await asyncio.sleep(pause)
+        if f.task is not None and not f.task.done() and not f.settling:
+            f.task.cancel()
+        pause = min(pause * 2, 2.0)

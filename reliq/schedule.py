@@ -3,7 +3,6 @@ the stream. Any number of workers may run this: the promote script moves an id o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -33,7 +32,7 @@ async def promote_once(rt: Runtime, k: ServiceKeys, offset_ms: int) -> float:
     nxt = await redis.zrange(k.delayed, 0, 0, withscores=True)
     if not nxt:
         return MAX_SLEEP
-    return max(0.0, min(MAX_SLEEP, (nxt[0][1] - now) / 1000))
+    return max(0.0, min(MAX_SLEEP, (float(nxt[0][1]) - now) / 1000))
 
 
 async def promote_loop(rt: Runtime, k: ServiceKeys) -> None:
@@ -49,7 +48,4 @@ async def promote_loop(rt: Runtime, k: ServiceKeys) -> None:
             log.warning("promote on %s failed: %s", k.service, e)
             pause = MAX_SLEEP
         if pause > 0:
-            try:
-                await asyncio.wait_for(rt.stopping.wait(), pause)
-            except TimeoutError:
-                pass
+            await rt.sleep(pause)

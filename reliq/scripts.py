@@ -30,8 +30,21 @@ def _s(value: Any) -> str:
 class Scripts:
     """All of reliq's scripts, registered on one client."""
 
-    NAMES = ("register", "claim", "complete", "retry", "park", "promote", "renew", "release",
-             "step", "link_child", "cancel", "redrive", "record_lost")
+    NAMES = (
+        "register",
+        "claim",
+        "complete",
+        "retry",
+        "park",
+        "promote",
+        "renew",
+        "release",
+        "step",
+        "link_child",
+        "cancel",
+        "redrive",
+        "record_lost",
+    )
 
     def __init__(self, redis: Redis) -> None:
         self._s: dict[str, AsyncScript] = {n: redis.register_script(_source(n)) for n in self.NAMES}
@@ -39,22 +52,48 @@ class Scripts:
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         return await self._s[name](keys=list(keys), args=list(args))
 
-    async def register(self, k: ServiceKeys, id: str, fp: str, handler: str, payload: bytes,
-                       parent: str, key: str, delay_ms: int | None, due_ms: int | None) -> tuple[str, str]:
-        r = await self._run("register", [k.inv(id), k.stream, k.delayed], [
-            id, fp, k.service, handler, payload, parent, key,
-            "" if delay_ms is None else delay_ms, "" if due_ms is None else due_ms])
+    async def register(
+        self,
+        k: ServiceKeys,
+        id: str,
+        fp: str,
+        handler: str,
+        payload: bytes,
+        parent: str,
+        key: str,
+        delay_ms: int | None,
+        due_ms: int | None,
+    ) -> tuple[str, str]:
+        r = await self._run(
+            "register",
+            [k.inv(id), k.stream, k.delayed],
+            [
+                id,
+                fp,
+                k.service,
+                handler,
+                payload,
+                parent,
+                key,
+                "" if delay_ms is None else delay_ms,
+                "" if due_ms is None else due_ms,
+            ],
+        )
         return _s(r[0]), _s(r[1])
 
-    async def claim(self, k: ServiceKeys, consumer: str, lease_ms: int,
-                    entries: Sequence[tuple[str, str]]) -> list[Any]:
+    async def claim(
+        self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
+    ) -> list[Any]:
         """``entries``: (entry id, invocation id). Returns 9 values per entry (see claim.lua)."""
         keys = [k.stream, *(k.inv(i) for _, i in entries)]
         token = secrets.token_hex(8)
-        return list(await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)]))
+        return list(
+            await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
+        )
 
-    async def complete(self, k: ServiceKeys, retention_ms: int,
-                       items: Sequence[tuple[str, str, int, str, bytes]]) -> list[str]:
+    async def complete(
+        self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
+    ) -> list[str]:
         """``items``: (invocation id, entry id, epoch, final state, result)."""
         keys = [k.stream]
         args: list[Arg] = [GROUP, retention_ms]
@@ -63,21 +102,34 @@ class Scripts:
             args.extend((eid, epoch, state, result))
         return [_s(x) for x in await self._run("complete", keys, args)]
 
-    async def retry(self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int,
-                    error: bytes, retention_ms: int) -> str:
-        return _s(await self._run("retry", [*k.per_invocation(inv), k.stream, k.delayed],
-                                  [GROUP, eid, epoch, delay_ms, error, inv, retention_ms]))
+    async def retry(
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
+    ) -> str:
+        return _s(
+            await self._run(
+                "retry",
+                [*k.per_invocation(inv), k.stream, k.delayed],
+                [GROUP, eid, epoch, delay_ms, error, inv, retention_ms],
+            )
+        )
 
-    async def park(self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str,
-                   error: bytes, retention_ms: int) -> str:
-        return _s(await self._run("park", [*k.per_invocation(inv), k.stream, k.parked],
-                                  [GROUP, eid, epoch, reason, error, inv, retention_ms]))
+    async def park(
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
+    ) -> str:
+        return _s(
+            await self._run(
+                "park",
+                [*k.per_invocation(inv), k.stream, k.parked],
+                [GROUP, eid, epoch, reason, error, inv, retention_ms],
+            )
+        )
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
         return int(await self._run("promote", [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids))
 
-    async def renew(self, k: ServiceKeys, consumer: str, lease_ms: int,
-                    items: Sequence[tuple[str, str, int]]) -> list[str]:
+    async def renew(
+        self, k: ServiceKeys, consumer: str, lease_ms: int, items: Sequence[tuple[str, str, int]]
+    ) -> list[str]:
         """``items``: (invocation id, entry id, epoch). Returns 'ok' | 'cancel' | 'lost' each."""
         args: list[Arg] = [GROUP, consumer, lease_ms]
         for _, eid, epoch in items:
@@ -85,8 +137,9 @@ class Scripts:
         r = await self._run("renew", [k.stream, *(k.inv(i) for i, _, _ in items)], args)
         return [_s(x) for x in r]
 
-    async def release(self, k: ServiceKeys, consumer: str, idle_ms: int,
-                      items: Sequence[tuple[str, str, int]]) -> int:
+    async def release(
+        self, k: ServiceKeys, consumer: str, idle_ms: int, items: Sequence[tuple[str, str, int]]
+    ) -> int:
         args: list[Arg] = [GROUP, consumer, idle_ms]
         for _, eid, epoch in items:
             args.extend((eid, epoch))

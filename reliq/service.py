@@ -48,9 +48,15 @@ class Handler:
         return msgspec.json.schema(self.input_type) if self.takes_input else {}
 
     def describe(self) -> dict[str, Any]:
-        return {"service": self.service, "handler": self.name, "input_schema": self.schema(),
-                "sync": not self.is_async, "max_attempts": self.policy.max_attempts,
-                "timeout": self.policy.timeout, "max_deliveries": self.policy.max_deliveries}
+        return {
+            "service": self.service,
+            "handler": self.name,
+            "input_schema": self.schema(),
+            "sync": not self.is_async,
+            "max_attempts": self.policy.max_attempts,
+            "timeout": self.policy.timeout,
+            "max_deliveries": self.policy.max_deliveries,
+        }
 
 
 def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> Handler:
@@ -62,9 +68,16 @@ def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> H
     if takes_input:
         hints = get_type_hints(fn)
         input_type = hints.get(params[1].name, Any)
-    return Handler(service=service, name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn),
-                   takes_input=takes_input, input_type=input_type, policy=policy,
-                   decoder=msgspec.json.Decoder(input_type if takes_input else Any))
+    return Handler(
+        service=service,
+        name=name,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+        takes_input=takes_input,
+        input_type=input_type,
+        policy=policy,
+        decoder=msgspec.json.Decoder(input_type if takes_input else Any),
+    )
 
 
 class Service:
@@ -82,16 +95,37 @@ class Service:
     @overload
     def handler(self, fn: F, /) -> F: ...
     @overload
-    def handler(self, *, name: str | None = None, max_attempts: int = 3, timeout: float | None = None,
-                max_deliveries: int = 5, backoff_base: float = 1.0,
-                backoff_max: float = 300.0) -> Callable[[F], F]: ...
+    def handler(
+        self,
+        *,
+        name: str | None = None,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        max_deliveries: int = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+    ) -> Callable[[F], F]: ...
 
-    def handler(self, fn: Any = None, /, *, name: str | None = None, max_attempts: int = 3,
-                timeout: float | None = None, max_deliveries: int = 5, backoff_base: float = 1.0,
-                backoff_max: float = 300.0) -> Any:
+    def handler(  # type: ignore[misc]
+        self,
+        fn: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        max_deliveries: int = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+    ) -> Any:
         """Register a handler; usable bare (``@svc.handler``) or with options."""
-        policy = Policy(max_attempts=max_attempts, timeout=timeout, max_deliveries=max_deliveries,
-                        backoff_base=backoff_base, backoff_max=backoff_max)
+        policy = Policy(
+            max_attempts=max_attempts,
+            timeout=timeout,
+            max_deliveries=max_deliveries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
         if max_attempts < 1 or max_deliveries < 1:
             raise ValueError("max_attempts and max_deliveries must be >= 1")
 

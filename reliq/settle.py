@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,6 +18,7 @@ from .keys import ServiceKeys
 from .runtime import Runtime
 
 log = logging.getLogger("reliq.settle")
+T = TypeVar("T")
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -27,8 +31,9 @@ class Settler:
         self._idle.set()
         self.fenced = 0
 
-    def complete(self, keys: ServiceKeys, inv: str, entry: str, epoch: int, state: str,
-                 result: bytes) -> None:
+    def complete(
+        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, state: str, result: bytes
+    ) -> None:
         """Queue a final outcome ('succeeded' or 'cancelled'); flushed by ``run``."""
         slot = self._buffer.get(keys.service)
         if slot is None:
@@ -51,7 +56,8 @@ class Settler:
                 else:
                     del self._buffer[service]
                 statuses = await self._retrying(
-                    lambda b=batch, k=keys: self.rt.client.scripts.complete(k, self.rt.config.retention_ms, b))
+                    partial(self.rt.client.scripts.complete, keys, self.rt.config.retention_ms, batch)
+                )
                 self.fenced += statuses.count("fenced")
                 self.rt.processed += len(batch)
                 self.rt.unflushed.difference_update(item[0] for item in batch)
@@ -61,17 +67,25 @@ class Settler:
         """Wait until everything queued is written."""
         await self._idle.wait()
 
-    async def retry(self, keys: ServiceKeys, inv: str, entry: str, epoch: int, delay: float,
-                    error: bytes) -> str:
-        return await self._retrying(lambda: self.rt.client.scripts.retry(
-            keys, inv, entry, epoch, int(delay * 1000), error, self.rt.config.retention_ms))
+    async def retry(
+        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, delay: float, error: bytes
+    ) -> str:
+        return await self._retrying(
+            lambda: self.rt.client.scripts.retry(
+                keys, inv, entry, epoch, int(delay * 1000), error, self.rt.config.retention_ms
+            )
+        )
 
-    async def park(self, keys: ServiceKeys, inv: str, entry: str, epoch: int, reason: str,
-                   error: bytes) -> str:
-        return await self._retrying(lambda: self.rt.client.scripts.park(
-            keys, inv, entry, epoch, reason, error, self.rt.config.retention_ms))
+    async def park(
+        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, reason: str, error: bytes
+    ) -> str:
+        return await self._retrying(
+            lambda: self.rt.client.scripts.park(
+                keys, inv, entry, epoch, reason, error, self.rt.config.retention_ms
+            )
+        )
 
-    async def _retrying(self, op):  # type: ignore[no-untyped-def]
+    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
         pause = 0.05
         while True:
             try:

@@ -34,13 +34,23 @@ class Worker:
     >>> await worker.run()        # until worker.stop() or SIGTERM (via run_worker)
     """
 
-    def __init__(self, app: App | Service, redis_url: str | None = None, *, redis: Redis | None = None,
-                 config: WorkerConfig | None = None) -> None:
+    def __init__(
+        self,
+        app: App | Service,
+        redis_url: str | None = None,
+        *,
+        redis: Redis | None = None,
+        config: WorkerConfig | None = None,
+    ) -> None:
         self.config = config or WorkerConfig()
         self.app = App.of(app)
         self.client = Client(redis_url, redis=redis, retention=self.config.retention)
-        self.rt = Runtime(app=self.app, client=self.client, config=self.config,
-                          consumer=self.config.consumer or default_consumer())
+        self.rt = Runtime(
+            app=self.app,
+            client=self.client,
+            config=self.config,
+            consumer=self.config.consumer or default_consumer(),
+        )
         self.settler = Settler(self.rt)
         self.executor = Executor(self.rt, self.settler)
         self.started = asyncio.Event()
@@ -61,14 +71,26 @@ class Worker:
             await ensure_group(rt, k)
         await publish_registry(rt)
         durability = await self.client.durability()
-        log.info("worker %s on %s; durability %s %s", rt.consumer, sorted(self.app.services),
-                 durability.level, "; ".join(durability.notes))
-        support: list[Coroutine[Any, Any, None]] = [self.settler.run(), renew_loop(rt),
-                                                    cancel_listener(rt, services), heartbeat_loop(rt)]
+        log.info(
+            "worker %s on %s; durability %s %s",
+            rt.consumer,
+            sorted(self.app.services),
+            durability.level,
+            "; ".join(durability.notes),
+        )
+        support: list[Coroutine[Any, Any, None]] = [
+            self.settler.run(),
+            renew_loop(rt),
+            cancel_listener(rt, services),
+            heartbeat_loop(rt),
+        ]
         feeders: list[Coroutine[Any, Any, None]] = []
         for k in services:
-            feeders += [read_loop(rt, self.executor, k), reclaim_loop(rt, self.executor, k),
-                        promote_loop(rt, k)]
+            feeders += [
+                read_loop(rt, self.executor, k),
+                reclaim_loop(rt, self.executor, k),
+                promote_loop(rt, k),
+            ]
         bg = [asyncio.create_task(c) for c in support]
         feed = [asyncio.create_task(c) for c in feeders]
         self.started.set()
@@ -110,14 +132,17 @@ class Worker:
         try:
             await asyncio.wait_for(self.settler.drain(), rt.config.shutdown_grace + 5)
         except TimeoutError:
-            log.error("could not write every outcome before shutdown; those entries stay pending "
-                      "and will be reclaimed (their handlers may run again)")
+            log.error(
+                "could not write every outcome before shutdown; those entries stay pending "
+                "and will be reclaimed (their handlers may run again)"
+            )
         by_service: dict[str, list[tuple[str, str, int]]] = {}
         for f in left:
             by_service.setdefault(f.keys.service, []).append((f.id, f.entry, f.epoch))
         for service, items in by_service.items():
-            n = await self.client.scripts.release(self.client.keys(service), rt.consumer,
-                                                  RELEASE_IDLE_MS, items)
+            n = await self.client.scripts.release(
+                self.client.keys(service), rt.consumer, RELEASE_IDLE_MS, items
+            )
             log.warning("released %d unfinished invocations of %s for other workers", n, service)
 
 

@@ -8,14 +8,18 @@ from reliq import Client
 from reliq.embedded import EmbeddedValkey
 
 
-@pytest.mark.parametrize(("appendfsync", "extra", "level", "safe"), [
-    ("always", {}, "fsync", True),
-    ("everysec", {}, "process", True),
-    ("always", {"appendonly": "no"}, "none", True),
-    ("always", {"maxmemory-policy": "allkeys-lru"}, "fsync", False),
-])
-async def test_reported_level_matches_the_server_config(tmp_path: Path, appendfsync: str, extra: dict[str, str],
-                                                        level: str, safe: bool) -> None:
+@pytest.mark.parametrize(
+    ("appendfsync", "extra", "level", "safe"),
+    [
+        ("always", {}, "fsync", True),
+        ("everysec", {}, "process", True),
+        ("always", {"appendonly": "no"}, "none", True),
+        ("always", {"maxmemory-policy": "allkeys-lru"}, "fsync", False),
+    ],
+)
+async def test_reported_level_matches_the_server_config(
+    tmp_path: Path, appendfsync: str, extra: dict[str, str], level: str, safe: bool
+) -> None:
     with EmbeddedValkey(data_dir=tmp_path, appendfsync=appendfsync, extra=extra) as server:
         async with Client(server.url) as c:
             d = await c.durability()
@@ -27,8 +31,14 @@ async def test_reported_level_matches_the_server_config(tmp_path: Path, appendfs
 async def test_without_config_permission_info_is_used_and_says_so(tmp_path: Path) -> None:
     with EmbeddedValkey(data_dir=tmp_path) as server:
         async with Client(server.url) as admin:
-            await admin.redis.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
-                                          commands=["+@all", "-config"])
+            await admin.redis.acl_setuser(
+                "app",
+                enabled=True,
+                passwords=["+pw"],
+                keys=["*"],
+                channels=["*"],
+                commands=["+@all", "-config"],
+            )
         async with Client(f"redis://app:pw@127.0.0.1:{server.port}/0") as c:
             d = await c.durability()
     assert d.level == "process" and d.appendfsync is None

@@ -158,8 +158,11 @@ async def test_sync_handlers_run_in_their_own_thread_pool(url: str, names: Names
     @svc.handler
     def blocking(ctx, n: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
         doubled = ctx.step("double", lambda: n * 2)
-        return {"thread": threading.current_thread().name, "other": threading.get_ident() != loop_thread,
-                "doubled": doubled}
+        return {
+            "thread": threading.current_thread().name,
+            "other": threading.get_ident() != loop_thread,
+            "doubled": doubled,
+        }
 
     async with running(svc, url), client(url) as c:
         acc = await c.send(svc.name, "blocking", 21)
@@ -183,7 +186,10 @@ async def test_a_redelivered_entry_of_a_finished_invocation_never_runs_again(url
         await c.redis.xadd(k.stream, {"i": acc.id})  # a duplicate trigger, e.g. from an old bug
 
         async def drained() -> bool:
-            return await c.redis.xlen(k.stream) == 0 and (await c.redis.xpending(k.stream, "reliq"))["pending"] == 0
+            return (
+                await c.redis.xlen(k.stream) == 0
+                and (await c.redis.xpending(k.stream, "reliq"))["pending"] == 0
+            )
 
         await wait_until(drained, what="duplicate entry dropped")
         assert runs == [acc.id]

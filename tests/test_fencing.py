@@ -27,7 +27,9 @@ async def test_a_worker_that_lost_its_lease_cannot_commit_step_or_ack(url: str, 
         assert new_epoch == old_epoch + 1
 
         assert not await c.scripts.step(k, acc.id, old_epoch, "charge", b'"stale"')
-        assert await c.scripts.complete(k, 60000, [(acc.id, eid, old_epoch, "succeeded", b'"stale"')]) == ["fenced"]
+        assert await c.scripts.complete(k, 60000, [(acc.id, eid, old_epoch, "succeeded", b'"stale"')]) == [
+            "fenced"
+        ]
         assert await c.scripts.retry(k, acc.id, eid, old_epoch, 0, b"{}", 60000) == "fenced"
         assert await c.scripts.park(k, acc.id, eid, old_epoch, "terminal", b"{}", 60000) == "fenced"
         assert await c.scripts.renew(k, "old", 30000, [(acc.id, eid, old_epoch)]) == ["lost"]
@@ -40,7 +42,9 @@ async def test_a_worker_that_lost_its_lease_cannot_commit_step_or_ack(url: str, 
         assert await c.scripts.step(k, acc.id, new_epoch, "charge", b'"fresh"')
         assert await c.scripts.complete(k, 60000, [(acc.id, eid, new_epoch, "succeeded", b'"ok"')]) == ["ok"]
         # a re-send of the same completion (lost reply) is a no-op, not an error
-        assert await c.scripts.complete(k, 60000, [(acc.id, eid, new_epoch, "succeeded", b'"ok"')]) == ["noop"]
+        assert await c.scripts.complete(k, 60000, [(acc.id, eid, new_epoch, "succeeded", b'"ok"')]) == [
+            "noop"
+        ]
         inv = await c.get(acc.id)
         assert inv is not None and inv.state == "succeeded" and inv.result == "ok"
         assert inv.steps == {"charge": "fresh"}

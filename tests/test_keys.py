@@ -30,7 +30,9 @@ def test_ids_encode_their_service_and_keys_are_stable() -> None:
     assert service_of(child_id("shipping", parent, "x")) == "shipping"
 
 
-@pytest.mark.parametrize("bad", ["orders", "orders.", "orders.UPPER", "{x}.abcdefghijklmnopqrstuvwxyz", "a.b.c"])
+@pytest.mark.parametrize(
+    "bad", ["orders", "orders.", "orders.UPPER", "{x}.abcdefghijklmnopqrstuvwxyz", "a.b.c"]
+)
 def test_malformed_ids_are_refused(bad: str) -> None:
     with pytest.raises(InvalidName):
         service_of(bad)

@@ -39,8 +39,9 @@ async def test_same_key_different_payload_is_an_error_and_changes_nothing(url: s
 async def test_registration_racing_itself_yields_one_invocation_per_key(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:
-        results = await asyncio.gather(*(c.send(svc, "h", {"k": i % 10}, key=f"key-{i % 10}")
-                                         for i in range(200)))
+        results = await asyncio.gather(
+            *(c.send(svc, "h", {"k": i % 10}, key=f"key-{i % 10}") for i in range(200))
+        )
         ids = {r.id for r in results}
         assert len(ids) == 10
         assert sum(r.status == "accepted" for r in results) == 10

@@ -32,31 +32,39 @@ async def test_finished_work_of_every_kind_leaves_no_key_without_ttl(url: str, n
         return int(total)
 
     retention = 3600.0
-    async with running(parent, url, retention=retention), running(child, url, retention=retention):
-        async with Client(url, retention=retention) as c:
-            ids = [(await c.send(parent.name, "tree", m)).id for m in ("ok", "retry", "terminal", "fail", "wait")]
-            ids.append((await c.send(parent.name, "tree", "ok", delay=60)).id)
-            await wait_until(lambda: c.state(ids[4]), what="wait mode started")
+    async with (
+        running(parent, url, retention=retention),
+        running(child, url, retention=retention),
+        Client(url, retention=retention) as c,
+    ):
+        ids = [(await c.send(parent.name, "tree", m)).id for m in ("ok", "retry", "terminal", "fail", "wait")]
+        ids.append((await c.send(parent.name, "tree", "ok", delay=60)).id)
+        await wait_until(lambda: c.state(ids[4]), what="wait mode started")
 
-            async def running_now() -> bool:
-                return await c.state(ids[4]) == "running"
+        async def running_now() -> bool:
+            return await c.state(ids[4]) == "running"
 
-            await wait_until(running_now, what="running")
-            assert await c.cancel(ids[4]) == "cancelling"
-            assert await c.cancel(ids[5]) == "cancelled"
+        await wait_until(running_now, what="running")
+        assert await c.cancel(ids[4]) == "cancelling"
+        assert await c.cancel(ids[5]) == "cancelled"
 
-            async def all_done() -> bool:
-                states = [await c.state(i) for i in ids]
-                return all(s in ("succeeded", "failed", "cancelled") for s in states)
+        async def all_done() -> bool:
+            states = [await c.state(i) for i in ids]
+            return all(s in ("succeeded", "failed", "cancelled") for s in states)
 
+        try:
             await wait_until(all_done, what="all terminal")
-            async with c.redis.pipeline(transaction=False) as p:
-                for i in ids:
-                    for key in ServiceKeys(parent.name).per_invocation(i):
-                        p.pttl(key)
-                ttls = await p.execute()
-            # every existing per-invocation key has a TTL no longer than the retention
-            assert all(t == -2 or 0 < t <= retention * 1000 for t in ttls), ttls
+        except AssertionError:
+            for i in ids:
+                print(await c.get(i))
+            raise
+        async with c.redis.pipeline(transaction=False) as p:
+            for i in ids:
+                for key in ServiceKeys(parent.name).per_invocation(i):
+                    p.pttl(key)
+            ttls = await p.execute()
+        # every existing per-invocation key has a TTL no longer than the retention
+        assert all(t == -2 or 0 < t <= retention * 1000 for t in ttls), ttls
     assert leaked_keys(url, [parent.name, child.name]) == []
 
 

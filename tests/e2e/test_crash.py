@@ -28,10 +28,29 @@ class Workers:
     def start(self, consumer: str, visibility: float = 1.0, grace: float = 5.0) -> subprocess.Popen[bytes]:
         env = {**os.environ, "RELIQ_E2E_SERVICE": self.service, "RELIQ_E2E_WITNESS": str(self.witness)}
         log = open(self.tmp / f"{consumer}.log", "ab")  # noqa: SIM115
-        p = subprocess.Popen([sys.executable, "-m", "reliq", "--redis-url", self.url, "--log-level", "WARNING",
-                              "worker", "tests.e2e.app:app", "--consumer", consumer,
-                              "--visibility-timeout", str(visibility), "--shutdown-grace", str(grace)],
-                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reliq",
+                "--redis-url",
+                self.url,
+                "--log-level",
+                "WARNING",
+                "worker",
+                "tests.e2e.app:app",
+                "--consumer",
+                consumer,
+                "--visibility-timeout",
+                str(visibility),
+                "--shutdown-grace",
+                str(grace),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.procs.append(p)
         return p
@@ -67,7 +86,9 @@ async def _heartbeat(c: Client, w: Workers, consumer: str) -> None:
     await wait_until(lambda: c.redis.exists(ServiceKeys(w.service).consumer(consumer)), what=f"{consumer} up")
 
 
-async def test_sigkill_mid_handler_then_another_worker_completes_exactly_once(url: str, workers: Workers) -> None:
+async def test_sigkill_mid_handler_then_another_worker_completes_exactly_once(
+    url: str, workers: Workers
+) -> None:
     async with Client(url) as c:
         a = workers.start("a")
         await _heartbeat(c, workers, "a")
