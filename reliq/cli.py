@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         from .worker import run_worker
 
         app = load_app(a.app)
-        with EmbeddedValkey(a.port, a.data_dir) as server:
+        with EmbeddedValkey(a.port, a.data_dir, detach_signals=True) as server:
             print(
                 f"reliq dev: valkey at {server.url} (data in {server.data_dir}); worker for "
                 f"{sorted(app.services)}. Try:  reliq --redis-url {server.url} send ...",

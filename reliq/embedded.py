@@ -72,6 +72,7 @@ class EmbeddedValkey:
         appendfsync: str = "always",
         extra: dict[str, str] | None = None,
         log_file: Path | str | None = None,
+        detach_signals: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.data_dir = Path(data_dir).resolve()
@@ -79,6 +80,8 @@ class EmbeddedValkey:
         self.extra = extra
         self.log_file = Path(log_file) if log_file else self.data_dir / "valkey.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # dev mode: Ctrl-C reaches reliq only, which drains its worker before stopping the server
+        self.detach_signals = detach_signals
 
     @property
     def url(self) -> str:
@@ -92,6 +95,7 @@ class EmbeddedValkey:
                 server_args(self.port, self.data_dir, appendfsync=self.appendfsync, extra=self.extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.detach_signals,
             )
         finally:
             log.close()
