@@ -33,6 +33,7 @@ def load_app(spec: str) -> App:
 def _worker_config(a: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(
         concurrency=a.concurrency,
+        batch=a.batch,
         visibility_timeout=a.visibility_timeout,
         shutdown_grace=a.shutdown_grace,
         consumer=a.consumer,
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("dev", help="embedded Valkey (AOF, fsync always) + a worker for MODULE:APP")
     for sp in (w, d):
         sp.add_argument("app")
-        sp.add_argument("--concurrency", type=int, default=100)
+        sp.add_argument("--concurrency", type=int, default=100, help="handlers running at once")
+        sp.add_argument("--batch", type=int, default=100, help="entries read and claimed per call")
         sp.add_argument("--visibility-timeout", type=float, default=30.0)
         sp.add_argument("--shutdown-grace", type=float, default=30.0)
         sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")

@@ -1,0 +1,44 @@
+"""The embedded Valkey is SIGKILLed and restarted under a running worker: nothing acked is lost,
+and the worker reconnects and finishes the work."""
+
+from pathlib import Path
+
+from reliq import Client, Context, Service
+from reliq.embedded import EmbeddedValkey
+
+from ..conftest import running, wait_until
+
+
+async def test_worker_survives_a_server_crash_and_restart(tmp_path: Path) -> None:
+    server = EmbeddedValkey(data_dir=tmp_path).start()
+    svc = Service("restart")
+    done: list[str] = []
+
+    @svc.handler
+    async def job(ctx: Context, n: int) -> int:
+        done.append(ctx.id)
+        return n
+
+    try:
+        async with Client(server.url) as c:
+            first = [(await c.send("restart", "job", i, key=f"a{i}")).id for i in range(50)]
+        async with running(svc, server.url, visibility_timeout=1.0):
+            async with Client(server.url) as c:
+                for i in first:
+                    await c.result(i, 20)
+            server.kill()  # SIGKILL: AOF with appendfsync always keeps every acked write
+            server.start()
+            async with Client(server.url) as c:
+                second = [(await c.send("restart", "job", i, key=f"b{i}")).id for i in range(50)]
+                for i in second:
+                    assert await c.result(i, 30) is not None
+                states = {await c.state(i) for i in first + second}
+                assert states == {"succeeded"}
+
+                async def drained() -> bool:
+                    return await c.redis.xlen("reliq:{restart}:stream") == 0
+
+                await wait_until(drained, what="stream drained")
+        assert len(set(done)) == 100
+    finally:
+        server.stop()
