@@ -127,3 +127,40 @@ async def test_delayed_sends_run_after_their_delay(url: str, names: Names) -> No
         assert (await c.get(acc.id)).state == "scheduled"  # type: ignore[union-attr]
         await c.result(acc.id, 10)
         assert ran_at[0] - t0 >= 0.5
+
+
+async def test_concurrency_is_bounded_for_async_and_sync_handlers(url: str, names: Names) -> None:
+    import threading
+
+    svc = Service(names())
+    lock = threading.Lock()
+    now = {"async": 0, "sync": 0}
+    peak = {"async": 0, "sync": 0}
+
+    def enter(kind: str) -> None:
+        with lock:
+            now[kind] += 1
+            peak[kind] = max(peak[kind], now[kind])
+
+    def leave(kind: str) -> None:
+        with lock:
+            now[kind] -= 1
+
+    @svc.handler
+    async def a(ctx: Context) -> None:
+        enter("async")
+        await asyncio.sleep(0.05)
+        leave("async")
+
+    @svc.handler
+    def s(ctx: object) -> None:
+        enter("sync")
+        time.sleep(0.05)
+        leave("sync")
+
+    async with running(svc, url, concurrency=3, sync_concurrency=2), client(url) as c:
+        ids = [(await c.send(svc.name, h)).id for h in ["a"] * 12 + ["s"] * 12]
+        for i in ids:
+            await c.result(i, 20)
+    assert peak["sync"] == 2  # the thread pool's own limit
+    assert 2 <= peak["async"] <= 3  # never more than `concurrency` in flight
