@@ -19,11 +19,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check reliq tests examples
-	$(BIN)/ruff format --check reliq tests examples
+	$(BIN)/ruff check reliq gateway tests examples load_tests
+	$(BIN)/ruff format --check reliq gateway tests examples load_tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy reliq
+	$(BIN)/mypy reliq gateway
 
 ## make dev: embedded Valkey (AOF, fsync always) + example workers
 dev: $(STAMP)

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("id")
     sub.add_parser("durability", help="what an ack from this server is worth")
 
+    for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
+        sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "redis":

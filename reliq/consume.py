@@ -45,14 +45,14 @@ async def dispatch(
             lost.append(_s(eid))
         elif not rt.holds(_s(inv)):  # already running/settling here (own-PEL read racing a reclaim)
             pairs.append((_s(eid), _s(inv)))
-    if lost:
-        await rt.client.scripts.record_lost(k, rt.consumer, lost)
-        await rt.client.redis.xack(k.stream, GROUP, *lost)
-    if not pairs:
-        return 0
     ids = [inv for _, inv in pairs]
-    rt.claiming.update(ids)
+    rt.claiming.update(ids)  # before any await: another loop must not claim these meanwhile
     try:
+        if lost:
+            await rt.client.scripts.record_lost(k, rt.consumer, lost)
+            await rt.client.redis.xack(k.stream, GROUP, *lost)
+        if not pairs:
+            return 0
         out = await rt.client.scripts.claim(k, rt.consumer, rt.config.lease_ms, pairs)
     finally:
         rt.claiming.difference_update(ids)
@@ -95,6 +95,10 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             break
         try:
             count = min(rt.free, rt.config.batch)
+            if count <= 0:
+                continue
+            # not reserved: a blocked read would starve reclaim; with several services the
+            # limit can be exceeded by at most one batch per extra service (documented)
             if history is not None:
                 resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=count)
             else:

@@ -9,6 +9,7 @@ import logging
 from collections import defaultdict
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .keys import ServiceKeys
@@ -41,7 +42,8 @@ async def renew_loop(rt: Runtime) -> None:
         await asyncio.sleep(rt.config.renew_interval)
         try:
             await renew_once(rt)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as e:
+            # NOGROUP (server lost its data) or OOM: keep going; the read loop recreates the group
             log.warning("lease renewal failed: %s", e)
 
 

@@ -26,9 +26,10 @@ async def reclaim_once(rt: Runtime, ex: Executor, k: ServiceKeys, cursor: str) -
     count = min(rt.free, rt.config.batch)
     if count <= 0:
         return cursor, 0
-    reply = await rt.client.redis.xautoclaim(
-        k.stream, GROUP, rt.consumer, rt.config.lease_ms, start_id=cursor, count=count
-    )
+    with rt.reserve(count):
+        reply = await rt.client.redis.xautoclaim(
+            k.stream, GROUP, rt.consumer, rt.config.lease_ms, start_id=cursor, count=count
+        )
     next_cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     claimed = reply[1] or []
     deleted = reply[2] if len(reply) > 2 else []

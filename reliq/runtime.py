@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .client import Client
@@ -94,9 +95,21 @@ class Runtime:
             or invocation_id in self.claiming
         )
 
+    reserved: int = 0  # slots promised to reads under way (several services share the limit)
+
     @property
     def free(self) -> int:
-        return self.config.concurrency - len(self.inflight)
+        return self.config.concurrency - len(self.inflight) - len(self.claiming) - self.reserved
+
+    @contextlib.contextmanager
+    def reserve(self, n: int) -> Iterator[None]:
+        """Hold ``n`` slots while a read is under way, so parallel reads never exceed the limit."""
+        self.reserved += n
+        try:
+            yield
+        finally:
+            self.reserved -= n
+            self.slot_freed.set()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, but wake up at once when the worker starts stopping."""

@@ -81,6 +81,36 @@ class Scripts:
         )
         return _s(r[0]), _s(r[1])
 
+    async def register_in(
+        self,
+        pipe: Any,
+        k: ServiceKeys,
+        id: str,
+        fp: str,
+        handler: str,
+        payload: bytes,
+        parent: str,
+        key: str,
+        delay_ms: int | None,
+        due_ms: int | None,
+    ) -> None:
+        """Queue the registration in a pipeline (so a WAIT can follow on the same connection)."""
+        await self._s["register"](
+            keys=[k.inv(id), k.stream, k.delayed],
+            args=[
+                id,
+                fp,
+                k.service,
+                handler,
+                payload,
+                parent,
+                key,
+                "" if delay_ms is None else delay_ms,
+                "" if due_ms is None else due_ms,
+            ],
+            client=pipe,
+        )
+
     async def claim(
         self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
     ) -> list[Any]:

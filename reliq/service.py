@@ -53,6 +53,7 @@ class Handler:
             "handler": self.name,
             "input_schema": self.schema(),
             "sync": not self.is_async,
+            "takes_input": self.takes_input,
             "max_attempts": self.policy.max_attempts,
             "timeout": self.policy.timeout,
             "max_deliveries": self.policy.max_deliveries,

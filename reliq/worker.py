@@ -126,9 +126,13 @@ class Worker:
             await asyncio.wait(tasks, timeout=rt.config.shutdown_grace)
         left = list(rt.inflight.values())
         for f in left:
-            if f.task is not None:
+            if f.task is not None and not f.settling:
                 f.task.cancel()
-        await asyncio.gather(*(f.task for f in left if f.task is not None), return_exceptions=True)
+        rest = [f.task for f in left if f.task is not None]
+        if rest:  # bounded: a cancellation swallowed inside a handler must not hang the exit
+            _, stuck = await asyncio.wait(rest, timeout=5.0)
+            if stuck:
+                log.error("%d handlers ignored cancellation; exiting without them", len(stuck))
         try:
             await asyncio.wait_for(self.settler.drain(), rt.config.shutdown_grace + 5)
         except TimeoutError:
@@ -143,7 +147,8 @@ class Worker:
             n = await self.client.scripts.release(
                 self.client.keys(service), rt.consumer, RELEASE_IDLE_MS, items
             )
-            log.warning("released %d unfinished invocations of %s for other workers", n, service)
+            if n:
+                log.warning("released %d unfinished invocations of %s for other workers", n, service)
 
 
 def run_worker(app: App | Service, redis_url: str, config: WorkerConfig) -> None:

@@ -14,7 +14,7 @@ for i = 2, #KEYS do
   local rec, eid = KEYS[i], ARGV[i + 3]
   local r = redis.call('HMGET', rec, 'state', 'entry', 'cancel', 'claim')
   local st = r[1]
-  if st == 'running' and r[4] == ARGV[4] then
+  if st == 'running' and r[4] == ARGV[4] and r[2] == eid then
     local v = redis.call('HMGET', rec, 'epoch', 'handler', 'payload', 'attempt', 'crashes', 'parent', 'key',
       'deliveries')
     if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end

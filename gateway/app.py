@@ -1,0 +1,105 @@
+"""The gateway's app factory: ``uvicorn --factory gateway.app:create_app``."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from reliq import App, Client
+
+from . import health, ingress, invocations, problems
+from .catalog import Catalog
+from .settings import GatewaySettings
+from .state import GatewayState
+
+log = logging.getLogger("reliq.gateway")
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+OPEN_PATHS = ("/healthz", "/readyz")
+
+
+class Guard:
+    """Bearer tokens (constant-time compare) and request counting, as plain ASGI middleware."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], st: GatewayState) -> None:
+        self.app, self.st = app, st
+        self.tokens = [t.encode() for t in st.settings.tokens]
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+                return any(hmac.compare_digest(given, t) for t in self.tokens)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        route = "/" + path.strip("/").split("/", 1)[0]
+        status = {"code": 500}
+
+        async def counting_send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if self.tokens and path not in OPEN_PATHS and not self._authorized(scope):
+                p = problems.Problem(
+                    401,
+                    "Unauthorized",
+                    "send Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": 'Bearer realm="reliq"'},
+                )
+                await problems.problem_response(p)(scope, receive, counting_send)
+                return
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.st.metrics.requests.labels(route=route, status=str(status["code"])).inc()
+
+
+def create_app(settings: GatewaySettings | None = None, *, app: App | None = None) -> FastAPI:
+    """Build the gateway. Settings default to the environment (``RELIQ_*``)."""
+    settings = settings or GatewaySettings.from_env()
+    if app is None and settings.app:
+        from reliq.cli import load_app
+
+        app = load_app(settings.app)
+    client = Client(settings.redis_url)
+    st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            st.verify(await client.durability())
+        except Exception as e:  # Redis not up yet: readyz keeps checking
+            log.warning("durability not verified at start: %s", type(e).__name__)
+        log.info(
+            "gateway durability %s%s", settings.durability, f" REFUSED: {st.refusal}" if st.refusal else ""
+        )
+        if not settings.tokens:
+            log.warning("no API tokens configured: bind the gateway to 127.0.0.1 only")
+        yield
+        await client.close()
+
+    api = FastAPI(
+        title="reliq gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Reliable RPC over HTTP: a 2xx means the trigger is durably placed.",
+    )
+    api.state.reliq = st
+    problems.install(api)
+    api.include_router(ingress.router)
+    api.include_router(invocations.router)
+    api.include_router(health.router)
+    api.add_middleware(Guard, st=st)
+    return api

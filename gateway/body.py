@@ -1,0 +1,73 @@
+"""Read and check a request body: size limit (413, without reading past it), content type (415),
+well-formed JSON without NaN/Infinity, bounded nesting and integer size (400), and the handler's
+declared input type (422 with msgspec's error path). Returns canonical JSON bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+
+from .problems import Problem
+
+_any = msgspec.json.Decoder()
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth, iteratively (no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > deepest:
+            deepest = d
+            if d > limit:
+                return d
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+async def read_body(request: Request, max_body: int) -> bytes:
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise Problem(415, "Unsupported Media Type", "send the payload as application/json")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > max_body):
+        raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """Decode untrusted JSON; any defect is a 400."""
+    if not raw.strip():
+        raise Problem(400, "Bad Request", "the body is empty: send JSON (null for no input)")
+    try:
+        value = _any.decode(raw)
+    except RecursionError:
+        raise Problem(400, "Bad Request", f"JSON nested deeper than {max_depth} levels") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise Problem(400, "Bad Request", f"malformed JSON: {e}") from None
+    if _depth(value, max_depth) > max_depth:
+        raise Problem(400, "Bad Request", f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def check_input(value: Any, input_type: Any) -> None:
+    """Validate against the handler's declared input type; a mismatch is a 422."""
+    try:
+        msgspec.convert(value, input_type, strict=True)
+    except msgspec.ValidationError as e:
+        raise Problem(422, "Unprocessable Content", str(e)) from None
+
+
+def canonical(value: Any) -> bytes:
+    return msgspec.json.encode(value)

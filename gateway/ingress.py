@@ -1,0 +1,147 @@
+"""POST /send and /call: validate, place the trigger durably, then answer.
+
+2xx means placed at the durability reported; 429/5xx means not confirmed (retry with the same
+Idempotency-Key); 4xx means nothing was placed."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from reliq import codec
+from reliq.keys import InvalidName, check_name
+
+from .body import canonical, check_input, parse_json, read_body
+from .outcome import outcome_response, wait_for_outcome
+from .placement import place
+from .problems import Problem
+from .state import GatewayState, state_of
+
+router = APIRouter()
+_DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DELAY = 366 * 24 * 3600.0
+
+
+def parse_delay(raw: str | None) -> float | None:
+    """``30``, ``30s``, ``500ms``, ``5m``, ``1h`` or ISO 8601 ``PT1H30M``; seconds."""
+    if raw is None:
+        return None
+    m = _DELAY.match(raw)
+    if m:
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        iso = _ISO.match(raw)
+        if not iso or raw == "PT":
+            raise Problem(400, "Bad Request", f"invalid delay {raw!r}: use 30s, 500ms, 5m, 1h or PT30S")
+        h, mi, s = (float(x) if x else 0.0 for x in iso.groups())
+        seconds = h * 3600 + mi * 60 + s
+    if seconds > MAX_DELAY:
+        raise Problem(400, "Bad Request", "delay longer than a year")
+    return seconds
+
+
+def parse_at(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(400, "Bad Request", f"invalid at {raw!r}: use RFC 3339") from None
+    if at.tzinfo is None:
+        raise Problem(400, "Bad Request", "at needs a time zone offset (RFC 3339)")
+    return at.astimezone(UTC)
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if key.startswith('"') and key.endswith('"') and len(key) >= 2:
+        key = key[1:-1]  # structured-field string form of the IETF draft
+    try:
+        return codec.check_key(key)
+    except ValueError as e:
+        raise Problem(400, "Bad Request", str(e)) from None
+
+
+async def _register(
+    request: Request, service: str, handler: str
+) -> tuple[GatewayState, Any, Response | None]:
+    st = state_of(request)
+    try:
+        check_name("service", service)
+        check_name("handler", handler)
+    except InvalidName:
+        raise Problem(404, "Not Found", "unknown service or handler") from None
+    info = await st.catalog.lookup(service, handler)
+    if info is None:
+        raise Problem(404, "Not Found", f"no handler {service}/{handler} is registered")
+    key = idempotency_key(request)
+    delay = parse_delay(request.query_params.get("delay"))
+    at = parse_at(request.query_params.get("at"))
+    raw = await read_body(request, st.settings.max_body)
+    # a handler without input may be called with an empty body; everyone else must send JSON
+    value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
+    if info.input_type is not None and info.takes_input:
+        check_input(value, info.input_type)
+    level = st.require_durability()
+    t0 = time.perf_counter()
+    accepted = await place(
+        st.client,
+        level,
+        st.settings.replicas,
+        st.settings.wait_timeout_ms,
+        service,
+        handler,
+        canonical(value),
+        key=key,
+        delay_ms=None if delay is None else int(delay * 1000),
+        at=at,
+    )
+    st.metrics.register_seconds.observe(time.perf_counter() - t0)
+    return st, accepted, None
+
+
+@router.post("/send/{service}/{handler}", status_code=202, summary="Place an invocation (fire and forget)")
+async def send(request: Request, service: str, handler: str) -> Response:
+    st, accepted, _ = await _register(request, service, handler)
+    doc = {"id": accepted.id, "status": accepted.status, "durability": st.durability_level}
+    return Response(
+        msgspec.json.encode(doc),
+        status_code=202,
+        media_type="application/json",
+        headers={
+            "Location": f"/invocations/{accepted.id}",
+            "Reliq-Durability": st.durability_level,
+            "Reliq-Invocation-Id": accepted.id,
+        },
+    )
+
+
+@router.post("/call/{service}/{handler}", summary="Place an invocation and wait for its result")
+async def call(request: Request, service: str, handler: str) -> Response:
+    st, accepted, _ = await _register(request, service, handler)
+    wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
+    outcome = await wait_for_outcome(st.client, accepted.id, wait)
+    headers = {"Reliq-Durability": st.durability_level}
+    return outcome_response(accepted.id, outcome, headers)
+
+
+def prefer_wait(header: str | None, default: float, cap: float) -> float:
+    if header:
+        for part in header.split(","):
+            name, _, value = part.strip().partition("=")
+            if name.strip().lower() == "wait":
+                try:
+                    return max(0.0, min(float(value.strip()), cap))
+                except ValueError:
+                    raise Problem(400, "Bad Request", "Prefer: wait=N needs a number of seconds") from None
+    return min(default, cap)

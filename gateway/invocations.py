@@ -1,0 +1,55 @@
+"""GET /invocations/{id}, /output, /attach and POST /cancel."""
+
+from __future__ import annotations
+
+import msgspec
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from reliq import UnknownInvocation
+from reliq.keys import InvalidName
+
+from .outcome import outcome_response, read_outcome, wait_for_outcome
+from .problems import Problem
+from .state import state_of
+
+router = APIRouter(prefix="/invocations")
+_NOT_FOUND = Problem(404, "Not Found", "unknown or expired invocation")
+
+
+@router.get("/{invocation_id}", summary="Status document of an invocation")
+async def status(request: Request, invocation_id: str) -> Response:
+    try:
+        inv = await state_of(request).client.get(invocation_id)
+    except InvalidName:
+        raise _NOT_FOUND from None
+    if inv is None:
+        raise _NOT_FOUND
+    return Response(msgspec.json.encode(inv), media_type="application/json")
+
+
+@router.get("/{invocation_id}/output", summary="Result: 200 done, 202 not ready, problem when failed")
+async def output(request: Request, invocation_id: str) -> Response:
+    return outcome_response(invocation_id, await read_outcome(state_of(request).client, invocation_id))
+
+
+@router.get("/{invocation_id}/attach", summary="Long-poll until finished or `wait` seconds (then 202)")
+async def attach(request: Request, invocation_id: str, wait: float = Query(30.0, ge=0, le=3600)) -> Response:
+    st = state_of(request)
+    out = await wait_for_outcome(st.client, invocation_id, min(wait, st.settings.max_wait))
+    return outcome_response(invocation_id, out)
+
+
+@router.post("/{invocation_id}/cancel", status_code=202, summary="Cancel a queued or running invocation")
+async def cancel(request: Request, invocation_id: str) -> Response:
+    try:
+        outcome = await state_of(request).client.cancel(invocation_id)
+    except (InvalidName, UnknownInvocation):
+        raise _NOT_FOUND from None
+    if outcome == "terminal":
+        raise Problem(409, "Conflict", "the invocation already finished", invocation_id=invocation_id)
+    return Response(
+        msgspec.json.encode({"id": invocation_id, "status": outcome}),
+        status_code=202,
+        media_type="application/json",
+    )

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one gateway (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "reliq_gateway_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.register_seconds = Histogram(
+            "reliq_gateway_register_seconds",
+            "Registration + durability confirmation latency",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.durability = Gauge(
+            "reliq_gateway_durability",
+            "Durability level in force (1 = current)",
+            ["level"],
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "reliq_service_backlog", "Stream entries not yet acked", ["service"], registry=self.registry
+        )
+        self.pending = Gauge(
+            "reliq_service_pending",
+            "Entries delivered and not yet acked",
+            ["service"],
+            registry=self.registry,
+        )
+        self.parked = Gauge(
+            "reliq_service_parked", "Parked (failed) invocations", ["service"], registry=self.registry
+        )
+        self.delayed = Gauge(
+            "reliq_service_delayed", "Scheduled or retrying invocations", ["service"], registry=self.registry
+        )
+
+    def set_durability(self, level: str) -> None:
+        self.durability.clear()
+        self.durability.labels(level=level).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,85 @@
+"""RFC 9457 problem details: every error the gateway returns is ``application/problem+json``.
+No stack trace, no exception text from inside reliq or Redis ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("reliq.gateway")
+PROBLEM = "application/problem+json"
+NOT_CONFIRMED = "not confirmed: the invocation may or may not be placed; retry with the same Idempotency-Key"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(title)
+        self.status, self.title, self.detail = status, title, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(p: Problem) -> Response:
+    doc: dict[str, Any] = {"type": "about:blank", "title": p.title, "status": p.status}
+    if p.detail:
+        doc["detail"] = p.detail
+    doc.update(p.extra)
+    return Response(msgspec.json.encode(doc), status_code=p.status, media_type=PROBLEM, headers=p.headers)
+
+
+def unavailable(detail: str = NOT_CONFIRMED) -> Problem:
+    return Problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
+
+
+def install(app: FastAPI) -> None:
+    async def on_problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+        return problem_response(
+            Problem(
+                exc.status_code, title, str(exc.detail) if exc.detail else "", headers=dict(exc.headers or {})
+            )
+        )
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(map(str, e.get("loc", ()))), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return problem_response(Problem(400, "Bad Request", "invalid request parameters", errors=errors))
+
+    async def on_redis(_: Request, exc: Exception) -> Response:
+        log.warning("redis unavailable: %s", type(exc).__name__)
+        return problem_response(unavailable())
+
+    async def on_other(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(Problem(500, "Internal Server Error", "an unexpected error occurred"))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(RedisError, on_redis)
+    app.add_exception_handler(OSError, on_redis)
+    app.add_exception_handler(Exception, on_other)

@@ -1,0 +1,48 @@
+"""Gateway configuration (environment variables ``RELIQ_*`` or constructor arguments)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+_REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """``durability``: ``none`` (dev only; reported), ``fsync`` (the server must run with
+    ``appendfsync always``) or ``replicas:N`` (``WAIT N`` after each registration batch)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    durability: str = "fsync"
+    wait_timeout_ms: int = 1000
+    max_body: int = 1024 * 1024
+    default_wait: float = 30.0
+    max_wait: float = 60.0
+    max_depth: int = 64
+    app: str | None = None  # MODULE:APP to validate bodies against handler types
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
+            raise ValueError("durability must be none, fsync or replicas:N")
+
+    @property
+    def replicas(self) -> int:
+        m = _REPLICAS.match(self.durability)
+        return int(m.group(1)) if m else 0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> GatewaySettings:
+        env = os.environ
+        tokens = tuple(t.strip() for t in env.get("RELIQ_API_TOKENS", "").split(",") if t.strip())
+        values: dict[str, object] = {
+            "redis_url": env.get("RELIQ_REDIS_URL", cls.redis_url),
+            "durability": env.get("RELIQ_DURABILITY", cls.durability),
+            "max_body": int(env.get("RELIQ_MAX_BODY", cls.max_body)),
+            "app": env.get("RELIQ_APP") or None,
+            "tokens": tokens,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,55 @@
+"""What the gateway keeps on ``app.state``: settings, the reliq Client, the catalog, metrics, and
+the durability level it has verified (never assumed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from reliq import Client
+from reliq.durability import Durability
+
+from .catalog import Catalog
+from .metrics import Metrics
+from .problems import Problem
+from .settings import GatewaySettings
+
+
+@dataclass(eq=False)
+class GatewayState:
+    settings: GatewaySettings
+    client: Client
+    catalog: Catalog
+    metrics: Metrics = field(default_factory=Metrics)
+    server: Durability | None = None
+    refusal: str = "durability not checked yet"
+
+    @property
+    def durability_level(self) -> str:
+        return self.settings.durability
+
+    def verify(self, server: Durability) -> None:
+        """Accept the configured level only if the server can give it."""
+        self.server = server
+        wanted = self.settings.durability
+        if wanted == "fsync" and server.level != "fsync":
+            self.refusal = (
+                f"durability 'fsync' configured but the server gives {server.level!r} "
+                f"(appendonly={server.appendonly}, appendfsync={server.appendfsync})"
+            )
+        elif wanted.startswith("replicas:") and not server.appendonly:
+            self.refusal = "durability 'replicas' needs appendonly yes on the primary"
+        else:
+            self.refusal = ""
+        self.metrics.set_durability(wanted if not self.refusal else "refused")
+
+    def require_durability(self) -> str:
+        if self.refusal:
+            raise Problem(503, "Service Unavailable", self.refusal, headers={"Retry-After": "5"})
+        return self.settings.durability
+
+
+def state_of(request: Request) -> GatewayState:
+    st: GatewayState = request.app.state.reliq
+    return st
