@@ -47,7 +47,7 @@ async def run(n: int, concurrency: int, url: str) -> dict[str, float]:
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(n)))
         enqueue = n / (time.perf_counter() - t0)
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220
             [
                 sys.executable,
                 "-m",
