@@ -56,6 +56,64 @@ def _client_cmd(a: argparse.Namespace) -> None:
     print(codec.encode(asyncio.run(go())).decode())
 
 
+def _gateway(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_keep_alive=5,
+    )
+
+
+def _dev(a: argparse.Namespace) -> None:
+    """Embedded Valkey + N worker processes + the gateway; Ctrl-C stops all of it cleanly."""
+    import subprocess
+
+    from .embedded import EmbeddedValkey
+
+    load_app(a.app)  # fail early on a bad MODULE:APP
+    with EmbeddedValkey(a.redis_port, a.data_dir, detach_signals=True) as server:
+        cmd = [
+            sys.executable,
+            "-m",
+            "reliq",
+            "--redis-url",
+            server.url,
+            "worker",
+            a.app,
+            "--concurrency",
+            str(a.concurrency),
+            "--visibility-timeout",
+            str(a.visibility_timeout),
+        ]
+        workers = [subprocess.Popen(cmd, start_new_session=True) for _ in range(max(0, a.workers))]
+        print(
+            f"reliq dev: valkey {server.url} (AOF, appendfsync always; data in {server.data_dir}); "
+            f"{len(workers)} worker(s) for {a.app}; gateway http://127.0.0.1:{a.port} "
+            f"(docs at /docs). Ctrl-C stops everything.",
+            flush=True,
+        )
+        try:
+            _gateway(server.url, "127.0.0.1", a.port, a.app, "fsync")
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(a.shutdown_grace + 10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="reliq", description="Reliable task queue and RPC on Redis streams")
     p.add_argument("--redis-url", default=os.environ.get("RELIQ_REDIS_URL", DEFAULT_URL))
@@ -72,8 +130,18 @@ def main(argv: list[str] | None = None) -> None:
         sp.add_argument("--shutdown-grace", type=float, default=30.0)
         sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
-    d.add_argument("--port", type=int, default=6379)
+    d.add_argument("--redis-port", type=int, default=6379)
+    d.add_argument("--port", type=int, default=8000, help="gateway port")
+    d.add_argument("--workers", type=int, default=1, help="worker processes")
     d.add_argument("--data-dir", default=".reliq/data")
+
+    gw = sub.add_parser("gateway", help="run the HTTP gateway (uvicorn, uvloop, httptools)")
+    gw.add_argument("--host", default="127.0.0.1")
+    gw.add_argument("--port", type=int, default=8000)
+    gw.add_argument("--app", default=os.environ.get("RELIQ_APP"), help="MODULE:APP to validate bodies with")
+    gw.add_argument(
+        "--durability", default=os.environ.get("RELIQ_DURABILITY", "fsync"), help="none | fsync | replicas:N"
+    )
 
     r = sub.add_parser("redis", help="run the embedded valkey-server in the foreground")
     r.add_argument("--port", type=int, default=6379)
@@ -102,17 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         from .worker import run_worker
 
         run_worker(load_app(a.app), a.redis_url, _worker_config(a))
+    elif a.cmd == "gateway":
+        _gateway(a.redis_url, a.host, a.port, a.app, a.durability)
     elif a.cmd == "dev":
-        from .embedded import EmbeddedValkey
-        from .worker import run_worker
-
-        app = load_app(a.app)
-        with EmbeddedValkey(a.port, a.data_dir, detach_signals=True) as server:
-            print(
-                f"reliq dev: valkey at {server.url} (data in {server.data_dir}); worker for "
-                f"{sorted(app.services)}. Try:  reliq --redis-url {server.url} send ...",
-                flush=True,
-            )
-            run_worker(app, server.url, _worker_config(a))
+        _dev(a)
     else:
         _client_cmd(a)

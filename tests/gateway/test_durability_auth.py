@@ -1,0 +1,100 @@
+"""The gateway never claims a durability level the server cannot give; Redis trouble is a 503
+"not confirmed", never a 2xx or a 500; bearer tokens guard everything but the probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reliq import Context, Service
+from reliq.embedded import EmbeddedValkey, free_port
+
+from ..conftest import Names
+from .conftest import gateway
+
+
+def noop_service(name: str) -> Service:
+    svc = Service(name)
+
+    @svc.handler
+    async def noop(ctx: Context) -> None: ...
+
+    return svc
+
+
+async def test_fsync_is_refused_when_the_server_does_not_fsync_every_write(tmp_path: Path) -> None:
+    svc = noop_service("dur")
+    with EmbeddedValkey(data_dir=tmp_path, appendfsync="everysec") as server:
+        async with gateway(server.url, svc, durability="fsync") as http:
+            r = await http.post("/send/dur/noop", json=None)
+            assert r.status_code == 503 and "everysec" in r.json()["detail"]
+            assert (await http.get("/readyz")).status_code == 503
+        async with gateway(server.url, svc, durability="none") as http:
+            r = await http.post("/send/dur/noop", json=None)
+            assert r.status_code == 202 and r.json()["durability"] == "none"
+            assert r.headers["reliq-durability"] == "none"
+
+
+async def test_replicas_mode_waits_for_the_replica_and_503s_without_one(tmp_path: Path) -> None:
+    svc = noop_service("rep")
+    with EmbeddedValkey(data_dir=tmp_path / "primary") as primary:
+        async with gateway(primary.url, svc, durability="replicas:1", wait_timeout_ms=200) as http:
+            r = await http.post("/send/rep/noop", json=None, headers={"Idempotency-Key": "k1"})
+            assert r.status_code == 503 and "retry with the same Idempotency-Key" in r.json()["detail"]
+            replica = EmbeddedValkey(
+                data_dir=tmp_path / "replica", extra={"replicaof": f"127.0.0.1 {primary.port}"}
+            ).start()
+            try:
+                ok = None
+                for _ in range(100):  # the replica needs a moment to sync; each try is a real request
+                    ok = await http.post("/send/rep/noop", json=None, headers={"Idempotency-Key": "k1"})
+                    if ok.status_code == 202:
+                        break
+                assert ok is not None and ok.status_code == 202, ok.text if ok else None
+                assert ok.json()["durability"] == "replicas:1"
+                # the retry converged on the invocation the unconfirmed attempt had placed
+                assert ok.json()["status"] == "previously_accepted"
+            finally:
+                replica.stop()
+
+
+async def test_redis_unreachable_is_503_problem_never_2xx_or_500() -> None:
+    svc = noop_service("down")
+    async with gateway(f"redis://127.0.0.1:{free_port()}/0", svc, durability="none") as http:
+        r = await http.post("/send/down/noop", json=None)
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/problem+json" and r.headers["retry-after"]
+        assert "Traceback" not in r.text
+        assert (await http.get("/readyz")).status_code == 503
+        assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_tokens_guard_everything_but_the_probes(url: str, names: Names) -> None:
+    svc = noop_service(names())
+    async with gateway(url, svc, tokens=("s3cret",)) as http:
+        r = await http.post(f"/send/{svc.name}/noop", json=None)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        wrong = await http.post(f"/send/{svc.name}/noop", json=None, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert (await http.get("/services")).status_code == 401
+        assert (await http.get("/healthz")).status_code == 200
+        ok = await http.post(f"/send/{svc.name}/noop", json=None, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 202
+        await http.post(f"/invocations/{ok.json()['id']}/cancel", headers={"Authorization": "Bearer s3cret"})
+
+
+async def test_metrics_count_requests_and_report_backlog(url: str, names: Names) -> None:
+    svc = noop_service(names())
+    async with gateway(url, svc) as http:
+        sent = await http.post(f"/send/{svc.name}/noop", json=None)
+        text = (await http.get("/metrics")).text
+        assert 'reliq_gateway_requests_total{route="/send",status="202"} 1.0' in text
+        assert f'reliq_service_backlog{{service="{svc.name}"}} 1.0' in text
+        assert 'reliq_gateway_durability{level="fsync"} 1.0' in text
+        assert "reliq_gateway_register_seconds_bucket" in text
+        await http.post(f"/invocations/{sent.json()['id']}/cancel")
+
+
+async def test_openapi_is_served(url: str, names: Names) -> None:
+    async with gateway(url, noop_service(names())) as http:
+        doc = (await http.get("/openapi.json")).json()
+    assert "/send/{service}/{handler}" in doc["paths"] and "/invocations/{invocation_id}" in doc["paths"]
