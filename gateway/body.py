@@ -4,6 +4,7 @@ declared input type (422 with msgspec's error path). Returns canonical JSON byte
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -30,7 +31,16 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-async def read_body(request: Request, max_body: int) -> bytes:
+async def read_body(request: Request, max_body: int, timeout: float) -> bytes:
+    """The body, within ``timeout`` seconds (408 otherwise: a trickling client holds nothing)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, max_body)
+    except TimeoutError:
+        raise Problem(408, "Request Timeout", f"the body did not arrive within {timeout:g} s") from None
+
+
+async def _read(request: Request, max_body: int) -> bytes:
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise Problem(415, "Unsupported Media Type", "send the payload as application/json")

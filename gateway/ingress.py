@@ -87,7 +87,8 @@ async def _register(
     key = idempotency_key(request)
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
-    raw = await read_body(request, st.settings.max_body)
+    await st.admit(service)
+    raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
     if info.input_type is not None and info.takes_input:

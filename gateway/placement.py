@@ -18,6 +18,7 @@ from reliq.codec import fingerprint
 from reliq.keys import keyed_id, new_id
 from reliq.record import Accepted
 
+from . import failpoints
 from .problems import Problem, unavailable
 
 
@@ -54,6 +55,7 @@ async def place(
                 f"only {int(acked)} of {replicas} replicas confirmed the write; retry with the "
                 "same Idempotency-Key"
             )
+    failpoints.hit("after_register")  # crash tests: the trigger is placed, the caller never hears
     if status == "conflict":
         raise Problem(
             422,

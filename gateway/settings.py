@@ -21,6 +21,8 @@ class GatewaySettings:
     default_wait: float = 30.0
     max_wait: float = 60.0
     max_depth: int = 64
+    body_timeout: float = 10.0  # a client must deliver its body within this (slow-client guard)
+    max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
     app: str | None = None  # MODULE:APP to validate bodies against handler types
     tokens: tuple[str, ...] = field(default=(), repr=False)
 
@@ -42,6 +44,7 @@ class GatewaySettings:
             "durability": env.get("RELIQ_DURABILITY", cls.durability),
             "max_body": int(env.get("RELIQ_MAX_BODY", cls.max_body)),
             "app": env.get("RELIQ_APP") or None,
+            "max_backlog": int(env["RELIQ_MAX_BACKLOG"]) if env.get("RELIQ_MAX_BACKLOG") else None,
             "tokens": tokens,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -3,6 +3,7 @@ the durability level it has verified (never assumed)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -43,6 +44,26 @@ class GatewayState:
         else:
             self.refusal = ""
         self.metrics.set_durability(wanted if not self.refusal else "refused")
+
+    _backlog: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    async def admit(self, service: str) -> None:
+        """429 when the service's backlog is over ``max_backlog`` (checked at most every 0.5 s)."""
+        limit = self.settings.max_backlog
+        if limit is None:
+            return
+        now = time.monotonic()
+        hit = self._backlog.get(service)
+        if hit is None or now - hit[0] > 0.5:
+            hit = (now, int(await self.client.redis.xlen(self.client.keys(service).stream)))
+            self._backlog[service] = hit
+        if hit[1] >= limit:
+            raise Problem(
+                429,
+                "Too Many Requests",
+                f"{service} has {hit[1]} invocations waiting (limit {limit})",
+                headers={"Retry-After": "1"},
+            )
 
     def require_durability(self) -> str:
         if self.refusal:

@@ -98,3 +98,33 @@ async def test_openapi_is_served(url: str, names: Names) -> None:
     async with gateway(url, noop_service(names())) as http:
         doc = (await http.get("/openapi.json")).json()
     assert "/send/{service}/{handler}" in doc["paths"] and "/invocations/{invocation_id}" in doc["paths"]
+
+
+async def test_admission_control_answers_429_over_the_backlog(url: str, names: Names) -> None:
+    svc = noop_service(names())
+    async with gateway(url, svc, max_backlog=2) as http:
+        ids = [(await http.post(f"/send/{svc.name}/noop", json=None)).json()["id"] for _ in range(2)]
+        import asyncio
+
+        await asyncio.sleep(0.6)  # let the 0.5 s backlog cache expire (a precondition, not an outcome)
+        r = await http.post(f"/send/{svc.name}/noop", json=None)
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        for i in ids:
+            await http.post(f"/invocations/{i}/cancel")
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408(url: str, names: Names) -> None:
+    import asyncio
+
+    svc = noop_service(names())
+
+    async def trickle():  # type: ignore[no-untyped-def]
+        yield b"nu"
+        await asyncio.sleep(1.0)
+        yield b"ll"
+
+    async with gateway(url, svc, body_timeout=0.2) as http:
+        r = await http.post(
+            f"/send/{svc.name}/noop", content=trickle(), headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 408
