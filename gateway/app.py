@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import health, ingress, invocations, problems
+from . import health, ingress, invocations, openapi, problems
 from .catalog import Catalog
 from .settings import GatewaySettings
 from .state import GatewayState
@@ -91,6 +91,9 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         await client.close()
 
     api = FastAPI(
+        openapi_url=None,  # served by gateway.openapi, with each handler's input schema
+        docs_url=None,
+        redoc_url=None,
         title="reliq gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -101,5 +104,6 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(ingress.router)
     api.include_router(invocations.router)
     api.include_router(health.router)
+    api.include_router(openapi.router)
     api.add_middleware(Guard, st=st)
     return api

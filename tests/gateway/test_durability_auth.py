@@ -100,6 +100,20 @@ async def test_openapi_is_served(url: str, names: Names) -> None:
     assert "/send/{service}/{handler}" in doc["paths"] and "/invocations/{invocation_id}" in doc["paths"]
 
 
+async def test_openapi_carries_each_handlers_input_schema(url: str, names: Names) -> None:
+    from .test_ingress import shop
+
+    svc = shop(names())
+    async with gateway(url, svc) as http:
+        doc = (await http.get("/openapi.json")).json()
+        assert (await http.get("/docs")).status_code == 200
+    op = doc["paths"][f"/send/{svc.name}/place"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/Order"
+    assert set(doc["components"]["schemas"]["Order"]["required"]) == {"order_id", "amount_cents"}
+    assert f"/call/{svc.name}/place" in doc["paths"]
+
+
 async def test_admission_control_answers_429_over_the_backlog(url: str, names: Names) -> None:
     svc = noop_service(names())
     async with gateway(url, svc, max_backlog=2) as http:
