@@ -60,6 +60,15 @@ def parse_at(raw: str | None) -> datetime | None:
     return at.astimezone(UTC)
 
 
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def traceparent(request: Request) -> str:
+    """The caller's W3C trace context, stored with the invocation; a malformed one is ignored."""
+    value = request.headers.get("traceparent", "").strip().lower()
+    return value if _TRACEPARENT.match(value) else ""
+
+
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -106,6 +115,7 @@ async def _register(
         key=key,
         delay_ms=None if delay is None else int(delay * 1000),
         at=at,
+        trace=traceparent(request),
     )
     st.metrics.register_seconds.observe(time.perf_counter() - t0)
     return st, accepted, None

@@ -34,18 +34,29 @@ async def place(
     key: str | None,
     delay_ms: int | None,
     at: datetime | None,
+    trace: str = "",
 ) -> Accepted:
     inv = keyed_id(service, key) if key is not None else new_id(service)
     due_ms = None if at is None else int(at.timestamp() * 1000)
     k = client.keys(service)
     if replicas == 0:
         status, state = await client.scripts.register(
-            k, inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms
+            k, inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
         )
     else:
         async with client.redis.pipeline(transaction=False) as pipe:
             await client.scripts.register_in(
-                pipe, k, inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms
+                pipe,
+                k,
+                inv,
+                fingerprint(handler, body),
+                handler,
+                body,
+                "",
+                key or "",
+                delay_ms,
+                due_ms,
+                trace,
             )
             pipe.execute_command("WAIT", replicas, wait_ms)
             reply, acked = await pipe.execute()

@@ -124,6 +124,7 @@ class Client:
         at: datetime | None = None,
         invocation_id: str | None = None,
         parent: str | None = None,
+        trace: str | None = None,
     ) -> Accepted:
         """Like ``send`` for an already-encoded JSON payload (the gateway's path)."""
         check_name("service", service)
@@ -145,6 +146,7 @@ class Client:
             key or "",
             delay_ms,
             due_ms,
+            trace or "",
         )
         if status == "conflict":
             raise IdempotencyConflict(invocation_id)

@@ -58,7 +58,7 @@ async def dispatch(
         rt.claiming.difference_update(ids)
     started = 0
     for n, (eid, inv) in enumerate(pairs):
-        v = out[9 * n : 9 * n + 9]
+        v = out[10 * n : 10 * n + 10]
         status = _s(v[0])
         if status == "skip":
             continue
@@ -77,6 +77,7 @@ async def dispatch(
             parent=_s(v[6]) or None,
             key=_s(v[7]) or None,
             deliveries=int(v[8]),
+            trace=_s(v[9]) or None,
         )
         ex.start(InFlight(id=inv, keys=k, entry=eid, epoch=epoch), c)
         started += 1

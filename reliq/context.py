@@ -38,6 +38,7 @@ class Context:
         "idempotency_key",
         "parent_id",
         "service",
+        "traceparent",
     )
 
     def __init__(
@@ -53,6 +54,7 @@ class Context:
         idempotency_key: str | None,
         parent_id: str | None,
         fresh: bool,
+        traceparent: str | None = None,
     ) -> None:
         self._client = client
         self.id = id
@@ -62,6 +64,7 @@ class Context:
         self.deadline = deadline
         self.idempotency_key = idempotency_key
         self.parent_id = parent_id
+        self.traceparent = traceparent
         self._epoch = epoch
         self._order = 0
         self._steps: dict[str, bytes] = {}
@@ -114,7 +117,13 @@ class Context:
         child_key = key if key is not None else f"#{self._order}"
         cid = child_id(service, self.id, child_key)
         await self._client.send_json(
-            service, handler, codec.encode(payload), delay=delay, invocation_id=cid, parent=self.id
+            service,
+            handler,
+            codec.encode(payload),
+            delay=delay,
+            invocation_id=cid,
+            parent=self.id,
+            trace=self.traceparent,
         )
         linked = await self._client.scripts.link_child(
             self._client.keys(self.service), self.id, self._epoch, cid, self._order
@@ -150,6 +159,7 @@ class SyncContext:
         self.id, self.service, self.handler = ctx.id, ctx.service, ctx.handler
         self.attempt, self.deadline = ctx.attempt, ctx.deadline
         self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
+        self.traceparent = ctx.traceparent
 
     def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(

@@ -38,6 +38,7 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: int
     parent: str | None
     key: str | None
+    trace: str | None = None
 
 
 def error_doc(exc: BaseException, *, status: int | None = None) -> bytes:
@@ -135,6 +136,7 @@ class Executor:
             idempotency_key=c.key,
             parent_id=c.parent,
             fresh=c.deliveries == 1,
+            traceparent=c.trace,
         )
         call: Callable[[], Any]
         if h.is_async:

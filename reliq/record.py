@@ -49,6 +49,7 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     started: int | None = None
     finished: int | None = None
     parent_id: str | None = None
+    traceparent: str | None = None
     idempotency_key: str | None = None
     reason: str | None = None
     cancel_requested: bool = False
@@ -95,6 +96,7 @@ def parse(
         started=_int(h.get(b"started")),
         finished=_int(h.get(b"finished")),
         parent_id=_str(h.get(b"parent")),
+        traceparent=_str(h.get(b"trace")),
         idempotency_key=_str(h.get(b"key")),
         reason=_str(h.get(b"reason")),
         cancel_requested=h.get(b"cancel") == b"1",

@@ -63,6 +63,7 @@ class Scripts:
         key: str,
         delay_ms: int | None,
         due_ms: int | None,
+        trace: str = "",
     ) -> tuple[str, str]:
         r = await self._run(
             "register",
@@ -77,6 +78,7 @@ class Scripts:
                 key,
                 "" if delay_ms is None else delay_ms,
                 "" if due_ms is None else due_ms,
+                trace,
             ],
         )
         return _s(r[0]), _s(r[1])
@@ -93,6 +95,7 @@ class Scripts:
         key: str,
         delay_ms: int | None,
         due_ms: int | None,
+        trace: str = "",
     ) -> None:
         """Queue the registration in a pipeline (so a WAIT can follow on the same connection)."""
         await self._s["register"](
@@ -107,6 +110,7 @@ class Scripts:
                 key,
                 "" if delay_ms is None else delay_ms,
                 "" if due_ms is None else due_ms,
+                trace,
             ],
             client=pipe,
         )

@@ -4,7 +4,7 @@
 -- KEYS[3] delayed set        reliq:{S}:delayed
 -- ARGV[1] id, ARGV[2] fingerprint (sha256 of handler + payload), ARGV[3] service, ARGV[4] handler,
 -- ARGV[5] payload (JSON), ARGV[6] parent id or '', ARGV[7] idempotency key or '',
--- ARGV[8] delay ms or '', ARGV[9] due time (unix ms) or ''
+-- ARGV[8] delay ms or '', ARGV[9] due time (unix ms) or '', ARGV[10] W3C traceparent or ''
 -- returns {status, state}: status 'accepted' | 'previously_accepted' | 'conflict'
 local prev = redis.call('HMGET', KEYS[1], 'fp', 'state')
 if prev[1] then
@@ -24,5 +24,5 @@ else
 end
 redis.call('HSET', KEYS[1], 'state', state, 'fp', ARGV[2], 'service', ARGV[3], 'handler', ARGV[4],
   'payload', ARGV[5], 'parent', ARGV[6], 'key', ARGV[7], 'attempt', 1, 'deliveries', 0, 'crashes', 0,
-  'epoch', 0, 'entry', entry, 'created', now, 'updated', now, 'due', due)
+  'epoch', 0, 'entry', entry, 'created', now, 'updated', now, 'due', due, 'trace', ARGV[10] or '')
 return {'accepted', state}

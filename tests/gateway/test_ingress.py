@@ -205,3 +205,27 @@ async def test_services_lists_handlers_with_schemas(url: str, names: Names) -> N
     handlers = r.json()["services"][svc.name]
     assert set(handlers) == {"place", "slow", "declined"}
     assert "Order" in str(handlers["place"]["input_schema"])
+
+
+async def test_traceparent_is_stored_and_continued_by_handlers_and_children(url: str, names: Names) -> None:
+    parent, child = Service(names("p")), Service(names("c"))
+    seen: list[str | None] = []
+
+    @child.handler
+    async def leaf(ctx: Context) -> None:
+        seen.append(ctx.traceparent)
+
+    @parent.handler
+    async def root(ctx: Context) -> None:
+        seen.append(ctx.traceparent)
+        await ctx.call(child.name, "leaf")
+
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with gateway(url, parent) as http, running(parent, url), running(child, url):
+        r = await http.post(f"/call/{parent.name}/root", json=None, headers={"traceparent": tp})
+        assert r.status_code == 200
+        doc = (await http.get(f"/invocations/{r.headers['reliq-invocation-id']}")).json()
+        assert doc["traceparent"] == tp
+        bad = await http.post(f"/send/{parent.name}/root", json=None, headers={"traceparent": "garbage"})
+        assert (await http.get(f"/invocations/{bad.json()['id']}")).json()["traceparent"] is None
+    assert seen[:2] == [tp, tp]
