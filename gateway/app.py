@@ -14,6 +14,7 @@ from reliq import App, Client
 
 from . import health, ingress, invocations, openapi, problems
 from .catalog import Catalog
+from .placement import Placer
 from .settings import GatewaySettings
 from .state import GatewayState
 
@@ -74,7 +75,8 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
 
         app = load_app(settings.app)
     client = Client(settings.redis_url)
-    st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app))
+    placer = Placer(client, settings.replicas, settings.wait_timeout_ms)
+    st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app), placer=placer)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -64,4 +64,5 @@ async def metrics(request: Request) -> Response:
         st.metrics.pending.labels(service=service).set(pending)
         st.metrics.parked.labels(service=service).set(parked)
         st.metrics.delayed.labels(service=service).set(delayed)
+    st.metrics.set_batches(st.placer.flushes, st.placer.placed)
     return Response(st.metrics.render(), media_type="text/plain; version=0.0.4")

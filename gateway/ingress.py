@@ -19,7 +19,6 @@ from reliq.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response, wait_for_outcome
-from .placement import place
 from .problems import Problem
 from .state import GatewayState, state_of
 
@@ -102,13 +101,9 @@ async def _register(
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
     if info.input_type is not None and info.takes_input:
         check_input(value, info.input_type)
-    level = st.require_durability()
+    st.require_durability()
     t0 = time.perf_counter()
-    accepted = await place(
-        st.client,
-        level,
-        st.settings.replicas,
-        st.settings.wait_timeout_ms,
+    accepted = await st.placer.place(
         service,
         handler,
         canonical(value),

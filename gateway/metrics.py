@@ -23,6 +23,12 @@ class Metrics:
             ["level"],
             registry=self.registry,
         )
+        self.flushes = Gauge(
+            "reliq_gateway_flushes", "Registration script calls (group commits)", registry=self.registry
+        )
+        self.placed = Gauge(
+            "reliq_gateway_placed", "Registrations placed through group commits", registry=self.registry
+        )
         self.backlog = Gauge(
             "reliq_service_backlog", "Stream entries not yet acked", ["service"], registry=self.registry
         )
@@ -38,6 +44,10 @@ class Metrics:
         self.delayed = Gauge(
             "reliq_service_delayed", "Scheduled or retrying invocations", ["service"], registry=self.registry
         )
+
+    def set_batches(self, flushes: int, placed: int) -> None:
+        self.flushes.set(flushes)
+        self.placed.set(placed)
 
     def set_durability(self, level: str) -> None:
         self.durability.clear()

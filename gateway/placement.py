@@ -1,77 +1,113 @@
-"""Place a trigger durably: run the registration script and, on the same connection, confirm
-the configured durability before the gateway answers 2xx.
+"""Place triggers durably, with group commit: registrations that arrive while a flush is under way
+are placed together by the next flush, in one script call per service (one round trip, one fsync
+on an ``appendfsync always`` server), then the configured durability is confirmed on the same
+connection before any of those requests is answered.
 
-- ``fsync``: the server runs ``appendfsync always``, so the script's reply already means the
-  write is on disk (checked at start and on every readiness probe, never assumed).
-- ``replicas:N``: ``WAIT N timeout`` in the same pipeline as the script (same connection), and
-  fewer than N acknowledgements is a 503 "not confirmed" (the write may exist; the retry with
-  the same Idempotency-Key converges on it).
+- ``fsync``: the script's reply already means the write is on disk (the server was checked to run
+  ``appendfsync always``; never assumed).
+- ``replicas:N``: ``WAIT N timeout`` in the same pipeline as the script; fewer than N acks is a 503
+  "not confirmed" for the whole batch (the writes may exist; a retry with the same
+  Idempotency-Key converges on them).
 - ``none``: development only; reported as such in every answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from datetime import datetime
 
 from reliq import Client
 from reliq.codec import fingerprint
 from reliq.keys import keyed_id, new_id
 from reliq.record import Accepted
+from reliq.scripts import Registration, pairs
 
 from . import failpoints
 from .problems import Problem, unavailable
 
+MAX_BATCH = 500
+Waiter = tuple[Registration, "asyncio.Future[tuple[str, str]]"]
 
-async def place(
-    client: Client,
-    durability: str,
-    replicas: int,
-    wait_ms: int,
-    service: str,
-    handler: str,
-    body: bytes,
-    *,
-    key: str | None,
-    delay_ms: int | None,
-    at: datetime | None,
-    trace: str = "",
-) -> Accepted:
-    inv = keyed_id(service, key) if key is not None else new_id(service)
-    due_ms = None if at is None else int(at.timestamp() * 1000)
-    k = client.keys(service)
-    if replicas == 0:
-        status, state = await client.scripts.register(
-            k, inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
+
+class Placer:
+    def __init__(self, client: Client, replicas: int, wait_ms: int) -> None:
+        self.client, self.replicas, self.wait_ms = client, replicas, wait_ms
+        self._queues: dict[str, list[Waiter]] = defaultdict(list)
+        self._flushing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.flushes = 0  # script calls made; placed / flushes = the average batch
+        self.placed = 0
+
+    async def place(
+        self,
+        service: str,
+        handler: str,
+        body: bytes,
+        *,
+        key: str | None,
+        delay_ms: int | None,
+        at: datetime | None,
+        trace: str = "",
+    ) -> Accepted:
+        inv = keyed_id(service, key) if key is not None else new_id(service)
+        due_ms = None if at is None else int(at.timestamp() * 1000)
+        item = Registration(
+            inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
         )
-    else:
-        async with client.redis.pipeline(transaction=False) as pipe:
-            await client.scripts.register_in(
-                pipe,
-                k,
-                inv,
-                fingerprint(handler, body),
-                handler,
-                body,
-                "",
-                key or "",
-                delay_ms,
-                due_ms,
-                trace,
+        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        self._queues[service].append((item, future))
+        if service not in self._flushing:
+            self._flushing.add(service)
+            task = asyncio.create_task(self._flush(service))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        status, state = await future
+        failpoints.hit("after_register")  # crash tests: the trigger is placed, the caller never hears
+        if status == "conflict":
+            raise Problem(
+                422,
+                "Unprocessable Content",
+                "this Idempotency-Key was already used with a different request",
+                invocation_id=inv,
             )
-            pipe.execute_command("WAIT", replicas, wait_ms)
+        return Accepted(id=inv, status=status, state=state)  # type: ignore[arg-type]
+
+    async def _flush(self, service: str) -> None:
+        try:
+            while self._queues[service]:
+                batch = self._queues[service][:MAX_BATCH]
+                del self._queues[service][:MAX_BATCH]
+                try:
+                    results = await self._commit(service, [item for item, _ in batch])
+                except BaseException as e:  # every waiter of the batch hears the same failure
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e if isinstance(e, Exception) else unavailable())
+                    if not isinstance(e, Exception):
+                        raise
+                else:
+                    for (_, fut), result in zip(batch, results, strict=True):
+                        if not fut.done():
+                            fut.set_result(result)
+        finally:
+            self._flushing.discard(service)
+            if not self._queues.get(service):
+                self._queues.pop(service, None)
+
+    async def _commit(self, service: str, items: list[Registration]) -> list[tuple[str, str]]:
+        k = self.client.keys(service)
+        self.flushes += 1
+        self.placed += len(items)
+        if self.replicas == 0:
+            return await self.client.scripts.register_many(k, items)
+        async with self.client.redis.pipeline(transaction=False) as pipe:
+            await self.client.scripts.register_many(k, items, pipe=pipe)
+            pipe.execute_command("WAIT", self.replicas, self.wait_ms)
             reply, acked = await pipe.execute()
-        status, state = (x.decode() if isinstance(x, bytes) else str(x) for x in reply)
-        if int(acked) < replicas:
+        if int(acked) < self.replicas:
             raise unavailable(
-                f"only {int(acked)} of {replicas} replicas confirmed the write; retry with the "
-                "same Idempotency-Key"
+                f"only {int(acked)} of {self.replicas} replicas confirmed the write; retry with "
+                "the same Idempotency-Key"
             )
-    failpoints.hit("after_register")  # crash tests: the trigger is placed, the caller never hears
-    if status == "conflict":
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "this Idempotency-Key was already used with a different request",
-            invocation_id=inv,
-        )
-    return Accepted(id=inv, status=status, state=state)  # type: ignore[arg-type]
+        return pairs(reply)

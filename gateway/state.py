@@ -13,6 +13,7 @@ from reliq.durability import Durability
 
 from .catalog import Catalog
 from .metrics import Metrics
+from .placement import Placer
 from .problems import Problem
 from .settings import GatewaySettings
 
@@ -22,6 +23,7 @@ class GatewayState:
     settings: GatewaySettings
     client: Client
     catalog: Catalog
+    placer: Placer
     metrics: Metrics = field(default_factory=Metrics)
     server: Durability | None = None
     refusal: str = "durability not checked yet"

@@ -94,6 +94,12 @@ def _dev(a: argparse.Namespace) -> None:
             str(a.concurrency),
             "--visibility-timeout",
             str(a.visibility_timeout),
+            "--shutdown-grace",
+            str(a.shutdown_grace),
+            "--batch",
+            str(a.batch),
+            "--retention",
+            str(a.retention),
         ]
         workers = [subprocess.Popen(cmd, start_new_session=True) for _ in range(max(0, a.workers))]
         print(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -21,6 +21,26 @@ Arg = str | bytes | int | float
 
 def _source(name: str) -> str:
     return (files("reliq") / "lua" / f"{name}.lua").read_text()
+
+
+class Registration(NamedTuple):
+    """One invocation to place (see register.lua)."""
+
+    id: str
+    fp: str
+    handler: str
+    payload: bytes
+    parent: str = ""
+    key: str = ""
+    delay_ms: int | None = None
+    due_ms: int | None = None
+    trace: str = ""
+
+
+def pairs(reply: Sequence[Any]) -> list[tuple[str, str]]:
+    """register.lua's flat reply as (status, state) pairs."""
+    flat = [_s(x) for x in reply]
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def _s(value: Any) -> str:
@@ -65,55 +85,33 @@ class Scripts:
         due_ms: int | None,
         trace: str = "",
     ) -> tuple[str, str]:
-        r = await self._run(
-            "register",
-            [k.inv(id), k.stream, k.delayed],
-            [
-                id,
-                fp,
-                k.service,
-                handler,
-                payload,
-                parent,
-                key,
-                "" if delay_ms is None else delay_ms,
-                "" if due_ms is None else due_ms,
-                trace,
-            ],
-        )
-        return _s(r[0]), _s(r[1])
+        item = Registration(id, fp, handler, payload, parent, key, delay_ms, due_ms, trace)
+        return (await self.register_many(k, [item]))[0]
 
-    async def register_in(
-        self,
-        pipe: Any,
-        k: ServiceKeys,
-        id: str,
-        fp: str,
-        handler: str,
-        payload: bytes,
-        parent: str,
-        key: str,
-        delay_ms: int | None,
-        due_ms: int | None,
-        trace: str = "",
-    ) -> None:
-        """Queue the registration in a pipeline (so a WAIT can follow on the same connection)."""
-        await self._s["register"](
-            keys=[k.inv(id), k.stream, k.delayed],
-            args=[
-                id,
-                fp,
+    async def register_many(
+        self, k: ServiceKeys, items: Sequence[Registration], *, pipe: Any = None
+    ) -> list[tuple[str, str]]:
+        """Place a batch of one service's invocations in one script call. With ``pipe``, the call
+        is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned."""
+        keys = [k.stream, k.delayed, *(k.inv(r.id) for r in items)]
+        args: list[Arg] = []
+        for r in items:
+            args += [
+                r.id,
+                r.fp,
                 k.service,
-                handler,
-                payload,
-                parent,
-                key,
-                "" if delay_ms is None else delay_ms,
-                "" if due_ms is None else due_ms,
-                trace,
-            ],
-            client=pipe,
-        )
+                r.handler,
+                r.payload,
+                r.parent,
+                r.key,
+                "" if r.delay_ms is None else r.delay_ms,
+                "" if r.due_ms is None else r.due_ms,
+                r.trace,
+            ]
+        if pipe is not None:
+            await self._s["register"](keys=keys, args=args, client=pipe)
+            return []
+        return pairs(await self._run("register", keys, args))
 
     async def claim(
         self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]

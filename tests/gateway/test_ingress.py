@@ -229,3 +229,39 @@ async def test_traceparent_is_stored_and_continued_by_handlers_and_children(url:
         bad = await http.post(f"/send/{parent.name}/root", json=None, headers={"traceparent": "garbage"})
         assert (await http.get(f"/invocations/{bad.json()['id']}")).json()["traceparent"] is None
     assert seen[:2] == [tp, tp]
+
+
+async def test_concurrent_sends_are_group_committed_and_each_gets_its_own_answer(
+    url: str, names: Names
+) -> None:
+    svc = shop(names())
+    async with gateway(url, svc) as http, client(url) as c:
+        calls = []
+        for i in range(60):
+            body = {"order_id": f"o{i % 30}", "amount_cents": i % 30}
+            calls.append(
+                http.post(f"/send/{svc.name}/place", json=body, headers={"Idempotency-Key": f"k{i % 30}"})
+            )
+        calls.append(
+            http.post(
+                f"/send/{svc.name}/place",
+                json={"order_id": "x", "amount_cents": 1},
+                headers={"Idempotency-Key": "k0"},
+            )
+        )  # conflicts with k0's body
+        answers = await asyncio.gather(*calls)
+        codes = [a.status_code for a in answers]
+        assert codes[:60] == [202] * 60 and codes[60] == 422
+        ids = {a.json()["id"] for a in answers[:60]}
+        assert len(ids) == 30
+        assert sorted(a.json()["status"] for a in answers[:60]).count("accepted") == 30
+        assert await c.redis.xlen(c.keys(svc.name).stream) == 30
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in (await http.get("/metrics")).text.splitlines()
+            if line and not line.startswith("#")
+        }
+        flushes, placed = values["reliq_gateway_flushes"], values["reliq_gateway_placed"]
+        assert placed == 61 and flushes < placed / 2  # concurrent requests shared script calls
+        for i in ids:
+            await c.cancel(i)
