@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import sys
 from typing import Any
 
 from . import codec
 from .client import Client
+from .logs import setup as setup_logs
 from .runtime import WorkerConfig
 from .service import App, Service
 
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="reliq", description="Reliable task queue and RPC on Redis streams")
     p.add_argument("--redis-url", default=os.environ.get("RELIQ_REDIS_URL", DEFAULT_URL))
     p.add_argument("--log-level", default=os.environ.get("RELIQ_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-format", default=os.environ.get("RELIQ_LOG_FORMAT", "text"), choices=["text", "json"]
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     w = sub.add_parser("worker", help="run the handlers of MODULE:APP")
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
         sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
     a = p.parse_args(argv)
-    logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logs(a.log_level, a.log_format)
     if a.cmd == "redis":
         from .embedded import serve
 
