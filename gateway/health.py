@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from reliq.keys import GROUP
 
+from .problems import documented
 from .state import state_of
 
 router = APIRouter()
@@ -18,7 +19,11 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-@router.get("/readyz", summary="Readiness: Redis reachable and the configured durability verified")
+@router.get(
+    "/readyz",
+    summary="Readiness: Redis reachable and the configured durability verified",
+    responses=documented(200, 503),
+)
 async def readyz(request: Request) -> Response:
     st = state_of(request)
     try:
@@ -38,7 +43,11 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/services", summary="Registered services and handlers with their input JSON schemas")
+@router.get(
+    "/services",
+    summary="Registered services and handlers with their input JSON schemas",
+    responses=documented(200, 401),
+)
 async def services(request: Request) -> Response:
     found = await state_of(request).catalog.services()
     doc = {s: {h: {"input_schema": i.input_schema} for h, i in hs.items()} for s, hs in found.items()}

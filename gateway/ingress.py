@@ -19,7 +19,7 @@ from reliq.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response, wait_for_outcome
-from .problems import Problem
+from .problems import Problem, documented
 from .state import GatewayState, state_of
 
 router = APIRouter()
@@ -116,7 +116,12 @@ async def _register(
     return st, accepted, None
 
 
-@router.post("/send/{service}/{handler}", status_code=202, summary="Place an invocation (fire and forget)")
+@router.post(
+    "/send/{service}/{handler}",
+    status_code=202,
+    summary="Place an invocation (fire and forget)",
+    responses=documented(202, 400, 401, 404, 408, 413, 415, 422, 429, 503),
+)
 async def send(request: Request, service: str, handler: str) -> Response:
     st, accepted, _ = await _register(request, service, handler)
     doc = {"id": accepted.id, "status": accepted.status, "durability": st.durability_level}
@@ -132,7 +137,11 @@ async def send(request: Request, service: str, handler: str) -> Response:
     )
 
 
-@router.post("/call/{service}/{handler}", summary="Place an invocation and wait for its result")
+@router.post(
+    "/call/{service}/{handler}",
+    summary="Place an invocation and wait for its result",
+    responses=documented(200, 202, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503),
+)
 async def call(request: Request, service: str, handler: str) -> Response:
     st, accepted, _ = await _register(request, service, handler)
     wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)

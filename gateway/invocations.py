@@ -10,14 +10,16 @@ from reliq import UnknownInvocation
 from reliq.keys import InvalidName
 
 from .outcome import outcome_response, read_outcome, wait_for_outcome
-from .problems import Problem
+from .problems import Problem, documented
 from .state import state_of
 
 router = APIRouter(prefix="/invocations")
 _NOT_FOUND = Problem(404, "Not Found", "unknown or expired invocation")
 
 
-@router.get("/{invocation_id}", summary="Status document of an invocation")
+@router.get(
+    "/{invocation_id}", summary="Status document of an invocation", responses=documented(200, 401, 404)
+)
 async def status(request: Request, invocation_id: str) -> Response:
     try:
         inv = await state_of(request).client.get(invocation_id)
@@ -28,19 +30,32 @@ async def status(request: Request, invocation_id: str) -> Response:
     return Response(msgspec.json.encode(inv), media_type="application/json")
 
 
-@router.get("/{invocation_id}/output", summary="Result: 200 done, 202 not ready, problem when failed")
+@router.get(
+    "/{invocation_id}/output",
+    summary="Result: 200 done, 202 not ready, problem when failed",
+    responses=documented(200, 202, 401, 404, 409, 500),
+)
 async def output(request: Request, invocation_id: str) -> Response:
     return outcome_response(invocation_id, await read_outcome(state_of(request).client, invocation_id))
 
 
-@router.get("/{invocation_id}/attach", summary="Long-poll until finished or `wait` seconds (then 202)")
+@router.get(
+    "/{invocation_id}/attach",
+    summary="Long-poll until finished or `wait` seconds (then 202)",
+    responses=documented(200, 202, 400, 401, 404, 409, 500),
+)
 async def attach(request: Request, invocation_id: str, wait: float = Query(30.0, ge=0, le=3600)) -> Response:
     st = state_of(request)
     out = await wait_for_outcome(st.client, invocation_id, min(wait, st.settings.max_wait))
     return outcome_response(invocation_id, out)
 
 
-@router.post("/{invocation_id}/cancel", status_code=202, summary="Cancel a queued or running invocation")
+@router.post(
+    "/{invocation_id}/cancel",
+    status_code=202,
+    summary="Cancel a queued or running invocation",
+    responses=documented(202, 401, 404, 409),
+)
 async def cancel(request: Request, invocation_id: str) -> Response:
     try:
         outcome = await state_of(request).client.cancel(invocation_id)

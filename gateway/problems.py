@@ -36,6 +36,34 @@ class Problem(Exception):
         self.extra = extra
 
 
+_TITLES = {
+    200: "the handler's result (JSON)",
+    202: "accepted / not finished yet",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "handler failed",
+    503: "not confirmed: retry with the same key",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for routes: the problem+json statuses they can return."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        media = "application/json" if code in (200, 202) else PROBLEM
+        out[code] = {"description": _TITLES.get(code, "problem"), "content": {media: {"schema": {}}}}
+    out["4XX"] = {"description": "problem+json", "content": {PROBLEM: {"schema": {}}}}
+    out["5XX"] = {"description": "problem+json (not confirmed)", "content": {PROBLEM: {"schema": {}}}}
+    return out
+
+
 def problem_response(p: Problem) -> Response:
     doc: dict[str, Any] = {"type": "about:blank", "title": p.title, "status": p.status}
     if p.detail:

@@ -45,6 +45,9 @@ class GatewaySettings:
             "max_body": int(env.get("RELIQ_MAX_BODY", cls.max_body)),
             "app": env.get("RELIQ_APP") or None,
             "max_backlog": int(env["RELIQ_MAX_BACKLOG"]) if env.get("RELIQ_MAX_BACKLOG") else None,
+            "default_wait": float(env.get("RELIQ_DEFAULT_WAIT", cls.default_wait)),
+            "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
+            "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
             "tokens": tokens,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
