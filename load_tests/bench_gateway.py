@@ -1,0 +1,239 @@
+"""HTTP throughput/latency of the reliq gateway against bare FastAPI baselines, with wrk.
+
+    .venv/bin/python -m load_tests.bench_gateway --duration 8
+
+Everything on loopback, started here as subprocesses and stopped (by pid) at the end. One
+embedded Valkey (appendfsync always) serves all phases; nothing is flushed between them.
+Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d{duration}s
+--latency``, POST with a JSON body ``null``. Uvicorn: uvloop, httptools, no access log, 1 worker.
+
+(a) bare FastAPI ``POST /noop`` (load_tests/baseline_app.py)
+(b) bare FastAPI ``POST /xadd``: one awaited redis-py asyncio XADD per request
+(c) reliq gateway ``POST /send/bench/noop`` at durability fsync
+(d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c)
+    and once it has drained the stream (c) filled
+
+Writes load_tests/results/gateway-<timestamp>.json and gateway-latest.md; prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from reliq.embedded import EmbeddedValkey, free_port
+from reliq.keys import ServiceKeys
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "load_tests" / "results"
+CONNECTIONS = 64
+WARMUP_S = 2
+LUA = 'wrk.method = "POST"\nwrk.body = "null"\nwrk.headers["Content-Type"] = "application/json"\n'
+UVICORN = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1"]
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+
+
+def to_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(f"unknown wrk duration {text!r}")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    lat = re.search(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
+    pct = dict(re.findall(r"^\s*(50|75|90|99)%\s+(\S+)", out, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not (lat and rps and total and "50" in pct and "99" in pct):
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    kinds = ("connect", "read", "write", "timeout")
+    errors = dict(zip(kinds, map(int, sock.groups()), strict=True)) if sock else {}
+    return {
+        "requests": int(total.group(1)),
+        "rps": float(rps.group(1)),
+        "p50_ms": to_ms(pct["50"]),
+        "p99_ms": to_ms(pct["99"]),
+        "max_ms": to_ms(lat.group(3)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(errors.values()),
+        "socket_error_detail": errors,
+    }
+
+
+def wrk(url: str, seconds: int, lua: Path, *, latency: bool = True) -> str:
+    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(lua)]
+    cmd += ["--latency", url] if latency else [url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    return done.stdout
+
+
+@contextmanager
+def running(name: str, args: list[str], logs: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+    """A subprocess for the block; stopped by pid (SIGTERM, then SIGKILL) however the block ends."""
+    log = logs / f"{name}.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def wait_http(url: str, name: str, logs: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise TimeoutError(f"{name} not ready at {url}; log tail:\n{tail}")
+        time.sleep(0.1)
+
+
+def uvicorn(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *UVICORN]
+
+
+def reliq(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", *args]
+
+
+def wait_drained(r: redis.Redis, consumer: str, timeout: float = 300.0) -> dict[str, Any]:
+    k = ServiceKeys("bench")
+    deadline = time.monotonic() + timeout
+    while not r.exists(k.consumer(consumer)):
+        if time.monotonic() > deadline:
+            raise TimeoutError("worker did not start")
+        time.sleep(0.01)
+    backlog, t0 = int(r.xlen(k.stream)), time.perf_counter()
+    while r.xlen(k.stream) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker did not drain the stream ({r.xlen(k.stream)} left)")
+        time.sleep(0.01)
+    seconds = time.perf_counter() - t0
+    return {"entries": backlog, "seconds": round(seconds, 2), "per_s": round(backlog / max(seconds, 1e-9))}
+
+
+def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
+    print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
+    wrk(url, WARMUP_S, lua, latency=False)
+    return {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
+
+
+def bench(duration: int, work: Path) -> dict[str, Any]:
+    lua = work / "post.lua"
+    lua.write_text(LUA)
+    results: list[dict[str, Any]] = []
+    drain: dict[str, Any] = {}
+    with ExitStack() as stack:
+        server = stack.enter_context(EmbeddedValkey(data_dir=work / "valkey"))
+        r = stack.enter_context(redis.Redis.from_url(server.url))
+        env = {**os.environ, "BENCH_REDIS_URL": server.url}
+        base_port, gw_port = free_port(), free_port()
+        stack.enter_context(running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env))
+        wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
+        gw = ["gateway", "--port", str(gw_port), "--app", "load_tests.noop_app:bench"]
+        gw += ["--durability", "fsync"]
+        stack.enter_context(running("gateway", reliq(server.url, *gw), work))
+        wait_http(f"http://127.0.0.1:{gw_port}/readyz", "gateway", work)
+        base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
+        results.append(measure("(a) FastAPI /noop", f"{base}/noop", duration, lua))
+        results.append(measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
+        results.append(measure("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", duration, lua))
+        worker = ["worker", "load_tests.noop_app:bench", "--consumer", "bench-gw-1"]
+        stack.enter_context(running("worker", reliq(server.url, *worker), work))
+        drain = wait_drained(r, "bench-gw-1")
+        print(f"worker drained {drain}", file=sys.stderr, flush=True)
+        results.append(measure("(d) reliq /call + 1 worker", f"{gw_base}/call/bench/noop", duration, lua))
+        valkey_version = str(r.info("server").get("valkey_version") or r.info("server").get("redis_version"))
+    a = results[0]
+    for row in results:
+        for key in ("rps", "p50_ms", "p99_ms", "max_ms"):
+            row[f"{key}_vs_a"] = round(row[key] / a[key], 3) if a[key] else None
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": duration,
+        "warmup_s": WARMUP_S,
+        "connections": CONNECTIONS,
+        "threads": 1,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "wrk": wrk_version.strip(),
+        "valkey": valkey_version,
+        "appendfsync": "always",
+        "drain_before_d": drain,
+        "results": results,
+    }
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        f"# reliq gateway vs bare FastAPI ({doc['timestamp']})",
+        "",
+        f"wrk -t1 -c{doc['connections']} -d{doc['duration_s']}s after a {doc['warmup_s']}s warm-up; "
+        f"POST body `null`; {doc['cpus']} CPUs shared by wrk, servers and Valkey {doc['valkey']} "
+        f"(appendfsync always); Python {doc['python']}. Ratios (vs a) are to (a) FastAPI /noop.",
+        "",
+        "| endpoint | req/s | vs a | p50 ms | vs a | p99 ms | vs a | max ms | vs a | non-2xx | sock err |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in doc["results"]:
+        lines.append(
+            f"| {r['endpoint']} | {r['rps']:.0f} | {r['rps_vs_a']:.2f} | {r['p50_ms']:.2f} | "
+            f"{r['p50_ms_vs_a']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms_vs_a']:.2f} | {r['max_ms']:.1f} | "
+            f"{r['max_ms_vs_a']:.2f} | {r['non_2xx']} | {r['socket_errors']} |"
+        )
+    d = doc["drain_before_d"]
+    lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) left in "]
+    lines[-1] += f"{d['seconds']} s ({d['per_s']}/s)."
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=int, default=8, help="seconds of measured load per endpoint")
+    a = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: install it (Debian/Ubuntu: apt-get install -y wrk) and rerun")
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as d:
+        doc = bench(a.duration, Path(d))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"gateway-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    table = markdown(doc)
+    (RESULTS / "gateway-latest.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
