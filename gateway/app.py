@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -89,6 +90,8 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         )
         if not settings.tokens:
             log.warning("no API tokens configured: bind the gateway to 127.0.0.1 only")
+        gc.collect()
+        gc.freeze()  # the long-lived heap (FastAPI, pydantic, redis) is never scanned again
         yield
         await client.close()
 
@@ -103,7 +106,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     )
     api.state.reliq = st
     problems.install(api)
-    api.include_router(ingress.router)
+    api.router.routes.extend(ingress.routes)
     api.include_router(invocations.router)
     api.include_router(health.router)
     api.include_router(openapi.router)

@@ -28,10 +28,13 @@ class Catalog:
         self.client = client
         self.app = app
         self._cache: dict[str, tuple[float, dict[str, HandlerInfo]]] = {}
+        self._static: dict[str, dict[str, HandlerInfo]] = {}  # from the App: computed once
 
     async def handlers(self, service: str) -> dict[str, HandlerInfo]:
+        if service in self._static:
+            return self._static[service]
         if self.app is not None and service in self.app.services:
-            return {
+            found = self._static[service] = {
                 name: HandlerInfo(
                     service=service,
                     handler=name,
@@ -41,6 +44,7 @@ class Catalog:
                 )
                 for name, h in self.app.services[service].handlers.items()
             }
+            return found
         hit = self._cache.get(service)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]

@@ -1,7 +1,11 @@
 """POST /send and /call: validate, place the trigger durably, then answer.
 
 2xx means placed at the durability reported; 429/5xx means not confirmed (retry with the same
-Idempotency-Key); 4xx means nothing was placed."""
+Idempotency-Key); 4xx means nothing was placed.
+
+These two hot routes are plain Starlette routes mounted in the FastAPI app: FastAPI's per-request
+dependency machinery costs more than the durable write (docs/performance.md). Their OpenAPI is
+written by ``gateway.openapi``."""
 
 from __future__ import annotations
 
@@ -11,18 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from reliq import codec
 from reliq.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response, wait_for_outcome
-from .problems import Problem, documented
+from .problems import Problem
 from .state import GatewayState, state_of
 
-router = APIRouter()
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -80,10 +84,9 @@ def idempotency_key(request: Request) -> str | None:
         raise Problem(400, "Bad Request", str(e)) from None
 
 
-async def _register(
-    request: Request, service: str, handler: str
-) -> tuple[GatewayState, Any, Response | None]:
+async def _register(request: Request) -> tuple[GatewayState, Any]:
     st = state_of(request)
+    service, handler = request.path_params["service"], request.path_params["handler"]
     try:
         check_name("service", service)
         check_name("handler", handler)
@@ -113,17 +116,12 @@ async def _register(
         trace=traceparent(request),
     )
     st.metrics.register_seconds.observe(time.perf_counter() - t0)
-    return st, accepted, None
+    return st, accepted
 
 
-@router.post(
-    "/send/{service}/{handler}",
-    status_code=202,
-    summary="Place an invocation (fire and forget)",
-    responses=documented(202, 400, 401, 404, 408, 413, 415, 422, 429, 503),
-)
-async def send(request: Request, service: str, handler: str) -> Response:
-    st, accepted, _ = await _register(request, service, handler)
+async def send(request: Request) -> Response:
+    """Place an invocation (fire and forget): 202 once it is durably placed."""
+    st, accepted = await _register(request)
     doc = {"id": accepted.id, "status": accepted.status, "durability": st.durability_level}
     return Response(
         msgspec.json.encode(doc),
@@ -137,13 +135,9 @@ async def send(request: Request, service: str, handler: str) -> Response:
     )
 
 
-@router.post(
-    "/call/{service}/{handler}",
-    summary="Place an invocation and wait for its result",
-    responses=documented(200, 202, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503),
-)
-async def call(request: Request, service: str, handler: str) -> Response:
-    st, accepted, _ = await _register(request, service, handler)
+async def call(request: Request) -> Response:
+    """Place an invocation and wait up to ``Prefer: wait=N`` for its result."""
+    st, accepted = await _register(request)
     wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
     outcome = await wait_for_outcome(st.client, accepted.id, wait)
     headers = {"Reliq-Durability": st.durability_level}
@@ -160,3 +154,9 @@ def prefer_wait(header: str | None, default: float, cap: float) -> float:
                 except ValueError:
                     raise Problem(400, "Bad Request", "Prefer: wait=N needs a number of seconds") from None
     return min(default, cap)
+
+
+routes = [
+    Route("/send/{service}/{handler}", send, methods=["POST"]),
+    Route("/call/{service}/{handler}", call, methods=["POST"]),
+]

@@ -1,4 +1,5 @@
-"""GET /openapi.json and /docs: the generic routes plus one concrete path per registered handler
+"""GET /openapi.json and /docs: the routes FastAPI knows, the two hot ingress routes (plain
+Starlette routes, written here), and one concrete path per registered handler
 (``/send/orders/place``, ``/call/orders/place``) carrying that handler's input JSON schema."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
+from .problems import documented
 from .state import state_of
 
 router = APIRouter()
@@ -28,26 +30,41 @@ def _components(schema: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
     return moved
 
 
-def _operation(service: str, handler: str, verb: str, schema: dict[str, Any]) -> dict[str, Any]:
-    ok = (
-        {"202": {"description": "placed durably: {id, status, durability}"}}
-        if verb == "send"
-        else {"200": {"description": "the handler's result"}, "202": {"description": "not finished in time"}}
-    )
+_CODES = {
+    "send": (202, 400, 401, 404, 408, 413, 415, 422, 429, 503),
+    "call": (200, 202, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503),
+}
+_SUMMARY = {
+    "send": "Place an invocation (fire and forget)",
+    "call": "Place an invocation and wait for its result",
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema}
+
+
+def _operation(verb: str, schema: dict[str, Any], *, service: str = "", handler: str = "") -> dict[str, Any]:
+    """One POST operation; without a service/handler it is the generic templated path."""
+    params = [
+        _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}),
+        _param("delay", "query", {"type": "string", "examples": ["30s", "PT30S"]}),
+        _param("at", "query", {"type": "string", "format": "date-time"}),
+    ]
+    if verb == "call":
+        params.append(_param("Prefer", "header", {"type": "string", "examples": ["wait=10"]}))
+    if not service:
+        params[:0] = [
+            _param("service", "path", {"type": "string"}, required=True),
+            _param("handler", "path", {"type": "string"}, required=True),
+        ]
     return {
-        "summary": f"{verb} {service}.{handler}",
-        "operationId": f"{verb}_{service}_{handler}",
-        "tags": [service],
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-            }
-        ],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": schema or {}}}},
-        "responses": {**ok, "4XX": _PROBLEM, "5XX": _PROBLEM},
+        "summary": f"{verb} {service}.{handler}" if service else _SUMMARY[verb],
+        "operationId": f"{verb}_{service}_{handler}" if service else verb,
+        "tags": [service] if service else ["invocations"],
+        "parameters": params,
+        "requestBody": {"required": False, "content": {"application/json": {"schema": schema}}},
+        "responses": {str(code): doc for code, doc in documented(*_CODES[verb]).items()},
     }
 
 
@@ -55,11 +72,15 @@ def _operation(service: str, handler: str, verb: str, schema: dict[str, Any]) ->
 async def openapi(request: Request) -> Response:
     doc = copy.deepcopy(request.app.openapi())
     components = doc.setdefault("components", {}).setdefault("schemas", {})
+    for verb in ("send", "call"):
+        doc["paths"][f"/{verb}/{{service}}/{{handler}}"] = {"post": _operation(verb, {})}
     for service, handlers in (await state_of(request).catalog.services()).items():
         for name, info in handlers.items():
             schema = _components(info.input_schema, components) if info.input_schema else {}
             for verb in ("send", "call"):
-                doc["paths"][f"/{verb}/{service}/{name}"] = {"post": _operation(service, name, verb, schema)}
+                doc["paths"][f"/{verb}/{service}/{name}"] = {
+                    "post": _operation(verb, schema, service=service, handler=name)
+                }
     return Response(msgspec.json.encode(doc), media_type="application/json")
 
 

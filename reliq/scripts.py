@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any, NamedTuple
 
+import msgspec
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from .keys import GROUP, ServiceKeys
 
 Arg = str | bytes | int | float
+_pack = msgspec.msgpack.Encoder().encode
 
 
 def _source(name: str) -> str:
@@ -94,20 +96,12 @@ class Scripts:
         """Place a batch of one service's invocations in one script call. With ``pipe``, the call
         is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned."""
         keys = [k.stream, k.delayed, *(k.inv(r.id) for r in items)]
-        args: list[Arg] = []
+        args: list[Arg] = [k.service]
         for r in items:
-            args += [
-                r.id,
-                r.fp,
-                k.service,
-                r.handler,
-                r.payload,
-                r.parent,
-                r.key,
-                "" if r.delay_ms is None else r.delay_ms,
-                "" if r.due_ms is None else r.due_ms,
-                r.trace,
-            ]
+            delay = "" if r.delay_ms is None else str(r.delay_ms)
+            due = "" if r.due_ms is None else str(r.due_ms)
+            small = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
+            args += [_pack(small), r.payload]
         if pipe is not None:
             await self._s["register"](keys=keys, args=args, client=pipe)
             return []
