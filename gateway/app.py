@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import health, ingress, invocations, openapi, problems
+from . import health, ingress, invocations, lane, openapi, problems
 from .catalog import Catalog
 from .placement import Placer
 from .settings import GatewaySettings
@@ -95,7 +95,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         yield
         await client.close()
 
-    api = FastAPI(
+    api = lane.Gateway(
         openapi_url=None,  # served by gateway.openapi, with each handler's input schema
         docs_url=None,
         redoc_url=None,
@@ -111,4 +111,5 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(health.router)
     api.include_router(openapi.router)
     api.add_middleware(Guard, st=st)
+    api.lane = Guard(lane.endpoint, st=st)  # POST /send and /call skip FastAPI's stack
     return api

@@ -76,38 +76,29 @@ def unavailable(detail: str = NOT_CONFIRMED) -> Problem:
     return Problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
 
 
-def install(app: FastAPI) -> None:
-    async def on_problem(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return problem_response(exc)
-
-    async def on_http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+def problem_for(exc: Exception) -> Problem:
+    """The answer for an exception a route raised (used by the hot lane and by ``install``)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, HTTPException):
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
-        return problem_response(
-            Problem(
-                exc.status_code, title, str(exc.detail) if exc.detail else "", headers=dict(exc.headers or {})
-            )
-        )
-
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        detail = str(exc.detail) if exc.detail else ""
+        return Problem(exc.status_code, title, detail, headers=dict(exc.headers or {}))
+    if isinstance(exc, RequestValidationError):
         errors = [
             {"loc": list(map(str, e.get("loc", ()))), "msg": str(e.get("msg", ""))} for e in exc.errors()
         ]
-        return problem_response(Problem(400, "Bad Request", "invalid request parameters", errors=errors))
-
-    async def on_redis(_: Request, exc: Exception) -> Response:
+        return Problem(400, "Bad Request", "invalid request parameters", errors=errors)
+    if isinstance(exc, RedisError | OSError):
         log.warning("redis unavailable: %s", type(exc).__name__)
-        return problem_response(unavailable())
+        return unavailable()
+    log.exception("unhandled error", exc_info=exc)
+    return Problem(500, "Internal Server Error", "an unexpected error occurred")
 
-    async def on_other(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return problem_response(Problem(500, "Internal Server Error", "an unexpected error occurred"))
 
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(RedisError, on_redis)
-    app.add_exception_handler(OSError, on_redis)
-    app.add_exception_handler(Exception, on_other)
+def install(app: FastAPI) -> None:
+    async def on_error(_: Request, exc: Exception) -> Response:
+        return problem_response(problem_for(exc))
+
+    for kind in (Problem, HTTPException, RequestValidationError, RedisError, OSError, Exception):
+        app.add_exception_handler(kind, on_error)
