@@ -38,7 +38,11 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:
         env = os.environ
-        tokens = tuple(t.strip() for t in env.get("RELIQ_API_TOKENS", "").split(",") if t.strip())
+        raw = env.get("RELIQ_API_TOKENS", "").split(",")
+        if env.get("RELIQ_API_TOKENS_FILE"):  # one token per line; '#' starts a comment
+            with open(env["RELIQ_API_TOKENS_FILE"], encoding="utf-8") as f:
+                raw += [line.split("#", 1)[0] for line in f]
+        tokens = tuple(t.strip() for t in raw if t.strip())
         values: dict[str, object] = {
             "redis_url": env.get("RELIQ_REDIS_URL", cls.redis_url),
             "durability": env.get("RELIQ_DURABILITY", cls.durability),

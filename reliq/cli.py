@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from typing import Any
@@ -63,6 +64,13 @@ def _gateway(redis_url: str, host: str, port: int, app: str | None, durability: 
     from gateway.settings import GatewaySettings
 
     settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
+    if not settings.tokens and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("reliq.gateway").warning(
+            "no API tokens configured (RELIQ_API_TOKENS or RELIQ_API_TOKENS_FILE): binding to "
+            "127.0.0.1 only instead of %s",
+            host,
+        )
+        host = "127.0.0.1"
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -9,6 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from reliq.embedded import free_port
@@ -38,7 +39,23 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_reliq_gateway() -> None:
     assert 'CMD ["reliq", "gateway"' in text and "HEALTHCHECK" in text
 
 
-async def test_reliq_gateway_command_serves_http(url: str, tmp_path: Path) -> None:
+def _listening(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp) with a listening socket on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, _, hexport = local.rpartition(":")
+                if state == "0A" and int(hexport, 16) == port:
+                    found.add(addr)
+    return found
+
+
+@pytest.mark.parametrize("tokens", ["", "t0ken"])
+async def test_reliq_gateway_command_serves_http_and_binds_public_only_with_tokens(
+    url: str, tmp_path: Path, tokens: str
+) -> None:
     port = free_port()
     log = open(tmp_path / "gw.log", "wb")  # noqa: SIM115, ASYNC230
     proc = subprocess.Popen(  # noqa: ASYNC220
@@ -49,13 +66,15 @@ async def test_reliq_gateway_command_serves_http(url: str, tmp_path: Path) -> No
             "gateway",
             "--redis-url",
             url,
+            "--host",
+            "0.0.0.0",
             "--port",
             str(port),
             "--app",
             "examples.shop:app",
         ],
         cwd=ROOT,
-        env=dict(os.environ),
+        env={**os.environ, "RELIQ_API_TOKENS": tokens},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -70,6 +89,11 @@ async def test_reliq_gateway_command_serves_http(url: str, tmp_path: Path) -> No
 
     try:
         await wait_until(ready, timeout=20, what="gateway ready")
+        if tokens:
+            assert _listening(port) == {"00000000"}  # 0.0.0.0 as asked
+        else:
+            assert _listening(port) == {"0100007F"}  # 127.0.0.1: no tokens, no public bind
+            assert "binding to 127.0.0.1 only" in (tmp_path / "gw.log").read_text()
     finally:
         proc.terminate()
         assert proc.wait(10) in (0, -15)  # uvicorn exits gracefully, then re-raises SIGTERM

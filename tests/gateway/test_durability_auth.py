@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliq import Context, Service
 from reliq.embedded import EmbeddedValkey, free_port
 
@@ -142,3 +144,18 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(url: str, names: Names
             f"/send/{svc.name}/noop", content=trickle(), headers={"content-type": "application/json"}
         )
     assert r.status_code == 408
+
+
+def test_tokens_come_from_the_env_list_and_a_tokens_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.settings import GatewaySettings
+
+    path = tmp_path / "tokens"
+    path.write_text("# operators\nfile-token-1\n\nfile-token-2  # ci\n")
+    monkeypatch.setenv("RELIQ_API_TOKENS", "env-token")
+    monkeypatch.setenv("RELIQ_API_TOKENS_FILE", str(path))
+    monkeypatch.setenv("RELIQ_BODY_TIMEOUT", "2.5")
+    s = GatewaySettings.from_env()
+    assert s.tokens == ("env-token", "file-token-1", "file-token-2")
+    assert s.body_timeout == 2.5
