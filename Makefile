@@ -29,5 +29,12 @@ typecheck: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/python -m reliq dev examples.shop:app
 
+## make bench: one worker process draining no-op tasks, reliq vs peers (own venvs, made on first
+## use), then the gateway under wrk; results in load_tests/results/
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "make bench: wrk not found; install it first: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m load_tests.bench_workers
+	$(BIN)/python -m load_tests.bench_gateway --duration 8
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .reliq
