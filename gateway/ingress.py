@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reliq import codec
+from reliq import codec, tracing
 from reliq.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
@@ -106,15 +107,20 @@ async def _register(request: Request) -> tuple[GatewayState, Any]:
         check_input(value, info.input_type)
     st.require_durability()
     t0 = time.perf_counter()
-    accepted = await st.placer.place(
+    place = partial(
+        st.placer.place,
         service,
         handler,
         canonical(value),
         key=key,
         delay_ms=None if delay is None else int(delay * 1000),
         at=at,
-        trace=traceparent(request),
     )
+    if tracing.active():
+        with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:
+            accepted = await place(trace=tp)
+    else:
+        accepted = await place(trace=traceparent(request))
     st.metrics.register_seconds.observe(time.perf_counter() - t0)
     return st, accepted
 

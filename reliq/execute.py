@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from . import codec
+from . import codec, tracing
 from .context import Context, SyncContext
 from .errors import LeaseLost, Retry, Terminal
 from .runtime import InFlight, Runtime
@@ -123,6 +123,13 @@ class Executor:
         self.settler.complete(k, c.id, c.entry, c.epoch, "succeeded", result)
 
     async def _invoke(self, h: Handler, c: Claimed, args: tuple[Any, ...]) -> Any:
+        if not tracing.active():
+            return await self._call(h, c, args, c.trace)
+        attributes = {"reliq.invocation_id": c.id, "reliq.attempt": c.attempt, "reliq.epoch": c.epoch}
+        with tracing.span(f"reliq.run {h.service}.{h.name}", c.trace or "", "consumer", attributes) as tp:
+            return await self._call(h, c, args, tp or None)
+
+    async def _call(self, h: Handler, c: Claimed, args: tuple[Any, ...], trace: str | None) -> Any:
         timeout = h.policy.timeout
         deadline = time.time() + timeout if timeout else None
         ctx = Context(
@@ -136,7 +143,7 @@ class Executor:
             idempotency_key=c.key,
             parent_id=c.parent,
             fresh=c.deliveries == 1,
-            traceparent=c.trace,
+            traceparent=trace,
         )
         call: Callable[[], Any]
         if h.is_async:
