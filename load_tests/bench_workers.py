@@ -132,6 +132,17 @@ def ensure_venv(kind: str) -> Path:
     return py
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether reliq's code differed from it (a shared working tree)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "reliq")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "reliq_uncommitted": dirty.splitlines()}
+
+
 def versions(py: Path, names: Sequence[str]) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json, sys\n"
@@ -232,7 +243,8 @@ def measure(
     enq += ["--payload", str(run.payload), "--concurrency", str(run.enqueue_concurrency)]
     done = subprocess.run(enq, cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline_s + 60)
     if done.returncode != 0:
-        raise RuntimeError(f"{tag}: enqueue failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        last = (done.stderr.strip().splitlines() or ["?"])[-1].strip(" |")
+        raise RuntimeError(f"{tag}: enqueue failed ({done.returncode}): {last}\n{done.stderr[-3000:]}")
     enqueue_s = float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
     if s.kind == "reliq":
         backlog = int(r.xlen(RELIQ_STREAM))
@@ -276,7 +288,8 @@ def measure(
                 break
             for i, p in enumerate(procs):
                 if p.poll() is not None:
-                    raise RuntimeError(f"{tag}: worker exited with {p.returncode}:\n{tail(logs[i])}")
+                    last = (tail(logs[i]).strip().splitlines() or ["?"])[-1]
+                    raise RuntimeError(f"{tag}: worker exited with {p.returncode}: {last}\n{tail(logs[i])}")
             if now > end:
                 timed_out = True
                 t_done = max((last for c, _, last in states if c), default=now)
@@ -367,6 +380,7 @@ def bench(a: argparse.Namespace, work: Path) -> dict[str, Any]:
         "appendfsync": "always",
         "fastest_peer": fastest["system"] if fastest else None,
         "versions": {kind: versions(py, PACKAGES[kind]) for kind, py in pythons.items()},
+        "git": git_state(),
         "command": " ".join(["python -m load_tests.bench_workers", *sys.argv[1:]]),
         "results": rows,
         "scaling": scaling,
