@@ -1,0 +1,122 @@
+"""The handlers the chaos harness runs (``reliq worker load_tests.chaos_app:app``), and the witness
+they write to: a SQLite database (WAL) outside Valkey, so the checker never has to trust the
+system under test about what ran.
+
+- ``work``: records the execution, then performs its side effect through ``ctx.step("effect")``.
+  The effect is one INSERT with no unique constraint: only ``ctx.step`` stands between a retry and
+  a second row. Poison jobs (``kind="fail"``) always raise, so they end parked.
+- ``crash``: SIGKILLs its own worker process; reliq must park it as a crash loop.
+
+Tables (created by the harness before any worker starts, see ``Witness.create``):
+``executions(key, inv_id, worker_pid, attempt, kind, ts)``,
+``effects(key, inv_id, step, nonce, worker_pid, ts)``,
+``journal(key, inv_id, nonce, outcome, worker_pid, ts)``: ``unjournaled`` when ``ctx.step``
+raised after the effect may have run (lease lost, cancelled, Redis error).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from reliq import App, Context, Service
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions(key TEXT, inv_id TEXT, worker_pid INT, attempt INT, kind TEXT, ts REAL);
+CREATE TABLE IF NOT EXISTS effects(key TEXT, inv_id TEXT, step TEXT, nonce TEXT, worker_pid INT, ts REAL);
+CREATE TABLE IF NOT EXISTS journal(key TEXT, inv_id TEXT, nonce TEXT, outcome TEXT, worker_pid INT, ts REAL);
+"""
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    kind: Literal["ok", "fail"] = "ok"
+
+
+class Witness:
+    """Append-only records in SQLite; one connection per process. Handlers write on the event
+    loop on purpose (a write takes well under a millisecond): no thread can outlive a cancelled
+    handler and write behind its back."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    @staticmethod
+    def create(path: str | Path) -> None:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.commit()
+        finally:
+            db.close()
+
+    def _write(self, sql: str, row: tuple[object, ...]) -> None:
+        with self._lock:
+            if self._db is None:
+                # a commit in WAL mode survives a SIGKILL of this process (not a power loss)
+                self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(sql, row)
+            self._db.commit()
+
+    def execution(self, key: str, inv: str, attempt: int, kind: str) -> None:
+        row = (key, inv, os.getpid(), attempt, kind, time.time())
+        self._write("INSERT INTO executions VALUES (?,?,?,?,?,?)", row)
+
+    def effect(self, key: str, inv: str, step: str) -> str:
+        nonce = uuid.uuid4().hex
+        self._write(
+            "INSERT INTO effects VALUES (?,?,?,?,?,?)", (key, inv, step, nonce, os.getpid(), time.time())
+        )
+        return nonce
+
+    def unjournaled(self, key: str, inv: str, nonce: str) -> None:
+        row = (key, inv, nonce, "unjournaled", os.getpid(), time.time())
+        self._write("INSERT INTO journal VALUES (?,?,?,?,?,?)", row)
+
+
+SERVICE = os.environ.get("RELIQ_CHAOS_SERVICE", "chaos")
+witness = Witness(os.environ.get("RELIQ_CHAOS_WITNESS", "chaos-witness.db"))
+svc = Service(SERVICE)
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5)
+async def work(ctx: Context, job: Job) -> str:
+    witness.execution(job.key, ctx.id, ctx.attempt, job.kind)
+    if job.kind == "fail":
+        raise RuntimeError(f"poison job {job.key}")
+    made: list[str] = []
+
+    async def effect() -> str:
+        # no await inside: a cancellation cannot land between the insert and ``made``
+        nonce = witness.effect(job.key, ctx.id, "effect")
+        made.append(nonce)
+        return nonce
+
+    try:
+        nonce: str = await ctx.step("effect", effect)
+    except BaseException:
+        for n in made:  # the effect ran but its journal did not land (or we cannot tell)
+            witness.unjournaled(job.key, ctx.id, n)
+        raise
+    return nonce
+
+
+@svc.handler(max_deliveries=2)
+async def crash(ctx: Context, job: Job) -> None:
+    witness.execution(job.key, ctx.id, ctx.attempt, "crash")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+app = App([svc])

@@ -1,0 +1,307 @@
+"""The checker: read what Valkey says (through ``reliq.Client``) once the system has drained, then
+compare the client's history, the witness database and that snapshot. ``check`` is a pure
+function of files in the run directory, so a kept run can be checked again offline
+(``python -m load_tests.chaos --check DIR``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import msgspec
+
+from reliq import Client
+from reliq.keys import GROUP, keyed_id
+from reliq.record import TERMINAL
+
+from .chaos_client import Attempt, Plan
+from .chaos_nemesis import Fault
+from .chaos_proc import ProcEvent
+
+
+class KeyState(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    id: str
+    state: str | None = None
+    reason: str | None = None
+    journaled: str | None = None  # the nonce ctx.step journaled for "effect"
+    attempt: int = 0
+    deliveries: int = 0
+    crashes: int = 0
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    entry: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    keys: list[KeyState]
+    parked: list[str]
+    pending: list[Pending]
+    live_consumers: list[str]
+    lost_entries: int
+    stream_len: int
+    delayed: int
+
+
+async def unsettled(client: Client, service: str, ids: list[str]) -> int:
+    """How much is still moving: acked invocations not finished, plus stream/delayed/pending."""
+    k = client.keys(service)
+    async with client.redis.pipeline(transaction=False) as p:
+        for inv in ids:
+            p.hget(k.inv(inv), "state")
+        p.xlen(k.stream)
+        p.zcard(k.delayed)
+        *states, xlen, delayed = await p.execute()
+    open_ = sum(1 for s in states if s is None or s.decode() not in TERMINAL)
+    return open_ + int(xlen) + int(delayed)
+
+
+async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
+    k = client.keys(service)
+    sem = asyncio.Semaphore(32)
+
+    async def one(key: str) -> KeyState:
+        inv = keyed_id(service, key)
+        async with sem:
+            doc = await client.get(inv)
+        if doc is None:
+            return KeyState(key=key, id=inv)
+        nonce = doc.steps.get("effect")
+        return KeyState(
+            key=key,
+            id=inv,
+            state=doc.state,
+            reason=doc.reason,
+            journaled=nonce if isinstance(nonce, str) else None,
+            attempt=doc.attempt,
+            deliveries=doc.deliveries,
+            crashes=doc.crashes,
+        )
+
+    states = list(await asyncio.gather(*(one(key) for key in keys)))
+    raw = await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000)
+    pending = [
+        Pending(
+            entry=p["message_id"].decode(),
+            consumer=p["consumer"].decode(),
+            idle_ms=int(p["time_since_delivered"]),
+            deliveries=int(p["times_delivered"]),
+        )
+        for p in raw
+    ]
+    live = [
+        c.decode()[len(k.consumer_prefix) :] async for c in client.redis.scan_iter(k.consumer_prefix + "*")
+    ]
+    return Snapshot(
+        keys=states,
+        parked=await client.parked(service, limit=1000),
+        pending=pending,
+        live_consumers=live,
+        lost_entries=int(await client.redis.xlen(k.lost)),
+        stream_len=int(await client.redis.xlen(k.stream)),
+        delayed=int(await client.redis.zcard(k.delayed)),
+    )
+
+
+VIOLATIONS = (
+    "lost",
+    "duplicated effects",
+    "conflicting ids",
+    "stuck",
+    "unexpected parked",
+    "poison not parked",
+    "journal mismatch",
+    "never acked",
+    "rejected (4xx)",
+    "lost entries (reliq:{S}:lost)",
+    "unexpected valkey exits",
+)
+
+
+class Recovery(msgspec.Struct, frozen=True, kw_only=True):
+    """Time from healing a fault to the first ack / first execution after it (seconds)."""
+
+    faults: int
+    ack_median: float | None
+    ack_max: float | None
+    exec_median: float | None
+    exec_max: float | None
+
+
+class Report(msgspec.Struct, kw_only=True):
+    counters: dict[str, int]
+    violations: dict[str, int]
+    examples: dict[str, list[str]]
+    recovery: dict[str, Recovery]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+
+def read_witness(
+    path: Path,
+) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, str, int]], set[str]]:
+    """(executions: key, pid, kind, ts), (effects: key, nonce, pid), unjournaled nonces."""
+    db = sqlite3.connect(path)
+    try:
+        ex = [
+            (r[0], int(r[1]), r[2], float(r[3]))
+            for r in db.execute("SELECT key, worker_pid, kind, ts FROM executions")
+        ]
+        ef = [(r[0], r[1], int(r[2])) for r in db.execute("SELECT key, nonce, worker_pid FROM effects")]
+        un = {r[0] for r in db.execute("SELECT nonce FROM journal WHERE outcome = 'unjournaled'")}
+    finally:
+        db.close()
+    return ex, ef, un
+
+
+def _recovery(faults: list[Fault], acks: list[float], execs: list[float]) -> dict[str, Recovery]:
+    acks, execs = sorted(acks), sorted(execs)
+
+    def after(times: list[float], t: float) -> float | None:
+        import bisect
+
+        i = bisect.bisect_right(times, t)
+        return times[i] - t if i < len(times) else None
+
+    by: dict[str, list[Fault]] = defaultdict(list)
+    for f in faults:
+        by[f.nemesis].append(f)
+    out: dict[str, Recovery] = {}
+    for name, fs in sorted(by.items()):
+        a = [x for f in fs if (x := after(acks, f.heal)) is not None]
+        e = [x for f in fs if (x := after(execs, f.heal)) is not None]
+        out[name] = Recovery(
+            faults=len(fs),
+            ack_median=statistics.median(a) if a else None,
+            ack_max=max(a) if a else None,
+            exec_median=statistics.median(e) if e else None,
+            exec_max=max(e) if e else None,
+        )
+    return out
+
+
+def check(
+    service: str,
+    plan: Plan,
+    history: list[Attempt],
+    faults: list[Fault],
+    procs: list[ProcEvent],
+    snap: Snapshot,
+    witness: Path,
+    visibility: float,
+) -> Report:
+    executions, effects, unjournaled = read_witness(witness)
+    ex: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
+    for key, pid, kind, ts in executions:
+        ex[key].append((pid, kind, ts))
+    ef: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for key, nonce, pid in effects:
+        ef[key].append((nonce, pid))
+    state = {s.key: s for s in snap.keys}
+    ids: dict[str, set[str]] = defaultdict(set)
+    outcomes = Counter(a.outcome for a in history)
+    for a in history:
+        if a.outcome == "ok" and a.id is not None:
+            ids[a.key].add(a.id)
+    acked = set(ids)
+    dead_workers = {e.pid for e in procs if e.role == "worker" and e.event == "exit"}
+    crash_pids = {pid for rows in ex.values() for pid, kind, _ in rows if kind == "crash"}
+    bad: dict[str, list[str]] = {name: [] for name in VIOLATIONS}
+    rerun = 0
+    dup_exec = 0
+    for key in plan.keys:
+        kind, st = plan.kinds[key], state.get(key)
+        if key in acked:
+            if len(ids[key]) > 1 or ids[key] != {keyed_id(service, key)}:
+                bad["conflicting ids"].append(key)
+            if st is None or st.state is None or not ex.get(key):
+                bad["lost"].append(key)
+            elif st.state not in TERMINAL:
+                bad["stuck"].append(key)
+        if st is None or st.state is None:
+            continue
+        if kind == "ok":
+            dup_exec += max(0, len(ex.get(key, [])) - 1)
+            if st.state in TERMINAL and st.state != "succeeded":
+                bad["unexpected parked"].append(f"{key} {st.state} {st.reason}")
+            rows = ef.get(key, [])
+            if st.state == "succeeded" and (st.journaled is None or st.journaled not in {n for n, _ in rows}):
+                bad["journal mismatch"].append(key)
+            for nonce, pid in rows:
+                if nonce == st.journaled:
+                    continue
+                if nonce in unjournaled or pid in dead_workers:
+                    rerun += 1  # the effect ran, then its worker died or lost the lease before the journal
+                else:
+                    bad["duplicated effects"].append(f"{key} nonce {nonce} pid {pid}")
+    poison_ids = {state[k].id for k in plan.keys if plan.kinds[k] != "ok" and state[k].state is not None}
+    parked = set(snap.parked)
+    bad["poison not parked"] += sorted(poison_ids - parked)
+    bad["unexpected parked"] += sorted(parked - poison_ids)
+    live = set(snap.live_consumers)
+    for p in snap.pending:
+        if p.idle_ms > 3 * visibility * 1000 or p.consumer not in live:
+            bad["stuck"].append(f"entry {p.entry} of {p.consumer} idle {p.idle_ms} ms")
+    bad["never acked"] = [k for k in plan.keys if k not in acked]
+    bad["rejected (4xx)"] = sorted({a.key for a in history if a.outcome == "failed"})
+    bad["lost entries (reliq:{S}:lost)"] = [str(snap.lost_entries)] if snap.lost_entries else []
+    unexpected_exits = [
+        e
+        for e in procs
+        if e.event == "exit" and not e.expected and e.pid not in crash_pids and e.role != "valkey"
+    ]
+    valkey_exits = [e for e in procs if e.event == "exit" and not e.expected and e.role == "valkey"]
+    bad["unexpected valkey exits"] = [str(e.pid) for e in valkey_exits]
+    violations = {name: len(v) for name, v in bad.items()}
+    counters = {
+        "invocations": len(plan.keys),
+        "acked": len(acked),
+        "attempts": len(history),
+        "attempts unknown": outcomes["unknown"],
+        "executions": len(executions),
+        "duplicate executions": dup_exec,
+        "effects": len(effects),
+        "effects re-run (died before journal)": rerun,
+        "parked": len(parked),
+        "poison keys": sum(1 for k in plan.keys if plan.kinds[k] != "ok"),
+        "faults injected": len(faults),
+        "process restarts": sum(1 for e in procs if e.event == "start")
+        - len({(e.role, e.slot) for e in procs}),
+        "unexpected worker/gateway exits": len(unexpected_exits),
+    }
+    acks = [a.t1 for a in history if a.outcome == "ok"]
+    return Report(
+        counters=counters,
+        violations=violations,
+        examples={k: v[:10] for k, v in bad.items() if v},
+        recovery=_recovery(faults, acks, [ts for _, _, _, ts in executions]),
+    )
+
+
+def table(report: Report) -> str:
+    lines = ["| counter | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report.counters.items()]
+    lines += [f"| **{k}** (must be 0) | {v}{'  FAIL' if v else ''} |" for k, v in report.violations.items()]
+    if report.recovery:
+        lines += [
+            "",
+            "| nemesis | faults | first ack after heal (median / max s) | first execution after heal |",
+            "|---|---|---|---|",
+        ]
+        for name, r in report.recovery.items():
+            ack = f"{_s(r.ack_median)} / {_s(r.ack_max)}"
+            lines.append(f"| {name} | {r.faults} | {ack} | {_s(r.exec_median)} / {_s(r.exec_max)} |")
+    return "\n".join(lines)
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
