@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import health, ingress, invocations, lane, openapi, problems
+from . import dashboard, health, ingress, invocations, lane, openapi, problems
 from .catalog import Catalog
 from .placement import Placer
 from .settings import GatewaySettings
@@ -23,7 +23,7 @@ log = logging.getLogger("reliq.gateway")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-OPEN_PATHS = ("/healthz", "/readyz")
+OPEN_PATHS = ("/healthz", "/readyz", *dashboard.PATHS)  # the dashboard shell holds no data
 
 
 class Guard:
@@ -110,6 +110,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(invocations.router)
     api.include_router(health.router)
     api.include_router(openapi.router)
+    api.include_router(dashboard.router)
     api.add_middleware(Guard, st=st)
     api.lane = Guard(lane.endpoint, st=st)  # POST /send and /call skip FastAPI's stack
     return api

@@ -37,6 +37,7 @@ def _worker_config(a: argparse.Namespace) -> WorkerConfig:
         batch=a.batch,
         visibility_timeout=a.visibility_timeout,
         shutdown_grace=a.shutdown_grace,
+        heartbeat_interval=a.heartbeat_interval,
         consumer=a.consumer,
         retention=a.retention,
     )
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         sp.add_argument("--batch", type=int, default=100, help="entries read and claimed per call")
         sp.add_argument("--visibility-timeout", type=float, default=30.0)
         sp.add_argument("--shutdown-grace", type=float, default=30.0)
+        sp.add_argument(
+            "--heartbeat-interval", type=float, default=5.0, help="seconds; dead after 3 missed beats"
+        )
         sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
     d.add_argument("--redis-port", type=int, default=6379)

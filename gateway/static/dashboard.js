@@ -1,0 +1,348 @@
+// reliq dashboard: a client of the /admin JSON API only (docs/http-api.md). No build step.
+"use strict";
+
+const REFRESH_MS = 2000;
+const S = { token: sessionStorage.getItem("reliq.token") || "", paused: false, timer: null,
+  selected: new Set(), cursors: [], view: null, busy: false };
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const enc = encodeURIComponent;
+
+function dur(ms) {
+  if (ms == null) return "—";
+  ms = Math.max(0, Math.round(ms));
+  if (ms < 1000) return ms + "ms";
+  const s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60), sec = s % 60;
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  return m ? `${m}m ${sec}s` : `${sec}s`;
+}
+const ago = (at, now) => (at == null ? "—" : dur(now - at) + " ago");
+const until = (at, now) => (at == null ? "—" : at >= now ? "in " + dur(at - now) : dur(now - at) + " ago");
+const badge = (state) => `<span class="badge state-${esc(state)}">${esc(state)}</span>`;
+const invLink = (id) => (id ? `<a class="mono" href="#/i/${enc(id)}">${esc(id)}</a>` : "—");
+const owner = (name, alive) => (name == null ? "—" : `<span class="mono">${esc(name)}</span> ` +
+  (alive ? '<span class="badge alive">alive</span>' : '<span class="badge dead" data-dead="1">dead</span>'));
+
+class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+
+async function api(path, method = "GET") {
+  const headers = { Accept: "application/json" };
+  if (S.token) headers.Authorization = "Bearer " + S.token;
+  const r = await fetch(path, { method, headers, credentials: "omit" });
+  const body = await r.json().catch(() => null);
+  if (r.status === 401) { $("#auth").hidden = false; throw new ApiError(401, "a token is needed"); }
+  if (!r.ok) throw new ApiError(r.status, (body && (body.detail || body.title)) || r.statusText);
+  return body;
+}
+
+function flash(msg, isError = false) {
+  const el = $("#flash");
+  el.textContent = msg; el.hidden = false; el.className = isError ? "error" : "";
+  clearTimeout(flash.t); flash.t = setTimeout(() => { el.hidden = true; }, isError ? 8000 : 4000);
+}
+
+async function act(path, what, confirmText) {
+  if (confirmText && !window.confirm(confirmText)) return;
+  try {
+    const res = await api(path, "POST");
+    const n = res.redriven ? ` (${res.redriven.length})` : "";
+    flash(`${what}: ${res.status || "done"}${n}`);
+  } catch (e) { flash(`${what} failed: ${e.message}`, true); }
+  await refresh();
+}
+
+// ---- routing ---------------------------------------------------------------------------------
+function route() {
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const params = new URLSearchParams(query || "");
+  if (parts[0] === "s" && parts[2] === "pending") return { view: pending, service: parts[1], params, key: path };
+  if (parts[0] === "s" && parts[2] === "parked") return { view: parked, service: parts[1], params, key: path };
+  if (parts[0] === "i") return { view: invocation, id: parts[1], params, key: path };
+  if (parts[0] === "audit") return { view: audit, params, key: path };
+  return { view: overview, params, key: "/" };
+}
+
+function setHash(path, params) {
+  const q = new URLSearchParams([...params].filter(([, v]) => v !== "" && v != null)).toString();
+  location.hash = "#" + path + (q ? "?" + q : "");
+}
+
+function nav(r) {
+  const svc = r.service ? enc(r.service) : null;
+  const links = [["#/", "overview", r.view === overview], ["#/audit", "audit", r.view === audit]];
+  if (svc) links.splice(1, 0, [`#/s/${svc}/pending`, `${esc(r.service)} pending`, r.view === pending],
+    [`#/s/${svc}/parked`, `${esc(r.service)} parked`, r.view === parked]);
+  $("#nav").innerHTML = links.map(([h, t, on]) => `<a href="${h}" class="${on ? "active" : ""}">${t}</a>`).join("");
+}
+
+async function render(full) {
+  const r = route();
+  if (full || !S.view || S.view.key !== r.key || S.view.query !== r.params.toString()) {
+    if (!S.view || S.view.key !== r.key) { S.selected.clear(); S.cursors = []; window.scrollTo(0, 0); }
+    S.view = { key: r.key, query: r.params.toString() };
+    nav(r);
+    $("#main").innerHTML = (r.view.frame ? r.view.frame(r) : "") + '<div id="data"><p class="muted">loading…</p></div>';
+    if (r.view.bind) r.view.bind(r);
+  }
+  await refresh();
+}
+
+async function refresh() {
+  if (S.busy) return;
+  S.busy = true;
+  const r = route();
+  try {
+    const html = await r.view(r);
+    const data = $("#data");
+    if (data) data.innerHTML = html;
+    if (r.view.after) r.view.after(r);
+    $("#live").className = "live" + (S.paused ? " paused" : "");
+    $("#live").textContent = S.paused ? "paused" : "live · " + new Date().toLocaleTimeString();
+  } catch (e) {
+    $("#live").className = "live error"; $("#live").textContent = "error";
+    const data = $("#data");
+    if (data && e instanceof ApiError) data.innerHTML = `<p class="badge bad">${esc(e.status)} ${esc(e.message)}</p>`;
+  } finally { S.busy = false; }
+}
+
+// ---- overview --------------------------------------------------------------------------------
+function chart(minutes) {
+  if (!minutes || !minutes.length) return "";
+  const w = 100 / minutes.length, max = Math.max(1, ...minutes.map((m) => m.succeeded + m.failed + m.retried));
+  const bars = minutes.map((m, i) => {
+    let y = 56, out = "";
+    for (const [k, cls] of [["succeeded", "s"], ["retried", "r"], ["failed", "f"]]) {
+      const h = (m[k] / max) * 52; y -= h;
+      if (h > 0) out += `<rect class="${cls}" x="${i * w + 0.5}%" y="${y}" width="${w - 1}%" height="${h}"><title>${k} ${m[k]}</title></rect>`;
+    }
+    return out;
+  }).join("");
+  const tot = (k) => minutes.reduce((a, m) => a + m[k], 0);
+  return `<svg class="chart" preserveAspectRatio="none">${bars}</svg><div class="legend">last ${minutes.length} min:
+    ${tot("succeeded")} succeeded · ${tot("retried")} retried · ${tot("failed")} failed (parked)</div>`;
+}
+
+async function overview() {
+  const d = await api("/admin/services");
+  const dur_ = d.durability || {};
+  const db = $("#durability");
+  db.textContent = "durability " + (dur_.level || "?");
+  db.className = "badge " + (dur_.level === "fsync" ? "ok" : dur_.level === "none" ? "bad" : "warn");
+  if (!d.services.length) return '<p class="muted">No services registered yet: start a worker.</p>';
+  return '<div class="cards">' + d.services.map((s) => {
+    const dead = s.consumers.filter((c) => !c.alive), deadHolding = dead.filter((c) => c.pending > 0);
+    const o = s.oldest_pending, svc = enc(s.service);
+    const alarm = deadHolding.length || s.parked > 0 || s.lost > 0;
+    const stat = (label, v, href, bad) => `<div class="stat${bad ? " bad" : ""}">${href ? `<a href="${href}">` : ""}
+      <b>${esc(v)}</b>${label}${href ? "</a>" : ""}</div>`;
+    const rows = s.consumers.map((c) => `<tr class="${c.alive ? "" : "dead-owner"}"><td>${owner(c.name, c.alive)}</td>
+      <td>${c.pending}</td><td>${dur(c.idle_ms)}</td><td>${c.inflight ?? "—"}${c.concurrency ? " / " + c.concurrency : ""}</td>
+      <td>${c.processed ?? "—"}</td></tr>`).join("");
+    return `<section class="card${alarm ? " alarm" : ""}" data-service="${esc(s.service)}">
+      <h2>${esc(s.service)} ${deadHolding.length ? `<span class="badge bad">${deadHolding.length} dead consumer(s) hold work</span>` : ""}</h2>
+      <div class="stats">
+        ${stat("in stream", s.stream_length)}${stat("never delivered", s.lag ?? "—")}
+        ${stat("pending", s.pending, `#/s/${svc}/pending`, deadHolding.length)}
+        ${stat("oldest pending idle", o ? dur(o.idle_ms) : "—", o ? `#/s/${svc}/pending` : null)}
+        ${stat("delayed", s.delayed)}${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
+        ${stat("archived", s.archived, `#/s/${svc}/parked?archived=true`)}${stat("lost entries", s.lost, null, s.lost > 0)}
+      </div>${chart(s.minutes)}
+      <table><thead><tr><th>consumer (${s.consumers_total})</th><th>pending</th><th>idle</th><th>in flight</th><th>processed</th></tr></thead>
+      <tbody>${rows || '<tr><td colspan="5" class="muted">no consumers</td></tr>'}</tbody></table></section>`;
+  }).join("") + "</div>";
+}
+
+// ---- pending entries -------------------------------------------------------------------------
+pending.frame = (r) => {
+  const p = r.params, v = (k) => esc(p.get(k) || "");
+  return `<h1>Pending entries · ${esc(r.service)}</h1>
+  <form class="filters" id="filters">
+    <label>consumer <input name="consumer" value="${v("consumer")}" placeholder="any"></label>
+    <label>min idle (s) <input name="min_idle_s" value="${v("min_idle_s")}" size="6" inputmode="numeric"></label>
+    <label>handler <input name="handler" value="${v("handler")}" placeholder="any"></label>
+    <label>page size <input name="limit" value="${v("limit") || 50}" size="4" inputmode="numeric"></label>
+    <button type="submit">filter</button> <a href="#/s/${enc(r.service)}/pending">clear</a>
+  </form>`;
+};
+pending.bind = (r) => {
+  $("#filters").onsubmit = (ev) => {
+    ev.preventDefault();
+    S.cursors = [];
+    setHash(`/s/${enc(r.service)}/pending`, new FormData(ev.target));
+  };
+};
+async function pending(r) {
+  const p = r.params, q = new URLSearchParams();
+  for (const k of ["consumer", "handler", "cursor", "limit"]) if (p.get(k)) q.set(k, p.get(k));
+  if (p.get("min_idle_s")) q.set("min_idle_ms", String(Math.round(parseFloat(p.get("min_idle_s")) * 1000)));
+  const d = await api(`/admin/services/${enc(r.service)}/pending?${q}`);
+  const now = d.now;
+  const rows = d.items.map((e) => {
+    const eta = e.reclaim_in_ms == null ? "renewing" : e.reclaim_in_ms === 0 ? "reclaimable now" : "in " + dur(e.reclaim_in_ms);
+    const id = e.invocation_id;
+    return `<tr class="${e.owner_alive ? "" : "dead-owner"}" data-invocation="${esc(id || "")}">
+      <td class="mono">${esc(e.entry_id)}</td><td>${e.lost ? '<span class="badge bad">entry lost</span>' : invLink(id)}</td>
+      <td>${esc(e.handler ?? "—")}</td><td>${e.state ? badge(e.state) : "—"}</td><td>${owner(e.owner, e.owner_alive)}</td>
+      <td>idle ${dur(e.idle_ms)}</td><td>${e.deliveries}</td><td>${e.attempt ?? "—"}</td><td>${e.epoch ?? "—"}</td>
+      <td>${e.lease_until ? until(e.lease_until, now) : "—"}<br><span class="muted">${eta}</span></td>
+      <td>${esc(e.step ?? "—")}</td>
+      <td>${id ? `<button data-act="release" data-id="${esc(id)}" title="make it reclaimable now">release</button>
+        <button class="danger" data-act="cancel" data-id="${esc(id)}">cancel</button>` : ""}</td></tr>`;
+  }).join("");
+  const pager = `<div class="pager"><span class="muted">${d.total} pending in total</span>
+    <button id="first" ${p.get("cursor") ? "" : "disabled"}>first page</button>
+    <button id="next" ${d.next_cursor ? "" : "disabled"} data-cursor="${esc(d.next_cursor || "")}">next page</button></div>`;
+  return `${pager}<table><thead><tr><th>entry</th><th>invocation</th><th>handler</th><th>state</th><th>owner</th>
+    <th>idle</th><th>deliveries</th><th>attempt</th><th>epoch</th><th>lease / reclaim</th><th>step</th><th></th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="12" class="muted">nothing pending</td></tr>'}</tbody></table>`;
+}
+pending.after = (r) => {
+  const go = (cursor) => { const p = new URLSearchParams(r.params); p.set("cursor", cursor); setHash(`/s/${enc(r.service)}/pending`, p); };
+  $("#next")?.addEventListener("click", (ev) => go(ev.target.dataset.cursor));
+  $("#first")?.addEventListener("click", () => go(""));
+  bindRowActions();
+};
+
+function bindRowActions() {
+  document.querySelectorAll("#data button[data-act]").forEach((b) => {
+    b.onclick = () => {
+      const { act: a, id } = b.dataset;
+      const sure = a === "cancel" ? `Cancel ${id}?` : a === "discard" ? `Discard ${id} to the archive?` : null;
+      act(`/admin/invocations/${enc(id)}/${a}`, `${a} ${id}`, sure);
+    };
+  });
+}
+
+// ---- parked ----------------------------------------------------------------------------------
+parked.frame = (r) => {
+  const archived = r.params.get("archived") === "true", svc = enc(r.service);
+  return `<h1>${archived ? "Archive (discarded)" : "Parked"} · ${esc(r.service)}</h1>
+  <p class="muted">${archived ? `Discarded invocations, recoverable by redrive until their record expires.
+    <a href="#/s/${svc}/parked">show parked</a>` : `Invocations that failed for good: attempts exhausted, a terminal
+    error, invalid input or a crash loop. <a href="#/s/${svc}/parked?archived=true">show archive</a>`}</p>
+  <form class="filters" id="filters"><label>handler <input name="handler" value="${esc(r.params.get("handler") || "")}"
+    placeholder="any"></label><input type="hidden" name="archived" value="${archived ? "true" : ""}">
+    <button type="submit">filter</button></form>
+  <div class="actions"><button id="redrive-selected" class="primary">redrive selected</button>
+    <button id="redrive-all">redrive all${r.params.get("handler") ? " of this handler" : ""}</button></div>`;
+};
+parked.bind = (r) => {
+  const svc = enc(r.service), archived = r.params.get("archived") === "true";
+  $("#filters").onsubmit = (ev) => { ev.preventDefault(); setHash(`/s/${svc}/parked`, new FormData(ev.target)); };
+  $("#redrive-selected").onclick = async () => {
+    if (!S.selected.size) { flash("select invocations first", true); return; }
+    for (const id of [...S.selected]) await act(`/admin/invocations/${enc(id)}/redrive`, `redrive ${id}`);
+    S.selected.clear();
+  };
+  $("#redrive-all").onclick = () => {
+    const q = new URLSearchParams({ limit: "500" });
+    if (r.params.get("handler")) q.set("handler", r.params.get("handler"));
+    if (archived) q.set("archived", "true");
+    act(`/admin/services/${svc}/parked/redrive?${q}`, "bulk redrive", "Redrive every matching invocation (up to 500)?");
+  };
+};
+async function parked(r) {
+  const q = new URLSearchParams({ limit: "200" });
+  for (const k of ["handler", "archived"]) if (r.params.get(k)) q.set(k, r.params.get(k));
+  const d = await api(`/admin/services/${enc(r.service)}/parked?${q}`);
+  const rows = d.items.map((p) => `<tr data-invocation="${esc(p.invocation_id)}">
+    <td><input type="checkbox" data-select="${esc(p.invocation_id)}" ${S.selected.has(p.invocation_id) ? "checked" : ""}></td>
+    <td>${invLink(p.invocation_id)}</td><td>${esc(p.handler ?? "—")}</td>
+    <td><span class="badge bad">${esc(p.reason ?? (p.expired ? "expired" : "—"))}</span></td>
+    <td>${p.error ? `<b>${esc(p.error.type)}</b>: ${esc(p.error.message)}` : "—"}</td>
+    <td>${p.attempt ?? "—"}</td><td>${p.crashes ?? "—"}</td><td>${ago(p.parked_at, d.now)}</td>
+    <td><button data-act="redrive" data-id="${esc(p.invocation_id)}">redrive</button>
+      ${d.archived ? "" : `<button class="danger" data-act="discard" data-id="${esc(p.invocation_id)}">discard</button>`}</td></tr>`).join("");
+  return `<p class="muted">${d.total} in total${d.next_cursor ? " (showing the newest 200)" : ""}</p>
+    <table><thead><tr><th></th><th>invocation</th><th>handler</th><th>reason</th><th>last error</th><th>attempts</th>
+    <th>crashes</th><th>parked</th><th></th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="9" class="muted">nothing parked</td></tr>'}</tbody></table>`;
+}
+parked.after = () => {
+  document.querySelectorAll("#data input[data-select]").forEach((c) => {
+    c.onchange = () => (c.checked ? S.selected.add(c.dataset.select) : S.selected.delete(c.dataset.select));
+  });
+  bindRowActions();
+};
+
+// ---- one invocation --------------------------------------------------------------------------
+const EVENT_TEXT = {
+  accepted: (e) => `accepted (${esc(e.detail || "pending")})`, claimed: (e) => `claimed by ${esc(e.actor)} (epoch ${e.epoch})`,
+  reclaimed: (e) => `reclaimed by ${esc(e.actor)} (epoch ${e.epoch}): the previous holder died or lost its lease`,
+  renewed: (e) => `lease renewed ${e.count ?? 1}× by ${esc(e.actor)}`, step: (e) => `step "${esc(e.detail)}" committed`,
+  retry: (e) => `failed; retry scheduled (${esc(e.detail)})`, parked: (e) => `parked: ${esc(e.detail)}`,
+  gap: (e) => `… ${e.count} older events not kept …`,
+};
+async function invocation(r) {
+  const d = await api(`/admin/invocations/${enc(r.id)}`);
+  const inv = d.invocation, now = Date.now();
+  const fact = (k, v) => `<div><span>${k}</span>${v}</div>`;
+  const pe = d.pending_entry;
+  const terminal = ["succeeded", "failed", "cancelled"].includes(inv.state);
+  const btn = (a, label, cls = "") => `<button class="${cls}" data-act="${a}" data-id="${esc(inv.id)}">${label}</button>`;
+  const actions = [
+    inv.state === "failed" ? btn("redrive", "redrive", "primary") : "",
+    d.parked ? btn("discard", "discard to archive", "danger") : "",
+    pe ? btn("release", "release entry now") : "",
+    inv.state === "retrying" ? btn("retry-now", "retry now") : "",
+    terminal ? "" : btn("cancel", "cancel", "danger"),
+  ].join("");
+  const timeline = d.timeline.map((e) => `<li class="ev-${esc(e.event)}"><b>${(EVENT_TEXT[e.event] ||
+    ((x) => esc(x.event) + (x.actor ? " by " + esc(x.actor) : "") + (x.detail ? ": " + esc(x.detail) : "")))(e)}</b>
+    ${e.until ? `<span class="muted">until ${new Date(e.until).toLocaleTimeString()}</span>` : ""}
+    <span class="when" title="${new Date(e.at).toISOString()}">${new Date(e.at).toLocaleTimeString()} · ${ago(e.at, now)}</span></li>`).join("");
+  const steps = Object.entries(inv.steps || {}).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="mono">${esc(JSON.stringify(v))}</td></tr>`).join("");
+  const node = (n) => `${invLink(n.id)} <span class="muted">${esc(n.service)}.${esc(n.handler ?? "?")}</span> ${badge(n.state)}`;
+  const kids = d.children.map((c) => `<li>${node(c)}</li>`).join("");
+  const self = `<b>${esc(inv.id)}</b> <span class="muted">${esc(inv.service)}.${esc(inv.handler)}</span> ${badge(inv.state)}`;
+  const tree = `<div class="tree">${d.parent ? node(d.parent) + "<ul><li>" : ""}${self}${kids ? `<ul>${kids}</ul>` : ""}${d.parent ? "</li></ul>" : ""}</div>`;
+  const err = inv.error ? `<h2>Error</h2><p><b>${esc(inv.error.type)}</b>: ${esc(inv.error.message)}</p>
+    ${inv.error.traceback ? `<pre>${esc(inv.error.traceback)}</pre>` : ""}` : "";
+  return `<h1 class="mono">${esc(inv.id)} ${badge(inv.state)}${d.parked ? ' <span class="badge bad">parked</span>' : ""}
+    ${d.archived ? ' <span class="badge">archived</span>' : ""}</h1>
+    <div class="facts">${fact("service · handler", `<a href="#/s/${enc(inv.service)}/pending">${esc(inv.service)}</a> · ${esc(inv.handler)}`)}
+      ${fact("attempt", inv.attempt)}${fact("deliveries", inv.deliveries)}${fact("crashes", inv.crashes)}${fact("epoch", inv.epoch)}
+      ${fact("owner", pe ? owner(pe.owner, pe.owner_alive) + ` idle ${dur(pe.idle_ms)}` : esc(inv.owner ?? "—"))}
+      ${fact("lease", until(inv.lease_until, now))}${fact("next retry", until(inv.next_retry, now))}
+      ${fact("created", ago(inv.created, now))}${fact("finished", ago(inv.finished, now))}
+      ${fact("reason", esc(inv.reason ?? "—"))}${fact("idempotency key", esc(inv.idempotency_key ?? "—"))}</div>
+    <div class="actions">${actions}</div>
+    <h2>Timeline</h2><ol class="timeline" id="timeline">${timeline}</ol>
+    <h2>Function tree</h2>${tree}
+    <h2>Steps journal</h2>${steps ? `<table><thead><tr><th>step</th><th>value</th></tr></thead><tbody>${steps}</tbody></table>` : '<p class="muted">no steps</p>'}
+    <h2>Input</h2><pre>${esc(JSON.stringify(inv.payload, null, 2))}</pre>
+    ${inv.state === "succeeded" ? `<h2>Result</h2><pre>${esc(JSON.stringify(inv.result, null, 2))}</pre>` : ""}${err}`;
+}
+invocation.after = bindRowActions;
+
+// ---- audit -----------------------------------------------------------------------------------
+async function audit() {
+  const d = await api("/admin/audit?limit=200");
+  const now = Date.now();
+  const rows = d.items.map((a) => `<tr><td title="${new Date(a.at).toISOString()}">${ago(a.at, now)}</td><td>${esc(a.who)}</td>
+    <td>${esc(a.action)}</td><td>${a.target && a.target.includes(".") ? invLink(a.target) : esc(a.target)}</td><td>${esc(a.result)}</td></tr>`).join("");
+  return `<h1>Audit log</h1><table><thead><tr><th>when</th><th>who</th><th>action</th><th>target</th><th>result</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="5" class="muted">no actions yet</td></tr>'}</tbody></table>`;
+}
+
+// ---- start -----------------------------------------------------------------------------------
+$("#auth-form").onsubmit = (ev) => {
+  ev.preventDefault();
+  S.token = $("#token").value.trim();
+  sessionStorage.setItem("reliq.token", S.token);
+  $("#auth").hidden = true;
+  render(true);
+};
+$("#pause").onclick = () => {
+  S.paused = !S.paused;
+  $("#pause").textContent = S.paused ? "resume" : "pause";
+  refresh();
+};
+window.addEventListener("hashchange", () => render(false));
+S.timer = setInterval(() => { if (!S.paused && !document.hidden) refresh(); }, REFRESH_MS);
+render(true);
