@@ -13,6 +13,12 @@ key                                type    content
 ``reliq:{S}:delayed``              zset    invocation id -> due time (server ms); scheduled sends
                                            and retries waiting for their backoff
 ``reliq:{S}:parked``               zset    invocation id -> parked time (ms); failed for good
+``reliq:{S}:archive``              zset    invocation id -> discard time (ms): parked ids an
+                                           operator discarded (redrivable until the record expires)
+``reliq:{S}:audit``                stream  (capped, ~5000) operator actions: who, action, target,
+                                           result; written by the action scripts themselves
+``reliq:{S}:minutes``              hash    per-minute outcome counters, 60 slots (minute mod 60):
+                                           ``<slot>`` = minute, ``<slot>:<outcome>`` = count
 ``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
@@ -27,6 +33,8 @@ Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once ter
 ``reliq:{S}:steps:<I>``            hash    step name -> msgspec JSON of the step's result
 ``reliq:{S}:children:<I>``         zset    child invocation ids, scored by call order
 =================================  ======  =====================================================
+
+The record's field ``tl`` is the invocation's timeline (bounded, see ``lua/lib/timeline.lua``).
 
 Global: ``reliq:services`` (set of service names that workers registered).
 
@@ -105,11 +113,14 @@ class ServiceKeys:
     """Key names for one service; build once, reuse."""
 
     __slots__ = (
+        "archive",
+        "audit",
         "children_prefix",
         "consumer_prefix",
         "delayed",
         "inv_prefix",
         "lost",
+        "minutes",
         "parked",
         "prefix",
         "registry",
@@ -126,6 +137,9 @@ class ServiceKeys:
         self.delayed = self.prefix + "delayed"
         self.parked = self.prefix + "parked"
         self.lost = self.prefix + "lost"
+        self.archive = self.prefix + "archive"
+        self.audit = self.prefix + "audit"
+        self.minutes = self.prefix + "minutes"
         self.registry = self.prefix + "registry"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"

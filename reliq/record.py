@@ -54,6 +54,7 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     cancel_requested: bool = False
     redrives: int = 0
+    discarded: int | None = None
     payload: Any = None
     result: Any = None
     error: ErrorInfo | None = None
@@ -101,6 +102,7 @@ def parse(
         reason=_str(h.get(b"reason")),
         cancel_requested=h.get(b"cancel") == b"1",
         redrives=int(h.get(b"redrives", 0)),
+        discarded=_int(h.get(b"discarded")),
         payload=decode(h.get(b"payload")),
         result=decode(h.get(b"result")),
         error=_error_decoder.decode(err) if err else None,

@@ -1,7 +1,8 @@
 """Typed wrappers around the Lua scripts in ``reliq/lua/`` (one method per script file).
 
 Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
-NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag.
+NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. Scripts
+that write the timeline or the per-minute counters get ``lua/lib/timeline.lua`` prepended.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
 
 
+_PLAIN = frozenset({"link_child", "record_lost"})  # scripts without the timeline helpers
+
+
 def _source(name: str) -> str:
-    return (files("reliq") / "lua" / f"{name}.lua").read_text()
+    lua = files("reliq") / "lua"
+    body = (lua / f"{name}.lua").read_text()
+    return body if name in _PLAIN else (lua / "lib" / "timeline.lua").read_text() + body
 
 
 class Registration(NamedTuple):
@@ -66,6 +72,9 @@ class Scripts:
         "cancel",
         "redrive",
         "record_lost",
+        "discard",
+        "release_entry",
+        "retry_now",
     )
 
     def __init__(self, redis: Redis) -> None:
@@ -121,7 +130,7 @@ class Scripts:
         self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
     ) -> list[str]:
         """``items``: (invocation id, entry id, epoch, final state, result)."""
-        keys = [k.stream]
+        keys = [k.stream, k.minutes]
         args: list[Arg] = [GROUP, retention_ms]
         for inv, eid, epoch, state, result in items:
             keys.extend(k.per_invocation(inv))
@@ -134,7 +143,7 @@ class Scripts:
         return _s(
             await self._run(
                 "retry",
-                [*k.per_invocation(inv), k.stream, k.delayed],
+                [*k.per_invocation(inv), k.stream, k.delayed, k.minutes],
                 [GROUP, eid, epoch, delay_ms, error, inv, retention_ms],
             )
         )
@@ -145,7 +154,7 @@ class Scripts:
         return _s(
             await self._run(
                 "park",
-                [*k.per_invocation(inv), k.stream, k.parked],
+                [*k.per_invocation(inv), k.stream, k.parked, k.minutes],
                 [GROUP, eid, epoch, reason, error, inv, retention_ms],
             )
         )
@@ -177,11 +186,24 @@ class Scripts:
     async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> bool:
         return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
 
-    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int) -> str:
-        return _s(await self._run("cancel", [*k.per_invocation(inv), k.delayed], [inv, retention_ms]))
+    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> str:
+        return _s(await self._run("cancel", [*k.per_invocation(inv), k.delayed], [inv, retention_ms, who]))
 
-    async def redrive(self, k: ServiceKeys, inv: str) -> str:
-        return _s(await self._run("redrive", [*k.per_invocation(inv), k.stream, k.parked], [inv]))
+    async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> str:
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
+        return _s(await self._run("redrive", keys, [inv, who]))
+
+    async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> str:
+        keys = [k.inv(inv), k.parked, k.archive, k.audit]
+        return _s(await self._run("discard", keys, [inv, who, retention_ms]))
+
+    async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> str:
+        keys = [k.stream, k.inv(inv), k.audit]
+        return _s(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
+
+    async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> str:
+        keys = [k.inv(inv), k.delayed, k.stream, k.audit]
+        return _s(await self._run("retry_now", keys, [inv, who]))
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))

@@ -1,18 +1,30 @@
 -- cancel: a queued or delayed invocation becomes 'cancelled' at once and never runs (its stream
 -- entry is dropped when read); a running one gets a cancel flag its worker acts on.
--- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] delayed set
--- ARGV[1] invocation id, ARGV[2] retention ms
+-- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] delayed set, KEYS[5] audit stream
+-- ARGV[1] invocation id, ARGV[2] retention ms, ARGV[3] who asked (timeline actor, audited; '' =
+-- library call, not audited)
+-- timeline: 'cancel-requested' (running) or 'cancelled'
 -- returns 'cancelled' | 'cancelling' | 'terminal' | 'unknown'
-local st = redis.call('HGET', KEYS[1], 'state')
+local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl')
+local st = r[1]
 if not st then return 'unknown' end
-if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'terminal' end
-if st == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel', '1')
-  return 'cancelling'
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then
+  audit(KEYS[5], ARGV[3], 'cancel', ARGV[1], 'terminal')
+  return 'terminal'
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local who = ARGV[3] or ''
+if st == 'running' then
+  if r[2] ~= '1' then
+    redis.call('HSET', KEYS[1], 'cancel', '1', 'tl', tl_push(r[3], tl_line(now, 'cancel-requested', who)))
+  end
+  audit(KEYS[5], who, 'cancel', ARGV[1], 'cancelling')
+  return 'cancelling'
+end
 redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancel', '1', 'finished', now, 'updated', now)
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancel', '1', 'finished', now, 'updated', now,
+  'tl', tl_push(r[3], tl_line(now, 'cancelled', who)))
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2])) end
+audit(KEYS[5], who, 'cancel', ARGV[1], 'cancelled')
 return 'cancelled'

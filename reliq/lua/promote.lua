@@ -2,6 +2,7 @@
 -- it: an id is promoted only by the caller whose ZREM removed it.
 -- KEYS[1] delayed set, KEYS[2] stream, KEYS[3..n+2] invocation records
 -- ARGV[1..n] invocation ids (same order as the records)
+-- timeline: 'promoted'
 -- returns the number of invocations promoted
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -10,10 +11,11 @@ for i = 3, #KEYS do
   local id = ARGV[i - 2]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= now and redis.call('ZREM', KEYS[1], id) == 1 then
-    local st = redis.call('HGET', KEYS[i], 'state')
-    if st == 'scheduled' or st == 'retrying' then
+    local r = redis.call('HMGET', KEYS[i], 'state', 'tl')
+    if r[1] == 'scheduled' or r[1] == 'retrying' then
       local eid = redis.call('XADD', KEYS[2], '*', 'i', id)
-      redis.call('HSET', KEYS[i], 'state', 'pending', 'entry', eid, 'updated', now)
+      redis.call('HSET', KEYS[i], 'state', 'pending', 'entry', eid, 'updated', now,
+        'tl', tl_push(r[2], tl_line(now, 'promoted')))
       moved = moved + 1
     end
   end

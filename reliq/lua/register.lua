@@ -8,6 +8,7 @@
 --     idempotency key or '', delay ms or '', due time (unix ms) or '', W3C traceparent or ''}
 --     (one argument instead of eight: redis-py's per-argument packing dominated group commit)
 --   the payload (JSON)
+-- writes the 'accepted' timeline event
 -- returns 2 values per invocation: status ('accepted' | 'previously_accepted' | 'conflict'), state
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -32,7 +33,7 @@ for i = 3, #KEYS do
     redis.call('HSET', rec, 'state', state, 'fp', f[2], 'service', ARGV[1], 'handler', f[3],
       'payload', ARGV[a + 1], 'parent', f[4], 'key', f[5], 'attempt', 1, 'deliveries', 0,
       'crashes', 0, 'epoch', 0, 'entry', entry, 'created', now, 'updated', now, 'due', due,
-      'trace', f[8])
+      'trace', f[8], 'tl', tl_line(now, 'accepted', '', 0, state, state == 'scheduled' and due or 0))
     out[#out + 1] = 'accepted'
     out[#out + 1] = state
   end

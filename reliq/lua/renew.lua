@@ -2,19 +2,21 @@
 -- XCLAIM IDLE 0 JUSTID, which does not bump the delivery counter).
 -- KEYS[1] stream, KEYS[2..n+1] invocation records
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] lease ms, then per record: entry id, epoch
+-- timeline: 'renewed', coalesced (one event per run of renewals, with a count)
 -- returns one status per record: 'ok' | 'cancel' (cancel requested) | 'lost' (lease lost)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 for i = 2, #KEYS do
   local eid, epoch = ARGV[2 * i], ARGV[2 * i + 1]
-  local r = redis.call('HMGET', KEYS[i], 'epoch', 'cancel', 'state')
+  local r = redis.call('HMGET', KEYS[i], 'epoch', 'cancel', 'state', 'tl')
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], eid, eid, 1)
   if r[1] ~= epoch or r[3] ~= 'running' or #p == 0 or p[1][2] ~= ARGV[2] then
     out[#out + 1] = 'lost'
   else
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, eid, 'JUSTID')
-    redis.call('HSET', KEYS[i], 'lease_until', now + tonumber(ARGV[3]))
+    local lease = now + tonumber(ARGV[3])
+    redis.call('HSET', KEYS[i], 'lease_until', lease, 'tl', tl_renewed(r[4], now, ARGV[2], epoch, lease))
     if r[2] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'ok' end
   end
 end

@@ -1,9 +1,11 @@
 -- retry: schedule another attempt after a backoff (epoch-fenced). A cancel requested meanwhile wins.
--- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] stream, KEYS[5] delayed set
+-- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] stream, KEYS[5] delayed set,
+-- KEYS[6] per-minute counters
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] delay ms, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms
+-- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
-local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel')
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel', 'owner', 'tl')
 if r[1] ~= ARGV[3] then return 'fenced' end
 if r[2] ~= 'running' then return 'noop' end
 local t = redis.call('TIME')
@@ -12,13 +14,16 @@ redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[4], ARGV[2])
 if r[3] == '1' then
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[5], 'finished', now, 'updated', now,
-    'owner', '', 'lease_until', '', 'entry', '')
+    'owner', '', 'lease_until', '', 'entry', '', 'tl', tl_push(r[5], tl_line(now, 'cancelled', r[4], ARGV[3])))
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[7])) end
+  count_minute(KEYS[6], now, 'cancelled', 1)
   return 'cancelled'
 end
 local due = now + tonumber(ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'state', 'retrying', 'error', ARGV[5], 'due', due, 'updated', now,
-  'owner', '', 'lease_until', '', 'entry', '')
+  'owner', '', 'lease_until', '', 'entry', '',
+  'tl', tl_push(r[5], tl_line(now, 'retry', r[4], ARGV[3], 'attempt ' .. attempt, due)))
 redis.call('ZADD', KEYS[5], due, ARGV[6])
+count_minute(KEYS[6], now, 'retried', 1)
 return 'ok'

@@ -1,0 +1,198 @@
+"""The admin JSON API under ``/admin``: the views and actions of the pending-entries dashboard.
+
+Every route calls one function of ``reliq.inspect``, ``reliq.detail`` or ``reliq.operate`` and
+encodes its document (shapes: docs/http-api.md, "Admin API"). GET never changes state; actions
+are POST only (a GET on an action path is 405), idempotent, and audited under the caller's token
+name. Scopes are enforced by ``Guard`` (a ``read`` token gets 403 here); actions additionally
+refuse cross-site browser requests (``Sec-Fetch-Site`` / ``Origin``), see ``same_origin``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from reliq import UnknownInvocation, detail, inspect, operate
+from reliq.keys import InvalidName
+
+from .problems import Problem, documented
+from .state import state_of
+from .tokens import ANONYMOUS, PRINCIPAL
+
+_NOT_FOUND = Problem(404, "Not Found", "unknown or expired invocation")
+_READ = documented(200, 400, 401, 404)
+_ACT = documented(200, 400, 401, 403, 404)
+
+
+def same_origin(request: Request) -> None:
+    """CSRF guard for actions: a browser request must come from this origin. Requests without
+    ``Sec-Fetch-Site``/``Origin`` (curl, the CLI, scripts) pass; they carry no ambient cookies."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Problem(403, "Forbidden", "cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Problem(403, "Forbidden", "cross-site request refused")
+
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _json(doc: Any) -> Response:
+    return Response(msgspec.json.encode(doc), media_type="application/json")
+
+
+def _who(request: Request) -> str:
+    return str(request.scope.get(PRINCIPAL, ANONYMOUS))
+
+
+async def _service(request: Request, service: str) -> str:
+    if not await inspect.known_service(state_of(request).client, service):
+        raise Problem(404, "Not Found", f"no service {service!r} is registered")
+    return service
+
+
+def _bad(e: ValueError) -> Problem:
+    return Problem(400, "Bad Request", str(e))
+
+
+@router.get("/services", summary="Overview of every service", responses=_READ)
+async def services(request: Request) -> Response:
+    return _json(await inspect.overview(state_of(request).client))
+
+
+@router.get("/services/{service}", summary="Overview of one service", responses=_READ)
+async def service(request: Request, service: str) -> Response:
+    name = await _service(request, service)
+    return _json(await inspect.service_overview(state_of(request).client, name))
+
+
+@router.get("/services/{service}/pending", summary="Pending entries (PEL), paged", responses=_READ)
+async def pending(
+    request: Request,
+    service: str,
+    cursor: str | None = Query(None, max_length=64),
+    consumer: str | None = Query(None, max_length=256),
+    min_idle_ms: int = Query(0, ge=0),
+    handler: str | None = Query(None, max_length=64),
+    limit: int = Query(100, description="clamped to 1-500"),
+) -> Response:
+    name = await _service(request, service)
+    try:
+        page = await inspect.pending(
+            state_of(request).client,
+            name,
+            cursor=cursor or None,
+            consumer=consumer or None,
+            min_idle_ms=min_idle_ms,
+            handler=handler or None,
+            limit=limit,
+        )
+    except ValueError as e:
+        raise _bad(e) from None
+    return _json(page)
+
+
+@router.get("/services/{service}/parked", summary="Parked invocations (or the archive)", responses=_READ)
+async def parked(
+    request: Request,
+    service: str,
+    cursor: int = Query(0, ge=0),
+    limit: int = Query(100, description="clamped to 1-500"),
+    handler: str | None = Query(None, max_length=64),
+    archived: bool = False,
+) -> Response:
+    name = await _service(request, service)
+    client = state_of(request).client
+    page = await inspect.parked(
+        client, name, cursor=cursor, limit=limit, handler=handler or None, archived=archived
+    )
+    return _json(page)
+
+
+@router.get("/invocations/{invocation_id}", summary="One invocation with timeline", responses=_READ)
+async def invocation(request: Request, invocation_id: str) -> Response:
+    try:
+        doc = await detail.detail(state_of(request).client, invocation_id)
+    except InvalidName:
+        raise _NOT_FOUND from None
+    if doc is None:
+        raise _NOT_FOUND
+    return _json(doc)
+
+
+@router.get("/audit", summary="Audit log of admin actions, newest first", responses=_READ)
+async def audit(
+    request: Request,
+    limit: int = Query(100, description="clamped to 1-500"),
+    cursor: str | None = Query(None, max_length=64),
+    service: str | None = Query(None, max_length=64),
+) -> Response:
+    name = await _service(request, service) if service else None
+    client = state_of(request).client
+    try:
+        return _json(await operate.audit_log(client, limit=limit, cursor=cursor or None, service=name))
+    except ValueError as e:
+        raise _bad(e) from None
+
+
+async def _act(request: Request, action: str, invocation_id: str) -> Response:
+    try:
+        result = await operate.act(state_of(request).client, action, invocation_id, who=_who(request))
+    except (InvalidName, UnknownInvocation):
+        raise _NOT_FOUND from None
+    return _json(result)
+
+
+def _action_route(action: str, summary: str) -> None:
+    async def run(request: Request, invocation_id: str) -> Response:
+        return await _act(request, action, invocation_id)
+
+    run.__name__ = f"admin_{action.replace('-', '_')}"
+    router.add_api_route(
+        f"/invocations/{{invocation_id}}/{action}",
+        run,
+        methods=["POST"],
+        summary=summary,
+        responses=_ACT,
+        dependencies=[Depends(same_origin)],
+    )
+
+
+for _action, _summary in (
+    ("redrive", "Redrive a parked or archived invocation"),
+    ("discard", "Move a parked invocation to the archive"),
+    ("release", "Make its pending entry reclaimable now"),
+    ("retry-now", "Skip the backoff of a retrying invocation"),
+    ("cancel", "Cancel a queued or running invocation"),
+):
+    _action_route(_action, _summary)
+
+
+@router.post(
+    "/services/{service}/parked/redrive",
+    summary="Redrive a service's parked set (bounded per call)",
+    responses=_ACT,
+    dependencies=[Depends(same_origin)],
+)
+async def redrive_parked(
+    request: Request,
+    service: str,
+    handler: str | None = Query(None, max_length=64),
+    limit: int = Query(100, description="clamped to 1-500"),
+    archived: bool = False,
+) -> Response:
+    name = await _service(request, service)
+    result = await operate.redrive_parked(
+        state_of(request).client,
+        name,
+        who=_who(request),
+        handler=handler or None,
+        limit=limit,
+        archived=archived,
+    )
+    return _json(result)
