@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import dashboard, health, ingress, invocations, lane, openapi, problems
+from . import admin, dashboard, health, ingress, invocations, lane, openapi, problems, tokens
 from .catalog import Catalog
 from .placement import Placer
 from .settings import GatewaySettings
@@ -27,18 +26,19 @@ OPEN_PATHS = ("/healthz", "/readyz", *dashboard.PATHS)  # the dashboard shell ho
 
 
 class Guard:
-    """Bearer tokens (constant-time compare) and request counting, as plain ASGI middleware."""
+    """Bearer tokens (constant-time compare) with scopes (gateway.tokens: a ``read`` token may
+    only GET/HEAD) and request counting, as plain ASGI middleware. The token's name is left in
+    ``scope["reliq.principal"]`` for the audit log."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], st: GatewayState) -> None:
         self.app, self.st = app, st
-        self.tokens = [t.encode() for t in st.settings.tokens]
+        self.tokens = tokens.parse_tokens(st.settings.tokens)
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _token(self, scope: Scope) -> tokens.Token | None:
         for name, value in scope.get("headers", ()):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-                return any(hmac.compare_digest(given, t) for t in self.tokens)
-        return False
+                return tokens.match(self.tokens, value[7:].strip())
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +54,8 @@ class Guard:
             await send(message)
 
         try:
-            if self.tokens and path not in OPEN_PATHS and not self._authorized(scope):
+            token = self._token(scope) if self.tokens and path not in OPEN_PATHS else None
+            if self.tokens and path not in OPEN_PATHS and token is None:
                 p = problems.Problem(
                     401,
                     "Unauthorized",
@@ -63,6 +64,11 @@ class Guard:
                 )
                 await problems.problem_response(p)(scope, receive, counting_send)
                 return
+            if token is not None and not tokens.allows(token, scope["method"]):
+                p = problems.Problem(403, "Forbidden", f"the token's scope is {token.scope}")
+                await problems.problem_response(p)(scope, receive, counting_send)
+                return
+            scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
             await self.app(scope, receive, counting_send)
         finally:
             self.st.metrics.requests.labels(route=route, status=str(status["code"])).inc()
@@ -108,6 +114,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     problems.install(api)
     api.router.routes.extend(ingress.routes)
     api.include_router(invocations.router)
+    api.include_router(admin.router)
     api.include_router(health.router)
     api.include_router(openapi.router)
     api.include_router(dashboard.router)
