@@ -16,6 +16,7 @@ raised after the effect may have run (lease lost, cancelled, Redis error).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS journal(key TEXT, inv_id TEXT, nonce TEXT, outcome TE
 class Job(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     kind: Literal["ok", "fail"] = "ok"
+    ms: int = 0  # simulated work before and after the effect: keeps invocations in flight
 
 
 class Witness:
@@ -104,12 +106,15 @@ async def work(ctx: Context, job: Job) -> str:
         made.append(nonce)
         return nonce
 
+    await asyncio.sleep(job.ms / 1000)
     try:
         nonce: str = await ctx.step("effect", effect)
     except BaseException:
         for n in made:  # the effect ran but its journal did not land (or we cannot tell)
             witness.unjournaled(job.key, ctx.id, n)
         raise
+    # journaled but not yet completed: a crash here must replay the step, not redo the effect
+    await asyncio.sleep(job.ms / 1000)
     return nonce
 
 

@@ -117,7 +117,8 @@ class Load:
     async def _send(self, http: httpx.AsyncClient, i: int, key: str, give_up_at: float) -> None:
         kind = self.plan.kinds[key]
         handler = "crash" if kind == "crash" else "work"
-        body = msgspec.json.encode({"key": key, "kind": "ok" if kind == "crash" else kind})
+        ms = 10 + (i * 7919) % 190  # 10-200 ms of simulated work, fixed per key
+        body = msgspec.json.encode({"key": key, "kind": "ok" if kind == "crash" else kind, "ms": ms})
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
         pause = 0.05
         for n in range(1000):  # bounded: also by give_up_at

@@ -97,15 +97,16 @@ async def kill_gateway(env: Env, rng: random.Random) -> None:
         if await env.pause(rng.uniform(3, 6)):
             return
         slot = rng.choice(env.system.gateways)
-        t = time.time()
-        slot.held = True
-        try:
-            pid = env.system.kill(slot)
-            await asyncio.sleep(rng.uniform(0.2, 1.0))
-        finally:
-            slot.held = False
-            env.system.restart(slot)
-        env.record("kill-gateway", f"gateway-{slot.index}", t, f"pid {pid}")
+        async with slot.lock:
+            t = time.time()
+            slot.held = True
+            try:
+                pid = env.system.kill(slot)
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+            finally:
+                slot.held = False
+                env.system.restart(slot)
+            env.record("kill-gateway", f"gateway-{slot.index}", t, f"pid {pid}")
 
 
 async def gateway_failpoint(env: Env, rng: random.Random) -> None:
@@ -115,6 +116,7 @@ async def gateway_failpoint(env: Env, rng: random.Random) -> None:
         if await env.pause(rng.uniform(4, 8)):
             return
         slot = rng.choice(env.system.gateways)
+        await slot.lock.acquire()
         t = time.time()
         slot.held = True
         tripped = False
@@ -132,6 +134,7 @@ async def gateway_failpoint(env: Env, rng: random.Random) -> None:
         finally:
             slot.held = False
             env.system.restart(slot)
+            slot.lock.release()
         env.record("gateway-failpoint", f"gateway-{slot.index}", t, "tripped" if tripped else "not tripped")
 
 

@@ -57,6 +57,7 @@ class Slot:
     expect_exit: bool = False  # the next exit was caused on purpose
     failpoints: str = ""
     ready: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one nemesis at a time per slot
 
 
 @dataclass
@@ -176,6 +177,9 @@ class System:
         slot.proc = None
 
     def restart(self, slot: Slot) -> None:
+        if slot.proc is not None and slot.proc.poll() is None:
+            return  # still running: never two processes in one slot (one port, one name)
+        self._reap(slot)
         if slot.role == "valkey":
             self.start_valkey()
         elif slot.role == "gateway":
