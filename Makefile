@@ -38,3 +38,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .reliq
+
+## make chaos: the long fault run (20,000 invocations, every nemesis); exits non-zero on any violation
+.PHONY: chaos
+chaos: $(STAMP)
+	$(BIN)/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all --seed 1 --drain-timeout 300
