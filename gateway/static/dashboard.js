@@ -183,13 +183,14 @@ async function pending(r) {
   const d = await api(`/admin/services/${enc(r.service)}/pending?${q}`);
   const now = d.now;
   const rows = d.items.map((e) => {
-    const eta = e.reclaim_in_ms == null ? "renewing" : e.reclaim_in_ms === 0 ? "reclaimable now" : "in " + dur(e.reclaim_in_ms);
+    const eta = e.reclaim_in_ms == null ? "owner renews it" : e.reclaim_in_ms === 0 ? "reclaimable now"
+      : "reclaimed in " + dur(e.reclaim_in_ms);
     const id = e.invocation_id;
     return `<tr class="${e.owner_alive ? "" : "dead-owner"}" data-invocation="${esc(id || "")}">
       <td class="mono">${esc(e.entry_id)}</td><td>${e.lost ? '<span class="badge bad">entry lost</span>' : invLink(id)}</td>
       <td>${esc(e.handler ?? "—")}</td><td>${e.state ? badge(e.state) : "—"}</td><td>${owner(e.owner, e.owner_alive)}</td>
       <td>idle ${dur(e.idle_ms)}</td><td>${e.deliveries}</td><td>${e.attempt ?? "—"}</td><td>${e.epoch ?? "—"}</td>
-      <td>${e.lease_until ? until(e.lease_until, now) : "—"}<br><span class="muted">${eta}</span></td>
+      <td>${e.lease_until ? "lease ends " + until(e.lease_until, now) : "—"}<br><span class="muted">${eta}</span></td>
       <td>${esc(e.step ?? "—")}</td>
       <td>${id ? `<button data-act="release" data-id="${esc(id)}" title="make it reclaimable now">release</button>
         <button class="danger" data-act="cancel" data-id="${esc(id)}">cancel</button>` : ""}</td></tr>`;
@@ -301,7 +302,7 @@ async function invocation(r) {
   const kids = d.children.map((c) => `<li>${node(c)}</li>`).join("");
   const self = `<b>${esc(inv.id)}</b> <span class="muted">${esc(inv.service)}.${esc(inv.handler)}</span> ${badge(inv.state)}`;
   const tree = `<div class="tree">${d.parent ? node(d.parent) + "<ul><li>" : ""}${self}${kids ? `<ul>${kids}</ul>` : ""}${d.parent ? "</li></ul>" : ""}</div>`;
-  const err = inv.error ? `<h2>Error</h2><p><b>${esc(inv.error.type)}</b>: ${esc(inv.error.message)}</p>
+  const err = inv.error ? `<h2>${inv.state === "succeeded" ? "Error of an earlier attempt" : "Error"}</h2><p><b>${esc(inv.error.type)}</b>: ${esc(inv.error.message)}</p>
     ${inv.error.traceback ? `<pre>${esc(inv.error.traceback)}</pre>` : ""}` : "";
   return `<h1 class="mono">${esc(inv.id)} ${badge(inv.state)}${d.parked ? ' <span class="badge bad">parked</span>' : ""}
     ${d.archived ? ' <span class="badge">archived</span>' : ""}</h1>
@@ -311,6 +312,9 @@ async function invocation(r) {
       ${fact("lease", until(inv.lease_until, now))}${fact("next retry", until(inv.next_retry, now))}
       ${fact("created", ago(inv.created, now))}${fact("finished", ago(inv.finished, now))}
       ${fact("reason", esc(inv.reason ?? "—"))}${fact("idempotency key", esc(inv.idempotency_key ?? "—"))}</div>
+    ${pe && !pe.owner_alive ? `<p class="badge bad" id="hint">its owner ${esc(pe.owner)} is dead: the entry is
+      reclaimed when the lease runs out (${until(inv.lease_until, now)}); "release entry now" lets a live worker take it
+      at its next reclaim scan</p>` : ""}
     <div class="actions">${actions}</div>
     <h2>Timeline</h2><ol class="timeline" id="timeline">${timeline}</ol>
     <h2>Function tree</h2>${tree}
