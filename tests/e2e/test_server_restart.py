@@ -1,6 +1,9 @@
 """The embedded Valkey is SIGKILLed and restarted under a running worker: nothing acked is lost,
 and the worker reconnects and finishes the work."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from reliq import Client, Context, Service
@@ -42,3 +45,33 @@ async def test_worker_survives_a_server_crash_and_restart(tmp_path: Path) -> Non
         assert len(set(done)) == 100
     finally:
         server.stop()
+
+
+async def test_the_embedded_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    """A SIGKILLed `reliq dev` (or test run) must not leave a server holding its port and data dir."""
+    script = (
+        "import sys, time\n"
+        "from reliq.embedded import EmbeddedValkey\n"
+        "s = EmbeddedValkey(data_dir=sys.argv[1]).start()\n"
+        "print(s.proc.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    assert parent.stdout is not None
+    server_pid = int(parent.stdout.readline())
+    parent.stdout.close()
+    parent.kill()
+    parent.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie until init reaps it counts as gone
+        with open(f"/proc/{server_pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+
+    await wait_until(gone, timeout=10, what="valkey-server to exit after its parent was SIGKILLed")
