@@ -98,7 +98,7 @@ async def execute(cfg: Config, workdir: Path) -> Report:
             env = Env(system=system, proxy=proxy, stop=stop_nem, seed=cfg.seed)
             nem_task = asyncio.create_task(run_all(env, list(cfg.nemeses)))
             with contextlib.suppress(TimeoutError):  # the fault window (pacing, not waiting for an outcome)
-                await asyncio.wait_for(asyncio.shield(nem_task), cfg.duration)
+                await asyncio.wait_for(stop_nem.wait(), cfg.duration)
             stop_nem.set()
             await nem_task
             print(
@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--check", type=Path, default=None, help="re-check a kept run directory and exit")
     a = p.parse_args(argv)
     if a.check is not None:
+        summary = a.check / "summary.json"
+        if summary.exists():  # the run's own visibility timeout, not the command line's
+            a.visibility = msgspec.json.decode(summary.read_bytes())["config"]["visibility"]
         report, workdir = recheck(a.check, a.visibility), a.check
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally
