@@ -118,6 +118,7 @@ VIOLATIONS = (
     "unexpected parked",
     "poison not parked",
     "journal mismatch",
+    "executions without a claim",
     "never acked",
     "rejected (4xx)",
     "lost entries (reliq:{S}:lost)",
@@ -229,6 +230,8 @@ def check(
                 bad["stuck"].append(key)
         if st is None or st.state is None:
             continue
+        if len(ex.get(key, [])) > st.deliveries:  # every run needs its own claim (epoch bump)
+            bad["executions without a claim"].append(f"{key} ran {len(ex[key])}x, {st.deliveries} claims")
         if kind == "ok":
             dup_exec += max(0, len(ex.get(key, [])) - 1)
             if st.state in TERMINAL and st.state != "succeeded":

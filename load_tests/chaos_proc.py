@@ -138,6 +138,8 @@ class System:
         cmd = [sys.executable, "-m", "reliq", "--log-level", "WARNING", "worker", APP]
         cmd += ["--redis-url", self.reliq_url, "--visibility-timeout", str(self.visibility)]
         cmd += ["--concurrency", str(self.concurrency), "--shutdown-grace", "2"]
+        if i % 2 == 0:  # a stable name: the restarted worker re-reads its own pending list first
+            cmd += ["--consumer", f"chaos-w{i}"]
         self._spawn(self.workers[i], cmd, self._env())
 
     def _env(self, **extra: str) -> dict[str, str]:
