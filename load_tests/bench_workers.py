@@ -389,6 +389,10 @@ def bench(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def markdown(doc: dict[str, Any]) -> str:
     fastest = doc["fastest_peer"] or "n/a"
+    git = doc.get("git", {})
+    commit = f" at reliq commit {git['commit']}" if git.get("commit") else ""
+    if git.get("reliq_uncommitted"):
+        commit += " (with uncommitted changes in reliq/)"
     lines = [
         f"# One worker process draining no-op tasks ({doc['timestamp']})",
         "",
@@ -396,7 +400,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"between systems; {doc['cpus']} CPUs shared by Valkey, the worker and the harness; Python "
         f"{doc['python']}. Enqueue: one awaited call at a time from a fresh process. drain/s: first "
         f"completion -> all N done (reliq: stream empty, every outcome written). Ratio to the fastest "
-        f"peer in this run ({fastest}). Command: `{doc['command']}`.",
+        f"peer in this run ({fastest}). Command: `{doc['command']}`{commit}.",
         "",
         "| system | enqueue/s | drain/s | x fastest peer | wall s (incl. start-up) | peak RSS MB |",
         "|---|--:|--:|--:|--:|--:|",
