@@ -411,8 +411,8 @@ def markdown(doc: dict[str, Any]) -> str:
             continue
         ratio = f"{row['x_fastest_peer']:.2f}" if row["x_fastest_peer"] is not None else "n/a"
         drain = f"{row['drain_per_s']:,}" + (f" (timeout, {row['done']} done)" if row["timed_out"] else "")
-        if row["done"] > row["n"]:  # at-least-once: some task bodies ran twice
-            drain += f" ({row['done'] - row['n']} ran twice)"
+        if row["done"] > row["n"]:  # at-least-once: some task bodies ran more than once
+            drain += f" (+{row['done'] - row['n']} extra runs)"
         lines.append(
             f"| {row['label']} | {row['enqueue_per_s']:,} | {drain} | {ratio} | {row['wall_s']:.1f} | "
             f"{row['peak_rss_mb']:.1f} |"
