@@ -187,7 +187,8 @@ class Scripts:
         return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
 
     async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> str:
-        return _s(await self._run("cancel", [*k.per_invocation(inv), k.delayed], [inv, retention_ms, who]))
+        keys = [*k.per_invocation(inv), k.delayed, k.audit]
+        return _s(await self._run("cancel", keys, [inv, retention_ms, who]))
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> str:
         keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
