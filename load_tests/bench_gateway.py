@@ -12,6 +12,9 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
 (c) reliq gateway ``POST /send/bench/noop`` at durability fsync
 (d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c)
     and once it has drained the stream (c) filled
+(e) end to end: ``POST /send/bench/noop`` while that worker runs; besides the send rate it reports
+    how many invocations were *completed* per second in the same window (sent minus the growth of
+    the stream, which holds exactly the entries not settled yet)
 
 Writes load_tests/results/gateway-<timestamp>.json and gateway-latest.md; prints the table.
 """
@@ -174,6 +177,16 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         drain = wait_drained(r, "bench-gw-1")
         print(f"worker drained {drain}", file=sys.stderr, flush=True)
         results.append(measure("(d) reliq /call + 1 worker", f"{gw_base}/call/bench/noop", duration, lua))
+        wait_drained(r, "bench-gw-1")
+        url = f"{gw_base}/send/bench/noop"
+        print(f"[(e) reliq /send + 1 worker] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr)
+        wrk(url, WARMUP_S, lua, latency=False)
+        before = int(r.xlen(ServiceKeys("bench").stream))
+        e2e = {"endpoint": "(e) reliq /send + 1 worker", "url": url, **parse_wrk(wrk(url, duration, lua))}
+        backlog = int(r.xlen(ServiceKeys("bench").stream)) - before
+        e2e["completed_per_s"] = round((e2e["requests"] - e2e["non_2xx"] - backlog) / duration)
+        e2e["backlog_growth"] = backlog
+        results.append(e2e)
         valkey_version = str(r.info("server").get("valkey_version") or r.info("server").get("redis_version"))
     a = results[0]
     for row in results:
@@ -216,6 +229,14 @@ def markdown(doc: dict[str, Any]) -> str:
     d = doc["drain_before_d"]
     lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) left in "]
     lines[-1] += f"{d['seconds']} s ({d['per_s']}/s)."
+    for r in doc["results"]:
+        if "completed_per_s" in r:
+            lines += [
+                "",
+                f"{r['endpoint']}: {r['completed_per_s']}/s completed end to end (HTTP send -> handler "
+                f"run -> result stored) while sending {r['rps']:.0f}/s; the stream grew by "
+                f"{r['backlog_growth']} entries (sent but not yet run).",
+            ]
     return "\n".join(lines) + "\n"
 
 
