@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from . import codec
+from . import cli_admin, codec
 from .client import Client
 from .logs import setup as setup_logs
 from .runtime import WorkerConfig
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("id")
     sub.add_parser("durability", help="what an ack from this server is worth")
 
+    cli_admin.add_parsers(sub)
+
     for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
         sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
     a = p.parse_args(argv)
@@ -195,5 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         _gateway(a.redis_url, a.host, a.port, a.app, a.durability)
     elif a.cmd == "dev":
         _dev(a)
+    elif a.cmd in cli_admin.COMMANDS:
+        cli_admin.run(a)
     else:
         _client_cmd(a)

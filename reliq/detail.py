@@ -8,6 +8,8 @@ pending entry (owner, alive?, idle). Bounded: at most 200 children are looked up
 
 from __future__ import annotations
 
+from redis.exceptions import ResponseError
+
 from . import inspect
 from .client import Client
 from .keys import GROUP, InvalidName, service_of
@@ -56,7 +58,10 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
     entry = None
     eid = _s(rec.get(b"entry", b""))
     if eid:
-        rows = await client.redis.xpending_range(k.stream, GROUP, eid, eid, 1)
+        try:
+            rows = await client.redis.xpending_range(k.stream, GROUP, eid, eid, 1)
+        except ResponseError:  # no consumer group yet: nothing was delivered
+            rows = []
         if rows:
             owner = _s(rows[0]["consumer"])
             entry = EntryRef(
