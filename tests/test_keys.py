@@ -9,6 +9,7 @@ def test_every_key_of_a_service_shares_one_hash_tag() -> None:
     k = ServiceKeys("orders")
     inv = new_id("orders")
     keys = [k.stream, k.delayed, k.parked, k.lost, k.registry, k.consumer("w1"), *k.per_invocation(inv)]
+    keys += [k.archive, k.audit, k.minutes]
     tags = {re.search(r"\{([^}]*)\}", key).group(1) for key in keys}  # type: ignore[union-attr]
     assert tags == {"orders"}
     assert all(key.startswith("reliq:{orders}:") for key in keys)
