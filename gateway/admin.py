@@ -60,6 +60,16 @@ def _bad(e: ValueError) -> Problem:
     return Problem(400, "Bad Request", str(e))
 
 
+# Integer parameters are strings checked by pattern, so that an empty value (``?limit=``, as a
+# form or a URL template sends it) means the default instead of a 400.
+_LIMIT = Query(None, pattern=r"^-?[0-9]{0,9}$", description="default 100, clamped to 1-500")
+_COUNT = r"^[0-9]{0,15}$"
+
+
+def _num(value: str | None, default: int) -> int:
+    return int(value) if value else default
+
+
 @router.get("/services", summary="Overview of every service", responses=_READ)
 async def services(request: Request) -> Response:
     return _json(await inspect.overview(state_of(request).client))
@@ -77,9 +87,9 @@ async def pending(
     service: str,
     cursor: str | None = Query(None, max_length=64),
     consumer: str | None = Query(None, max_length=256),
-    min_idle_ms: int = Query(0, ge=0),
+    min_idle_ms: str | None = Query(None, pattern=_COUNT),
     handler: str | None = Query(None, max_length=64),
-    limit: int = Query(100, description="clamped to 1-500"),
+    limit: str | None = _LIMIT,
 ) -> Response:
     name = await _service(request, service)
     try:
@@ -88,9 +98,9 @@ async def pending(
             name,
             cursor=cursor or None,
             consumer=consumer or None,
-            min_idle_ms=min_idle_ms,
+            min_idle_ms=_num(min_idle_ms, 0),
             handler=handler or None,
-            limit=limit,
+            limit=_num(limit, 100),
         )
     except ValueError as e:
         raise _bad(e) from None
@@ -101,15 +111,16 @@ async def pending(
 async def parked(
     request: Request,
     service: str,
-    cursor: int = Query(0, ge=0),
-    limit: int = Query(100, description="clamped to 1-500"),
+    cursor: str | None = Query(None, pattern=_COUNT),
+    limit: str | None = _LIMIT,
     handler: str | None = Query(None, max_length=64),
     archived: bool = False,
 ) -> Response:
     name = await _service(request, service)
     client = state_of(request).client
+    offset, size = _num(cursor, 0), _num(limit, 100)
     page = await inspect.parked(
-        client, name, cursor=cursor, limit=limit, handler=handler or None, archived=archived
+        client, name, cursor=offset, limit=size, handler=handler or None, archived=archived
     )
     return _json(page)
 
@@ -128,14 +139,15 @@ async def invocation(request: Request, invocation_id: str) -> Response:
 @router.get("/audit", summary="Audit log of admin actions, newest first", responses=_READ)
 async def audit(
     request: Request,
-    limit: int = Query(100, description="clamped to 1-500"),
+    limit: str | None = _LIMIT,
     cursor: str | None = Query(None, max_length=64),
     service: str | None = Query(None, max_length=64),
 ) -> Response:
     name = await _service(request, service) if service else None
     client = state_of(request).client
     try:
-        return _json(await operate.audit_log(client, limit=limit, cursor=cursor or None, service=name))
+        page = await operate.audit_log(client, limit=_num(limit, 100), cursor=cursor or None, service=name)
+        return _json(page)
     except ValueError as e:
         raise _bad(e) from None
 
@@ -183,7 +195,7 @@ async def redrive_parked(
     request: Request,
     service: str,
     handler: str | None = Query(None, max_length=64),
-    limit: int = Query(100, description="clamped to 1-500"),
+    limit: str | None = _LIMIT,
     archived: bool = False,
 ) -> Response:
     name = await _service(request, service)
@@ -192,7 +204,7 @@ async def redrive_parked(
         name,
         who=_who(request),
         handler=handler or None,
-        limit=limit,
+        limit=_num(limit, 100),
         archived=archived,
     )
     return _json(result)

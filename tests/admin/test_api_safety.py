@@ -85,6 +85,8 @@ async def test_wrong_methods_unknown_ids_bad_params_and_cross_site_requests(url:
                 r = await http.get(f"/admin/services/{svc}/pending", params=params)
                 assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
             assert (await http.get("/admin/audit", params={"cursor": "x-y"})).status_code == 400
+            empty = {"cursor": "", "consumer": "", "min_idle_ms": "", "limit": ""}  # a form's empty fields
+            assert ok(await http.get(f"/admin/services/{svc}/pending", params=empty))["items"] == []
             page = ok(await http.get(f"/admin/services/{svc}/parked", params={"limit": 100000, "cursor": 0}))
             assert page["items"] == [] and page["next_cursor"] is None
 
