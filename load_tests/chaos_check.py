@@ -149,15 +149,16 @@ class Report(msgspec.Struct, kw_only=True):
 
 def read_witness(
     path: Path,
-) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, str, int]], set[str]]:
-    """(executions: key, pid, kind, ts), (effects: key, nonce, pid), unjournaled nonces."""
+) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, str, int, float]], set[str]]:
+    """(executions: key, pid, kind, ts), (effects: key, nonce, pid, ts), unjournaled nonces."""
     db = sqlite3.connect(path)
     try:
         ex = [
             (r[0], int(r[1]), r[2], float(r[3]))
             for r in db.execute("SELECT key, worker_pid, kind, ts FROM executions")
         ]
-        ef = [(r[0], r[1], int(r[2])) for r in db.execute("SELECT key, nonce, worker_pid FROM effects")]
+        rows = db.execute("SELECT key, nonce, worker_pid, ts FROM effects")
+        ef = [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
         un = {r[0] for r in db.execute("SELECT nonce FROM journal WHERE outcome = 'unjournaled'")}
     finally:
         db.close()
@@ -204,9 +205,9 @@ def check(
     ex: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
     for key, pid, kind, ts in executions:
         ex[key].append((pid, kind, ts))
-    ef: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for key, nonce, pid in effects:
-        ef[key].append((nonce, pid))
+    ef: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
+    for key, nonce, pid, ts in effects:
+        ef[key].append((nonce, pid, ts))
     state = {s.key: s for s in snap.keys}
     ids: dict[str, set[str]] = defaultdict(set)
     outcomes = Counter(a.outcome for a in history)
@@ -237,13 +238,17 @@ def check(
             if st.state in TERMINAL and st.state != "succeeded":
                 bad["unexpected parked"].append(f"{key} {st.state} {st.reason}")
             rows = ef.get(key, [])
-            if st.state == "succeeded" and (st.journaled is None or st.journaled not in {n for n, _ in rows}):
+            journaled_at = next((ts for n, _, ts in rows if n == st.journaled), None)
+            if st.state == "succeeded" and journaled_at is None:
                 bad["journal mismatch"].append(key)
-            for nonce, pid in rows:
+            for nonce, pid, ts in rows:
                 if nonce == st.journaled:
                     continue
-                if nonce in unjournaled or pid in dead_workers:
-                    rerun += 1  # the effect ran, then its worker died or lost the lease before the journal
+                # explained: its ctx.step raised (lease lost, Redis down), or its worker died and
+                # the journaled effect came later (a rerun after the journal would come after it)
+                died_first = pid in dead_workers and (journaled_at is None or ts < journaled_at)
+                if nonce in unjournaled or died_first:
+                    rerun += 1
                 else:
                     bad["duplicated effects"].append(f"{key} nonce {nonce} pid {pid}")
     poison_ids = {state[k].id for k in plan.keys if plan.kinds[k] != "ok" and state[k].state is not None}

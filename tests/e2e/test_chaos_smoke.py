@@ -5,15 +5,21 @@ poison set parked."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from load_tests.chaos import Config, run
-from load_tests.chaos_check import VIOLATIONS, table
+from load_tests.chaos_app import Witness
+from load_tests.chaos_check import VIOLATIONS, KeyState, Snapshot, check, table
+from load_tests.chaos_client import Attempt, Plan
+from load_tests.chaos_proc import ProcEvent
+from reliq.keys import keyed_id
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(120)
 def test_chaos_smoke_kill_worker_kill_valkey_poison(tmp_path: Path) -> None:
     cfg = Config(
         n=600,
@@ -34,3 +40,46 @@ def test_chaos_smoke_kill_worker_kill_valkey_poison(tmp_path: Path) -> None:
     assert report.counters["acked"] == cfg.n
     assert report.counters["faults injected"] >= 4  # both nemeses fired more than once
     assert report.counters["parked"] == report.counters["poison keys"] == 7  # 6 failing + 1 crashing
+
+
+def test_the_checker_counts_lost_work_and_duplicated_effects(tmp_path: Path) -> None:
+    """The checker itself, on a hand-made history: it must see what it exists to see."""
+    db = tmp_path / "witness.db"
+    Witness.create(db)
+    plan = Plan(keys=["a", "b", "c"], kinds={"a": "ok", "b": "ok", "c": "fail"})
+    ids = {k: keyed_id("chaos", k) for k in plan.keys}
+    history = [
+        Attempt(key=k, n=0, gateway=0, t0=0.0, t1=0.1, outcome="ok", status=202, id=ids[k]) for k in plan.keys
+    ]
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.executemany(
+            "INSERT INTO executions VALUES (?,?,?,?,?,?)",
+            [("a", ids["a"], pid, 1, "ok", ts) for pid, ts in ((3, 0.4), (1, 0.9), (2, 1.9))]
+            + [("c", ids["c"], 1, n, "fail", 1.0 + n) for n in (1, 2)],  # b never ran: lost
+        )
+        c.executemany(
+            "INSERT INTO effects VALUES (?,?,?,?,?,?)",
+            [
+                ("a", ids["a"], "effect", "n0", 3, 0.5),  # its worker died before the journal: a re-run
+                ("a", ids["a"], "effect", "n1", 1, 1.0),  # journaled
+                ("a", ids["a"], "effect", "n2", 2, 2.0),  # after the journal, by a live worker: a bug
+            ],
+        )
+    snap = Snapshot(
+        keys=[
+            KeyState(key="a", id=ids["a"], state="succeeded", journaled="n1", deliveries=3),
+            KeyState(key="b", id=ids["b"], state="pending"),
+            KeyState(key="c", id=ids["c"], state="failed", reason="attempts-exhausted", deliveries=2),
+        ],
+        parked=[ids["c"]],
+        pending=[],
+        live_consumers=[],
+        lost_entries=0,
+        stream_len=0,
+        delayed=0,
+    )
+    died = [ProcEvent(t=0.6, role="worker", slot=0, pid=3, event="exit", returncode=-9)]
+    report = check("chaos", plan, history, [], died, snap, db, visibility=3.0)
+    assert {k: v for k, v in report.violations.items() if v} == {"lost": 1, "duplicated effects": 1}
+    assert report.counters["effects re-run (died before journal)"] == 1
+    assert report.counters["duplicate executions"] == 2
