@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,12 @@ import msgspec
 from reliq import Client
 
 from .chaos_app import Witness
-from .chaos_check import Report, Snapshot, check, table, take_snapshot, unsettled
+from .chaos_check import Report, check, table
 from .chaos_client import Load, Plan, read_history
 from .chaos_nemesis import PROXY_NEMESES, Env, Fault, parse, run_all
 from .chaos_proc import ProcEvent, System, wait_ping
 from .chaos_proxy import FaultProxy
+from .chaos_snapshot import Snapshot, take_snapshot, unsettled
 
 SERVICE = "chaos"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,11 +55,11 @@ class Config:
     keep: bool = False
 
 
-async def _until(what: str, timeout: float, probe: object) -> None:
+async def _until(what: str, timeout: float, probe: Callable[[], Awaitable[bool]]) -> None:
     """Poll an async predicate with a deadline."""
     deadline = time.monotonic() + timeout
     pause = 0.02
-    while not await probe():  # type: ignore[operator]
+    while not await probe():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(pause)

@@ -1,11 +1,11 @@
-"""The checker: read what Valkey says (through ``reliq.Client``) once the system has drained, then
-compare the client's history, the witness database and that snapshot. ``check`` is a pure
-function of files in the run directory, so a kept run can be checked again offline
+"""The checker: compare the client's history, the witness database and the snapshot of Valkey
+taken once the system has drained (chaos_snapshot). ``check`` is a pure function of files in
+the run directory, so a kept run can be checked again offline
 (``python -m load_tests.chaos --check DIR``)."""
 
 from __future__ import annotations
 
-import asyncio
+import bisect
 import sqlite3
 import statistics
 from collections import Counter, defaultdict
@@ -13,102 +13,13 @@ from pathlib import Path
 
 import msgspec
 
-from reliq import Client
-from reliq.keys import GROUP, keyed_id
+from reliq.keys import keyed_id
 from reliq.record import TERMINAL
 
 from .chaos_client import Attempt, Plan
 from .chaos_nemesis import Fault
 from .chaos_proc import ProcEvent
-
-
-class KeyState(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    id: str
-    state: str | None = None
-    reason: str | None = None
-    journaled: str | None = None  # the nonce ctx.step journaled for "effect"
-    attempt: int = 0
-    deliveries: int = 0
-    crashes: int = 0
-
-
-class Pending(msgspec.Struct, frozen=True, kw_only=True):
-    entry: str
-    consumer: str
-    idle_ms: int
-    deliveries: int
-
-
-class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
-    keys: list[KeyState]
-    parked: list[str]
-    pending: list[Pending]
-    live_consumers: list[str]
-    lost_entries: int
-    stream_len: int
-    delayed: int
-
-
-async def unsettled(client: Client, service: str, ids: list[str]) -> int:
-    """How much is still moving: acked invocations not finished, plus stream/delayed/pending."""
-    k = client.keys(service)
-    async with client.redis.pipeline(transaction=False) as p:
-        for inv in ids:
-            p.hget(k.inv(inv), "state")
-        p.xlen(k.stream)
-        p.zcard(k.delayed)
-        *states, xlen, delayed = await p.execute()
-    open_ = sum(1 for s in states if s is None or s.decode() not in TERMINAL)
-    return open_ + int(xlen) + int(delayed)
-
-
-async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
-    k = client.keys(service)
-    sem = asyncio.Semaphore(32)
-
-    async def one(key: str) -> KeyState:
-        inv = keyed_id(service, key)
-        async with sem:
-            doc = await client.get(inv)
-        if doc is None:
-            return KeyState(key=key, id=inv)
-        nonce = doc.steps.get("effect")
-        return KeyState(
-            key=key,
-            id=inv,
-            state=doc.state,
-            reason=doc.reason,
-            journaled=nonce if isinstance(nonce, str) else None,
-            attempt=doc.attempt,
-            deliveries=doc.deliveries,
-            crashes=doc.crashes,
-        )
-
-    states = list(await asyncio.gather(*(one(key) for key in keys)))
-    raw = await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000)
-    pending = [
-        Pending(
-            entry=p["message_id"].decode(),
-            consumer=p["consumer"].decode(),
-            idle_ms=int(p["time_since_delivered"]),
-            deliveries=int(p["times_delivered"]),
-        )
-        for p in raw
-    ]
-    live = [
-        c.decode()[len(k.consumer_prefix) :] async for c in client.redis.scan_iter(k.consumer_prefix + "*")
-    ]
-    return Snapshot(
-        keys=states,
-        parked=await client.parked(service, limit=1000),
-        pending=pending,
-        live_consumers=live,
-        lost_entries=int(await client.redis.xlen(k.lost)),
-        stream_len=int(await client.redis.xlen(k.stream)),
-        delayed=int(await client.redis.zcard(k.delayed)),
-    )
-
+from .chaos_snapshot import Snapshot
 
 VIOLATIONS = (
     "lost",
@@ -169,8 +80,6 @@ def _recovery(faults: list[Fault], acks: list[float], execs: list[float]) -> dic
     acks, execs = sorted(acks), sorted(execs)
 
     def after(times: list[float], t: float) -> float | None:
-        import bisect
-
         i = bisect.bisect_right(times, t)
         return times[i] - t if i < len(times) else None
 

@@ -13,9 +13,10 @@ import pytest
 
 from load_tests.chaos import Config, run
 from load_tests.chaos_app import Witness
-from load_tests.chaos_check import VIOLATIONS, KeyState, Snapshot, check, table
+from load_tests.chaos_check import VIOLATIONS, check, table
 from load_tests.chaos_client import Attempt, Plan
 from load_tests.chaos_proc import ProcEvent
+from load_tests.chaos_snapshot import KeyState, Snapshot
 from reliq.keys import keyed_id
 
 

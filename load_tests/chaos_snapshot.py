@@ -1,0 +1,101 @@
+"""The snapshot the checker works from: what Valkey says about every key once the system has
+drained, read through ``reliq.Client`` (``get``, ``parked``) plus ``XPENDING`` and the heartbeat
+keys, with the harness's own direct connection (never through the fault proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from reliq import Client
+from reliq.keys import GROUP, keyed_id
+from reliq.record import TERMINAL
+
+
+class KeyState(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    id: str
+    state: str | None = None
+    reason: str | None = None
+    journaled: str | None = None  # the nonce ctx.step journaled for "effect"
+    attempt: int = 0
+    deliveries: int = 0
+    crashes: int = 0
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    entry: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    keys: list[KeyState]
+    parked: list[str]
+    pending: list[Pending]
+    live_consumers: list[str]
+    lost_entries: int
+    stream_len: int
+    delayed: int
+
+
+async def unsettled(client: Client, service: str, ids: list[str]) -> int:
+    """How much is still moving: acked invocations not finished, plus stream/delayed/pending."""
+    k = client.keys(service)
+    async with client.redis.pipeline(transaction=False) as p:
+        for inv in ids:
+            p.hget(k.inv(inv), "state")
+        p.xlen(k.stream)
+        p.zcard(k.delayed)
+        *states, xlen, delayed = await p.execute()
+    open_ = sum(1 for s in states if s is None or s.decode() not in TERMINAL)
+    return open_ + int(xlen) + int(delayed)
+
+
+async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
+    k = client.keys(service)
+    sem = asyncio.Semaphore(32)
+
+    async def one(key: str) -> KeyState:
+        inv = keyed_id(service, key)
+        async with sem:
+            doc = await client.get(inv)
+        if doc is None:
+            return KeyState(key=key, id=inv)
+        nonce = doc.steps.get("effect")
+        return KeyState(
+            key=key,
+            id=inv,
+            state=doc.state,
+            reason=doc.reason,
+            journaled=nonce if isinstance(nonce, str) else None,
+            attempt=doc.attempt,
+            deliveries=doc.deliveries,
+            crashes=doc.crashes,
+        )
+
+    states = list(await asyncio.gather(*(one(key) for key in keys)))
+    raw = await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000)
+    pending = [
+        Pending(
+            entry=p["message_id"].decode(),
+            consumer=p["consumer"].decode(),
+            idle_ms=int(p["time_since_delivered"]),
+            deliveries=int(p["times_delivered"]),
+        )
+        for p in raw
+    ]
+    live = [
+        c.decode()[len(k.consumer_prefix) :] async for c in client.redis.scan_iter(k.consumer_prefix + "*")
+    ]
+    return Snapshot(
+        keys=states,
+        parked=await client.parked(service, limit=1000),
+        pending=pending,
+        live_consumers=live,
+        lost_entries=int(await client.redis.xlen(k.lost)),
+        stream_len=int(await client.redis.xlen(k.stream)),
+        delayed=int(await client.redis.zcard(k.delayed)),
+    )
