@@ -11,15 +11,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = now + tonumber(ARGV[3])
 local out = {}
+-- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
+-- the drain rate of a worker is bounded by the Lua time per invocation.
+local F = {'state', 'entry', 'cancel', 'claim', 'tl', 'epoch', 'handler', 'payload', 'attempt', 'crashes',
+  'parent', 'key', 'deliveries', 'trace'}
 for i = 2, #KEYS do
   local rec, eid = KEYS[i], ARGV[i + 3]
-  local r = redis.call('HMGET', rec, 'state', 'entry', 'cancel', 'claim', 'tl')
+  local r = redis.call('HMGET', rec, unpack(F))
   local st = r[1]
   if st == 'running' and r[4] == ARGV[4] and r[2] == eid then
-    local v = redis.call('HMGET', rec, 'epoch', 'handler', 'payload', 'attempt', 'crashes', 'parent', 'key',
-      'deliveries', 'trace')
+    -- a re-sent call: the same claim again, nothing bumped
     if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end
-    for j = 1, 9 do out[#out + 1] = v[j] or '' end
+    for j = 6, 14 do out[#out + 1] = r[j] or '' end
   elseif (not st) or st == 'succeeded' or st == 'failed' or st == 'cancelled' or r[2] ~= eid then
     -- unknown, finished, or a stale duplicate entry: never run it again
     redis.call('XACK', KEYS[1], ARGV[1], eid)
@@ -27,23 +30,26 @@ for i = 2, #KEYS do
     for _ = 1, 10 do out[#out + 1] = '' end
     out[#out - 9] = 'skip'
   else
-    local event = 'claimed'
+    local event, crashes = 'claimed', tonumber(r[10]) or 0
     if st == 'running' then
-      redis.call('HINCRBY', rec, 'crashes', 1)
+      crashes = crashes + 1
       event = 'reclaimed'
     end
-    local epoch = redis.call('HINCRBY', rec, 'epoch', 1)
-    local deliveries = redis.call('HINCRBY', rec, 'deliveries', 1)
-    redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease,
-      'started', now, 'updated', now, 'claim', ARGV[4], 'tl', tl_push(r[5], tl_line(now, event, ARGV[2], epoch)))
-    local v = redis.call('HMGET', rec, 'handler', 'payload', 'attempt', 'crashes', 'parent', 'key', 'trace')
-    local status = 'run'
-    if r[3] == '1' then status = 'cancel' end
-    out[#out + 1] = status
+    local epoch = (tonumber(r[6]) or 0) + 1
+    local deliveries = (tonumber(r[13]) or 0) + 1
+    redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
+      'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes,
+      'tl', tl_push(r[5], tl_line(now, event, ARGV[2], epoch)))
+    if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end
     out[#out + 1] = epoch
-    for j = 1, 6 do out[#out + 1] = v[j] end
+    out[#out + 1] = r[7]
+    out[#out + 1] = r[8]
+    out[#out + 1] = r[9]
+    out[#out + 1] = crashes
+    out[#out + 1] = r[11]
+    out[#out + 1] = r[12]
     out[#out + 1] = deliveries
-    out[#out + 1] = v[7] or ''
+    out[#out + 1] = r[14] or ''
   end
 end
 return out

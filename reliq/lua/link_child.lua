@@ -5,4 +5,5 @@
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state')
 if r[1] ~= ARGV[1] or r[2] ~= 'running' then return 0 end
 redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[3]), ARGV[2])
+redis.call('HSET', KEYS[1], 'kids', 1)  -- complete expires the children key only when this is set
 return 1
