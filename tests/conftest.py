@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -31,12 +32,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         try:
             loop.run_until_complete(pyfuncitem.obj(**kwargs))
         finally:
-            # cancel what the test left behind; never wait on stray executor threads at close
+            # cancel what the test left behind, bounded: redis-py can swallow a CancelledError
+            # (redis-py#2028), so cancel again until the tasks end or 10 s pass; never wait on
+            # stray executor threads at close
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in pending:
-                t.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            deadline = time.monotonic() + 10
+            while pending and time.monotonic() < deadline:
+                for t in pending:
+                    t.cancel()
+                loop.run_until_complete(asyncio.wait(pending, timeout=0.5))
+                for t in pending:
+                    if t.done() and not t.cancelled():
+                        t.exception()  # retrieved: no "exception was never retrieved" noise
+                pending = [t for t in pending if not t.done()]
+            loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), 5))
             loop.close()
             asyncio.set_event_loop(None)
         return True
