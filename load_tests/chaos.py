@@ -195,7 +195,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"chaos: n={cfg.n} duration={cfg.duration:.0f}s nemeses={','.join(cfg.nemeses)} seed={cfg.seed}"
         )
-        report, workdir = run(cfg)
+        try:
+            report, workdir = run(cfg)
+        except KeyboardInterrupt:  # every child is gone already (execute's finally)
+            print(f"interrupted; the partial run is in {cfg.results}/chaos-*", file=sys.stderr)
+            raise SystemExit(130) from None
     print(table(report))
     if not report.ok:
         for name, examples in report.examples.items():
