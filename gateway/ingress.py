@@ -105,7 +105,7 @@ async def _register(request: Request) -> tuple[GatewayState, Any]:
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
     if info.input_type is not None and info.takes_input:
         check_input(value, info.input_type)
-    st.require_durability()
+    await st.require_durability()
     t0 = time.perf_counter()
     place = partial(
         st.placer.place,

@@ -3,9 +3,11 @@ the durability level it has verified (never assumed)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from reliq import Client
@@ -67,7 +69,16 @@ class GatewayState:
                 headers={"Retry-After": "1"},
             )
 
-    def require_durability(self) -> str:
+    _checked_at: float = 0.0
+
+    async def require_durability(self) -> str:
+        """The configured level, or 503 while it is refused. A refusal is re-checked against the
+        server at most once a second (a gateway started before Redis, or a server reconfigured
+        to fsync, recovers without waiting for a /readyz probe); the accepted path costs nothing."""
+        if self.refusal and time.monotonic() - self._checked_at >= 1.0:
+            self._checked_at = time.monotonic()
+            with contextlib.suppress(RedisError, OSError):  # still refused: the 503 says why
+                self.verify(await self.client.durability())
         if self.refusal:
             raise Problem(503, "Service Unavailable", self.refusal, headers={"Retry-After": "5"})
         return self.settings.durability

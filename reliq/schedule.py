@@ -36,12 +36,12 @@ async def promote_once(rt: Runtime, k: ServiceKeys, offset_ms: int) -> float:
 
 
 async def promote_loop(rt: Runtime, k: ServiceKeys) -> None:
-    offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
+    offset_ms: int | None = None  # server clock minus ours; read before the first round
     rounds = 0
     while not rt.stopping.is_set():
         rounds += 1
         try:
-            if rounds % 60 == 0:  # follow clock adjustments on either side
+            if offset_ms is None or rounds % 60 == 0:  # follow clock adjustments on either side
                 offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
             pause = await promote_once(rt, k, offset_ms)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:

@@ -11,11 +11,16 @@ from collections.abc import Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .client import Client
 from .consume import ensure_group, read_loop
+from .durability import Durability
 from .execute import Executor
 from .heartbeat import clear_heartbeat, heartbeat_loop, publish_registry
+from .keys import ServiceKeys
 from .leases import cancel_listener, renew_loop
 from .reclaim import reclaim_loop
 from .runtime import Runtime, WorkerConfig, default_consumer
@@ -67,10 +72,11 @@ class Worker:
     async def run(self) -> None:
         rt = self.rt
         services = [self.client.keys(s) for s in self.app.services]
-        for k in services:
-            await ensure_group(rt, k)
-        await publish_registry(rt)
-        durability = await self.client.durability()
+        durability = await self._connect(services)
+        if durability is None:  # stopped before Redis ever answered
+            self.executor.close()
+            await self.client.close()
+            return
         log.info(
             "worker %s on %s; durability %s %s",
             rt.consumer,
@@ -114,6 +120,22 @@ class Worker:
             await self.client.close()
         if failure is not None:
             raise failure
+
+    async def _connect(self, services: list[ServiceKeys]) -> Durability | None:
+        """Create the groups, publish the registry and read the server's durability, waiting (with
+        backoff, up to 5 s between tries) for Redis to become reachable instead of exiting."""
+        delay = 0.1
+        while not self.rt.stopping.is_set():
+            try:
+                for k in services:
+                    await ensure_group(self.rt, k)
+                await publish_registry(self.rt)
+                return await self.client.durability()
+            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as e:
+                log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, delay)
+                await self.rt.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
 
     async def _shutdown(self, feeders: list[asyncio.Task[None]]) -> None:
         rt = self.rt

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from reliq import Client, Context, Service
-from reliq.embedded import EmbeddedValkey
+from reliq.embedded import EmbeddedValkey, free_port
 
-from ..conftest import running, wait_until
+from ..conftest import Names, client, running, wait_until
 
 
 async def test_worker_survives_a_server_crash_and_restart(tmp_path: Path) -> None:
@@ -75,3 +75,31 @@ async def test_the_embedded_server_dies_with_a_sigkilled_parent(tmp_path: Path) 
             return f.read().split()[2] == "Z"
 
     await wait_until(gone, timeout=10, what="valkey-server to exit after its parent was SIGKILLed")
+
+
+async def test_a_worker_started_before_the_server_waits_for_it(tmp_path: Path, names: Names) -> None:
+    service = names("late")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    env = {**os.environ, "RELIQ_E2E_SERVICE": service, "RELIQ_E2E_WITNESS": str(tmp_path / "witness")}
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115, ASYNC230
+    worker = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "reliq", "--redis-url", url, "worker", "tests.e2e.app:app"],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        await wait_until(
+            lambda: "not reachable yet" in (tmp_path / "worker.log").read_text(), what="the worker to wait"
+        )
+        assert worker.poll() is None  # waiting, not exited
+        with EmbeddedValkey(port=port, data_dir=tmp_path / "valkey"):
+            async with client(url) as c:
+                acc = await c.send(service, "slow", 0.0)
+                assert (await c.result(acc.id, timeout=20)) == worker.pid
+    finally:
+        worker.terminate()
+        worker.wait(30)

@@ -10,7 +10,7 @@ import pytest
 from reliq import Context, Service
 from reliq.embedded import EmbeddedValkey, free_port
 
-from ..conftest import Names
+from ..conftest import Names, wait_until
 from .conftest import gateway
 
 
@@ -159,3 +159,17 @@ def test_tokens_come_from_the_env_list_and_a_tokens_file(
     s = GatewaySettings.from_env()
     assert s.tokens == ("env-token", "file-token-1", "file-token-2")
     assert s.body_timeout == 2.5
+
+
+async def test_a_gateway_started_before_redis_recovers_without_a_readyz_probe(tmp_path: Path) -> None:
+    svc = noop_service("late")
+    port = free_port()
+    async with gateway(f"redis://127.0.0.1:{port}/0", svc) as http:
+        r = await http.post("/send/late/noop", json=None)
+        assert r.status_code == 503  # not confirmed: nothing could be placed
+        with EmbeddedValkey(port=port, data_dir=tmp_path):
+
+            async def placed() -> bool:  # no /readyz call: the send path re-checks by itself
+                return (await http.post("/send/late/noop", json=None)).status_code == 202
+
+            await wait_until(placed, timeout=15, what="the gateway to verify the late server")
