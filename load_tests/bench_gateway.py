@@ -16,7 +16,8 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
     how many invocations were *completed* per second in the same window (sent minus the growth of
     the stream, which holds exactly the entries not settled yet)
 
-Writes load_tests/results/gateway-<timestamp>.json and gateway-latest.md; prints the table.
+Writes load_tests/results/gateway-<timestamp>.json, gateway-latest.md and gateway-latest.png
+(matplotlib from the peers venv, when bench_workers has made it); prints the table.
 """
 
 from __future__ import annotations
@@ -253,7 +254,21 @@ def main() -> None:
     (RESULTS / f"gateway-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
     table = markdown(doc)
     (RESULTS / "gateway-latest.md").write_text(table)
+    chart(RESULTS / f"gateway-{stamp}.json", RESULTS / "gateway-latest.png")
     print(table)
+
+
+def chart(json_path: Path, png: Path) -> None:
+    """The PNG, drawn with the peers venv's matplotlib (made by bench_workers; never a reliq
+    dependency). Without that venv the chart is skipped and said so."""
+    py = ROOT / "load_tests" / ".peers-venv" / "bin" / "python"
+    if not py.exists():
+        print("[chart] no load_tests/.peers-venv (run bench_workers once): skipped", file=sys.stderr)
+        return
+    cmd = [str(py), "-m", "load_tests.peers.gateway_chart", str(json_path), str(png)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        print(f"[chart] failed: {done.stderr[-1500:]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
