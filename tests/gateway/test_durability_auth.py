@@ -82,6 +82,14 @@ async def test_tokens_guard_everything_but_the_probes(url: str, names: Names) ->
         ok = await http.post(f"/send/{svc.name}/noop", json=None, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 202
         await http.post(f"/invocations/{ok.json()['id']}/cancel", headers={"Authorization": "Bearer s3cret"})
+        # the dashboard shell holds no data and is open; its data (/admin) is not
+        page = await http.get("/dashboard")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+        assert (await http.get("/dashboard/dashboard.js")).status_code == 200
+        assert (await http.get("/admin/services")).status_code == 401
+        assert (await http.get("/dashboard/other")).status_code == 401  # only the 3 files are open
 
 
 async def test_metrics_count_requests_and_report_backlog(url: str, names: Names) -> None:
