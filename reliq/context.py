@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from . import codec
 from .errors import LeaseLost
-from .keys import check_name, child_id
+from .keys import ServiceKeys, check_name, child_id
 
 if TYPE_CHECKING:
     from .client import Client
+
+log = logging.getLogger("reliq.context")
+JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
 
 
 class Context:
@@ -94,10 +101,26 @@ class Context:
             if inspect.isawaitable(value):
                 value = await value
         encoded = codec.encode(value)
-        if not await self._client.scripts.step(k, self.id, self._epoch, name, encoded):
+        if not await self._journal(k, name, encoded):
             raise LeaseLost(self.id)
         self._steps[name] = encoded
         return codec.decode(encoded)
+
+    async def _journal(self, k: ServiceKeys, name: str, encoded: bytes) -> bool:
+        """Journal a step whose function already ran, waiting out a Redis outage (up to
+        ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
+        effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
+        write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
+        delay, deadline = 0.05, time.monotonic() + JOURNAL_PATIENCE
+        while True:
+            try:
+                return bool(await self._client.scripts.step(k, self.id, self._epoch, name, encoded))
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("journal of step %r of %s waits for redis", name, self.id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def send(
         self,

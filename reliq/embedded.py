@@ -63,7 +63,9 @@ def server_args(
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``), so a
-    SIGKILLed ``reliq dev`` or test run leaves no server behind holding its port. Elsewhere a no-op."""
+    SIGKILLed ``reliq dev`` or test run leaves no server behind holding its port. Elsewhere a no-op.
+    The signal follows the *thread* that started the server: start it from a thread that lives as
+    long as the server should (the main thread, or the event loop's), not a short-lived one."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)

@@ -1,10 +1,13 @@
 """The embedded Valkey is SIGKILLed and restarted under a running worker: nothing acked is lost,
 and the worker reconnects and finishes the work."""
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from reliq import Client, Context, Service
 from reliq.embedded import EmbeddedValkey, free_port
@@ -103,3 +106,41 @@ async def test_a_worker_started_before_the_server_waits_for_it(tmp_path: Path, n
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+async def test_a_step_journal_write_waits_out_a_server_restart(tmp_path: Path) -> None:
+    """The effect ran, then the server died before the step was journaled: the journal write
+    waits for the server instead of failing the attempt, so the effect is not run again."""
+    server = EmbeddedValkey(data_dir=tmp_path).start()
+    svc = Service("journal")
+    effects: list[int] = []
+
+    @svc.handler(max_attempts=5)
+    async def pay(ctx: Context) -> str:
+        async def charge() -> str:
+            effects.append(ctx.attempt)
+            if len(effects) == 1:  # crash the server between the effect and its journal entry
+                server.kill()
+                asyncio.get_running_loop().call_later(1.0, server.start)  # same port, AOF replay
+            return "paid"
+
+        return str(await ctx.step("charge", charge))
+
+    try:
+        async with running(svc, server.url), client(server.url) as c:
+            acc = await c.send("journal", "pay")
+
+            async def succeeded() -> bool:  # this client, too, sees the server go away
+                try:
+                    doc = await c.get(acc.id)
+                except RedisConnectionError:
+                    return False
+                return doc is not None and doc.state == "succeeded"
+
+            await wait_until(succeeded, timeout=30, what="the invocation to succeed")
+            assert await c.result(acc.id) == "paid"
+            doc = await c.get(acc.id)
+            assert doc is not None and doc.attempt == 1 and doc.steps == {"charge": "paid"}
+        assert effects == [1]  # one charge: the journal write waited out the restart
+    finally:
+        server.stop()
