@@ -41,6 +41,7 @@ from typing import Any
 
 import redis
 
+from load_tests.bench_workers import chart
 from reliq.embedded import EmbeddedValkey, free_port
 from reliq.keys import ServiceKeys
 
@@ -254,21 +255,8 @@ def main() -> None:
     (RESULTS / f"gateway-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
     table = markdown(doc)
     (RESULTS / "gateway-latest.md").write_text(table)
-    chart(RESULTS / f"gateway-{stamp}.json", RESULTS / "gateway-latest.png")
+    chart(RESULTS / f"gateway-{stamp}.json", RESULTS / "gateway-latest.png", "load_tests.peers.gateway_chart")
     print(table)
-
-
-def chart(json_path: Path, png: Path) -> None:
-    """The PNG, drawn with the peers venv's matplotlib (made by bench_workers; never a reliq
-    dependency). Without that venv the chart is skipped and said so."""
-    py = ROOT / "load_tests" / ".peers-venv" / "bin" / "python"
-    if not py.exists():
-        print("[chart] no load_tests/.peers-venv (run bench_workers once): skipped", file=sys.stderr)
-        return
-    cmd = [str(py), "-m", "load_tests.peers.gateway_chart", str(json_path), str(png)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        print(f"[chart] failed: {done.stderr[-1500:]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -444,13 +444,14 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(json_path: Path, png: Path) -> None:
-    """Draw the PNG with the peers venv's matplotlib (never a dependency of reliq itself)."""
+def chart(json_path: Path, png: Path, module: str = "load_tests.peers.chart") -> None:
+    """Draw the PNG with ``module`` run by the peers venv's matplotlib (never a dependency of
+    reliq itself); skipped, and said so, when that venv does not exist yet."""
     py = VENVS["peers"][0] / "bin" / "python"
     if not py.exists():
-        print("[chart] no peers venv: skipped", file=sys.stderr)
+        print("[chart] no peers venv (run bench_workers once): skipped", file=sys.stderr)
         return
-    cmd = [str(py), "-m", "load_tests.peers.chart", str(json_path), str(png)]
+    cmd = [str(py), "-m", module, str(json_path), str(png)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         print(f"[chart] failed: {done.stderr[-1500:]}", file=sys.stderr)
