@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,33 @@ def binary_path() -> Path:
     return Path(get_binary_path())
 
 
-def free_port() -> int:
+def ephemeral_low() -> int:
+    """The lowest port the kernel hands out for outgoing connections (32768 if unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_is_free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(low: int = 10000, high: int | None = None) -> int:
+    """A free loopback port *below* the ephemeral range. A server on an ephemeral port that is
+    down for a moment can have its port taken by a client's reconnect (a TCP self-connect:
+    the kernel picks the very port as the source port), and then it cannot bind on restart."""
+    top = min(high or ephemeral_low(), ephemeral_low())
+    for _ in range(500):
+        port = random.randrange(low, top)
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in [{low}, {top})")
 
 
 def server_args(

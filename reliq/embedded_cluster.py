@@ -10,33 +10,25 @@ valkey-cli is shipped).
 from __future__ import annotations
 
 import random
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from .embedded import EmbeddedValkey
+from .embedded import EmbeddedValkey, ephemeral_low, port_is_free
 
 SLOTS = 16384
 BUS_OFFSET = 10000  # a node's cluster bus listens on port + 10000
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def cluster_port(rng: random.Random) -> int:
-    """A port whose cluster bus port (+10000) is free as well; both must stay below 65536."""
-    for _ in range(200):
-        port = rng.randrange(20000, 45000)
-        if _free(port) and _free(port + BUS_OFFSET):
+    """A port whose cluster bus port (+10000) is free as well, both below the ephemeral range
+    (see ``free_port``)."""
+    top = ephemeral_low() - BUS_OFFSET
+    for _ in range(500):
+        port = rng.randrange(10000, top)
+        if port_is_free(port) and port_is_free(port + BUS_OFFSET):
             return port
     raise RuntimeError("no free port pair for a cluster node")
 

@@ -114,6 +114,13 @@ async def test_a_step_journal_write_waits_out_a_server_restart(tmp_path: Path) -
     server = EmbeddedValkey(data_dir=tmp_path).start()
     svc = Service("journal")
     effects: list[int] = []
+    restart_failed: list[BaseException] = []
+
+    def restart() -> None:
+        try:
+            server.start()
+        except Exception as e:  # surfaced by the poll below instead of a silent 90 s hang
+            restart_failed.append(e)
 
     @svc.handler(max_attempts=5)
     async def pay(ctx: Context) -> str:
@@ -131,6 +138,7 @@ async def test_a_step_journal_write_waits_out_a_server_restart(tmp_path: Path) -
             acc = await c.send("journal", "pay")
 
             async def succeeded() -> bool:  # this client, too, sees the server go away
+                assert not restart_failed, restart_failed
                 try:
                     doc = await c.get(acc.id)
                 except RedisConnectionError:
