@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -59,16 +61,16 @@ async def metrics(request: Request) -> Response:
     st = state_of(request)
     redis = st.client.redis
     for service in await st.catalog.services():
-        k = st.client.keys(service)
-        async with redis.pipeline(transaction=False) as p:
-            p.xlen(k.stream)
-            p.zcard(k.parked)
-            p.zcard(k.delayed)
-            xlen, parked, delayed = await p.execute()
-        try:
-            pending = (await redis.xpending(k.stream, GROUP))["pending"]
-        except Exception:  # no group yet
-            pending = 0
+        xlen = parked = delayed = pending = 0
+        for k in await st.client.partition_keys(service):  # summed over the service's partitions
+            async with redis.pipeline(transaction=False) as p:
+                p.xlen(k.stream)
+                p.zcard(k.parked)
+                p.zcard(k.delayed)
+                x, pk, d = await p.execute()
+            xlen, parked, delayed = xlen + x, parked + pk, delayed + d
+            with contextlib.suppress(Exception):  # no group yet
+                pending += (await redis.xpending(k.stream, GROUP))["pending"]
         st.metrics.backlog.labels(service=service).set(xlen)
         st.metrics.pending.labels(service=service).set(pending)
         st.metrics.parked.labels(service=service).set(parked)

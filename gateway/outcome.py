@@ -9,7 +9,7 @@ import msgspec
 from starlette.responses import Response
 
 from reliq import Client
-from reliq.keys import InvalidName, service_of
+from reliq.keys import InvalidName
 from reliq.record import TERMINAL
 
 from .problems import Problem, problem_response
@@ -23,7 +23,7 @@ class Outcome(msgspec.Struct, frozen=True):
 
 async def read_outcome(client: Client, invocation_id: str) -> Outcome | None:
     try:
-        k = client.keys(service_of(invocation_id))
+        k = client.keys_of(invocation_id)
     except InvalidName:
         return None
     state, result, error = await client.redis.hmget(k.inv(invocation_id), "state", "result", "error")

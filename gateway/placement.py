@@ -5,9 +5,12 @@ connection before any of those requests is answered.
 
 - ``fsync``: the script's reply already means the write is on disk (the server was checked to run
   ``appendfsync always``; never assumed).
-- ``replicas:N``: ``WAIT N timeout`` in the same pipeline as the script; fewer than N acks is a 503
-  "not confirmed" for the whole batch (the writes may exist; a retry with the same
-  Idempotency-Key converges on them).
+- ``replicas:N``: ``WAIT N timeout`` in the same pipeline as the script, sent to the node that owns
+  the partition (on a Cluster too: never broadcast); fewer than N acks is a 503 "not confirmed"
+  for the whole batch (the writes may exist; a retry with the same Idempotency-Key converges on
+  them).
+
+Batches are per partition: one script call touches one slot.
 - ``none``: development only; reported as such in every answer.
 """
 
@@ -17,9 +20,11 @@ import asyncio
 from collections import defaultdict
 from datetime import datetime
 
+from redis.exceptions import ResponseError
+
 from reliq import Client
 from reliq.codec import fingerprint
-from reliq.keys import keyed_id, new_id
+from reliq.keys import ServiceKeys
 from reliq.record import Accepted
 from reliq.scripts import Registration, pairs
 
@@ -33,8 +38,8 @@ Waiter = tuple[Registration, "asyncio.Future[tuple[str, str]]"]
 class Placer:
     def __init__(self, client: Client, replicas: int, wait_ms: int) -> None:
         self.client, self.replicas, self.wait_ms = client, replicas, wait_ms
-        self._queues: dict[str, list[Waiter]] = defaultdict(list)
-        self._flushing: set[str] = set()
+        self._queues: dict[ServiceKeys, list[Waiter]] = defaultdict(list)
+        self._flushing: set[ServiceKeys] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.flushes = 0  # script calls made; placed / flushes = the average batch
         self.placed = 0
@@ -50,16 +55,17 @@ class Placer:
         at: datetime | None,
         trace: str = "",
     ) -> Accepted:
-        inv = keyed_id(service, key) if key is not None else new_id(service)
+        inv = await self.client.id_for(service, key)
+        k = self.client.keys_of(inv)
         due_ms = None if at is None else int(at.timestamp() * 1000)
         item = Registration(
             inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
         )
         future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
-        self._queues[service].append((item, future))
-        if service not in self._flushing:
-            self._flushing.add(service)
-            task = asyncio.create_task(self._flush(service))
+        self._queues[k].append((item, future))
+        if k not in self._flushing:
+            self._flushing.add(k)
+            task = asyncio.create_task(self._flush(k))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         status, state = await future
@@ -73,13 +79,13 @@ class Placer:
             )
         return Accepted(id=inv, status=status, state=state)  # type: ignore[arg-type]
 
-    async def _flush(self, service: str) -> None:
+    async def _flush(self, k: ServiceKeys) -> None:
         try:
-            while self._queues[service]:
-                batch = self._queues[service][:MAX_BATCH]
-                del self._queues[service][:MAX_BATCH]
+            while self._queues[k]:
+                batch = self._queues[k][:MAX_BATCH]
+                del self._queues[k][:MAX_BATCH]
                 try:
-                    results = await self._commit(service, [item for item, _ in batch])
+                    results = await self._commit(k, [item for item, _ in batch])
                 except BaseException as e:  # every waiter of the batch hears the same failure
                     for _, fut in batch:
                         if not fut.done():
@@ -91,20 +97,28 @@ class Placer:
                         if not fut.done():
                             fut.set_result(result)
         finally:
-            self._flushing.discard(service)
-            if not self._queues.get(service):
-                self._queues.pop(service, None)
+            self._flushing.discard(k)
+            if not self._queues.get(k):
+                self._queues.pop(k, None)
 
-    async def _commit(self, service: str, items: list[Registration]) -> list[tuple[str, str]]:
-        k = self.client.keys(service)
+    async def _commit(self, k: ServiceKeys, items: list[Registration]) -> list[tuple[str, str]]:
         self.flushes += 1
         self.placed += len(items)
         if self.replicas == 0:
             return await self.client.scripts.register_many(k, items)
-        async with self.client.redis.pipeline(transaction=False) as pipe:
-            await self.client.scripts.register_many(k, items, pipe=pipe)
-            pipe.execute_command("WAIT", self.replicas, self.wait_ms)
-            reply, acked = await pipe.execute()
+        node = await self.client.topology.node_for(k.stream)
+        try:
+            async with node.pipeline(transaction=False) as pipe:
+                await self.client.scripts.register_many(k, items, pipe=pipe)
+                pipe.execute_command("WAIT", self.replicas, self.wait_ms)
+                reply, acked = await pipe.execute()
+        except ResponseError as e:  # MOVED/ASK: the slot map changed (failover, resharding)
+            if str(e).startswith(("MOVED", "ASK")):
+                await self.client.topology.refresh()
+                raise unavailable(
+                    "the cluster's slot map changed; retry with the same Idempotency-Key"
+                ) from e
+            raise
         if int(acked) < self.replicas:
             raise unavailable(
                 f"only {int(acked)} of {self.replicas} replicas confirmed the write; retry with "

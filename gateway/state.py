@@ -59,7 +59,8 @@ class GatewayState:
         now = time.monotonic()
         hit = self._backlog.get(service)
         if hit is None or now - hit[0] > 0.5:
-            hit = (now, int(await self.client.redis.xlen(self.client.keys(service).stream)))
+            parts = await self.client.partition_keys(service)
+            hit = (now, sum([int(await self.client.redis.xlen(k.stream)) for k in parts]))
             self._backlog[service] = hit
         if hit[1] >= limit:
             raise Problem(

@@ -10,38 +10,28 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry as RedisRetry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from . import codec
-from .durability import Durability, inspect_server
+from .durability import Durability
 from .errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
-from .keys import ServiceKeys, check_name, keyed_id, new_id, service_of
+from .keys import (
+    ServiceKeys,
+    check_name,
+    child_token,
+    key_token,
+    locate,
+    make_id,
+    new_id,
+    partition_of_token,
+)
+from .layout import Layout, read_layout, write_layout
 from .record import TERMINAL, Accepted, Invocation, parse
 from .scripts import Scripts
+from .topology import Topology, connect
 
 DAY_MS = 24 * 3600 * 1000
-
-
-def connect(url: str, max_connections: int = 64) -> Redis:
-    """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
-    instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
-    is safe because reliq's writes are scripts that detect their own re-send (register by id and
-    fingerprint, claim by token, settle scripts by epoch and state)."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=20,
-        health_check_interval=30,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        retry=RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    return Redis.from_pool(pool)  # the client owns (and closes) its pool
+LAYOUT_TTL = 2.0  # seconds a service's partition layout is cached by producers
 
 
 def _seconds(delay: float | timedelta | None) -> float | None:
@@ -80,15 +70,70 @@ class Client:
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
-        self._keys: dict[str, ServiceKeys] = {}
+        self.topology = Topology(redis)
+        self._keys: dict[tuple[str, int], ServiceKeys] = {}
+        self._layouts: dict[str, tuple[float, Layout]] = {}
 
-    def keys(self, service: str) -> ServiceKeys:
-        k = self._keys.get(service)
+    def keys(self, service: str, partition: int = 0) -> ServiceKeys:
+        """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""
+        k = self._keys.get((service, partition))
         if k is None:
-            k = self._keys[service] = ServiceKeys(service)
+            k = self._keys[(service, partition)] = ServiceKeys(service, partition)
         return k
 
+    def keys_of(self, invocation_id: str) -> ServiceKeys:
+        """The keys of the partition an invocation lives in (its id says which)."""
+        service, partition, _ = locate(invocation_id)
+        return self.keys(service, partition)
+
+    # -- partitions ---------------------------------------------------------------------------
+    async def layout(self, service: str, *, fresh: bool = False) -> Layout:
+        """The service's partition layout (cached for ``LAYOUT_TTL`` s)."""
+        now = time.monotonic()
+        hit = self._layouts.get(service)
+        if hit is None or fresh or now - hit[0] > LAYOUT_TTL:
+            hit = (now, await read_layout(self.redis, self.keys(service)))
+            self._layouts[service] = hit
+        return hit[1]
+
+    async def set_partitions(self, service: str, partitions: int) -> Layout:
+        """Spread new invocations of ``service`` over ``partitions`` partitions from now on;
+        partitions beyond the new count keep being consumed until they drain."""
+        check_name("service", service)
+        lay = await write_layout(self.redis, self.keys(service), partitions, await self.server_time_ms())
+        self._layouts[service] = (time.monotonic(), lay)
+        return lay
+
+    async def partition_keys(self, service: str) -> list[ServiceKeys]:
+        """Every partition that may hold work (``0..high-1``)."""
+        lay = await self.layout(service)
+        return [self.keys(service, p) for p in range(lay.high)]
+
+    async def route(self, service: str, token: str) -> str:
+        """The id for a derived token (idempotency key or child key) under the current layout.
+        Within one retention period after a partition change, a token whose partition moved is
+        looked up in its old partition first, so a retry converges on what it placed before."""
+        lay = await self.layout(service)
+        p = partition_of_token(token, lay.partitions)
+        if lay.previous and lay.previous != lay.partitions:
+            old = partition_of_token(token, lay.previous)
+            if old != p and await self.server_time_ms() - lay.changed_ms < self.retention_ms:
+                old_id = make_id(service, token, old)
+                if await self.redis.exists(self.keys(service, old).inv(old_id)):
+                    return old_id
+        return make_id(service, token, p)
+
+    async def id_for(self, service: str, key: str | None) -> str:
+        """A fresh id, or the id an idempotency key maps to."""
+        if key is None:
+            return new_id(service, (await self.layout(service)).partitions)
+        return await self.route(service, key_token(service, key))
+
+    async def child_id_for(self, service: str, parent_id: str, child_key: str) -> str:
+        return await self.route(service, child_token(service, parent_id, child_key))
+
     async def close(self) -> None:
+        await self.topology.close()
         if self._owns:
             await self.redis.aclose()
 
@@ -132,12 +177,12 @@ class Client:
         if key is not None:
             codec.check_key(key)
         if invocation_id is None:
-            invocation_id = keyed_id(service, key) if key is not None else new_id(service)
+            invocation_id = await self.id_for(service, key)
         d = _seconds(delay)
         delay_ms = None if d is None else int(d * 1000)
         due_ms = None if at is None else int(at.timestamp() * 1000)
         status, state = await self.scripts.register(
-            self.keys(service),
+            self.keys_of(invocation_id),
             invocation_id,
             codec.fingerprint(handler, body),
             handler,
@@ -168,7 +213,7 @@ class Client:
     # -- lookups ------------------------------------------------------------------------------
     async def get(self, invocation_id: str) -> Invocation | None:
         """The status document of an invocation, or None if unknown/expired."""
-        k = self.keys(service_of(invocation_id))
+        k = self.keys_of(invocation_id)
         async with self.redis.pipeline(transaction=False) as p:
             p.hgetall(k.inv(invocation_id))
             p.hgetall(k.steps(invocation_id))
@@ -179,7 +224,7 @@ class Client:
         return parse(invocation_id, rec, steps, children)
 
     async def state(self, invocation_id: str) -> str | None:
-        raw = await self.redis.hget(self.keys(service_of(invocation_id)).inv(invocation_id), "state")
+        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), "state")
         return raw.decode() if raw else None
 
     async def result(self, invocation_id: str, timeout: float = 30.0) -> Any:
@@ -187,7 +232,7 @@ class Client:
 
         Raises ``InvocationFailed`` (failed/cancelled), ``UnknownInvocation``, or ``TimeoutError``.
         """
-        k = self.keys(service_of(invocation_id))
+        k = self.keys_of(invocation_id)
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
@@ -209,29 +254,34 @@ class Client:
     async def cancel(self, invocation_id: str) -> str:
         """Cancel: 'cancelled' (was queued/delayed; it never runs), 'cancelling' (running; its
         worker cancels the handler), 'terminal' (already finished). Unknown ids raise."""
-        k = self.keys(service_of(invocation_id))
+        k = self.keys_of(invocation_id)
         outcome = await self.scripts.cancel(k, invocation_id, self.retention_ms)
         if outcome == "unknown":
             raise UnknownInvocation(invocation_id)
         if outcome == "cancelling":
-            await self.redis.publish(k.prefix + "cancel", invocation_id)
+            await self.redis.publish(k.cancel_channel, invocation_id)
         return outcome
 
     async def redrive(self, invocation_id: str) -> str:
         """Put a parked (failed) invocation back as a new attempt series: 'redriven' | 'not_failed'."""
-        outcome = await self.scripts.redrive(self.keys(service_of(invocation_id)), invocation_id)
+        outcome = await self.scripts.redrive(self.keys_of(invocation_id), invocation_id)
         if outcome == "unknown":
             raise UnknownInvocation(invocation_id)
         return outcome
 
     async def parked(self, service: str, limit: int = 100) -> list[str]:
-        """Ids in the service's parked set, newest first."""
-        ids = await self.redis.zrevrange(self.keys(service).parked, 0, max(0, min(limit, 1000)) - 1)
-        return [i.decode() for i in ids]
+        """Ids in the service's parked sets (every partition), newest first."""
+        n = max(0, min(limit, 1000))
+        found: list[tuple[float, str]] = []
+        for k in await self.partition_keys(service):
+            found += [
+                (s, i.decode()) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
+            ]
+        return [i for _, i in sorted(found, reverse=True)[:n]]
 
     async def durability(self) -> Durability:
         """The durability level this server can honestly give (see ``reliq.durability``)."""
-        return await inspect_server(self.redis)
+        return await self.topology.inspect_all()
 
     async def server_time_ms(self) -> int:
         sec, usec = await self.redis.time()

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
 from .errors import LeaseLost
-from .keys import ServiceKeys, check_name, child_id
+from .keys import ServiceKeys, check_name
 
 if TYPE_CHECKING:
     from .client import Client
@@ -87,7 +87,7 @@ class Context:
         """
         if not isinstance(name, str) or not 0 < len(name) <= 200:
             raise ValueError("step name must be 1-200 characters")
-        k = self._client.keys(self.service)
+        k = self._client.keys_of(self.id)
         if not self._steps_loaded:
             raw = await self._client.redis.hgetall(k.steps(self.id))
             self._steps = {key.decode(): v for key, v in raw.items()}
@@ -138,7 +138,7 @@ class Context:
             codec.check_key(key)
         self._order += 1
         child_key = key if key is not None else f"#{self._order}"
-        cid = child_id(service, self.id, child_key)
+        cid = await self._client.child_id_for(service, self.id, child_key)
         await self._client.send_json(
             service,
             handler,
@@ -149,7 +149,7 @@ class Context:
             trace=self.traceparent,
         )
         linked = await self._client.scripts.link_child(
-            self._client.keys(self.service), self.id, self._epoch, cid, self._order
+            self._client.keys_of(self.id), self.id, self._epoch, cid, self._order
         )
         if not linked:
             raise LeaseLost(self.id)

@@ -41,7 +41,7 @@ async def _relatives(client: Client, ids: list[str]) -> list[Relative]:
 async def detail(client: Client, invocation_id: str) -> Detail | None:
     """Record, input, result or error (with traceback), timeline, steps, parent and children,
     and the pending entry if it sits in the PEL. None when unknown or expired."""
-    k = client.keys(service_of(invocation_id))
+    k = client.keys_of(invocation_id)
     async with client.redis.pipeline(transaction=False) as p:
         p.hgetall(k.inv(invocation_id))
         p.hgetall(k.steps(invocation_id))

@@ -79,34 +79,83 @@ def _token(material: bytes) -> str:
 
 _POOL: list[str] = []  # random tokens, drawn 252 at a time (one urandom + one b32encode)
 os.register_at_fork(after_in_child=_POOL.clear)  # a forked child never reuses its parent's tokens
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+MAX_PARTITIONS = 1024
 
 
-def new_id(service: str) -> str:
-    """A fresh random invocation id for ``service`` (130 random bits, base32)."""
+def _random_token() -> str:
     if not _POOL:
         text = b32encode(secrets.token_bytes(4095)).decode().lower()  # 6552 characters
         _POOL.extend(text[i : i + 26] for i in range(0, len(text) - 25, 26))
-    return f"{service}.{_POOL.pop()}"
+    return _POOL.pop()
 
 
-def keyed_id(service: str, key: str) -> str:
-    """The invocation id an idempotency key maps to (stable: same service + key -> same id)."""
-    token = _token(b"key\0" + service.encode() + b"\0" + key.encode())
-    return f"{service}.{token}"
+def partition_of_token(token: str, partitions: int) -> int:
+    """The partition a token falls in when a service has ``partitions`` partitions (from the
+    token's first 30 bits, which are uniform: random or a SHA-256 prefix)."""
+    if partitions <= 1:
+        return 0
+    n = 0
+    for ch in token[:6]:
+        n = n * 32 + _B32.index(ch)
+    return n % partitions
 
 
-def child_id(service: str, parent_id: str, key: str) -> str:
+def make_id(service: str, token: str, partition: int) -> str:
+    """``<service>.<token>`` in partition 0, ``<service>.<p>.<token>`` in partition p >= 1."""
+    return f"{service}.{token}" if partition == 0 else f"{service}.{partition}.{token}"
+
+
+def new_id(service: str, partitions: int = 1) -> str:
+    """A fresh random invocation id for ``service`` (130 random bits, base32)."""
+    token = _random_token()
+    return make_id(service, token, partition_of_token(token, partitions))
+
+
+def key_token(service: str, key: str) -> str:
+    return _token(b"key\0" + service.encode() + b"\0" + key.encode())
+
+
+def child_token(service: str, parent_id: str, key: str) -> str:
+    return _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
+
+
+def keyed_id(service: str, key: str, partitions: int = 1) -> str:
+    """The invocation id an idempotency key maps to (stable: same service + key + partition
+    count -> same id; the partition comes from the key, so a retry lands on the same one)."""
+    token = key_token(service, key)
+    return make_id(service, token, partition_of_token(token, partitions))
+
+
+def child_id(service: str, parent_id: str, key: str, partitions: int = 1) -> str:
     """The id of a child invocation: derived from the parent id and the child key (or call order)."""
-    token = _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
-    return f"{service}.{token}"
+    token = child_token(service, parent_id, key)
+    return make_id(service, token, partition_of_token(token, partitions))
+
+
+def locate(invocation_id: str) -> tuple[str, int, str]:
+    """(service, partition, token) of an invocation id; raises ``InvalidName`` when malformed."""
+    service, sep, rest = invocation_id.partition(".")
+    part, dot, token = rest.partition(".")
+    if not dot:
+        part, token = "0", rest
+    if (
+        not sep
+        or not _TOKEN.match(token)
+        or not part.isdigit()
+        or (dot and (part.startswith("0") or int(part) >= MAX_PARTITIONS))
+    ):
+        raise InvalidName(f"malformed invocation id {invocation_id!r}")
+    return check_name("service", service), int(part), token
 
 
 def service_of(invocation_id: str) -> str:
     """The service an invocation id belongs to; raises ``InvalidName`` for a malformed id."""
-    service, sep, token = invocation_id.partition(".")
-    if not sep or not _TOKEN.match(token):
-        raise InvalidName(f"malformed invocation id {invocation_id!r}")
-    return check_name("service", service)
+    return locate(invocation_id)[0]
+
+
+def partition_of(invocation_id: str) -> int:
+    return locate(invocation_id)[1]
 
 
 class ServiceKeys:
@@ -115,13 +164,16 @@ class ServiceKeys:
     __slots__ = (
         "archive",
         "audit",
+        "cancel_channel",
         "children_prefix",
         "consumer_prefix",
         "delayed",
         "inv_prefix",
+        "layout",
         "lost",
         "minutes",
         "parked",
+        "partition",
         "prefix",
         "registry",
         "service",
@@ -129,10 +181,17 @@ class ServiceKeys:
         "stream",
     )
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, partition: int = 0) -> None:
         check_name("service", service)
+        if not 0 <= partition < MAX_PARTITIONS:
+            raise InvalidName(f"partition {partition} out of range")
         self.service = service
-        self.prefix = f"reliq:{{{service}}}:"
+        self.partition = partition
+        tag = service if partition == 0 else f"{service}:{partition}"
+        self.prefix = f"reliq:{{{tag}}}:"
+        base = f"reliq:{{{service}}}:"  # service-wide keys live with partition 0
+        self.layout = base + "layout"
+        self.cancel_channel = base + "cancel"
         self.stream = self.prefix + "stream"
         self.delayed = self.prefix + "delayed"
         self.parked = self.prefix + "parked"
@@ -140,11 +199,11 @@ class ServiceKeys:
         self.archive = self.prefix + "archive"
         self.audit = self.prefix + "audit"
         self.minutes = self.prefix + "minutes"
-        self.registry = self.prefix + "registry"
+        self.registry = base + "registry"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"
         self.children_prefix = self.prefix + "children:"
-        self.consumer_prefix = self.prefix + "consumer:"
+        self.consumer_prefix = base + "consumer:"
 
     def inv(self, invocation_id: str) -> str:
         return self.inv_prefix + invocation_id

@@ -49,7 +49,7 @@ async def renew_loop(rt: Runtime) -> None:
 
 async def cancel_listener(rt: Runtime, services: list[ServiceKeys]) -> None:
     """Prompt cancellation through pub/sub (lossy; renewal re-checks the durable flag)."""
-    channels = [k.prefix + "cancel" for k in services]
+    channels = sorted({k.cancel_channel for k in services})
     while True:
         pubsub = rt.client.redis.pubsub(ignore_subscribe_messages=True)
         try:

@@ -27,7 +27,7 @@ from . import inspect
 from .client import Client
 from .errors import UnknownInvocation
 from .inspect import clamp
-from .keys import ServiceKeys, service_of
+from .keys import ServiceKeys
 from .views import ActionResult, AuditEntry, AuditPage, BulkResult
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
@@ -81,7 +81,7 @@ async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) 
     if action == "cancel":
         outcome = await s.cancel(k, inv, client.retention_ms, who)
         if outcome == "cancelling":
-            await client.redis.publish(k.prefix + "cancel", inv)
+            await client.redis.publish(k.cancel_channel, inv)
         return outcome
     raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
 
@@ -89,7 +89,7 @@ async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) 
 async def act(client: Client, action: str, invocation_id: str, *, who: str) -> ActionResult:
     """Run one action on one invocation (audited under ``who`` by its script). Raises
     ``UnknownInvocation`` for an unknown or expired id, ``InvalidName`` for a malformed one."""
-    k = client.keys(service_of(invocation_id))
+    k = client.keys_of(invocation_id)
     status = await _run(client, k, action, invocation_id, who)
     if status == "unknown":
         raise UnknownInvocation(invocation_id)

@@ -21,6 +21,7 @@ class WorkerConfig:
 
     ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
     before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
+    ``partitions``: consume only these partition numbers (of every service); None = all.
     """
 
     concurrency: int = 100
@@ -33,6 +34,7 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     retention: float = 24 * 3600.0
     consumer: str | None = None
+    partitions: frozenset[int] | None = None
 
     @property
     def renew_interval(self) -> float:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, get_type_hints, overload
 import msgspec
 
 from .keys import check_name
+from .layout import check_partitions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,8 +90,12 @@ class Service:
     ... async def place(ctx, req: dict) -> dict: ...
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, partitions: int | None = None) -> None:
+        """``partitions``: spread new invocations over this many partitions (each its own
+        stream and Cluster slot); a worker running this service publishes it on start. ``None``
+        (the default) follows whatever layout the service already has (1 partition if none)."""
         self.name = check_name("service", name)
+        self.partitions = None if partitions is None else check_partitions(partitions)
         self.handlers: dict[str, Handler] = {}
 
     @overload

@@ -71,16 +71,16 @@ class Worker:
 
     async def run(self) -> None:
         rt = self.rt
-        services = [self.client.keys(s) for s in self.app.services]
-        durability = await self._connect(services)
-        if durability is None:  # stopped before Redis ever answered
+        connected = await self._connect()
+        if connected is None:  # stopped before Redis ever answered
             self.executor.close()
             await self.client.close()
             return
+        durability, services = connected
         log.info(
             "worker %s on %s; durability %s %s",
             rt.consumer,
-            sorted(self.app.services),
+            sorted(f"{k.service}/{k.partition}" for k in services),
             durability.level,
             "; ".join(durability.notes),
         )
@@ -121,21 +121,36 @@ class Worker:
         if failure is not None:
             raise failure
 
-    async def _connect(self, services: list[ServiceKeys]) -> Durability | None:
-        """Create the groups, publish the registry and read the server's durability, waiting (with
-        backoff, up to 5 s between tries) for Redis to become reachable instead of exiting."""
+    async def _connect(self) -> tuple[Durability, list[ServiceKeys]] | None:
+        """Publish partition layouts, create the groups of the partitions to consume, publish the
+        registry and read the server's durability, waiting (with backoff, up to 5 s between tries)
+        for Redis to become reachable instead of exiting."""
         delay = 0.1
         while not self.rt.stopping.is_set():
             try:
+                services = await self._partitions()
                 for k in services:
                     await ensure_group(self.rt, k)
                 await publish_registry(self.rt)
-                return await self.client.durability()
+                return await self.client.durability(), services
             except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as e:
                 log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, delay)
                 await self.rt.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return None
+
+    async def _partitions(self) -> list[ServiceKeys]:
+        """The partitions this worker consumes: every partition that may hold work
+        (``0..high-1`` of the layout), or the subset ``config.partitions``."""
+        wanted = self.rt.config.partitions
+        out: list[ServiceKeys] = []
+        for name, svc in self.app.services.items():
+            if svc.partitions is not None:
+                await self.client.set_partitions(name, svc.partitions)
+            for k in await self.client.partition_keys(name):
+                if wanted is None or k.partition in wanted:
+                    out.append(k)
+        return out
 
     async def _shutdown(self, feeders: list[asyncio.Task[None]]) -> None:
         rt = self.rt
@@ -162,15 +177,13 @@ class Worker:
                 "could not write every outcome before shutdown; those entries stay pending "
                 "and will be reclaimed (their handlers may run again)"
             )
-        by_service: dict[str, list[tuple[str, str, int]]] = {}
+        by_partition: dict[ServiceKeys, list[tuple[str, str, int]]] = {}
         for f in left:
-            by_service.setdefault(f.keys.service, []).append((f.id, f.entry, f.epoch))
-        for service, items in by_service.items():
-            n = await self.client.scripts.release(
-                self.client.keys(service), rt.consumer, RELEASE_IDLE_MS, items
-            )
+            by_partition.setdefault(f.keys, []).append((f.id, f.entry, f.epoch))
+        for k, items in by_partition.items():
+            n = await self.client.scripts.release(k, rt.consumer, RELEASE_IDLE_MS, items)
             if n:
-                log.warning("released %d unfinished invocations of %s for other workers", n, service)
+                log.warning("released %d unfinished invocations of %s for other workers", n, k.prefix)
 
 
 def run_worker(app: App | Service, redis_url: str, config: WorkerConfig) -> None:
