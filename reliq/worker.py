@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -97,8 +98,8 @@ class Worker:
                 reclaim_loop(rt, self.executor, k),
                 promote_loop(rt, k),
             ]
-        bg = [asyncio.create_task(c) for c in support]
-        feed = [asyncio.create_task(c) for c in feeders]
+        bg = [asyncio.create_task(c, name=getattr(c, "__qualname__", None)) for c in support]
+        feed = [asyncio.create_task(c, name=getattr(c, "__qualname__", None)) for c in feeders]
         self.started.set()
         stop_wait = asyncio.create_task(rt.stopping.wait())
         failure: BaseException | None = None
@@ -111,9 +112,7 @@ class Worker:
             self.stop()
             await self._shutdown(feed)
         finally:
-            for t in [stop_wait, *bg, *feed]:
-                t.cancel()
-            await asyncio.gather(stop_wait, *bg, *feed, return_exceptions=True)
+            await cancel_bounded([stop_wait, *bg, *feed])
             with contextlib.suppress(Exception):
                 await clear_heartbeat(rt)
             self.executor.close()
@@ -184,6 +183,25 @@ class Worker:
             n = await self.client.scripts.release(k, rt.consumer, RELEASE_IDLE_MS, items)
             if n:
                 log.warning("released %d unfinished invocations of %s for other workers", n, k.prefix)
+
+
+async def cancel_bounded(tasks: list[asyncio.Task[Any]], timeout: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again while any is left, for at most
+    ``timeout`` s: redis-py can swallow a CancelledError inside a command (redis-py#2028), and one
+    swallowed cancellation must not keep a worker from exiting."""
+    deadline = time.monotonic() + timeout
+    left = [t for t in tasks if not t.done()]
+    while left:
+        for t in left:
+            t.cancel()
+        _, pending = await asyncio.wait(left, timeout=0.5)
+        left = list(pending)
+        if left and time.monotonic() > deadline:
+            log.error("exiting without %s: they ignored cancellation", [t.get_name() for t in left])
+            return
+    for t in tasks:
+        if not t.cancelled():
+            t.exception()  # retrieved (each was logged where it mattered)
 
 
 def run_worker(app: App | Service, redis_url: str, config: WorkerConfig) -> None:
