@@ -15,6 +15,7 @@ from .client import Client
 from .logs import setup as setup_logs
 from .runtime import WorkerConfig
 from .service import App, Service
+from .topology import as_cluster_url
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -31,8 +32,23 @@ def load_app(spec: str) -> App:
     return App.of(obj)
 
 
+def _partition_set(text: str | None) -> frozenset[int] | None:
+    """``--partitions 0,2,5`` (or ``0-3``): the partitions this worker consumes."""
+    if not text:
+        return None
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    except ValueError:
+        raise SystemExit(f"--partitions: expected numbers like 0,2 or 0-3, got {text!r}") from None
+    return frozenset(out)
+
+
 def _worker_config(a: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(
+        partitions=_partition_set(getattr(a, "partitions", None)),
         concurrency=a.concurrency,
         batch=a.batch,
         visibility_timeout=a.visibility_timeout,
@@ -53,6 +69,10 @@ def _client_cmd(a: argparse.Namespace) -> None:
                 return {"id": acc.id, "status": acc.status}
             if a.cmd == "get":
                 return await c.get(a.id)
+            if a.cmd == "partitions":
+                if a.count is not None:
+                    return await c.set_partitions(a.service, a.count)
+                return await c.layout(a.service)
             return await c.durability()
 
     print(codec.encode(asyncio.run(go())).decode())
@@ -132,6 +152,12 @@ def _dev(a: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="reliq", description="Reliable task queue and RPC on Redis streams")
     p.add_argument("--redis-url", default=os.environ.get("RELIQ_REDIS_URL", DEFAULT_URL))
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        default=os.environ.get("RELIQ_CLUSTER", "") not in ("", "0", "false"),
+        help="the Redis URL names Redis/Valkey Cluster nodes (same as a redis+cluster:// URL)",
+    )
     p.add_argument("--log-level", default=os.environ.get("RELIQ_LOG_LEVEL", "INFO"))
     p.add_argument(
         "--log-format", default=os.environ.get("RELIQ_LOG_FORMAT", "text"), choices=["text", "json"]
@@ -151,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
+    w.add_argument(
+        "--partitions", default=None, help="consume only these partitions, e.g. 0,2 or 0-3 (default all)"
+    )
     d.add_argument("--redis-port", type=int, default=6379)
     d.add_argument("--port", type=int, default=8000, help="gateway port")
     d.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -178,12 +207,18 @@ def main(argv: list[str] | None = None) -> None:
     g = sub.add_parser("get", help="status document of an invocation")
     g.add_argument("id")
     sub.add_parser("durability", help="what an ack from this server is worth")
+    pa = sub.add_parser("partitions", help="show a service's partition layout, or set its count")
+    pa.add_argument("service")
+    pa.add_argument("count", nargs="?", type=int, default=None, help="new partition count (1-1024)")
 
     cli_admin.add_parsers(sub)
 
     for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
         sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
+        sp.add_argument("--cluster", action="store_true", default=argparse.SUPPRESS, help="see reliq --help")
     a = p.parse_args(argv)
+    if a.cluster:
+        a.redis_url = as_cluster_url(a.redis_url)
     setup_logs(a.log_level, a.log_format)
     if a.cmd == "redis":
         from .embedded import serve

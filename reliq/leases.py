@@ -19,10 +19,10 @@ log = logging.getLogger("reliq.leases")
 
 
 async def renew_once(rt: Runtime) -> None:
-    by_service: dict[str, list[InFlight]] = defaultdict(list)
+    by_partition: dict[str, list[InFlight]] = defaultdict(list)  # one script call per partition
     for f in list(rt.inflight.values()):
-        by_service[f.keys.service].append(f)
-    for flights in by_service.values():
+        by_partition[f.keys.prefix].append(f)
+    for flights in by_partition.values():
         k = flights[0].keys
         statuses = await rt.client.scripts.renew(
             k, rt.consumer, rt.config.lease_ms, [(f.id, f.entry, f.epoch) for f in flights]

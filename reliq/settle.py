@@ -35,16 +35,16 @@ class Settler:
         self, keys: ServiceKeys, inv: str, entry: str, epoch: int, state: str, result: bytes
     ) -> None:
         """Queue a final outcome ('succeeded' or 'cancelled'); flushed by ``run``."""
-        slot = self._buffer.get(keys.service)
+        slot = self._buffer.get(keys.prefix)  # one buffer per partition: one slot per script call
         if slot is None:
-            slot = self._buffer[keys.service] = (keys, [])
+            slot = self._buffer[keys.prefix] = (keys, [])
         slot[1].append((inv, entry, epoch, state, result))
         self.rt.unflushed.add(inv)
         self._idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
-        """Flush loop: one ``complete`` script call per service per flush (up to 500 each)."""
+        """Flush loop: one ``complete`` script call per partition per flush (up to 500 each)."""
         while True:
             await self._wake.wait()
             self._wake.clear()

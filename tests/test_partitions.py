@@ -1,0 +1,128 @@
+"""Partitioned services on one server: ids carry their partition, keys spread over partitions by
+key hash, a retry with the same key converges across a partition-count change, and workers
+consume every partition that may hold work (or the subset they were given)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reliq import Client, Context, Service
+from reliq.cli import _partition_set
+from reliq.keys import (
+    InvalidName,
+    ServiceKeys,
+    key_token,
+    keyed_id,
+    locate,
+    new_id,
+    partition_of,
+    partition_of_token,
+)
+from reliq.topology import as_cluster_url, is_cluster_url
+
+from .conftest import Names, client, running, wait_until
+
+
+def test_ids_name_their_partition_and_partition_zero_keeps_the_plain_form() -> None:
+    assert re.fullmatch(r"orders\.[a-z2-7]{26}", keyed_id("orders", "k", 1))
+    ids = [keyed_id("orders", f"k{i}", 4) for i in range(200)]
+    parts = {partition_of(i) for i in ids}
+    assert parts == {0, 1, 2, 3}  # a key hash spreads over every partition
+    for i in ids:
+        service, p, token = locate(i)
+        assert service == "orders" and p == partition_of_token(token, 4)
+        assert (p == 0) == (i.count(".") == 1)
+    assert keyed_id("orders", "k", 4) == keyed_id("orders", "k", 4)  # stable
+    assert partition_of(new_id("orders", 1)) == 0
+
+
+@pytest.mark.parametrize(
+    "bad", ["o.0.abcdefghijklmnopqrstuvwxyz", "o.1024.abcdefghijklmnopqrstuvwxyz", "o.x.abc", "o.1."]
+)
+def test_malformed_partitioned_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidName):
+        locate(bad)
+
+
+def test_each_partition_has_its_own_hash_tag_and_service_wide_keys_stay_in_partition_zero() -> None:
+    k0, k3 = ServiceKeys("orders"), ServiceKeys("orders", 3)
+    assert k0.stream == "reliq:{orders}:stream" and k3.stream == "reliq:{orders:3}:stream"
+    assert k3.inv("orders.3.x") == "reliq:{orders:3}:inv:orders.3.x"
+    for a, b in [(k0.registry, k3.registry), (k0.layout, k3.layout), (k0.consumer("w"), k3.consumer("w"))]:
+        assert a == b and a.startswith("reliq:{orders}:")
+    assert k0.cancel_channel == k3.cancel_channel
+
+
+def test_cli_partition_subset_and_cluster_flag() -> None:
+    assert _partition_set("0,2") == {0, 2} and _partition_set("1-3") == {1, 2, 3}
+    assert _partition_set(None) is None
+    with pytest.raises(SystemExit):
+        _partition_set("a")
+    assert as_cluster_url("redis://h:1,h:2") == "redis+cluster://h:1,h:2"
+    assert is_cluster_url(as_cluster_url("redis://h:1")) and not is_cluster_url("redis://h:1")
+
+
+async def test_sends_spread_over_partitions_and_land_in_their_partition_keys(url: str, names: Names) -> None:
+    name = names()
+    svc = Service(name, partitions=3)
+    done: list[str] = []
+
+    @svc.handler
+    async def job(ctx: Context, n: int) -> int:
+        done.append(ctx.id)
+        return n
+
+    async with running(svc, url), client(url) as c:
+        assert (await c.layout(name, fresh=True)).partitions == 3  # the worker published it
+        ids = [(await c.send(name, "job", i, key=f"k{i}")).id for i in range(30)]
+        assert {partition_of(i) for i in ids} == {0, 1, 2}
+        for i in ids:
+            assert await c.redis.exists(c.keys_of(i).inv(i))
+            assert await c.result(i, 10) is not None
+        assert sorted(done) == sorted(ids)
+
+
+async def test_a_key_placed_before_a_partition_change_converges_after_it(url: str, names: Names) -> None:
+    name = names()
+    async with Client(url) as c:
+        await c.set_partitions(name, 2)
+        key = next(
+            f"k{i}"
+            for i in range(100)
+            if partition_of_token(key_token(name, f"k{i}"), 2)
+            != partition_of_token(key_token(name, f"k{i}"), 5)
+        )
+        first = await c.send(name, "job", {"a": 1}, key=key)
+        lay = await c.set_partitions(name, 5)
+        assert (lay.partitions, lay.high, lay.previous) == (5, 5, 2)
+        again = await c.send(name, "job", {"a": 1}, key=key)
+        assert again.id == first.id and again.status == "previously_accepted"
+        fresh = await c.send(name, "job", {"a": 1}, key=key + "-new")
+        assert partition_of(fresh.id) == partition_of_token(key_token(name, key + "-new"), 5)
+        for i in (first.id, fresh.id):
+            await c.cancel(i)  # clean up: nothing consumes this service
+
+
+async def test_shrinking_keeps_old_partitions_drained_and_a_subset_worker_stays_in_its_lane(
+    url: str, names: Names
+) -> None:
+    name = names()
+    svc = Service(name)
+    ran: list[str] = []
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        ran.append(ctx.id)
+
+    async with Client(url) as c:
+        await c.set_partitions(name, 4)
+        ids = [(await c.send(name, "job", key=f"s{i}")).id for i in range(24)]
+        await c.set_partitions(name, 2)  # partitions 2 and 3 now only drain
+        assert (await c.layout(name)).high == 4
+        async with running(svc, url, partitions=frozenset({0})):
+            await wait_until(lambda: len(ran) == sum(partition_of(i) == 0 for i in ids), what="partition 0")
+            assert all(partition_of(i) == 0 for i in ran)
+        async with running(svc, url):  # all partitions that may hold work: 0..3
+            await wait_until(lambda: sorted(ran) == sorted(ids), what="every partition to drain")
