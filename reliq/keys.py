@@ -1,7 +1,7 @@
 """The Redis data model of reliq: every key, in one place.
 
-All keys of one service share the hash tag ``{service}``, so every script touches one
-Cluster slot and reliq runs on Redis Cluster without redesign.
+All keys of one partition of a service share one hash tag, so every script touches one
+Cluster slot and reliq runs on Redis Cluster unchanged.
 
 Per service ``S`` (structural keys, no TTL; they live as long as the service):
 
@@ -38,9 +38,15 @@ The record's field ``tl`` is the invocation's timeline (bounded, see ``lua/lib/t
 
 Global: ``reliq:services`` (set of service names that workers registered).
 
-Invocation ids are ``<service>.<token>``: the service is readable from the id, so a lookup goes
-straight to its slot. ``token`` is random, or derived from an idempotency key (client key, or
-parent id + child key), which makes registration idempotent without a second record.
+Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
+uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
+lost, inv/steps/children). ``layout``, ``registry``, ``consumer:<name>`` and the ``cancel``
+channel are service-wide and always use ``{S}``.
+
+Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
+partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
+or derived from an idempotency key (client key, or parent id + child key), which makes
+registration idempotent without a second record.
 """
 
 from __future__ import annotations
