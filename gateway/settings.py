@@ -6,6 +6,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from reliq.topology import as_cluster_url
+
 _REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
 
 
@@ -55,4 +57,6 @@ class GatewaySettings:
             "tokens": tokens,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if env.get("RELIQ_CLUSTER", "") not in ("", "0", "false"):
+            values["redis_url"] = as_cluster_url(str(values["redis_url"]))
         return cls(**values)  # type: ignore[arg-type]
