@@ -22,6 +22,7 @@ class WorkerConfig:
     ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
     before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
     ``partitions``: consume only these partition numbers (of every service); None = all.
+    Partitions added to a service while the worker runs are picked up within ``layout_interval``.
     """
 
     concurrency: int = 100
@@ -35,6 +36,7 @@ class WorkerConfig:
     retention: float = 24 * 3600.0
     consumer: str | None = None
     partitions: frozenset[int] | None = None
+    layout_interval: float = 5.0  # seconds between checks for partitions added to a service
 
     @property
     def renew_interval(self) -> float:

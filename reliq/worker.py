@@ -85,34 +85,38 @@ class Worker:
             durability.level,
             "; ".join(durability.notes),
         )
+        grown: asyncio.Queue[list[ServiceKeys]] = asyncio.Queue()
         support: list[Coroutine[Any, Any, None]] = [
             self.settler.run(),
             renew_loop(rt),
             cancel_listener(rt, services),
             heartbeat_loop(rt),
+            self._watch_layouts(services, grown),
         ]
-        feeders: list[Coroutine[Any, Any, None]] = []
-        for k in services:
-            feeders += [
-                read_loop(rt, self.executor, k),
-                reclaim_loop(rt, self.executor, k),
-                promote_loop(rt, k),
-            ]
-        bg = [asyncio.create_task(c, name=getattr(c, "__qualname__", None)) for c in support]
-        feed = [asyncio.create_task(c, name=getattr(c, "__qualname__", None)) for c in feeders]
+        bg = [_task(c) for c in support]
+        feed = [_task(c) for k in services for c in self._feeders(k)]
         self.started.set()
         stop_wait = asyncio.create_task(rt.stopping.wait())
+        more = asyncio.create_task(grown.get())
         failure: BaseException | None = None
         try:
-            done, _ = await asyncio.wait([stop_wait, *bg, *feed], return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if t is not stop_wait and not t.cancelled() and t.exception() is not None:
-                    failure = t.exception()
-                    log.error("worker loop failed: %r", failure)
+            while True:
+                done, _ = await asyncio.wait(
+                    [stop_wait, more, *bg, *feed], return_when=asyncio.FIRST_COMPLETED
+                )
+                if done == {more}:  # partitions were added to a service: consume them too
+                    feed += [_task(c) for k in more.result() for c in self._feeders(k)]
+                    more = asyncio.create_task(grown.get())
+                    continue
+                for t in done:
+                    if t not in (stop_wait, more) and not t.cancelled() and t.exception() is not None:
+                        failure = t.exception()
+                        log.error("worker loop failed: %r", failure)
+                break
             self.stop()
             await self._shutdown(feed)
         finally:
-            await cancel_bounded([stop_wait, *bg, *feed])
+            await cancel_bounded([stop_wait, more, *bg, *feed])
             with contextlib.suppress(Exception):
                 await clear_heartbeat(rt)
             self.executor.close()
@@ -137,6 +141,35 @@ class Worker:
                 await self.rt.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return None
+
+    def _feeders(self, k: ServiceKeys) -> list[Coroutine[Any, Any, None]]:
+        """The loops that feed one partition to the executor."""
+        rt = self.rt
+        return [read_loop(rt, self.executor, k), reclaim_loop(rt, self.executor, k), promote_loop(rt, k)]
+
+    async def _watch_layouts(
+        self, consumed: list[ServiceKeys], grown: asyncio.Queue[list[ServiceKeys]]
+    ) -> None:
+        """Pick up partitions added to a service while this worker runs (``reliq partitions S N``
+        or another deployment's ``Service(partitions=N)``), so growing P needs no restart."""
+        known = {(k.service, k.partition) for k in consumed}
+        wanted = self.rt.config.partitions
+        while True:
+            await asyncio.sleep(self.rt.config.layout_interval)
+            try:
+                new: list[ServiceKeys] = []
+                for name in self.app.services:
+                    await self.client.layout(name, fresh=True)
+                    for k in await self.client.partition_keys(name):
+                        if (name, k.partition) not in known and (wanted is None or k.partition in wanted):
+                            await ensure_group(self.rt, k)
+                            known.add((name, k.partition))
+                            new.append(k)
+                if new:
+                    log.info("consuming new partitions %s", sorted(f"{k.service}/{k.partition}" for k in new))
+                    grown.put_nowait(new)
+            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as e:
+                log.warning("layout check failed: %s", e)
 
     async def _partitions(self) -> list[ServiceKeys]:
         """The partitions this worker consumes: every partition that may hold work
@@ -183,6 +216,10 @@ class Worker:
             n = await self.client.scripts.release(k, rt.consumer, RELEASE_IDLE_MS, items)
             if n:
                 log.warning("released %d unfinished invocations of %s for other workers", n, k.prefix)
+
+
+def _task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
 
 
 async def cancel_bounded(tasks: list[asyncio.Task[Any]], timeout: float = 10.0) -> None:

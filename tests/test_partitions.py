@@ -126,3 +126,19 @@ async def test_shrinking_keeps_old_partitions_drained_and_a_subset_worker_stays_
             assert all(partition_of(i) == 0 for i in ran)
         async with running(svc, url):  # all partitions that may hold work: 0..3
             await wait_until(lambda: sorted(ran) == sorted(ids), what="every partition to drain")
+
+
+async def test_a_running_worker_picks_up_partitions_added_to_its_service(url: str, names: Names) -> None:
+    name = names()
+    svc = Service(name)
+    ran: list[str] = []
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        ran.append(ctx.id)
+
+    async with running(svc, url, layout_interval=0.1), client(url) as c:
+        await c.set_partitions(name, 3)  # grown while the worker runs (it started with 1)
+        ids = [(await c.send(name, "job", key=f"g{i}")).id for i in range(12)]
+        assert {partition_of(i) for i in ids} == {0, 1, 2}
+        await wait_until(lambda: sorted(ran) == sorted(ids), what="the new partitions to be consumed")
