@@ -1,7 +1,9 @@
 """The admin JSON API under ``/admin``: the views and actions of the pending-entries dashboard.
 
 Every route calls one function of ``reliq.inspect``, ``reliq.detail`` or ``reliq.operate`` and
-encodes its document (shapes: docs/http-api.md, "Admin API"). GET never changes state; actions
+encodes its document (shapes: docs/http-api.md, "Admin API"). A partitioned service's views are
+merged over its partitions; each row says its partition, and ``?partition=N`` shows only one
+(a partition the service does not have is a 400). GET never changes state; actions
 are POST only (a GET on an action path is 405), idempotent, and audited under the caller's token
 name. Scopes are enforced by ``Guard`` (a ``read`` token gets 403 here); actions additionally
 refuse cross-site browser requests (``Sec-Fetch-Site`` / ``Origin``), see ``same_origin``.
@@ -64,10 +66,16 @@ def _bad(e: ValueError) -> Problem:
 # form or a URL template sends it) means the default instead of a 400.
 _LIMIT = Query(None, pattern=r"^-?[0-9]{0,9}$", description="default 100, clamped to 1-500")
 _COUNT = r"^[0-9]{0,15}$"
+_PARTITION = Query(None, pattern=r"^[0-9]{0,4}$", description="only this partition (default: all)")
+_CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")
 
 
 def _num(value: str | None, default: int) -> int:
     return int(value) if value else default
+
+
+def _part(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 @router.get("/services", summary="Overview of every service", responses=_READ)
@@ -85,11 +93,12 @@ async def service(request: Request, service: str) -> Response:
 async def pending(
     request: Request,
     service: str,
-    cursor: str | None = Query(None, max_length=64),
+    cursor: str | None = _CURSOR,
     consumer: str | None = Query(None, max_length=256),
     min_idle_ms: str | None = Query(None, pattern=_COUNT),
     handler: str | None = Query(None, max_length=64),
     limit: str | None = _LIMIT,
+    partition: str | None = _PARTITION,
 ) -> Response:
     name = await _service(request, service)
     try:
@@ -101,6 +110,7 @@ async def pending(
             min_idle_ms=_num(min_idle_ms, 0),
             handler=handler or None,
             limit=_num(limit, 100),
+            partition=_part(partition),
         )
     except ValueError as e:
         raise _bad(e) from None
@@ -111,17 +121,26 @@ async def pending(
 async def parked(
     request: Request,
     service: str,
-    cursor: str | None = Query(None, pattern=_COUNT),
+    cursor: str | None = _CURSOR,
     limit: str | None = _LIMIT,
     handler: str | None = Query(None, max_length=64),
     archived: bool = False,
+    partition: str | None = _PARTITION,
 ) -> Response:
     name = await _service(request, service)
     client = state_of(request).client
-    offset, size = _num(cursor, 0), _num(limit, 100)
-    page = await inspect.parked(
-        client, name, cursor=offset, limit=size, handler=handler or None, archived=archived
-    )
+    try:
+        page = await inspect.parked(
+            client,
+            name,
+            cursor=cursor or None,
+            limit=_num(limit, 100),
+            handler=handler or None,
+            archived=archived,
+            partition=_part(partition),
+        )
+    except ValueError as e:
+        raise _bad(e) from None
     return _json(page)
 
 
@@ -140,13 +159,16 @@ async def invocation(request: Request, invocation_id: str) -> Response:
 async def audit(
     request: Request,
     limit: str | None = _LIMIT,
-    cursor: str | None = Query(None, max_length=64),
+    cursor: str | None = _CURSOR,
     service: str | None = Query(None, max_length=64),
+    partition: str | None = _PARTITION,
 ) -> Response:
     name = await _service(request, service) if service else None
     client = state_of(request).client
     try:
-        page = await operate.audit_log(client, limit=_num(limit, 100), cursor=cursor or None, service=name)
+        page = await operate.audit_log(
+            client, limit=_num(limit, 100), cursor=cursor or None, service=name, partition=_part(partition)
+        )
         return _json(page)
     except ValueError as e:
         raise _bad(e) from None
@@ -197,14 +219,19 @@ async def redrive_parked(
     handler: str | None = Query(None, max_length=64),
     limit: str | None = _LIMIT,
     archived: bool = False,
+    partition: str | None = _PARTITION,
 ) -> Response:
     name = await _service(request, service)
-    result = await operate.redrive_parked(
-        state_of(request).client,
-        name,
-        who=_who(request),
-        handler=handler or None,
-        limit=_num(limit, 100),
-        archived=archived,
-    )
+    try:
+        result = await operate.redrive_parked(
+            state_of(request).client,
+            name,
+            who=_who(request),
+            handler=handler or None,
+            limit=_num(limit, 100),
+            archived=archived,
+            partition=_part(partition),
+        )
+    except ValueError as e:
+        raise _bad(e) from None
     return _json(result)

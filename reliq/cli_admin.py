@@ -1,6 +1,8 @@
-"""``reliq pending|parked|inspect|redrive|discard``: the admin views and actions on a terminal.
-Each command calls one function of ``reliq.inspect`` / ``reliq.detail`` / ``reliq.operate`` and
-prints a rich table, or with ``--json`` the same document the ``/admin`` API answers."""
+"""``reliq pending|parked|audit|inspect|redrive|discard``: the admin views and actions on a
+terminal. Each command calls one function of ``reliq.inspect`` / ``reliq.detail`` /
+``reliq.operate`` and prints a rich table, or with ``--json`` the same document the ``/admin`` API
+answers. Lists cover every partition of a service (a ``part.`` column says which) unless
+``--partition N`` picks one."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from . import detail, inspect, operate
 from .client import Client
 from .errors import UnknownInvocation
 from .keys import InvalidName
-from .views import Detail, ParkedPage, PendingPage
+from .views import AuditPage, Detail, ParkedPage, PendingPage
 
 if TYPE_CHECKING:  # rich is imported by the admin commands only (worker start stays lean)
     from rich.console import Console
     from rich.table import Table
 
-COMMANDS = ("pending", "parked", "inspect", "redrive", "discard")
+COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard")
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,6 +37,10 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("service")
     q.add_argument("--archived", action="store_true", help="list the archive of discarded ones")
     q.add_argument("--handler", default=None)
+    q.add_argument("--cursor", default=None, help="next_cursor of the previous page")
+    u = sub.add_parser("audit", help="audit log of admin actions, newest first")
+    u.add_argument("--service", default=None)
+    u.add_argument("--cursor", default=None, help="next_cursor of the previous page")
     i = sub.add_parser("inspect", help="one invocation: record, timeline, steps, parent, children")
     i.add_argument("id")
     r = sub.add_parser("redrive", help="redrive a parked invocation, or --all of a service")
@@ -44,10 +50,11 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--handler", default=None, help="with --all: only this handler")
     d = sub.add_parser("discard", help="move a parked invocation to the archive")
     d.add_argument("id")
-    for sp in (p, q, i, r, d):
+    for sp in (p, q, u, i, r, d):
         sp.add_argument("--json", action="store_true", help="print the JSON document")
-    for sp in (p, q, r):
+    for sp in (p, q, u, r):
         sp.add_argument("--limit", type=int, default=100, help="1-500")
+        sp.add_argument("--partition", type=int, default=None, help="only this partition (default: all)")
 
 
 def _ago(ms: int | None) -> str:
@@ -61,15 +68,23 @@ def _ago(ms: int | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60}m"
 
 
+def _where(partition: int | None, partitions: int) -> str:
+    if partition is not None:
+        return f" in partition {partition} (of {partitions})"
+    return f" in {partitions} partitions" if partitions > 1 else ""
+
+
 def _pending_table(page: PendingPage) -> Table:
     from rich.table import Table
 
-    t = Table(title=f"{page.service}: {page.total} pending")
-    for col in ("entry", "invocation", "handler", "owner", "idle", "deliv.", "attempt", "reclaim in", "step"):
+    t = Table(title=f"{page.service}: {page.total} pending{_where(page.partition, page.partitions)}")
+    cols = ("part.", "entry", "invocation", "handler", "owner", "idle", "deliv.", "attempt", "reclaim in")
+    for col in (*cols, "step"):
         t.add_column(col)
     for e in page.items:
         owner = f"[green]{e.owner}[/]" if e.owner_alive else f"[red]{e.owner} (dead)[/]"
         t.add_row(
+            str(e.partition),
             e.entry_id,
             e.invocation_id or "[red]lost[/]",
             e.handler or "-",
@@ -88,12 +103,14 @@ def _pending_table(page: PendingPage) -> Table:
 def _parked_table(page: ParkedPage) -> Table:
     from rich.table import Table
 
-    t = Table(title=f"{page.service}: {page.total} {'archived' if page.archived else 'parked'}")
-    for col in ("invocation", "handler", "reason", "error", "attempts", "parked"):
+    kind = "archived" if page.archived else "parked"
+    t = Table(title=f"{page.service}: {page.total} {kind}{_where(page.partition, page.partitions)}")
+    for col in ("part.", "invocation", "handler", "reason", "error", "attempts", "parked"):
         t.add_column(col)
     for p in page.items:
         err = f"{p.error.type}: {p.error.message}" if p.error else "-"
         t.add_row(
+            str(p.partition),
             p.invocation_id,
             p.handler or "[dim]expired[/]",
             p.reason or "-",
@@ -101,6 +118,21 @@ def _parked_table(page: ParkedPage) -> Table:
             str(p.attempt or "-"),
             _ago(page.now - p.parked_at) + " ago",
         )
+    if page.next_cursor:
+        t.caption = f"next page: --cursor {page.next_cursor}"
+    return t
+
+
+def _audit_table(page: AuditPage) -> Table:
+    from rich.table import Table
+
+    t = Table(title="audit log")
+    for col in ("id", "service", "part.", "who", "action", "target", "result"):
+        t.add_column(col)
+    for e in page.items:
+        t.add_row(e.id, e.service, str(e.partition), e.who, e.action, e.target, e.result)
+    if page.next_cursor:
+        t.caption = f"next page: --cursor {page.next_cursor}"
     return t
 
 
@@ -145,26 +177,46 @@ def _detail(console: Console, d: Detail) -> None:
 async def _run(a: argparse.Namespace, console: Console) -> Any:
     who = f"cli:{getpass.getuser()}"
     async with Client(a.redis_url) as c:
-        if a.cmd in ("pending", "parked") or (a.cmd == "redrive" and a.all):
-            service = a.service if a.cmd != "redrive" else a.all
-            if not await inspect.known_service(c, service):
-                raise SystemExit(f"no service {service!r} is registered")
+        service = getattr(a, "all", None) if a.cmd == "redrive" else getattr(a, "service", None)
+        if service is not None and not await inspect.known_service(c, service):
+            raise SystemExit(f"no service {service!r} is registered")
         if a.cmd == "pending":
             min_idle = int(a.min_idle * 1000)
             page = await inspect.pending(
-                c, a.service, cursor=a.cursor, consumer=a.consumer, min_idle_ms=min_idle, limit=a.limit
+                c,
+                a.service,
+                cursor=a.cursor,
+                consumer=a.consumer,
+                min_idle_ms=min_idle,
+                limit=a.limit,
+                partition=a.partition,
             )
             return page, _pending_table(page)
         if a.cmd == "parked":
-            pp = await inspect.parked(c, a.service, limit=a.limit, handler=a.handler, archived=a.archived)
+            pp = await inspect.parked(
+                c,
+                a.service,
+                cursor=a.cursor,
+                limit=a.limit,
+                handler=a.handler,
+                archived=a.archived,
+                partition=a.partition,
+            )
             return pp, _parked_table(pp)
+        if a.cmd == "audit":
+            log = await operate.audit_log(
+                c, limit=a.limit, cursor=a.cursor, service=a.service, partition=a.partition
+            )
+            return log, _audit_table(log)
         if a.cmd == "inspect":
             d = await detail.detail(c, a.id)
             if d is None:
                 raise UnknownInvocation(a.id)
             return d, d
         if a.cmd == "redrive" and a.all:
-            bulk = await operate.redrive_parked(c, a.all, who=who, handler=a.handler, limit=a.limit)
+            bulk = await operate.redrive_parked(
+                c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition
+            )
             return bulk, f"redriven {len(bulk.redriven)}, {bulk.remaining} still parked"
         res = await operate.act(c, a.cmd, a.id, who=who)
         return res, f"{res.id}: {res.status} (state {res.state})"

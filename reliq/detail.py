@@ -1,6 +1,7 @@
 """One invocation, everything an operator asks about it: the status document (input, result or
 error with traceback, steps), its timeline, its parent and children with their states, and its
-pending entry (owner, alive?, idle). Bounded: at most 200 children are looked up.
+pending entry (owner, alive?, idle). Bounded: at most 200 children are looked up. Everything is
+read in the invocation's partition (its id says which); parent and children each in their own.
 
 >>> d = await detail(client, "orders.3v9k...")
 >>> [(e.event, e.actor, e.epoch) for e in d.timeline]
@@ -10,27 +11,26 @@ from __future__ import annotations
 
 from redis.exceptions import ResponseError
 
-from . import inspect
 from .client import Client
-from .keys import GROUP, InvalidName, service_of
+from .keys import GROUP, InvalidName, locate
 from .record import parse
+from .scope import _s, alive
 from .timeline import parse_timeline
 from .views import Detail, EntryRef, Relative
 
 MAX_CHILDREN = 200
-_s = inspect._s
 
 
 async def _relatives(client: Client, ids: list[str]) -> list[Relative]:
     valid = []
     for i in ids:
         try:
-            valid.append((i, service_of(i)))
+            valid.append((i, locate(i)[0]))
         except InvalidName:
             continue
     async with client.redis.pipeline(transaction=False) as p:
-        for i, s in valid:
-            p.hmget(client.keys(s).inv(i), "handler", "state")
+        for i, _ in valid:
+            p.hmget(client.keys_of(i).inv(i), "handler", "state")  # a relative's own partition
         recs = await p.execute() if valid else []
     return [
         Relative(id=i, service=s, handler=_s(h) if h else None, state=_s(st) if st else "expired")
@@ -67,7 +67,7 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
             entry = EntryRef(
                 entry_id=eid,
                 owner=owner,
-                owner_alive=(await inspect.alive(client, k, {owner}))[owner],
+                owner_alive=(await alive(client, k, {owner}))[owner],
                 idle_ms=int(rows[0]["time_since_delivered"]),
                 deliveries=int(rows[0]["times_delivered"]),
             )
@@ -79,4 +79,5 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         pending_entry=entry,
         parked=in_parked is not None,
         archived=in_archive is not None,
+        partition=k.partition,
     )

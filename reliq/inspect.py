@@ -1,58 +1,37 @@
-"""Read-only views of a service for operators: the overview, the pending-entries list (PEL)
-joined with the invocation records, and the parked set and archive (one invocation's full detail
-is ``reliq.detail``). No KEYS, no SCAN: every view is a bounded number of pipelined reads.
+"""Read-only views of a service for operators: the overview (this module), the pending-entries
+list (``reliq.pel``), the parked set and archive (``reliq.parked_list``); one invocation's full
+detail is ``reliq.detail``. No KEYS, no SCAN: every view is a bounded number of pipelined reads.
+
+A partitioned service (``reliq.layout``) is read partition by partition (``0..high-1``) and
+added up (``reliq.aggregate``); every document also says which partition each number or row
+comes from, and the lists take an optional ``partition`` filter.
 
 >>> page = await pending(client, "orders", min_idle_ms=60_000, limit=50)
->>> [(e.invocation_id, e.owner, e.owner_alive) for e in page.items]
+>>> [(e.partition, e.invocation_id, e.owner, e.owner_alive) for e in page.items]
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import msgspec
 
+from . import aggregate
 from .client import Client
 from .keys import GROUP, SERVICES, InvalidName, ServiceKeys, check_name
-from .views import (
-    Consumer,
-    ErrorSummary,
-    Minute,
-    OldestPending,
-    Overview,
-    ParkedItem,
-    ParkedPage,
-    PendingEntry,
-    PendingPage,
-    ServiceOverview,
-)
+from .parked_list import parked
+from .pel import pending
+from .scope import _int, _ms, _s, alive, clamp, scope
+from .views import Minute, OldestPending, Overview, PartitionOverview, ServiceOverview
 
-MAX_LIMIT = 500
+__all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "service_overview", "services"]
+
 MINUTES = 15
-MAX_CONSUMERS = 100
+MAX_CONSUMERS = aggregate.MAX_CONSUMERS
 _OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
-_ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 _heartbeat = msgspec.json.Decoder(dict[str, Any]).decode
-_error = msgspec.json.Decoder(ErrorSummary).decode
-
-
-def clamp(limit: int) -> int:
-    """Page sizes are clamped to 1..500."""
-    return max(1, min(int(limit), MAX_LIMIT))
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _int(v: Any) -> int | None:
-    return int(v) if v not in (None, b"", "") else None
-
-
-def _ms(sec_usec: tuple[int, int]) -> int:
-    return int(sec_usec[0]) * 1000 + int(sec_usec[1]) // 1000
+_PER_PARTITION = 10  # commands per partition in service_overview's pipeline
 
 
 async def services(client: Client) -> list[str]:
@@ -72,8 +51,8 @@ async def known_service(client: Client, service: str) -> bool:
     return bool(member) or bool(stream)
 
 
-def _minutes(raw: dict[bytes, bytes], now: int) -> list[Minute]:
-    h = {_s(k): _s(v) for k, v in raw.items()}
+def _minutes(raw: Any, now: int) -> list[Minute]:
+    h = {_s(k): _s(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
     current = now // 60000
     out = []
     for m in range(current - MINUTES + 1, current + 1):
@@ -83,41 +62,23 @@ def _minutes(raw: dict[bytes, bytes], now: int) -> list[Minute]:
     return out
 
 
-def _consumer(info: dict[str, Any], beat: bytes | None) -> Consumer:
-    hb = _heartbeat(beat) if beat is not None else {}
-    return Consumer(
-        name=_s(info["name"]),
-        alive=beat is not None,
-        pending=int(info.get("pending", 0)),
-        idle_ms=_int(info.get("idle")),
-        inflight=hb.get("inflight"),
-        concurrency=hb.get("concurrency"),
-        host=hb.get("host"),
-        pid=hb.get("pid"),
-        processed=hb.get("processed"),
-        heartbeat_at=hb.get("at"),
-    )
+def _read(p: Any, k: ServiceKeys) -> None:
+    p.xlen(k.stream)
+    p.xinfo_groups(k.stream)
+    p.xpending(k.stream, GROUP)
+    p.xpending_range(k.stream, GROUP, "-", "+", 1)
+    p.zcard(k.delayed)
+    p.zcard(k.parked)
+    p.zcard(k.archive)
+    p.xlen(k.lost)
+    p.xinfo_consumers(k.stream, GROUP)
+    p.hgetall(k.minutes)
 
 
-async def service_overview(client: Client, service: str) -> ServiceOverview:
-    k = client.keys(service)
-    async with client.redis.pipeline(transaction=False) as p:
-        p.time()
-        p.xlen(k.stream)
-        p.xinfo_groups(k.stream)
-        p.xpending(k.stream, GROUP)
-        p.xpending_range(k.stream, GROUP, "-", "+", 1)
-        p.zcard(k.delayed)
-        p.zcard(k.parked)
-        p.zcard(k.archive)
-        p.xlen(k.lost)
-        p.xinfo_consumers(k.stream, GROUP)
-        p.hgetall(k.minutes)
-        replies = await p.execute(raise_on_error=False)
-    t, xlen, groups, summary, oldest, delayed, parked, archived, lost, consumers, minutes = replies
-    now = _ms(t)
+def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
+    """One partition's numbers (consumers still without liveness) and its group's consumers."""
+    xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes = replies
     group = next((g for g in groups if _s(g["name"]) == GROUP), None) if isinstance(groups, list) else None
-    summary = summary if isinstance(summary, dict) else {"pending": 0}
     first = None
     if isinstance(oldest, list) and oldest:
         o, eid = oldest[0], _s(oldest[0]["message_id"])
@@ -127,25 +88,57 @@ async def service_overview(client: Client, service: str) -> ServiceOverview:
             idle_ms=int(o["time_since_delivered"]),
             owner=_s(o["consumer"]),
             deliveries=int(o["times_delivered"]),
+            partition=part,
         )
-    infos = consumers if isinstance(consumers, list) else []
-    infos = sorted(infos, key=lambda c: (-int(c.get("pending", 0)), int(c.get("idle") or 0)))
-    shown = infos[:MAX_CONSUMERS]
-    beats = await client.redis.mget([k.consumer(_s(c["name"])) for c in shown]) if shown else []
-    return ServiceOverview(
-        service=service,
-        stream_length=int(xlen),
+    infos = [
+        {"name": _s(c["name"]), "pending": int(c.get("pending", 0)), "idle": _int(c.get("idle"))}
+        for c in (consumers if isinstance(consumers, list) else [])
+    ]
+    doc = PartitionOverview(
+        partition=part,
+        stream_length=int(xlen) if isinstance(xlen, int) else 0,
         lag=_int(group.get("lag")) if group else None,
-        pending=int(summary["pending"]),
+        pending=int(summary["pending"]) if isinstance(summary, dict) else 0,
         oldest_pending=first,
         delayed=int(delayed),
-        parked=int(parked),
+        parked=int(parked_n),
         archived=int(archived),
         lost=int(lost),
-        consumers=[_consumer(c, b) for c, b in zip(shown, beats, strict=True)],
+        consumers=[],
         consumers_total=len(infos),
-        minutes=_minutes(minutes if isinstance(minutes, dict) else {}, now),
+        minutes=_minutes(minutes, now),
     )
+    return doc, infos
+
+
+async def service_overview(client: Client, service: str) -> ServiceOverview:
+    """The service's numbers summed over its partitions, plus each partition's own."""
+    sc = await scope(client, service)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.time()
+        for k in sc.keys:
+            _read(p, k)
+        replies = await p.execute(raise_on_error=False)
+    now, n = _ms(replies[0]), _PER_PARTITION
+    read = [_partition(k.partition, replies[1 + i * n : 1 + (i + 1) * n], now) for i, k in enumerate(sc.keys)]
+    infos = [i for _, i in read]
+    ranked = aggregate.consumer_totals(infos)
+    shown = ranked[:MAX_CONSUMERS]
+    k0 = client.keys(service)
+    beats = await client.redis.mget([k0.consumer(c[0]) for c in shown]) if shown else []
+    hbs = {c[0]: (_heartbeat(b) if b is not None else None) for c, b in zip(shown, beats, strict=True)}
+    live = {name: hb is not None for name, hb in hbs.items()}
+    held: dict[str, list[int]] = {}
+    for doc, part_infos in read:
+        for c in part_infos:
+            if c["pending"]:
+                held.setdefault(c["name"], []).append(doc.partition)
+    consumers = [aggregate.consumer(nm, pend, idle, hbs[nm], held.get(nm, [])) for nm, pend, idle in shown]
+    parts = [
+        msgspec.structs.replace(doc, consumers=aggregate.partition_consumers(part_infos, live))
+        for doc, part_infos in read
+    ]
+    return aggregate.service(service, sc.layout, parts, consumers, len(ranked))
 
 
 async def overview(client: Client) -> Overview:
@@ -155,140 +148,3 @@ async def overview(client: Client) -> Overview:
         asyncio.gather(*(service_overview(client, s) for s in names)), client.durability()
     )
     return Overview(now=await client.server_time_ms(), durability=durability, services=list(docs))
-
-
-async def alive(client: Client, k: ServiceKeys, owners: set[str]) -> dict[str, bool]:
-    names = sorted(owners)
-    if not names:
-        return {}
-    async with client.redis.pipeline(transaction=False) as p:
-        for n in names:
-            p.exists(k.consumer(n))
-        return {n: bool(e) for n, e in zip(names, await p.execute(), strict=True)}
-
-
-_PEL_FIELDS = ("handler", "state", "attempt", "epoch", "lease_until", "step")
-
-
-async def pending(
-    client: Client,
-    service: str,
-    *,
-    cursor: str | None = None,
-    consumer: str | None = None,
-    min_idle_ms: int = 0,
-    handler: str | None = None,
-    limit: int = 100,
-) -> PendingPage:
-    """One page of the pending-entries list, oldest entry first, joined with the records.
-    ``cursor`` is the last entry id of the previous page (exclusive)."""
-    k, limit = client.keys(service), clamp(limit)
-    if cursor and not _ENTRY_ID.match(cursor):
-        raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
-    start = f"({cursor}" if cursor else "-"
-    async with client.redis.pipeline(transaction=False) as p:
-        p.time()
-        p.xpending(k.stream, GROUP)
-        p.xpending_range(k.stream, GROUP, start, "+", limit, consumername=consumer, idle=min_idle_ms or None)
-        t, summary, rows = await p.execute(raise_on_error=False)
-    now = _ms(t)
-    if isinstance(rows, Exception):  # no stream or group yet: nothing is pending
-        return PendingPage(service=service, now=now, total=0, items=[], next_cursor=None)
-    async with client.redis.pipeline(transaction=False) as p:
-        for r in rows:
-            eid = _s(r["message_id"])
-            p.xrange(k.stream, eid, eid, count=1)
-        entries = await p.execute()
-    ids = [_s(e[0][1].get(b"i", b"")) if e else None for e in entries]
-    async with client.redis.pipeline(transaction=False) as p:
-        for i in ids:
-            if i:
-                p.hmget(k.inv(i), *_PEL_FIELDS)
-        recs = iter(await p.execute())
-    live = await alive(client, k, {_s(r["consumer"]) for r in rows})
-    items = []
-    for r, inv in zip(rows, ids, strict=True):
-        owner = _s(r["consumer"])
-        h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
-        lease_until = _int(lease)
-        items.append(
-            PendingEntry(
-                entry_id=_s(r["message_id"]),
-                invocation_id=inv,
-                handler=_s(h) if h else None,
-                state=_s(st) if st else None,
-                owner=owner,
-                owner_alive=live[owner],
-                idle_ms=int(r["time_since_delivered"]),
-                deliveries=int(r["times_delivered"]),
-                attempt=_int(attempt),
-                epoch=_int(epoch),
-                lease_until=lease_until,
-                reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
-                step=_s(step) if step else None,
-                lost=not inv,
-            )
-        )
-    next_cursor = _s(rows[-1]["message_id"]) if len(rows) == limit else None
-    if handler:
-        items = [e for e in items if e.handler == handler]
-    total = int(summary["pending"]) if isinstance(summary, dict) else 0
-    return PendingPage(service=service, now=now, total=total, items=items, next_cursor=next_cursor)
-
-
-_PARKED_FIELDS = ("handler", "reason", "error", "attempt", "deliveries", "crashes", "redrives")
-
-
-async def parked(
-    client: Client,
-    service: str,
-    *,
-    cursor: int = 0,
-    limit: int = 100,
-    handler: str | None = None,
-    archived: bool = False,
-) -> ParkedPage:
-    """One page of the parked set (or the archive), newest first; ``cursor`` is an offset."""
-    k, limit, cursor = client.keys(service), clamp(limit), max(0, cursor)
-    key = k.archive if archived else k.parked
-    async with client.redis.pipeline(transaction=False) as p:
-        p.time()
-        p.zcard(key)
-        p.zrevrange(key, cursor, cursor + limit - 1, withscores=True)
-        t, total, members = await p.execute()
-    async with client.redis.pipeline(transaction=False) as p:
-        for m, _ in members:
-            p.hmget(k.inv(_s(m)), "state", *_PARKED_FIELDS)
-        recs = await p.execute()
-    items = []
-    for (m, score), (st, h, reason, err, attempt, deliveries, crashes, redrives) in zip(
-        members, recs, strict=True
-    ):
-        inv = _s(m)
-        if st is None:
-            items.append(ParkedItem(invocation_id=inv, parked_at=int(score), expired=True))
-            continue
-        items.append(
-            ParkedItem(
-                invocation_id=inv,
-                handler=_s(h),
-                reason=_s(reason) if reason else None,
-                error=_error(err) if err else None,
-                attempt=_int(attempt),
-                deliveries=_int(deliveries),
-                crashes=_int(crashes),
-                redrives=_int(redrives) or 0,
-                parked_at=int(score),
-            )
-        )
-    if handler:
-        items = [i for i in items if i.handler == handler]
-    more = cursor + limit < int(total)
-    return ParkedPage(
-        service=service,
-        now=_ms(t),
-        archived=archived,
-        total=int(total),
-        items=items,
-        next_cursor=str(cursor + limit) if more else None,
-    )

@@ -1,6 +1,9 @@
 """Operator actions on stuck and parked work, each one fixed Lua script (all keys in KEYS) and
-idempotent, each appending to the service's audit log ``reliq:{S}:audit`` in the same script
-call (a capped stream: who, action, target, result; the entry id is the time).
+idempotent, each appending to the audit log ``reliq:{S}:audit`` of the invocation's partition
+in the same script call (a capped stream: who, action, target, result; the entry id is the
+time). An action names the invocation, whose id says its partition (``keys_of``): ``release``
+finds the pending entry through the record's ``entry`` field in that partition's stream, so an
+entry id never has to be matched to a stream. ``audit_log`` merges the partitions' logs.
 
 ==============  ===================  =====================================================
 action          script               effect (statuses: changed first)
@@ -23,49 +26,77 @@ ActionResult(id='orders.3v9k...', action='redrive', status='redriven', changed=T
 
 from __future__ import annotations
 
-from . import inspect
+from . import inspect, parked_list
 from .client import Client
 from .errors import UnknownInvocation
-from .inspect import clamp
-from .keys import ServiceKeys
+from .keys import ServiceKeys, check_name
+from .scope import clamp, entry_key, layouts, next_cursor, parse_cursor
 from .views import ActionResult, AuditEntry, AuditPage, BulkResult
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
 CHANGED = frozenset({"redriven", "discarded", "released", "queued", "cancelled", "cancelling"})
 RELEASE_IDLE_MS = 2**40  # "idle for ages": older than any visibility timeout
+_FIELDS = ("who", "action", "target", "result")
 
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-async def audit_log(
-    client: Client, *, limit: int = 100, cursor: str | None = None, service: str | None = None
-) -> AuditPage:
-    """Newest first, merged over every registered service (or one); ``cursor`` is the last id
-    of the previous page (exclusive). Reads at most ``limit`` entries per service."""
-    limit = clamp(limit)
-    if cursor is not None and not _is_entry_id(cursor):
+def _source(cursor: str | None) -> tuple[str, int] | None:
+    """The tie-break of an audit cursor ``<id>@<service>:<partition>`` (see ``reliq.scope``)."""
+    parsed = parse_cursor(cursor)
+    if parsed is None or parsed[1] is None:
+        return None
+    name, _, part = parsed[1].partition(":")
+    if not part.isdigit():
         raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
+    return check_name("service", name), int(part)
+
+
+async def audit_log(
+    client: Client,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    service: str | None = None,
+    partition: int | None = None,
+) -> AuditPage:
+    """Newest first, merged over every registered service (or one) and every partition (or
+    ``partition`` only); same id in two streams: by service, then partition. ``cursor`` is
+    ``next_cursor`` of the previous page. Reads at most ``limit + 1`` entries per partition."""
+    limit = clamp(limit)
+    parsed, tie = parse_cursor(cursor), _source(cursor)
     names = [service] if service else await inspect.services(client)
+    sources = [
+        client.keys(name, p)
+        for name, lay in zip(names, await layouts(client, names), strict=True)
+        for p in range(lay.high)
+        if partition is None or p == partition
+    ]
     async with client.redis.pipeline(transaction=False) as p:
-        for name in names:
-            p.xrevrange(client.keys(name).audit, f"({cursor}" if cursor else "+", "-", count=limit)
-        pages = await p.execute()
+        for k in sources:
+            top = "+"
+            if parsed:
+                top = parsed[0] if tie is not None and (k.service, k.partition) > tie else f"({parsed[0]}"
+            p.xrevrange(k.audit, top, "-", count=limit + 1)
+        pages = await p.execute() if sources else []
     items = []
-    for name, rows in zip(names, pages, strict=True):
+    for k, rows in zip(sources, pages, strict=True):
         for eid, f in rows:
             entry = _s(eid)
-            fields = {n: _s(f.get(n.encode(), b"")) for n in ("who", "action", "target", "result")}
-            items.append(AuditEntry(id=entry, service=name, at=int(entry.split("-", 1)[0]), **fields))
-    items.sort(key=lambda e: tuple(map(int, e.id.split("-"))), reverse=True)
-    items = items[:limit]
-    return AuditPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
-
-
-def _is_entry_id(s: str) -> bool:
-    a, sep, b = s.partition("-")
-    return bool(sep) and a.isdigit() and b.isdigit() and len(s) <= 41
+            fields = {n: _s(f.get(n.encode(), b"")) for n in _FIELDS}
+            at = int(entry.split("-", 1)[0])
+            items.append(AuditEntry(id=entry, service=k.service, at=at, partition=k.partition, **fields))
+    items.sort(key=lambda e: (e.service, e.partition))
+    items.sort(key=lambda e: entry_key(e.id), reverse=True)
+    page = items[:limit]
+    following = items[limit].id if len(items) > limit else None
+    last = page[-1] if following else None
+    return AuditPage(
+        items=page,
+        next_cursor=next_cursor(last.id, f"{last.service}:{last.partition}", following) if last else None,
+    )
 
 
 async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) -> str:
@@ -111,24 +142,25 @@ async def redrive_parked(
     handler: str | None = None,
     limit: int = 100,
     archived: bool = False,
+    partition: int | None = None,
 ) -> BulkResult:
     """Redrive up to ``limit`` (1..500) of a service's parked (or archived) invocations, oldest
-    first, optionally only one handler's; examines at most 5 x ``limit`` members per call."""
-    k, limit = client.keys(service), clamp(limit)
-    key = k.archive if archived else k.parked
-    ids = [_s(m) for m in await client.redis.zrange(key, 0, 5 * limit - 1)]
+    first over every partition (or only ``partition``), optionally only one handler's; examines
+    at most 5 x ``limit`` members per call (read from each partition, then merged)."""
+    limit = clamp(limit)
+    ids = await parked_list.oldest(client, service, 5 * limit, archived, partition)
     examined = len(ids)
     if handler:
         async with client.redis.pipeline(transaction=False) as p:
             for i in ids:
-                p.hget(k.inv(i), "handler")
-            handlers = await p.execute()
+                p.hget(client.keys_of(i).inv(i), "handler")
+            handlers = await p.execute() if ids else []
         ids = [i for i, h in zip(ids, handlers, strict=True) if h is None or _s(h) == handler]
     redriven: list[str] = []
     for i in ids:
         if len(redriven) >= limit:
             break
-        if await client.scripts.redrive(k, i, who) == "redriven":  # 'unknown' ids leave the set
+        if await client.scripts.redrive(client.keys_of(i), i, who) == "redriven":  # 'unknown' ids leave
             redriven.append(i)
-    remaining = int(await client.redis.zcard(key))
+    remaining = await parked_list.count(client, service, archived, partition)
     return BulkResult(service=service, redriven=redriven, examined=examined, remaining=remaining)

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from .durability import Durability
+from .layout import Layout
 from .record import Invocation
 
 
@@ -19,6 +20,7 @@ class OldestPending(msgspec.Struct, frozen=True, kw_only=True):
     idle_ms: int
     owner: str
     deliveries: int
+    partition: int = 0
 
 
 class Consumer(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +34,16 @@ class Consumer(msgspec.Struct, frozen=True, kw_only=True):
     pid: int | None = None
     processed: int | None = None
     heartbeat_at: int | None = None
+    partitions: list[int] = []  # partitions where it holds pending entries
+
+
+class PartitionConsumer(msgspec.Struct, frozen=True, kw_only=True):
+    """A consumer holding entries in one partition (liveness: its service-wide heartbeat)."""
+
+    name: str
+    alive: bool
+    pending: int
+    idle_ms: int | None = None
 
 
 class Minute(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,7 +54,26 @@ class Minute(msgspec.Struct, frozen=True, kw_only=True):
     cancelled: int = 0
 
 
+class PartitionOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """One partition's numbers; ``consumers`` are those holding entries in it."""
+
+    partition: int
+    stream_length: int
+    lag: int | None
+    pending: int
+    oldest_pending: OldestPending | None
+    delayed: int
+    parked: int
+    archived: int
+    lost: int
+    consumers: list[PartitionConsumer]
+    consumers_total: int
+    minutes: list[Minute]
+
+
 class ServiceOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """Sums over the partitions ``0..layout.high-1``; ``partitions`` has each one's numbers."""
+
     service: str
     stream_length: int
     lag: int | None
@@ -55,6 +86,8 @@ class ServiceOverview(msgspec.Struct, frozen=True, kw_only=True):
     consumers: list[Consumer]
     consumers_total: int
     minutes: list[Minute]
+    layout: Layout = Layout()
+    partitions: list[PartitionOverview] = []
 
 
 class Overview(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +111,7 @@ class PendingEntry(msgspec.Struct, frozen=True, kw_only=True):
     reclaim_in_ms: int | None = None
     step: str | None = None
     lost: bool = False
+    partition: int = 0
 
 
 class PendingPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +120,8 @@ class PendingPage(msgspec.Struct, frozen=True, kw_only=True):
     total: int
     items: list[PendingEntry]
     next_cursor: str | None
+    partition: int | None = None  # the filter, or None: every partition
+    partitions: int = 1  # partitions that may hold work (the layout's high)
 
 
 class ErrorSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +141,7 @@ class ParkedItem(msgspec.Struct, frozen=True, kw_only=True):
     crashes: int | None = None
     redrives: int | None = None
     expired: bool = False
+    partition: int = 0
 
 
 class ParkedPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +151,8 @@ class ParkedPage(msgspec.Struct, frozen=True, kw_only=True):
     total: int
     items: list[ParkedItem]
     next_cursor: str | None
+    partition: int | None = None
+    partitions: int = 1
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +192,7 @@ class Detail(msgspec.Struct, frozen=True, kw_only=True):
     pending_entry: EntryRef | None
     parked: bool
     archived: bool
+    partition: int = 0
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,6 +203,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     action: str
     target: str
     result: str
+    partition: int = 0
 
 
 class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
