@@ -35,6 +35,13 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench: wrk not found; install it first: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m load_tests.bench_workers
 	$(BIN)/python -m load_tests.bench_gateway --duration 8
+	$(MAKE) bench-cluster
+
+## make bench-cluster: send and drain rates with 1, 2, 3 partitions on a 3-primary Valkey Cluster
+## vs a single node (2 shared cores: overhead and correctness, not speed-up); results in load_tests/results/
+.PHONY: bench-cluster
+bench-cluster: $(STAMP)
+	$(BIN)/python -m load_tests.bench_cluster
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .reliq
@@ -43,3 +50,9 @@ clean:
 .PHONY: chaos
 chaos: $(STAMP)
 	$(BIN)/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all --seed 1 --drain-timeout 300
+
+## make chaos-failover: SIGKILL Cluster primaries (3 kills) under load, replica promoted; lost and
+## duplicated work with gateway durability none, then replicas:1; exits non-zero on a loss under replicas:1
+.PHONY: chaos-failover
+chaos-failover: $(STAMP)
+	$(BIN)/python -m load_tests.chaos_failover --n 3000 --duration 40 --kills 3 --durability none,replicas:1

@@ -17,10 +17,13 @@ Batches are per partition: one script call touches one slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from datetime import datetime
 
-from redis.exceptions import ResponseError
+from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import Client
 from reliq.codec import fingerprint
@@ -112,9 +115,15 @@ class Placer:
                 await self.client.scripts.register_many(k, items, pipe=pipe)
                 pipe.execute_command("WAIT", self.replicas, self.wait_ms)
                 reply, acked = await pipe.execute()
-        except ResponseError as e:  # MOVED/ASK: the slot map changed (failover, resharding)
-            if str(e).startswith(("MOVED", "ASK")):
-                await self.client.topology.refresh()
+        except (ResponseError, RedisConnectionError, RedisTimeoutError) as e:
+            # MOVED/ASK (redis-py raises MovedError/AskError, whose text has no "MOVED" prefix)
+            # or a dead node: the slot map changed (failover, resharding). This pipeline goes to a
+            # plain per-node client, so nothing else refreshes the map for this partition.
+            moved = isinstance(e, AskError) or str(e).startswith(("MOVED", "ASK"))
+            if moved or not isinstance(e, ResponseError):
+                with contextlib.suppress(RedisError, RedisClusterException):
+                    await self.client.topology.refresh()
+            if moved:
                 raise unavailable(
                     "the cluster's slot map changed; retry with the same Idempotency-Key"
                 ) from e
