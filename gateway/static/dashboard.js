@@ -140,31 +140,52 @@ async function overview() {
     const alarm = deadHolding.length || s.parked > 0 || s.lost > 0;
     const stat = (label, v, href, bad) => `<div class="stat${bad ? " bad" : ""}">${href ? `<a href="${href}">` : ""}
       <b>${esc(v)}</b>${label}${href ? "</a>" : ""}</div>`;
+    const lay = s.layout || { partitions: 1, high: 1 }, many = lay.high > 1;
+    const held = (c) => (many && c.partitions && c.partitions.length ? ` <span class="muted">in ${c.partitions.map((p) => "p" + p).join(", ")}</span>` : "");
     const rows = s.consumers.map((c) => `<tr class="${c.alive ? "" : "dead-owner"}"><td>${owner(c.name, c.alive)}</td>
-      <td>${c.pending}</td><td>${dur(c.idle_ms)}</td><td>${c.inflight ?? "—"}${c.concurrency ? " / " + c.concurrency : ""}</td>
+      <td>${c.pending}${held(c)}</td><td>${dur(c.idle_ms)}</td><td>${c.inflight ?? "—"}${c.concurrency ? " / " + c.concurrency : ""}</td>
       <td>${c.processed ?? "—"}</td></tr>`).join("");
-    return `<section class="card${alarm ? " alarm" : ""}" data-service="${esc(s.service)}">
-      <h2>${esc(s.service)} ${deadHolding.length ? `<span class="badge bad">${deadHolding.length} dead consumer(s) hold work</span>` : ""}</h2>
+    const layBadge = many ? `<span class="badge layout" title="new work goes to ${lay.partitions}; ${lay.high} may hold work">${lay.partitions} partitions${
+      lay.high > lay.partitions ? ` (${lay.high} draining)` : ""}</span>` : "";
+    return `<section class="card${alarm ? " alarm" : ""}${many ? " parted" : ""}" data-service="${esc(s.service)}">
+      <h2>${esc(s.service)} ${layBadge} ${deadHolding.length ? `<span class="badge bad">${deadHolding.length} dead consumer(s) hold work</span>` : ""}</h2>
       <div class="stats">
         ${stat("in stream", s.stream_length)}${stat("never delivered", s.lag ?? "—")}
         ${stat("pending", s.pending, `#/s/${svc}/pending`, deadHolding.length)}
         ${stat("oldest pending idle", o ? dur(o.idle_ms) : "—", o ? `#/s/${svc}/pending` : null)}
         ${stat("delayed", s.delayed)}${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
         ${stat("archived", s.archived, `#/s/${svc}/parked?archived=true`)}${stat("lost entries", s.lost, null, s.lost > 0)}
-      </div>${chart(s.minutes)}
+      </div>${chart(s.minutes)}${many ? partitionTable(s) : ""}
       <table><thead><tr><th>consumer (${s.consumers_total})</th><th>pending</th><th>idle</th><th>in flight</th><th>processed</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="5" class="muted">no consumers</td></tr>'}</tbody></table></section>`;
   }).join("") + "</div>";
 }
 
+function partitionTable(s) {
+  const svc = enc(s.service), sum = (ms, k) => ms.reduce((a, m) => a + m[k], 0);
+  const rows = (s.partitions || []).map((p) => {
+    const dead = p.consumers.filter((c) => !c.alive), o = p.oldest_pending, q = `?partition=${p.partition}`;
+    const holders = p.consumers.map((c) => `${owner(c.name, c.alive)} ×${c.pending}`).join("<br>") || "—";
+    return `<tr data-partition="${p.partition}" class="${dead.length ? "dead-owner" : ""}">
+      <td><a href="#/s/${svc}/pending${q}">p${p.partition}</a></td><td>${p.stream_length}</td><td>${p.lag ?? "—"}</td>
+      <td><a href="#/s/${svc}/pending${q}">${p.pending}</a></td><td>${o ? dur(o.idle_ms) : "—"}</td><td>${p.delayed}</td>
+      <td><a href="#/s/${svc}/parked${q}">${p.parked}</a></td><td>${p.lost}</td><td class="holders">${holders}</td>
+      <td>${sum(p.minutes, "succeeded")}/${sum(p.minutes, "retried")}/${sum(p.minutes, "failed")}</td></tr>`;
+  }).join("");
+  return `<div class="parts"><table><thead><tr><th>part.</th><th title="in stream">stream</th><th title="never delivered">lag</th>
+    <th>pending</th><th title="oldest pending idle">oldest</th><th>delayed</th><th>parked</th><th>lost</th><th>held by</th>
+    <th title="last 15 min: succeeded / retried / failed">15 min ok/re/fail</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
 // ---- pending entries -------------------------------------------------------------------------
 pending.frame = (r) => {
   const p = r.params, v = (k) => esc(p.get(k) || "");
-  return `<h1>Pending entries · ${esc(r.service)}</h1>
+  return `<h1>Pending entries · ${esc(r.service)}${p.get("partition") ? ` · partition ${v("partition")}` : ""}</h1>
   <form class="filters" id="filters">
     <label>consumer <input name="consumer" value="${v("consumer")}" placeholder="any"></label>
     <label>min idle (s) <input name="min_idle_s" value="${v("min_idle_s")}" size="6" inputmode="numeric"></label>
     <label>handler <input name="handler" value="${v("handler")}" placeholder="any"></label>
+    <label>partition <input name="partition" value="${v("partition")}" size="4" inputmode="numeric" placeholder="all"></label>
     <label>page size <input name="limit" value="${v("limit") || 50}" size="4" inputmode="numeric"></label>
     <button type="submit">filter</button> <a href="#/s/${enc(r.service)}/pending">clear</a>
   </form>`;
@@ -178,7 +199,7 @@ pending.bind = (r) => {
 };
 async function pending(r) {
   const p = r.params, q = new URLSearchParams();
-  for (const k of ["consumer", "handler", "cursor", "limit"]) if (p.get(k)) q.set(k, p.get(k));
+  for (const k of ["consumer", "handler", "cursor", "limit", "partition"]) if (p.get(k)) q.set(k, p.get(k));
   if (p.get("min_idle_s")) q.set("min_idle_ms", String(Math.round(parseFloat(p.get("min_idle_s")) * 1000)));
   const d = await api(`/admin/services/${enc(r.service)}/pending?${q}`);
   const now = d.now;
@@ -186,8 +207,8 @@ async function pending(r) {
     const eta = e.reclaim_in_ms == null ? "owner renews it" : e.reclaim_in_ms === 0 ? "reclaimable now"
       : "reclaimed in " + dur(e.reclaim_in_ms);
     const id = e.invocation_id;
-    return `<tr class="${e.owner_alive ? "" : "dead-owner"}" data-invocation="${esc(id || "")}">
-      <td class="mono">${esc(e.entry_id)}</td><td>${e.lost ? '<span class="badge bad">entry lost</span>' : invLink(id)}</td>
+    return `<tr class="${e.owner_alive ? "" : "dead-owner"}" data-invocation="${esc(id || "")}" data-partition="${e.partition}">
+      <td>p${e.partition}</td><td class="mono">${esc(e.entry_id)}</td><td>${e.lost ? '<span class="badge bad">entry lost</span>' : invLink(id)}</td>
       <td>${esc(e.handler ?? "—")}</td><td>${e.state ? badge(e.state) : "—"}</td><td>${owner(e.owner, e.owner_alive)}</td>
       <td>idle ${dur(e.idle_ms)}</td><td>${e.deliveries}</td><td>${e.attempt ?? "—"}</td><td>${e.epoch ?? "—"}</td>
       <td>${e.lease_until ? "lease ends " + until(e.lease_until, now) : "—"}<br><span class="muted">${eta}</span></td>
@@ -195,12 +216,13 @@ async function pending(r) {
       <td>${id ? `<button data-act="release" data-id="${esc(id)}" title="make it reclaimable now">release</button>
         <button class="danger" data-act="cancel" data-id="${esc(id)}">cancel</button>` : ""}</td></tr>`;
   }).join("");
-  const pager = `<div class="pager"><span class="muted">${d.total} pending in total</span>
+  const where = d.partition != null ? ` in partition ${d.partition} of ${d.partitions}` : d.partitions > 1 ? ` in ${d.partitions} partitions` : "";
+  const pager = `<div class="pager"><span class="muted">${d.total} pending in total${where}</span>
     <button id="first" ${p.get("cursor") ? "" : "disabled"}>first page</button>
     <button id="next" ${d.next_cursor ? "" : "disabled"} data-cursor="${esc(d.next_cursor || "")}">next page</button></div>`;
-  return `${pager}<table><thead><tr><th>entry</th><th>invocation</th><th>handler</th><th>state</th><th>owner</th>
+  return `${pager}<table><thead><tr><th>part.</th><th>entry</th><th>invocation</th><th>handler</th><th>state</th><th>owner</th>
     <th>idle</th><th>deliveries</th><th>attempt</th><th>epoch</th><th>lease / reclaim</th><th>step</th><th></th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="12" class="muted">nothing pending</td></tr>'}</tbody></table>`;
+    <tbody>${rows || '<tr><td colspan="13" class="muted">nothing pending</td></tr>'}</tbody></table>`;
 }
 pending.after = (r) => {
   const go = (cursor) => { const p = new URLSearchParams(r.params); p.set("cursor", cursor); setHash(`/s/${enc(r.service)}/pending`, p); };
@@ -222,12 +244,14 @@ function bindRowActions() {
 // ---- parked ----------------------------------------------------------------------------------
 parked.frame = (r) => {
   const archived = r.params.get("archived") === "true", svc = enc(r.service);
-  return `<h1>${archived ? "Archive (discarded)" : "Parked"} · ${esc(r.service)}</h1>
+  const part = r.params.get("partition") || "";
+  return `<h1>${archived ? "Archive (discarded)" : "Parked"} · ${esc(r.service)}${part ? ` · partition ${esc(part)}` : ""}</h1>
   <p class="muted">${archived ? `Discarded invocations, recoverable by redrive until their record expires.
     <a href="#/s/${svc}/parked">show parked</a>` : `Invocations that failed for good: attempts exhausted, a terminal
     error, invalid input or a crash loop. <a href="#/s/${svc}/parked?archived=true">show archive</a>`}</p>
   <form class="filters" id="filters"><label>handler <input name="handler" value="${esc(r.params.get("handler") || "")}"
-    placeholder="any"></label><input type="hidden" name="archived" value="${archived ? "true" : ""}">
+    placeholder="any"></label><label>partition <input name="partition" value="${esc(part)}" size="4"
+    inputmode="numeric" placeholder="all"></label><input type="hidden" name="archived" value="${archived ? "true" : ""}">
     <button type="submit">filter</button></form>
   <div class="actions"><button id="redrive-selected" class="primary">redrive selected</button>
     <button id="redrive-all">redrive all${r.params.get("handler") ? " of this handler" : ""}</button></div>`;
@@ -242,27 +266,27 @@ parked.bind = (r) => {
   };
   $("#redrive-all").onclick = () => {
     const q = new URLSearchParams({ limit: "500" });
-    if (r.params.get("handler")) q.set("handler", r.params.get("handler"));
+    for (const k of ["handler", "partition"]) if (r.params.get(k)) q.set(k, r.params.get(k));
     if (archived) q.set("archived", "true");
     act(`/admin/services/${svc}/parked/redrive?${q}`, "bulk redrive", "Redrive every matching invocation (up to 500)?");
   };
 };
 async function parked(r) {
   const q = new URLSearchParams({ limit: "200" });
-  for (const k of ["handler", "archived"]) if (r.params.get(k)) q.set(k, r.params.get(k));
+  for (const k of ["handler", "archived", "partition"]) if (r.params.get(k)) q.set(k, r.params.get(k));
   const d = await api(`/admin/services/${enc(r.service)}/parked?${q}`);
-  const rows = d.items.map((p) => `<tr data-invocation="${esc(p.invocation_id)}">
+  const rows = d.items.map((p) => `<tr data-invocation="${esc(p.invocation_id)}" data-partition="${p.partition}">
     <td><input type="checkbox" data-select="${esc(p.invocation_id)}" ${S.selected.has(p.invocation_id) ? "checked" : ""}></td>
-    <td>${invLink(p.invocation_id)}</td><td>${esc(p.handler ?? "—")}</td>
+    <td>p${p.partition}</td><td>${invLink(p.invocation_id)}</td><td>${esc(p.handler ?? "—")}</td>
     <td><span class="badge bad">${esc(p.reason ?? (p.expired ? "expired" : "—"))}</span></td>
     <td>${p.error ? `<b>${esc(p.error.type)}</b>: ${esc(p.error.message)}` : "—"}</td>
     <td>${p.attempt ?? "—"}</td><td>${p.crashes ?? "—"}</td><td>${ago(p.parked_at, d.now)}</td>
     <td><button data-act="redrive" data-id="${esc(p.invocation_id)}">redrive</button>
       ${d.archived ? "" : `<button class="danger" data-act="discard" data-id="${esc(p.invocation_id)}">discard</button>`}</td></tr>`).join("");
   return `<p class="muted">${d.total} in total${d.next_cursor ? " (showing the newest 200)" : ""}</p>
-    <table><thead><tr><th></th><th>invocation</th><th>handler</th><th>reason</th><th>last error</th><th>attempts</th>
+    <table><thead><tr><th></th><th>part.</th><th>invocation</th><th>handler</th><th>reason</th><th>last error</th><th>attempts</th>
     <th>crashes</th><th>parked</th><th></th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="9" class="muted">nothing parked</td></tr>'}</tbody></table>`;
+    <tbody>${rows || '<tr><td colspan="10" class="muted">nothing parked</td></tr>'}</tbody></table>`;
 }
 parked.after = () => {
   document.querySelectorAll("#data input[data-select]").forEach((c) => {
@@ -328,10 +352,11 @@ invocation.after = bindRowActions;
 async function audit() {
   const d = await api("/admin/audit?limit=200");
   const now = Date.now();
-  const rows = d.items.map((a) => `<tr><td title="${new Date(a.at).toISOString()}">${ago(a.at, now)}</td><td>${esc(a.who)}</td>
+  const rows = d.items.map((a) => `<tr data-partition="${a.partition}"><td title="${new Date(a.at).toISOString()}">${ago(a.at, now)}</td>
+    <td>${esc(a.service)} <span class="muted">p${a.partition}</span></td><td>${esc(a.who)}</td>
     <td>${esc(a.action)}</td><td>${a.target && a.target.includes(".") ? invLink(a.target) : esc(a.target)}</td><td>${esc(a.result)}</td></tr>`).join("");
-  return `<h1>Audit log</h1><table><thead><tr><th>when</th><th>who</th><th>action</th><th>target</th><th>result</th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="5" class="muted">no actions yet</td></tr>'}</tbody></table>`;
+  return `<h1>Audit log</h1><table><thead><tr><th>when</th><th>service · partition</th><th>who</th><th>action</th><th>target</th>
+    <th>result</th></tr></thead><tbody>${rows || '<tr><td colspan="6" class="muted">no actions yet</td></tr>'}</tbody></table>`;
 }
 
 // ---- start -----------------------------------------------------------------------------------
