@@ -13,11 +13,12 @@ Two things need a specific node rather than "the slot's owner, whichever connect
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -41,11 +42,39 @@ def as_cluster_url(url: str) -> str:
     return f"{scheme}+cluster://{rest}"
 
 
-def _retry() -> RedisRetry:
-    return RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3)
+def _retry(retries: int = 3) -> RedisRetry:
+    return RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
 
 
-def connect(url: str, max_connections: int = 64) -> Any:
+class GatedCluster(RedisCluster):
+    """``RedisCluster`` whose callers wait for a free connection instead of failing.
+
+    redis-py's async cluster client raises ``MaxConnectionsError`` once more commands run against
+    one node than it has connections (the single-node client waits on a ``BlockingConnectionPool``
+    instead). Here at most ``gate`` commands or pipelines run at once; each uses at most one
+    connection per node, so no node's pool is ever exhausted.
+    """
+
+    def __init__(self, *, gate: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=gate, **kwargs)
+        self.gate = asyncio.Semaphore(gate)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.gate:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _GatedPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
+        async with gate:
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+def connect(url: str, max_connections: int = 256) -> Any:
     """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
     instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
     is safe because reliq's writes are scripts that detect their own re-send (register by id and
@@ -74,16 +103,19 @@ def _cluster(url: str, max_connections: int) -> RedisCluster:
         nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
     if not nodes:
         raise ValueError(f"no cluster nodes in {url!r}")
-    return RedisCluster(
+    return GatedCluster(
         startup_nodes=nodes,
+        gate=max_connections,
+        dynamic_startup_nodes=False,  # the URL's nodes stay the seeds, even after failovers
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         ssl=parts.scheme.startswith("rediss"),
-        max_connections=max_connections,
         socket_timeout=10,
         socket_connect_timeout=5,
-        retry=_retry(),
-        cluster_error_retry_attempts=5,
+        # one retry policy for connection errors, timeouts and cluster errors (MOVED storms,
+        # CLUSTERDOWN during a failover); ``cluster_error_retry_attempts`` is deprecated in
+        # redis-py >= 6 and warns on every client built
+        retry=_retry(5),
     )
 
 
