@@ -335,7 +335,8 @@ async function invocation(r) {
       ${fact("owner", pe ? owner(pe.owner, pe.owner_alive) + ` idle ${dur(pe.idle_ms)}` : esc(inv.owner ?? "—"))}
       ${fact("lease", until(inv.lease_until, now))}${fact("next retry", until(inv.next_retry, now))}
       ${fact("created", ago(inv.created, now))}${fact("finished", ago(inv.finished, now))}
-      ${fact("reason", esc(inv.reason ?? "—"))}${fact("idempotency key", esc(inv.idempotency_key ?? "—"))}</div>
+      ${fact("reason", esc(inv.reason ?? "—"))}${fact("idempotency key", esc(inv.idempotency_key ?? "—"))}
+      ${fact("partition", "p" + (d.partition ?? 0))}</div>
     ${pe && !pe.owner_alive ? `<p class="badge bad" id="hint">its owner ${esc(pe.owner)} is dead: the entry is
       reclaimed when the lease runs out (${until(inv.lease_until, now)}); "release entry now" lets a live worker take it
       at its next reclaim scan</p>` : ""}

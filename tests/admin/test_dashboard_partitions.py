@@ -78,6 +78,8 @@ def test_the_dashboard_breaks_a_service_down_by_partition(system: System) -> Non
             page.locator(f'tr[data-invocation="{ids[2]}"]').get_by_role("button", name="release").click()
             expect(page.locator("#flash")).to_contain_text("released")
 
+            page.goto(f"{s.base}/dashboard#/i/{ids[2]}")
+            expect(page.locator(".facts")).to_contain_text("partitionp2")
             page.goto(f"{s.base}/dashboard#/audit")
             expect(page.locator('#data tr[data-partition="2"]')).to_contain_text("release")
             assert not errors, errors
