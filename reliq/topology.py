@@ -60,6 +60,12 @@ class GatedCluster(RedisCluster):
         self.gate = asyncio.Semaphore(gate)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            # read the slot map first: redis-py picks a command's node before it initializes, and
+            # without a default node yet it sends keyed commands to any node; a cold client's
+            # concurrent first commands then got MOVED, re-read the map in a storm, and broke each
+            # other's half-open connections (RuntimeError "handler is closed", not retried)
+            await self.initialize()
         async with self.gate:
             return await super().execute_command(*args, **kwargs)
 

@@ -1,5 +1,9 @@
 """Test harness: one real embedded Valkey per session (AOF, appendfsync always); each test works
-on its own service names; every test ends with a key-leak check on those services."""
+on its own service names; every test ends with a key-leak check on those services.
+
+One real local Valkey Cluster (3 primaries, 1 replica each) is started per session, lazily, for the
+tests that need it: ``tests/cluster`` and every test marked ``@pytest.mark.semantics``, which runs
+once per backend (``[single]`` and ``[cluster]``: its ``url`` is the server's or the Cluster's)."""
 
 from __future__ import annotations
 
@@ -15,10 +19,26 @@ from typing import Any
 import pytest
 import redis as sync_redis
 import uvloop
+from redis.cluster import ClusterNode, RedisCluster
 
 from reliq import App, Client, Service, Worker, WorkerConfig
 from reliq.embedded import EmbeddedValkey
+from reliq.embedded_cluster import EmbeddedCluster
 from reliq.record import TERMINAL
+from reliq.topology import is_cluster_url
+
+BACKENDS = ("single", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "semantics: a core semantics test, run against one server and against a Cluster"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("semantics"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,9 +80,25 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """A real local Valkey Cluster: 3 primaries (slots split in thirds), 1 replica each, shared by
+    every cluster test of the session (tests isolate themselves by service name)."""
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster"), primaries=3, replicas=1) as c:
+        yield c
+
+
 @pytest.fixture
-def url(valkey: EmbeddedValkey) -> str:
-    return valkey.url
+def backend(request: pytest.FixtureRequest) -> str:
+    """``single`` unless the test is marked ``semantics`` (then parametrized over both)."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def url(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "cluster":
+        return str(request.getfixturevalue("cluster").url)
+    return str(request.getfixturevalue("valkey").url)
 
 
 class Names:
@@ -78,32 +114,46 @@ class Names:
 
 
 @pytest.fixture
-def names(valkey: EmbeddedValkey) -> Iterator[Names]:
+def names(url: str) -> Iterator[Names]:
     n = Names()
     yield n
-    leaks = leaked_keys(valkey.url, n.used)
+    leaks = leaked_keys(url, n.used)
     assert not leaks, f"keys without TTL left behind by finished work: {leaks}"
+
+
+def sync_client(url: str) -> Any:
+    """A blocking redis-py client for ``url``: a ``RedisCluster`` (routes each key to its node;
+    ``scan_iter`` walks every primary) for a ``redis+cluster://`` URL."""
+    if is_cluster_url(url):
+        hosts = url.split("://", 1)[1].split(",")
+        nodes = [ClusterNode(h.rpartition(":")[0], int(h.rpartition(":")[2])) for h in hosts]
+        return RedisCluster(startup_nodes=nodes)
+    return sync_redis.Redis.from_url(url)
 
 
 def leaked_keys(url: str, services: list[str]) -> list[str]:
     """Per-invocation keys (record, steps, children) and heartbeats with no TTL whose invocation
-    is finished (or gone). Live invocations may keep their keys without TTL."""
-    r = sync_redis.Redis.from_url(url)
+    is finished (or gone), in every partition. Live invocations may keep their keys without TTL.
+    Works key by key (no multi-key command), so it is safe on a Cluster."""
+    r = sync_client(url)
     leaks: list[str] = []
     try:
         for s in services:
-            for raw in r.scan_iter(match=f"reliq:{{{s}}}:*", count=1000):
-                key = raw.decode()
-                kind = key.split(":")[2]
-                if kind not in ("inv", "steps", "children", "consumer") or r.pttl(key) != -1:
-                    continue
-                if kind == "consumer":
-                    leaks.append(key)
-                    continue
-                inv = key.split(":", 3)[3]
-                state = r.hget(f"reliq:{{{s}}}:inv:{inv}", "state")
-                if state is None or state.decode() in TERMINAL:
-                    leaks.append(key)
+            # partition 0 is reliq:{S}:..., partition p >= 1 is reliq:{S:p}:...
+            for pattern in (f"reliq:{{{s}}}:*", f"reliq:{{{s}:*}}:*"):
+                for raw in r.scan_iter(match=pattern, count=1000):
+                    key = raw.decode()
+                    prefix, _, rest = key.partition("}:")
+                    kind = rest.split(":", 1)[0]
+                    if kind not in ("inv", "steps", "children", "consumer") or r.pttl(key) != -1:
+                        continue
+                    if kind == "consumer":
+                        leaks.append(key)
+                        continue
+                    inv = rest.split(":", 1)[1]
+                    state = r.hget(f"{prefix}}}:inv:{inv}", "state")
+                    if state is None or state.decode() in TERMINAL:
+                        leaks.append(key)
     finally:
         r.close()
     return leaks

@@ -52,6 +52,7 @@ async def test_a_delayed_invocation_cancelled_never_runs(url: str, names: Names)
         assert await c.redis.zcard(ServiceKeys(svc.name).delayed) == 0
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_a_running_handler_is_cancelled_promptly(url: str, names: Names) -> None:
     svc = Service(names())
     started = asyncio.Event()

@@ -3,11 +3,14 @@ parent, so a retried parent never duplicates them and reuses their results."""
 
 from collections import Counter
 
+import pytest
+
 from reliq import Context, InvocationFailed, Service, Terminal
 
 from .conftest import Names, client, running
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_steps_are_not_re_executed_on_retry(url: str, names: Names) -> None:
     svc = Service(names())
     effects: Counter[str] = Counter()
@@ -37,6 +40,7 @@ async def test_steps_are_not_re_executed_on_retry(url: str, names: Names) -> Non
     assert effects == {"charge": 1, "reserve": 1}
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_child_ids_are_stable_across_parent_retries(url: str, names: Names) -> None:
     parent_svc, child_svc = Service(names("p")), Service(names("c"))
     seen: list[list[str]] = []

@@ -5,6 +5,7 @@ import threading
 import time
 
 import msgspec
+import pytest
 
 from reliq import Context, Retry, Service, Terminal
 from reliq.keys import ServiceKeys
@@ -32,6 +33,7 @@ async def test_handler_result_is_stored_and_the_entry_is_acked_and_deleted(url: 
         assert await c.redis.xlen(ServiceKeys(svc.name).stream) == 0
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_failures_are_retried_with_backoff_until_success(url: str, names: Names) -> None:
     svc = Service(names())
     calls: list[float] = []
@@ -96,6 +98,7 @@ def _when_state(c, inv_id: str, state: str):  # type: ignore[no-untyped-def]
     return check
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_exhausted_attempts_park_and_redrive_runs_a_new_series(url: str, names: Names) -> None:
     svc = Service(names())
     healthy = threading.Event()
@@ -170,6 +173,7 @@ async def test_sync_handlers_run_in_their_own_thread_pool(url: str, names: Names
         assert out["thread"].startswith("reliq-sync") and out["other"] and out["doubled"] == 42
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_a_redelivered_entry_of_a_finished_invocation_never_runs_again(url: str, names: Names) -> None:
     svc = Service(names())
     runs = []

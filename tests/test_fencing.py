@@ -1,6 +1,8 @@
 """claim.lua / complete.lua / step.lua / retry.lua / park.lua: the lease epoch fences a worker
 that lost its lease out of every write, and the scripts are idempotent under re-sends."""
 
+import pytest
+
 from reliq.keys import GROUP, ServiceKeys
 
 from .conftest import Names, client
@@ -12,6 +14,7 @@ async def _claim(c, k: ServiceKeys, consumer: str, eid: str, inv: str) -> int:  
     return int(out[1])
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_a_worker_that_lost_its_lease_cannot_commit_step_or_ack(url: str, names: Names) -> None:
     svc = names()
     k = ServiceKeys(svc)

@@ -10,6 +10,7 @@ from reliq.keys import ServiceKeys
 from .conftest import Names, client
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_same_key_same_payload_returns_the_same_invocation(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:
@@ -22,6 +23,7 @@ async def test_same_key_same_payload_returns_the_same_invocation(url: str, names
         await c.cancel(first.id)
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_same_key_different_payload_is_an_error_and_changes_nothing(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:
@@ -36,6 +38,7 @@ async def test_same_key_different_payload_is_an_error_and_changes_nothing(url: s
         await c.cancel(first.id)
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_registration_racing_itself_yields_one_invocation_per_key(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:

@@ -4,8 +4,6 @@ runs on the node that owns the service. Groundwork for partitioned services (Clu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.cluster import key_slot
@@ -17,12 +15,6 @@ from reliq.keys import GROUP, ServiceKeys, new_id
 from reliq.scripts import Registration, Scripts
 
 from ..conftest import Names
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
-    with EmbeddedCluster(tmp_path_factory.mktemp("cluster"), primaries=3, replicas=1) as c:
-        yield c
 
 
 def test_the_cluster_is_formed_with_replicas(cluster: EmbeddedCluster) -> None:

@@ -86,6 +86,7 @@ async def _heartbeat(c: Client, w: Workers, consumer: str) -> None:
     await wait_until(lambda: c.redis.exists(ServiceKeys(w.service).consumer(consumer)), what=f"{consumer} up")
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_sigkill_mid_handler_then_another_worker_completes_exactly_once(
     url: str, workers: Workers
 ) -> None:
