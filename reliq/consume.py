@@ -8,10 +8,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .errors import TRANSIENT
 from .execute import Claimed, Executor
 from .keys import GROUP, ServiceKeys
 from .runtime import InFlight, Runtime
@@ -112,6 +111,10 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             if entries:
                 await dispatch(rt, ex, k, entries)
             pause = 0.05
+        except TRANSIENT as e:
+            log.warning("read from %s failed (%s); retrying", k.service, e)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
         except ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
@@ -119,7 +122,3 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
             await ensure_group(rt, k)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-            log.warning("read from %s failed (%s); retrying", k.service, e)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)

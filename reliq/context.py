@@ -10,11 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from . import codec
-from .errors import LeaseLost
+from .errors import TRANSIENT, LeaseLost
 from .keys import ServiceKeys, check_name
 
 if TYPE_CHECKING:
@@ -115,7 +112,7 @@ class Context:
         while True:
             try:
                 return bool(await self._client.scripts.step(k, self.id, self._epoch, name, encoded))
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except TRANSIENT:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("journal of step %r of %s waits for redis", name, self.id)

@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Redis errors a loop waits out and retries: the server or a node is unreachable, slow, loading,
+# or a Cluster is failing over or moving slots (CLUSTERDOWN, TRYAGAIN, MOVED/ASK, no node for a
+# slot). Anything else (a script error, OOM, NOGROUP) is handled where it can happen.
+TRANSIENT: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    AskError,
+    RedisClusterException,
+)
+
 
 class Retry(Exception):
     """Raise in a handler to ask for another attempt after ``delay`` (seconds or timedelta).

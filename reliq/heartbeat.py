@@ -8,10 +8,8 @@ import os
 import socket
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from . import codec
+from .errors import TRANSIENT
 from .keys import SERVICES
 from .runtime import Runtime
 
@@ -53,7 +51,7 @@ async def heartbeat_loop(rt: Runtime) -> None:
     while not rt.stopping.is_set():
         try:
             await beat(rt, started)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except TRANSIENT as e:
             log.warning("heartbeat failed: %s", e)
         await rt.sleep(rt.config.heartbeat_interval)
 

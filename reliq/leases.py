@@ -8,14 +8,14 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .errors import TRANSIENT
 from .keys import ServiceKeys
 from .runtime import InFlight, Runtime
 
 log = logging.getLogger("reliq.leases")
+_RENEW_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
 
 
 async def renew_once(rt: Runtime) -> None:
@@ -42,7 +42,7 @@ async def renew_loop(rt: Runtime) -> None:
         await asyncio.sleep(rt.config.renew_interval)
         try:
             await renew_once(rt)
-        except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as e:
+        except _RENEW_ERRORS as e:
             # NOGROUP (server lost its data) or OOM: keep going; the read loop recreates the group
             log.warning("lease renewal failed: %s", e)
 
@@ -58,7 +58,7 @@ async def cancel_listener(rt: Runtime, services: list[ServiceKeys]) -> None:
                 data = msg.get("data")
                 if isinstance(data, bytes):
                     rt.request_cancel(data.decode())
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except TRANSIENT as e:
             log.warning("cancel listener: %s", e)
             await asyncio.sleep(1.0)
         finally:

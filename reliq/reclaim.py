@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .consume import dispatch, ensure_group
+from .errors import TRANSIENT
 from .execute import Executor
 from .keys import GROUP, ServiceKeys
 from .runtime import Runtime
@@ -54,7 +53,7 @@ async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             if "NOGROUP" not in str(e):
                 raise
             await ensure_group(rt, k)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except TRANSIENT as e:
             log.warning("reclaim on %s failed: %s", k.service, e)
         if cursor == "0-0" or rt.free <= 0:
             await rt.sleep(rt.config.reclaim_every)

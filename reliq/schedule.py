@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from .errors import TRANSIENT
 from .keys import ServiceKeys
 from .runtime import Runtime
 
@@ -44,7 +42,7 @@ async def promote_loop(rt: Runtime, k: ServiceKeys) -> None:
             if offset_ms is None or rounds % 60 == 0:  # follow clock adjustments on either side
                 offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
             pause = await promote_once(rt, k, offset_ms)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except TRANSIENT as e:
             log.warning("promote on %s failed: %s", k.service, e)
             pause = MAX_SLEEP
         if pause > 0:

@@ -11,15 +11,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from .errors import TRANSIENT
 from .keys import ServiceKeys
 from .runtime import Runtime
 
 log = logging.getLogger("reliq.settle")
 T = TypeVar("T")
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_TRANSIENT = TRANSIENT
 
 
 class Settler:

@@ -14,6 +14,9 @@ Two things need a specific node rather than "the slot's owner, whichever connect
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -66,7 +69,7 @@ class GatedCluster(RedisCluster):
             # concurrent first commands then got MOVED, re-read the map in a storm, and broke each
             # other's half-open connections (RuntimeError "handler is closed", not retried)
             await self.initialize()
-        async with self.gate:
+        async with _gated(self.gate):
             return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
@@ -76,8 +79,26 @@ class GatedCluster(RedisCluster):
 class _GatedPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
         gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
-        async with gate:
+        async with _gated(gate):
             return await super().execute(raise_on_error, allow_redirections)
+
+
+_HOLDING: ContextVar[bool] = ContextVar("reliq_cluster_gate", default=False)
+
+
+@asynccontextmanager
+async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
+    """Take a gate slot, unless this task already holds one: a pipeline that retries a redirected
+    command runs ``execute_command`` inside its own slot, and must not wait for a second one."""
+    if _HOLDING.get():
+        yield
+        return
+    async with gate:
+        token = _HOLDING.set(True)
+        try:
+            yield
+        finally:
+            _HOLDING.reset(token)
 
 
 def connect(url: str, max_connections: int = 256) -> Any:

@@ -12,13 +12,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .client import Client
 from .consume import ensure_group, read_loop
 from .durability import Durability
+from .errors import TRANSIENT
 from .execute import Executor
 from .heartbeat import clear_heartbeat, heartbeat_loop, publish_registry
 from .keys import ServiceKeys
@@ -136,7 +134,7 @@ class Worker:
                     await ensure_group(self.rt, k)
                 await publish_registry(self.rt)
                 return await self.client.durability(), services
-            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as e:
+            except TRANSIENT as e:
                 log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, delay)
                 await self.rt.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -168,7 +166,7 @@ class Worker:
                 if new:
                     log.info("consuming new partitions %s", sorted(f"{k.service}/{k.partition}" for k in new))
                     grown.put_nowait(new)
-            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as e:
+            except TRANSIENT as e:
                 log.warning("layout check failed: %s", e)
 
     async def _partitions(self) -> list[ServiceKeys]:
