@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+import msgspec
+
 from . import cli_admin, codec
 from .client import Client
 from .logs import setup as setup_logs
@@ -71,8 +73,12 @@ def _client_cmd(a: argparse.Namespace) -> None:
                 return await c.get(a.id)
             if a.cmd == "partitions":
                 if a.count is not None:
-                    return await c.set_partitions(a.service, a.count)
-                return await c.layout(a.service)
+                    lay = await c.set_partitions(a.service, a.count)
+                else:
+                    lay = await c.layout(a.service, fresh=True)
+                keys = await c.partition_keys(a.service)
+                nodes = {k.partition: await c.topology.owner(k.stream) for k in keys}
+                return {**msgspec.structs.asdict(lay), "nodes": nodes} if any(nodes.values()) else lay
             return await c.durability()
 
     print(codec.encode(asyncio.run(go())).decode())

@@ -166,6 +166,14 @@ class Topology:
             raise RedisConnectionError(f"no cluster node serves the slot of {key!r}")
         return self._node(node.host, int(node.port))
 
+    async def owner(self, key: str) -> str:
+        """``host:port`` of the primary that owns ``key`` (``""`` when not a Cluster)."""
+        if not self.cluster:
+            return ""
+        await self.redis.initialize()
+        node = self.redis.get_node_from_key(key)
+        return "" if node is None else f"{node.host}:{node.port}"
+
     def _node(self, host: str, port: int) -> Redis:
         c = self._nodes.get((host, port))
         if c is None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+import pytest
+
 from reliq import Client
 from reliq.topology import GatedCluster, _gated, connect
 
@@ -34,3 +37,17 @@ async def test_a_task_holding_the_gate_does_not_wait_for_a_second_slot(url: str,
             assert await asyncio.wait_for(p.execute(), 5) == [None, None]
     finally:
         await rc.aclose()
+
+
+def test_reliq_partitions_sets_the_count_and_names_each_partition_s_node(
+    url: str, names: Names, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reliq.cli import main
+
+    service = names()
+    main(["--redis-url", url, "partitions", service, "3"])
+    doc = msgspec.json.decode(capsys.readouterr().out)
+    assert (doc["partitions"], doc["high"], doc["previous"]) == (3, 3, 1)
+    assert set(doc["nodes"]) == {"0", "1", "2"} and all(":" in n for n in doc["nodes"].values())
+    main(["--redis-url", url.replace("redis+cluster://", "redis://"), "--cluster", "partitions", service])
+    assert msgspec.json.decode(capsys.readouterr().out)["nodes"] == doc["nodes"]
