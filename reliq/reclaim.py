@@ -5,6 +5,8 @@ the lease epoch, which fences the previous holder out."""
 from __future__ import annotations
 
 import logging
+import random
+import time
 
 from redis.exceptions import ResponseError
 
@@ -44,10 +46,23 @@ async def reclaim_once(rt: Runtime, ex: Executor, k: ServiceKeys, cursor: str) -
     return next_cursor, started
 
 
+async def reap_once(rt: Runtime, k: ServiceKeys) -> list[str]:
+    """Delete dead consumers' names from the partition's group (nothing pending, long idle), so
+    the group does not grow by one consumer per worker process ever started."""
+    reaped = await rt.client.scripts.reap(k, int(rt.config.reap_after * 1000))
+    if reaped:
+        log.info("removed %d idle consumers without pending entries from %s", len(reaped), k.prefix)
+    return reaped
+
+
 async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
     cursor = "0-0"  # kept across rounds: each round continues where the last one stopped
+    next_reap = time.monotonic() + random.uniform(0, rt.config.reap_every)  # workers spread out
     while not rt.stopping.is_set():
         try:
+            if time.monotonic() >= next_reap:
+                next_reap = time.monotonic() + rt.config.reap_every
+                await reap_once(rt, k)
             cursor, _ = await reclaim_once(rt, ex, k, cursor)
         except ResponseError as e:
             if "NOGROUP" not in str(e):

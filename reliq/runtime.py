@@ -37,6 +37,8 @@ class WorkerConfig:
     consumer: str | None = None
     partitions: frozenset[int] | None = None
     layout_interval: float = 5.0  # seconds between checks for partitions added to a service
+    reap_after: float = 3600.0  # consumers idle this long with nothing pending are deleted
+    reap_every: float = 600.0  # seconds between reaping rounds (per partition)
 
     @property
     def renew_interval(self) -> float:

@@ -22,7 +22,7 @@ Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
 
 
-_PLAIN = frozenset({"link_child", "record_lost"})  # scripts without the timeline helpers
+_PLAIN = frozenset({"link_child", "record_lost", "reap"})  # scripts without the timeline helpers
 
 
 def _source(name: str) -> str:
@@ -75,6 +75,7 @@ class Scripts:
         "discard",
         "release_entry",
         "retry_now",
+        "reap",
     )
 
     def __init__(self, redis: Redis) -> None:
@@ -208,3 +209,7 @@ class Scripts:
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))
+
+    async def reap(self, k: ServiceKeys, min_idle_ms: int, limit: int = 100) -> list[str]:
+        """Delete consumers of the partition's group with nothing pending, idle >= ``min_idle_ms``."""
+        return [_s(x) for x in await self._run("reap", [k.stream], [GROUP, min_idle_ms, limit])]
