@@ -30,7 +30,7 @@ from . import inspect, parked_list
 from .client import Client
 from .errors import UnknownInvocation
 from .keys import ServiceKeys, check_name
-from .scope import clamp, entry_key, layouts, next_cursor, parse_cursor
+from .scope import clamp, entry_key, layouts, next_cursor, parse_cursor, scope
 from .views import ActionResult, AuditEntry, AuditPage, BulkResult
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
@@ -68,6 +68,8 @@ async def audit_log(
     limit = clamp(limit)
     parsed, tie = parse_cursor(cursor), _source(cursor)
     names = [service] if service else await inspect.services(client)
+    if service and partition is not None:
+        await scope(client, service, partition)  # ValueError for a partition the service lacks
     sources = [
         client.keys(name, p)
         for name, lay in zip(names, await layouts(client, names), strict=True)

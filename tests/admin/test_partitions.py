@@ -116,6 +116,8 @@ async def test_overview_sums_the_partitions_and_the_lists_merge_them(url: str, n
         ]
         only_log = ok(await http.get("/admin/audit", params={"service": svc.name, "partition": 2}))["items"]
         assert [x["target"] for x in only_log] == [refused[2]]
+        bad = await http.get("/admin/audit", params={"service": svc.name, "partition": 3})
+        assert bad.status_code == 400 and "no partition 3" in bad.json()["detail"]
 
         async def reparked() -> bool:
             return bool(ok(await http.get(f"{base}/parked", params={"partition": 1}))["total"])
