@@ -57,7 +57,7 @@ from .chaos_check import Report, check, read_witness
 from .chaos_client import Attempt, Load, Plan, read_history
 from .chaos_nemesis import Fault
 from .chaos_proc import ProcEvent, System
-from .chaos_snapshot import KeyState, Pending, Snapshot
+from .chaos_snapshot import Pending, Snapshot, key_states
 from .cluster_util import acall, aowner, replication, slot_of, spawn, spread_service, until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -203,27 +203,7 @@ async def _unsettled(client: Client, service: str, ids: list[str]) -> int:
 
 
 async def _snapshot(client: Client, service: str, keys: list[str], acked: dict[str, str]) -> Snapshot:
-    sem = asyncio.Semaphore(32)
-
-    async def one(key: str) -> KeyState:
-        inv = acked.get(key) or keyed_id(service, key, PARTITIONS)
-        async with sem:
-            doc = await client.get(inv)
-        if doc is None:
-            return KeyState(key=key, id=inv)
-        nonce = doc.steps.get("effect")
-        return KeyState(
-            key=key,
-            id=inv,
-            state=doc.state,
-            reason=doc.reason,
-            journaled=nonce if isinstance(nonce, str) else None,
-            attempt=doc.attempt,
-            deliveries=doc.deliveries,
-            crashes=doc.crashes,
-        )
-
-    states = list(await asyncio.gather(*(one(key) for key in keys)))
+    states = await key_states(client, {k: acked.get(k) or keyed_id(service, k, PARTITIONS) for k in keys})
     pending: list[Pending] = []
     lost = stream_len = delayed = 0
     for k in await client.partition_keys(service):

@@ -54,12 +54,11 @@ async def unsettled(client: Client, service: str, ids: list[str]) -> int:
     return open_ + int(xlen) + int(delayed)
 
 
-async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
-    k = client.keys(service)
-    sem = asyncio.Semaphore(32)
+async def key_states(client: Client, ids: dict[str, str], concurrency: int = 32) -> list[KeyState]:
+    """The record of each ``key -> invocation id`` (at most ``concurrency`` reads at once)."""
+    sem = asyncio.Semaphore(concurrency)
 
-    async def one(key: str) -> KeyState:
-        inv = keyed_id(service, key)
+    async def one(key: str, inv: str) -> KeyState:
         async with sem:
             doc = await client.get(inv)
         if doc is None:
@@ -76,7 +75,12 @@ async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapsh
             crashes=doc.crashes,
         )
 
-    states = list(await asyncio.gather(*(one(key) for key in keys)))
+    return list(await asyncio.gather(*(one(key, inv) for key, inv in ids.items())))
+
+
+async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
+    k = client.keys(service)
+    states = await key_states(client, {key: keyed_id(service, key) for key in keys})
     raw = await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000)
     pending = [
         Pending(
