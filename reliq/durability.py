@@ -27,6 +27,7 @@ class Durability(msgspec.Struct, frozen=True, kw_only=True):
     maxmemory_policy: str | None
     eviction_safe: bool
     notes: list[str] = []
+    nodes: dict[str, str] = {}  # on a Cluster: each primary's own level ("host:port" -> level)
 
 
 def _text(v: object) -> str:

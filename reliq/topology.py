@@ -203,12 +203,17 @@ class Topology:
 
     async def inspect_all(self) -> Durability:
         """The weakest durability over every primary (a Cluster is as durable as its worst node)."""
-        found = [await inspect_server(r) for r in await self.primaries()]
-        if len(found) == 1:
+        primaries = await self.primaries()
+        found = [await inspect_server(r) for r in primaries]
+        if not self.cluster:
             return found[0]
         worst = min(found, key=lambda d: _LEVELS.index(d.level))
         notes = sorted({n for d in found for n in d.notes})
         notes.append(f"cluster of {len(found)} primaries; level is the weakest node's")
+        names = [
+            f"{r.connection_pool.connection_kwargs['host']}:{r.connection_pool.connection_kwargs['port']}"
+            for r in primaries
+        ]
         return Durability(
             level=worst.level,
             appendonly=all(d.appendonly for d in found),
@@ -216,6 +221,7 @@ class Topology:
             maxmemory_policy=worst.maxmemory_policy,
             eviction_safe=all(d.eviction_safe for d in found),
             notes=notes,
+            nodes={n: d.level for n, d in zip(names, found, strict=True)},
         )
 
     async def close(self) -> None:

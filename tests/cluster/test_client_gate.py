@@ -8,6 +8,7 @@ import asyncio
 
 import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from reliq import Client
 from reliq.topology import GatedCluster, _gated, connect
@@ -51,3 +52,20 @@ def test_reliq_partitions_sets_the_count_and_names_each_partition_s_node(
     assert set(doc["nodes"]) == {"0", "1", "2"} and all(":" in n for n in doc["nodes"].values())
     main(["--redis-url", url.replace("redis+cluster://", "redis://"), "--cluster", "partitions", service])
     assert msgspec.json.decode(capsys.readouterr().out)["nodes"] == doc["nodes"]
+
+
+async def test_durability_is_read_from_every_primary_and_is_the_weakest(url: str) -> None:
+    async with Client(url) as c:
+        d = await c.durability()
+        assert d.level == "fsync" and len(d.nodes) == 3 and set(d.nodes.values()) == {"fsync"}
+        primary = next(iter(d.nodes))
+        host, port = primary.rsplit(":", 1)
+        node = Redis(host=host, port=int(port))
+        try:
+            await node.config_set("appendfsync", "everysec")
+            d = await c.durability()
+            assert d.level == "process" and d.nodes[primary] == "process"
+            assert sorted(d.nodes.values()) == ["fsync", "fsync", "process"]
+        finally:
+            await node.config_set("appendfsync", "always")
+            await node.aclose()
