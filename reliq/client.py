@@ -100,7 +100,7 @@ class Client:
         """Spread new invocations of ``service`` over ``partitions`` partitions from now on;
         partitions beyond the new count keep being consumed until they drain."""
         check_name("service", service)
-        lay = await write_layout(self.redis, self.keys(service), partitions, await self.server_time_ms())
+        lay = await write_layout(self.scripts, self.keys(service), partitions)
         self._layouts[service] = (time.monotonic(), lay)
         return lay
 

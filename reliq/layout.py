@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from .keys import MAX_PARTITIONS, ServiceKeys
+from .scripts import Scripts
 
 
 class Layout(msgspec.Struct, frozen=True):
@@ -47,16 +48,8 @@ async def read_layout(redis: Any, k: ServiceKeys) -> Layout:
     return parse_layout(await redis.hgetall(k.layout))
 
 
-async def write_layout(redis: Any, k: ServiceKeys, partitions: int, now_ms: int) -> Layout:
-    """Set ``p`` (no-op when unchanged). Two writers racing on one service both write a layout
-    whose ``high`` covers what they placed; the last ``p`` wins."""
+async def write_layout(scripts: Scripts, k: ServiceKeys, partitions: int) -> Layout:
+    """Set ``p`` (no-op when unchanged) in one script (``set_layout.lua``): ``high`` never
+    decreases, whoever races; the last ``p`` wins."""
     check_partitions(partitions)
-    cur = await read_layout(redis, k)
-    if cur.partitions == partitions:  # an absent layout is 1 partition
-        return cur
-    new = Layout(partitions, max(cur.high, partitions), cur.partitions, now_ms)
-    await redis.hset(
-        k.layout,
-        mapping={"p": new.partitions, "high": new.high, "prev": new.previous, "changed": new.changed_ms},
-    )
-    return new
+    return Layout(*await scripts.set_layout(k, partitions))

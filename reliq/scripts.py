@@ -22,7 +22,9 @@ Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
 
 
-_PLAIN = frozenset({"link_child", "record_lost", "reap"})  # scripts without the timeline helpers
+_PLAIN = frozenset(
+    {"link_child", "record_lost", "reap", "set_layout"}
+)  # scripts without the timeline helpers
 
 
 def _source(name: str) -> str:
@@ -76,6 +78,7 @@ class Scripts:
         "release_entry",
         "retry_now",
         "reap",
+        "set_layout",
     )
 
     def __init__(self, redis: Redis) -> None:
@@ -213,3 +216,7 @@ class Scripts:
     async def reap(self, k: ServiceKeys, min_idle_ms: int, limit: int = 100) -> list[str]:
         """Delete consumers of the partition's group with nothing pending, idle >= ``min_idle_ms``."""
         return [_s(x) for x in await self._run("reap", [k.stream], [GROUP, min_idle_ms, limit])]
+
+    async def set_layout(self, k: ServiceKeys, partitions: int) -> list[int]:
+        """Set the partition count atomically; returns (p, high, prev, changed ms)."""
+        return [int(x) for x in await self._run("set_layout", [k.layout], [partitions])]

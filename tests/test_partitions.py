@@ -4,6 +4,7 @@ consume every partition that may hold work (or the subset they were given)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -142,3 +143,13 @@ async def test_a_running_worker_picks_up_partitions_added_to_its_service(url: st
         ids = [(await c.send(name, "job", key=f"g{i}")).id for i in range(12)]
         assert {partition_of(i) for i in ids} == {0, 1, 2}
         await wait_until(lambda: sorted(ran) == sorted(ids), what="the new partitions to be consumed")
+
+
+async def test_concurrent_partition_changes_never_lower_high(url: str, names: Names) -> None:
+    """``high`` covers every partition any writer ever placed on, or work there would strand."""
+    name = names()
+    async with Client(url) as c, Client(url) as d:
+        counts = [2 + i % 30 for i in range(60)]
+        await asyncio.gather(*(x.set_partitions(name, n) for x, n in zip([c, d] * 30, counts, strict=True)))
+        lay = await c.layout(name, fresh=True)
+        assert lay.high == max(counts) and lay.partitions in counts
