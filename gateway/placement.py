@@ -9,9 +9,9 @@ connection before any of those requests is answered.
   the partition (on a Cluster too: never broadcast); fewer than N acks is a 503 "not confirmed"
   for the whole batch (the writes may exist; a retry with the same Idempotency-Key converges on
   them).
+- ``none``: development only; reported as such in every answer.
 
 Batches are per partition: one script call touches one slot.
-- ``none``: development only; reported as such in every answer.
 """
 
 from __future__ import annotations

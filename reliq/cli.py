@@ -81,7 +81,11 @@ def _client_cmd(a: argparse.Namespace) -> None:
                 return {**msgspec.structs.asdict(lay), "nodes": nodes} if any(nodes.values()) else lay
             return await c.durability()
 
-    print(codec.encode(asyncio.run(go())).decode())
+    try:
+        out = asyncio.run(go())
+    except ValueError as e:  # bad name, id, key, count or payload: say so, no traceback
+        raise SystemExit(f"reliq {a.cmd}: {e}") from None
+    print(codec.encode(out).decode())
 
 
 def _gateway(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:

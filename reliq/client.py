@@ -178,6 +178,8 @@ class Client:
             codec.check_key(key)
         if invocation_id is None:
             invocation_id = await self.id_for(service, key)
+        elif locate(invocation_id)[0] != service:
+            raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
         d = _seconds(delay)
         delay_ms = None if d is None else int(d * 1000)
         due_ms = None if at is None else int(at.timestamp() * 1000)

@@ -8,6 +8,7 @@ import asyncio
 import re
 
 import pytest
+import redis
 
 from reliq import Client, Context, Service
 from reliq.cli import _partition_set
@@ -153,3 +154,31 @@ async def test_concurrent_partition_changes_never_lower_high(url: str, names: Na
         await asyncio.gather(*(x.set_partitions(name, n) for x, n in zip([c, d] * 30, counts, strict=True)))
         lay = await c.layout(name, fresh=True)
         assert lay.high == max(counts) and lay.partitions in counts
+
+
+def test_cli_refuses_bad_counts_names_and_ids_without_a_traceback_or_a_write(url: str, names: Names) -> None:
+    from reliq.cli import main
+
+    name = names()
+    for argv, said in [
+        (["partitions", name, "0"], "partitions must be an integer in 1..1024"),
+        (["partitions", name, "5000"], "partitions must be an integer in 1..1024"),
+        (["partitions", "Bad"], "invalid service name"),
+        (["get", f"{name}.01.abcdefghijklmnopqrstuvwxyz"], "malformed invocation id"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(["--redis-url", url, *argv])
+        assert said in str(e.value)
+    r = redis.Redis.from_url(url)
+    try:
+        assert not r.exists(ServiceKeys(name).layout)
+    finally:
+        r.close()
+
+
+async def test_an_explicit_id_must_belong_to_the_service_it_is_sent_to(url: str, names: Names) -> None:
+    a, b = names(), names()
+    async with Client(url) as c:
+        with pytest.raises(ValueError, match="does not belong"):
+            await c.send_json(a, "job", b"null", invocation_id=new_id(b))
+        assert not await c.redis.exists(c.keys(a).stream, c.keys(b).stream)
