@@ -1,6 +1,6 @@
 """The admin JSON API under ``/admin``: the views and actions of the pending-entries dashboard.
 
-Every route calls one function of ``reliq.inspect``, ``reliq.detail`` or ``reliq.operate`` and
+Every route calls one function of ``reliq.admin`` (``overview``, ``detail`` or ``actions``) and
 encodes its document (shapes: docs/http-api.md, "Admin API"). A partitioned service's views are
 merged over its partitions; each row says its partition, and ``?partition=N`` shows only one
 (a partition the service does not have is a 400). GET never changes state; actions
@@ -18,8 +18,11 @@ import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from reliq import UnknownInvocation, detail, inspect, operate
-from reliq.keys import InvalidName
+from reliq import UnknownInvocation
+from reliq.admin import actions as operate
+from reliq.admin import detail
+from reliq.admin import overview as inspect
+from reliq.store.keys import InvalidName
 
 from .problems import Problem, documented
 from .state import state_of

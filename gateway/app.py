@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import admin, dashboard, health, ingress, invocations, lane, openapi, problems, tokens
+from . import admin, dashboard, fastpath, health, ingress, invocations, openapi, problems, tokens
 from .catalog import Catalog
 from .placement import Placer
 from .settings import GatewaySettings
@@ -78,7 +78,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     """Build the gateway. Settings default to the environment (``RELIQ_*``)."""
     settings = settings or GatewaySettings.from_env()
     if app is None and settings.app:
-        from reliq.cli import load_app
+        from reliq.cli.main import load_app
 
         app = load_app(settings.app)
     client = Client(settings.redis_url)
@@ -101,7 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         yield
         await client.close()
 
-    api = lane.Gateway(
+    api = fastpath.Gateway(
         openapi_url=None,  # served by gateway.openapi, with each handler's input schema
         docs_url=None,
         redoc_url=None,
@@ -119,5 +119,5 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(openapi.router)
     api.include_router(dashboard.router)
     api.add_middleware(Guard, st=st)
-    api.lane = Guard(lane.endpoint, st=st)  # POST /send and /call skip FastAPI's stack
+    api.lane = Guard(fastpath.endpoint, st=st)  # POST /send and /call skip FastAPI's stack
     return api

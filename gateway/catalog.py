@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from reliq import App, Client
-from reliq.keys import SERVICES
+from reliq.store.keys import SERVICES
 
 CACHE_SECONDS = 2.0
 

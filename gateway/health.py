@@ -8,7 +8,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from reliq.keys import GROUP
+from reliq.store.keys import GROUP
 
 from .problems import documented
 from .state import state_of

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reliq import codec, tracing
-from reliq.keys import InvalidName, check_name
+from reliq.store.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response, wait_for_outcome

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from reliq import UnknownInvocation
-from reliq.keys import InvalidName
+from reliq.store.keys import InvalidName
 
 from .outcome import outcome_response, read_outcome, wait_for_outcome
 from .problems import Problem, documented

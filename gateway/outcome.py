@@ -9,8 +9,8 @@ import msgspec
 from starlette.responses import Response
 
 from reliq import Client
-from reliq.keys import InvalidName
-from reliq.record import TERMINAL
+from reliq.store.keys import InvalidName
+from reliq.store.record import TERMINAL
 
 from .problems import Problem, problem_response
 

@@ -27,9 +27,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import Client
 from reliq.codec import fingerprint
-from reliq.keys import ServiceKeys
-from reliq.record import Accepted
-from reliq.scripts import Registration, pairs
+from reliq.store.keys import ServiceKeys
+from reliq.store.record import Accepted
+from reliq.store.scripts import Registration, pairs
 
 from . import failpoints
 from .problems import Problem, unavailable

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from reliq.topology import as_cluster_url
+from reliq.store.topology import as_cluster_url
 
 _REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
 

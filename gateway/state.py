@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from reliq import Client
-from reliq.durability import Durability
+from reliq.store.durability import Durability
 
 from .catalog import Catalog
 from .metrics import Metrics

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from reliq import Client
-from reliq.embedded import EmbeddedValkey
-from reliq.embedded_cluster import EmbeddedCluster
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.devserver.embedded import EmbeddedValkey
 
 from .cluster_util import owner, slot_of, slot_owners, spread_service
 

@@ -42,8 +42,8 @@ from typing import Any
 import redis
 
 from load_tests.bench_workers import chart
-from reliq.embedded import EmbeddedValkey, free_port
-from reliq.keys import ServiceKeys
+from reliq.devserver.embedded import EmbeddedValkey, free_port
+from reliq.store.keys import ServiceKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "load_tests" / "results"

@@ -49,8 +49,8 @@ from typing import Any
 import redis
 
 from load_tests.peers.common import read as read_progress
-from reliq.embedded import EmbeddedValkey
-from reliq.keys import ServiceKeys
+from reliq.devserver.embedded import EmbeddedValkey
+from reliq.store.keys import ServiceKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "load_tests"

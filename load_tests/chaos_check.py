@@ -13,8 +13,8 @@ from pathlib import Path
 
 import msgspec
 
-from reliq.keys import keyed_id
-from reliq.record import TERMINAL
+from reliq.store.keys import keyed_id
+from reliq.store.record import TERMINAL
 
 from .chaos_client import Attempt, Plan
 from .chaos_nemesis import Fault

@@ -47,9 +47,9 @@ from typing import Any
 import msgspec
 
 from reliq import Client
-from reliq.embedded_cluster import EmbeddedCluster
-from reliq.keys import GROUP, key_token, keyed_id, locate, partition_of_token
-from reliq.record import TERMINAL
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.store.keys import GROUP, key_token, keyed_id, locate, partition_of_token
+from reliq.store.record import TERMINAL
 
 from . import chaos_check
 from .chaos_app import Witness

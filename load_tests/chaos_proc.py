@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from reliq.embedded import free_port, server_args
+from reliq.devserver.embedded import free_port, server_args
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "load_tests.chaos_app:app"

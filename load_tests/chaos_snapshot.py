@@ -9,8 +9,8 @@ import asyncio
 import msgspec
 
 from reliq import Client
-from reliq.keys import GROUP, keyed_id
-from reliq.record import TERMINAL
+from reliq.store.keys import GROUP, keyed_id
+from reliq.store.record import TERMINAL
 
 
 class KeyState(msgspec.Struct, frozen=True, kw_only=True):

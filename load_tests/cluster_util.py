@@ -12,8 +12,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.cluster import key_slot
 
-from reliq.embedded import EmbeddedValkey, _die_with_parent, server_args
-from reliq.keys import ServiceKeys
+from reliq.devserver.embedded import EmbeddedValkey, _die_with_parent, server_args
+from reliq.store.keys import ServiceKeys
 
 
 def slot_of(service: str, partition: int) -> int:

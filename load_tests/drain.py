@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from reliq import Client
-from reliq.embedded import EmbeddedValkey
-from reliq.keys import GROUP, ServiceKeys
+from reliq.devserver.embedded import EmbeddedValkey
+from reliq.store.keys import GROUP, ServiceKeys
 
 EXTRA: list[str] = []
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,14 @@
 >>> app = App([orders])        # reliq worker mymodule:app
 """
 
-from .client import Client
-from .context import Context, SyncContext
-from .durability import Durability
-from .errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry, Terminal, UnknownInvocation
-from .record import Accepted, ErrorInfo, Invocation
-from .runtime import WorkerConfig
-from .service import App, Handler, Service
-from .worker import Worker
+from reliq.client import Client
+from reliq.errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry, Terminal, UnknownInvocation
+from reliq.service import App, Handler, Service
+from reliq.store.durability import Durability
+from reliq.store.record import Accepted, ErrorInfo, Invocation
+from reliq.worker.context import Context, SyncContext
+from reliq.worker.run import Worker
+from reliq.worker.runtime import WorkerConfig
 
 __all__ = [
     "Accepted",

@@ -1,3 +1,3 @@
-from .cli import main
+from reliq.cli import main
 
 main()

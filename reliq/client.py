@@ -12,10 +12,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import codec
-from .durability import Durability
-from .errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
-from .keys import (
+from reliq import codec
+from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
+from reliq.store.durability import Durability
+from reliq.store.keys import (
     ServiceKeys,
     check_name,
     child_token,
@@ -25,10 +25,10 @@ from .keys import (
     new_id,
     partition_of_token,
 )
-from .layout import Layout, read_layout, write_layout
-from .record import TERMINAL, Accepted, Invocation, parse
-from .scripts import Scripts
-from .topology import Topology, connect
+from reliq.store.layout import Layout, read_layout, write_layout
+from reliq.store.record import TERMINAL, Accepted, Invocation, parse
+from reliq.store.scripts import Scripts
+from reliq.store.topology import Topology, connect
 
 DAY_MS = 24 * 3600 * 1000
 LAYOUT_TTL = 2.0  # seconds a service's partition layout is cached by producers
@@ -282,7 +282,7 @@ class Client:
         return [i for _, i in sorted(found, reverse=True)[:n]]
 
     async def durability(self) -> Durability:
-        """The durability level this server can honestly give (see ``reliq.durability``)."""
+        """The durability level this server can honestly give (see ``reliq.store.durability``)."""
         return await self.topology.inspect_all()
 
     async def server_time_ms(self) -> int:

@@ -36,3 +36,8 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not 0 < len(key) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise ValueError("idempotency key must be 1-255 characters without control characters")
     return key
+
+
+def text(value: bytes | str | int | float) -> str:
+    """A Redis reply value as ``str`` (reliq reads raw bytes; this is the one place that decodes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -10,8 +10,8 @@ from typing import Any, TypeVar, get_type_hints, overload
 
 import msgspec
 
-from .keys import check_name
-from .layout import check_partitions
+from reliq.store.keys import check_name
+from reliq.store.layout import check_partitions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

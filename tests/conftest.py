@@ -23,10 +23,10 @@ import uvloop
 from redis.cluster import ClusterNode, RedisCluster
 
 from reliq import App, Client, Service, Worker, WorkerConfig
-from reliq.embedded import EmbeddedValkey
-from reliq.embedded_cluster import EmbeddedCluster
-from reliq.record import TERMINAL
-from reliq.topology import is_cluster_url
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.devserver.embedded import EmbeddedValkey
+from reliq.store.record import TERMINAL
+from reliq.store.topology import is_cluster_url
 
 BACKENDS = ("single", "cluster")
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from reliq import Context, InvocationFailed, Service, UnknownInvocation
-from reliq.keys import ServiceKeys, new_id
+from reliq.store.keys import ServiceKeys, new_id
 
 from .conftest import Names, client, running, wait_until
 

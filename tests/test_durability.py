@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reliq import Client
-from reliq.embedded import EmbeddedValkey
+from reliq.devserver.embedded import EmbeddedValkey
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from reliq import Context, Retry, Service, Terminal
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from .conftest import Names, client, running, wait_until
 

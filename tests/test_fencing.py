@@ -3,7 +3,7 @@ that lost its lease out of every write, and the scripts are idempotent under re-
 
 import pytest
 
-from reliq.keys import GROUP, ServiceKeys
+from reliq.store.keys import GROUP, ServiceKeys
 
 from .conftest import Names, client
 

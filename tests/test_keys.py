@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from reliq.keys import InvalidName, ServiceKeys, check_name, child_id, keyed_id, new_id, service_of
+from reliq.store.keys import InvalidName, ServiceKeys, check_name, child_id, keyed_id, new_id, service_of
 
 
 def test_every_key_of_a_service_shares_one_hash_tag() -> None:

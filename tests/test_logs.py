@@ -1,7 +1,7 @@
 import json
 import logging
 
-from reliq.logs import JsonFormatter
+from reliq.cli.logs import JsonFormatter
 
 
 def test_json_logs_are_one_object_per_line() -> None:

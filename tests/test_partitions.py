@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from reliq import Client, Context, Service
-from reliq.cli import _partition_set
-from reliq.keys import (
+from reliq.cli.main import _partition_set
+from reliq.store.keys import (
     InvalidName,
     ServiceKeys,
     key_token,
@@ -22,7 +22,7 @@ from reliq.keys import (
     partition_of,
     partition_of_token,
 )
-from reliq.topology import as_cluster_url, is_cluster_url
+from reliq.store.topology import as_cluster_url, is_cluster_url
 
 from .conftest import Names, client, running, wait_until
 
@@ -157,7 +157,7 @@ async def test_concurrent_partition_changes_never_lower_high(url: str, names: Na
 
 
 def test_cli_refuses_bad_counts_names_and_ids_without_a_traceback_or_a_write(url: str, names: Names) -> None:
-    from reliq.cli import main
+    from reliq.cli.main import main
 
     name = names()
     for argv, said in [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reliq import Client, Context, Service
-from reliq.keys import GROUP
+from reliq.store.keys import GROUP
 
 from .conftest import Names, running, wait_until
 

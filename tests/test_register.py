@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from reliq import IdempotencyConflict
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from .conftest import Names, client
 

@@ -3,7 +3,7 @@
 import asyncio
 
 from reliq import Client, Context, Retry, Service, Terminal
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from .conftest import Names, leaked_keys, running, wait_until
 

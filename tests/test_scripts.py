@@ -4,7 +4,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from .conftest import Names, client
 

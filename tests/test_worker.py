@@ -5,7 +5,7 @@ import asyncio
 import time
 
 from reliq import Context, Service
-from reliq.keys import GROUP, SERVICES, ServiceKeys
+from reliq.store.keys import GROUP, SERVICES, ServiceKeys
 
 from .conftest import Names, client, running, wait_until
 

@@ -4,7 +4,7 @@ partition, and a 3-partition service with pending entries held by a live and a d
 from __future__ import annotations
 
 from reliq import Client
-from reliq.keys import GROUP, SERVICES, key_token, partition_of_token
+from reliq.store.keys import GROUP, SERVICES, key_token, partition_of_token
 
 P = 3
 

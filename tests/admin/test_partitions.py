@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from reliq import Context, Retry, Service, Terminal
-from reliq.keys import GROUP, SERVICES, child_token, make_id, partition_of, partition_of_token
+from reliq.store.keys import GROUP, SERVICES, child_token, make_id, partition_of, partition_of_token
 
 from ..conftest import Names, client, running, wait_until
 from ..gateway.conftest import gateway

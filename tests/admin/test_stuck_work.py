@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reliq import Client
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from ..conftest import wait_until
 from ..gateway.conftest import gateway

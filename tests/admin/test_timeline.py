@@ -3,9 +3,9 @@ kept, a gap event counting the dropped ones, the newest kept) so it never grows 
 
 from __future__ import annotations
 
-from reliq.detail import detail
-from reliq.keys import GROUP
-from reliq.timeline import parse_timeline
+from reliq.admin.detail import detail
+from reliq.admin.timeline import parse_timeline
+from reliq.store.keys import GROUP
 
 from ..conftest import Names, client
 

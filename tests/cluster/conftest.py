@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reliq.embedded_cluster import EmbeddedCluster
+from reliq.devserver.cluster import EmbeddedCluster
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from reliq import Client
-from reliq.topology import GatedCluster, _gated, connect
+from reliq.store.topology import GatedCluster, _gated, connect
 
 from ..conftest import Names
 
@@ -43,7 +43,7 @@ async def test_a_task_holding_the_gate_does_not_wait_for_a_second_slot(url: str,
 def test_reliq_partitions_sets_the_count_and_names_each_partition_s_node(
     url: str, names: Names, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from reliq.cli import main
+    from reliq.cli.main import main
 
     service = names()
     main(["--redis-url", url, "partitions", service, "3"])

@@ -10,9 +10,9 @@ from redis.cluster import key_slot
 from redis.exceptions import RedisClusterException
 
 from reliq.codec import fingerprint
-from reliq.embedded_cluster import EmbeddedCluster
-from reliq.keys import GROUP, ServiceKeys, new_id
-from reliq.scripts import Registration, Scripts
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.store.keys import GROUP, ServiceKeys, new_id
+from reliq.store.scripts import Registration, Scripts
 
 from ..conftest import Names
 

@@ -19,8 +19,8 @@ import redis
 from redis.cluster import key_slot
 
 from reliq import Client, Context, IdempotencyConflict, InvocationFailed, Service
-from reliq.embedded_cluster import EmbeddedCluster
-from reliq.keys import GROUP, ServiceKeys, child_token, key_token, partition_of, partition_of_token
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.store.keys import GROUP, ServiceKeys, child_token, key_token, partition_of, partition_of_token
 
 from ..conftest import Names, client, running, wait_until
 from ..e2e.test_crash import Workers

@@ -17,7 +17,7 @@ from load_tests.chaos_check import VIOLATIONS, check, table
 from load_tests.chaos_client import Attempt, Plan
 from load_tests.chaos_proc import ProcEvent
 from load_tests.chaos_snapshot import KeyState, Snapshot
-from reliq.keys import keyed_id
+from reliq.store.keys import keyed_id
 
 
 @pytest.mark.timeout(120)

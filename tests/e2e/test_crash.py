@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reliq import Client
-from reliq.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys
 
 from ..conftest import Names, read_lines, wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from reliq import Client, Context, Service
-from reliq.embedded import EmbeddedValkey, free_port
+from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 from ..conftest import Names, client, running, wait_until
 
@@ -54,7 +54,7 @@ async def test_the_embedded_server_dies_with_a_sigkilled_parent(tmp_path: Path) 
     """A SIGKILLed `reliq dev` (or test run) must not leave a server holding its port and data dir."""
     script = (
         "import sys, time\n"
-        "from reliq.embedded import EmbeddedValkey\n"
+        "from reliq.devserver.embedded import EmbeddedValkey\n"
         "s = EmbeddedValkey(data_dir=sys.argv[1]).start()\n"
         "print(s.proc.pid, flush=True)\n"
         "time.sleep(120)\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from reliq.embedded import free_port
+from reliq.devserver.embedded import free_port
 
 from ..conftest import Names
 

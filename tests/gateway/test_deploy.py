@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reliq.embedded import free_port
+from reliq.devserver.embedded import free_port
 
 from ..conftest import wait_until
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from reliq.embedded import free_port
+from reliq.devserver.embedded import free_port
 
 from ..conftest import wait_until
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reliq import Context, Service
-from reliq.embedded import EmbeddedValkey, free_port
+from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 from ..conftest import Names, wait_until
 from .conftest import gateway

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from reliq import Client
-from reliq.embedded import free_port
+from reliq.devserver.embedded import free_port
 
 from ..conftest import Names, running, wait_until
 from .test_ingress import shop

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from reliq import Context, Service
-from reliq.keys import partition_of
+from reliq.store.keys import partition_of
 
 from ..conftest import Names, client, running
 from .conftest import gateway

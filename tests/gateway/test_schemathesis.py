@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, status_code_conformance
 
-from reliq.embedded import EmbeddedValkey, free_port
+from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

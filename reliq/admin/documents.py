@@ -1,0 +1,230 @@
+"""The documents of the admin views (``overview``, ``actions``, ...): the JSON the gateway's
+``/admin`` API answers and ``reliq pending|parked|inspect --json`` prints. Times are unix ms of the
+Redis server's clock. Shapes are documented in docs/http-api.md ("Admin API"); new fields get
+defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from reliq.store.durability import Durability
+from reliq.store.layout import Layout
+from reliq.store.record import Invocation
+
+
+class OldestPending(msgspec.Struct, frozen=True, kw_only=True):
+    entry_id: str
+    age_ms: int
+    idle_ms: int
+    owner: str
+    deliveries: int
+    partition: int = 0
+
+
+class Consumer(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    alive: bool
+    pending: int
+    idle_ms: int | None = None
+    inflight: int | None = None
+    concurrency: int | None = None
+    host: str | None = None
+    pid: int | None = None
+    processed: int | None = None
+    heartbeat_at: int | None = None
+    partitions: list[int] = []  # partitions where it holds pending entries
+
+
+class PartitionConsumer(msgspec.Struct, frozen=True, kw_only=True):
+    """A consumer holding entries in one partition (liveness: its service-wide heartbeat)."""
+
+    name: str
+    alive: bool
+    pending: int
+    idle_ms: int | None = None
+
+
+class Minute(msgspec.Struct, frozen=True, kw_only=True):
+    minute: int
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+
+
+class PartitionOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """One partition's numbers; ``consumers`` are those holding entries in it."""
+
+    partition: int
+    stream_length: int
+    lag: int | None
+    pending: int
+    oldest_pending: OldestPending | None
+    delayed: int
+    parked: int
+    archived: int
+    lost: int
+    consumers: list[PartitionConsumer]
+    consumers_total: int
+    minutes: list[Minute]
+
+
+class ServiceOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """Sums over the partitions ``0..layout.high-1``; ``partitions`` has each one's numbers."""
+
+    service: str
+    stream_length: int
+    lag: int | None
+    pending: int
+    oldest_pending: OldestPending | None
+    delayed: int
+    parked: int
+    archived: int
+    lost: int
+    consumers: list[Consumer]
+    consumers_total: int
+    minutes: list[Minute]
+    layout: Layout = Layout()
+    partitions: list[PartitionOverview] = []
+
+
+class Overview(msgspec.Struct, frozen=True, kw_only=True):
+    now: int
+    durability: Durability | None
+    services: list[ServiceOverview]
+
+
+class PendingEntry(msgspec.Struct, frozen=True, kw_only=True):
+    entry_id: str
+    invocation_id: str | None
+    handler: str | None
+    state: str | None
+    owner: str
+    owner_alive: bool
+    idle_ms: int
+    deliveries: int
+    attempt: int | None = None
+    epoch: int | None = None
+    lease_until: int | None = None
+    reclaim_in_ms: int | None = None
+    step: str | None = None
+    lost: bool = False
+    partition: int = 0
+
+
+class PendingPage(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    now: int
+    total: int
+    items: list[PendingEntry]
+    next_cursor: str | None
+    partition: int | None = None  # the filter, or None: every partition
+    partitions: int = 1  # partitions that may hold work (the layout's high)
+
+
+class ErrorSummary(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    message: str
+    status: int | None = None
+
+
+class ParkedItem(msgspec.Struct, frozen=True, kw_only=True):
+    invocation_id: str
+    parked_at: int
+    handler: str | None = None
+    reason: str | None = None
+    error: ErrorSummary | None = None
+    attempt: int | None = None
+    deliveries: int | None = None
+    crashes: int | None = None
+    redrives: int | None = None
+    expired: bool = False
+    partition: int = 0
+
+
+class ParkedPage(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    now: int
+    archived: bool
+    total: int
+    items: list[ParkedItem]
+    next_cursor: str | None
+    partition: int | None = None
+    partitions: int = 1
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """One timeline event (see lua/lib/timeline.lua)."""
+
+    at: int
+    event: str
+    actor: str | None = None
+    epoch: int | None = None
+    detail: str | None = None
+    until: int | None = None
+    count: int | None = None
+
+
+class Relative(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent or child, as a link."""
+
+    id: str
+    service: str
+    handler: str | None
+    state: str
+
+
+class EntryRef(msgspec.Struct, frozen=True, kw_only=True):
+    entry_id: str
+    owner: str
+    owner_alive: bool
+    idle_ms: int
+    deliveries: int
+
+
+class Detail(msgspec.Struct, frozen=True, kw_only=True):
+    invocation: Invocation
+    timeline: list[Event]
+    parent: Relative | None
+    children: list[Relative]
+    pending_entry: EntryRef | None
+    parked: bool
+    archived: bool
+    partition: int = 0
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    service: str
+    at: int
+    who: str
+    action: str
+    target: str
+    result: str
+    partition: int = 0
+
+
+class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    action: str
+    status: str
+    changed: bool
+    state: str | None
+
+
+class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    redriven: list[str]
+    examined: int
+    remaining: int
+
+
+def to_builtins(doc: Any) -> Any:
+    return msgspec.to_builtins(doc)

@@ -1,0 +1,150 @@
+"""Read-only views of a service for operators: the overview (this module), the pending-entries
+list (``reliq.admin.pending``), the parked set and archive (``reliq.admin.parked``); one invocation's full
+detail is ``reliq.admin.detail``. No KEYS, no SCAN: every view is a bounded number of pipelined reads.
+
+A partitioned service (``reliq.store.layout``) is read partition by partition (``0..high-1``) and
+added up (``reliq.admin.aggregate``); every document also says which partition each number or row
+comes from, and the lists take an optional ``partition`` filter.
+
+>>> page = await pending(client, "orders", min_idle_ms=60_000, limit=50)
+>>> [(e.partition, e.invocation_id, e.owner, e.owner_alive) for e in page.items]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from reliq.admin import aggregate
+from reliq.admin.documents import Minute, OldestPending, Overview, PartitionOverview, ServiceOverview
+from reliq.admin.paging import _int, _ms, _s, alive, clamp, scope
+from reliq.admin.parked import parked
+from reliq.admin.pending import pending
+from reliq.client import Client
+from reliq.store.keys import GROUP, SERVICES, InvalidName, ServiceKeys, check_name
+
+__all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "service_overview", "services"]
+
+MINUTES = 15
+MAX_CONSUMERS = aggregate.MAX_CONSUMERS
+_OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
+_heartbeat = msgspec.json.Decoder(dict[str, Any]).decode
+_PER_PARTITION = 10  # commands per partition in service_overview's pipeline
+
+
+async def services(client: Client) -> list[str]:
+    return sorted(_s(s) for s in await client.redis.smembers(SERVICES))
+
+
+async def known_service(client: Client, service: str) -> bool:
+    """A valid name that workers registered (or that has a stream)."""
+    try:
+        k = client.keys(check_name("service", service))
+    except InvalidName:
+        return False
+    async with client.redis.pipeline(transaction=False) as p:
+        p.sismember(SERVICES, service)
+        p.exists(k.stream)
+        member, stream = await p.execute()
+    return bool(member) or bool(stream)
+
+
+def _minutes(raw: Any, now: int) -> list[Minute]:
+    h = {_s(k): _s(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    current = now // 60000
+    out = []
+    for m in range(current - MINUTES + 1, current + 1):
+        slot, fresh = str(m % 60), h.get(str(m % 60)) == str(m)
+        counts = {o: int(h.get(f"{slot}:{o}", 0)) if fresh else 0 for o in _OUTCOMES}
+        out.append(Minute(minute=m * 60000, **counts))
+    return out
+
+
+def _read(p: Any, k: ServiceKeys) -> None:
+    p.xlen(k.stream)
+    p.xinfo_groups(k.stream)
+    p.xpending(k.stream, GROUP)
+    p.xpending_range(k.stream, GROUP, "-", "+", 1)
+    p.zcard(k.delayed)
+    p.zcard(k.parked)
+    p.zcard(k.archive)
+    p.xlen(k.lost)
+    p.xinfo_consumers(k.stream, GROUP)
+    p.hgetall(k.minutes)
+
+
+def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
+    """One partition's numbers (consumers still without liveness) and its group's consumers."""
+    xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes = replies
+    group = next((g for g in groups if _s(g["name"]) == GROUP), None) if isinstance(groups, list) else None
+    first = None
+    if isinstance(oldest, list) and oldest:
+        o, eid = oldest[0], _s(oldest[0]["message_id"])
+        first = OldestPending(
+            entry_id=eid,
+            age_ms=max(0, now - int(eid.split("-", 1)[0])),
+            idle_ms=int(o["time_since_delivered"]),
+            owner=_s(o["consumer"]),
+            deliveries=int(o["times_delivered"]),
+            partition=part,
+        )
+    infos = [
+        {"name": _s(c["name"]), "pending": int(c.get("pending", 0)), "idle": _int(c.get("idle"))}
+        for c in (consumers if isinstance(consumers, list) else [])
+    ]
+    doc = PartitionOverview(
+        partition=part,
+        stream_length=int(xlen) if isinstance(xlen, int) else 0,
+        lag=_int(group.get("lag")) if group else None,
+        pending=int(summary["pending"]) if isinstance(summary, dict) else 0,
+        oldest_pending=first,
+        delayed=int(delayed),
+        parked=int(parked_n),
+        archived=int(archived),
+        lost=int(lost),
+        consumers=[],
+        consumers_total=len(infos),
+        minutes=_minutes(minutes, now),
+    )
+    return doc, infos
+
+
+async def service_overview(client: Client, service: str) -> ServiceOverview:
+    """The service's numbers summed over its partitions, plus each partition's own."""
+    sc = await scope(client, service)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.time()
+        for k in sc.keys:
+            _read(p, k)
+        replies = await p.execute(raise_on_error=False)
+    now, n = _ms(replies[0]), _PER_PARTITION
+    read = [_partition(k.partition, replies[1 + i * n : 1 + (i + 1) * n], now) for i, k in enumerate(sc.keys)]
+    infos = [i for _, i in read]
+    ranked = aggregate.consumer_totals(infos)
+    shown = ranked[:MAX_CONSUMERS]
+    k0 = client.keys(service)
+    beats = await client.redis.mget([k0.consumer(c[0]) for c in shown]) if shown else []
+    hbs = {c[0]: (_heartbeat(b) if b is not None else None) for c, b in zip(shown, beats, strict=True)}
+    live = {name: hb is not None for name, hb in hbs.items()}
+    held: dict[str, list[int]] = {}
+    for doc, part_infos in read:
+        for c in part_infos:
+            if c["pending"]:
+                held.setdefault(c["name"], []).append(doc.partition)
+    consumers = [aggregate.consumer(nm, pend, idle, hbs[nm], held.get(nm, [])) for nm, pend, idle in shown]
+    parts = [
+        msgspec.structs.replace(doc, consumers=aggregate.partition_consumers(part_infos, live))
+        for doc, part_infos in read
+    ]
+    return aggregate.service(service, sc.layout, parts, consumers, len(ranked))
+
+
+async def overview(client: Client) -> Overview:
+    """Every registered service, plus the server's durability level."""
+    names = await services(client)
+    docs, durability = await asyncio.gather(
+        asyncio.gather(*(service_overview(client, s) for s in names)), client.durability()
+    )
+    return Overview(now=await client.server_time_ms(), durability=durability, services=list(docs))

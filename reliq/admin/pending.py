@@ -1,0 +1,127 @@
+"""Step 2a of the admin views: a service's pending-entries lists (one per partition), merged in
+entry-id order (oldest entry first, the partition breaking ties) and joined with the records.
+
+One page costs: the layout read, one pipeline with an ``XPENDING`` summary and one
+``XPENDING ... [IDLE ms] start + limit+1 [consumer]`` range per partition, one pipeline of
+``XRANGE id id`` per row shown, one of ``HMGET`` of the records, one of ``EXISTS`` of the
+owners' heartbeats. A page reads at most ``partitions x (limit + 1)`` PEL rows (and joins only
+``limit``), whatever the size of the lists. The cursor is described in ``reliq.admin.paging``.
+
+>>> page = await pending(client, "orders", min_idle_ms=60_000, limit=50)
+>>> [(e.partition, e.invocation_id, e.owner, e.owner_alive) for e in page.items]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reliq.admin.documents import PendingEntry, PendingPage
+from reliq.admin.paging import _int, _ms, _s, alive, clamp, entry_key, next_cursor, parse_cursor, scope
+from reliq.client import Client
+from reliq.store.keys import GROUP
+
+_PEL_FIELDS = ("handler", "state", "attempt", "epoch", "lease_until", "step")
+
+
+async def pending(
+    client: Client,
+    service: str,
+    *,
+    cursor: str | None = None,
+    consumer: str | None = None,
+    min_idle_ms: int = 0,
+    handler: str | None = None,
+    limit: int = 100,
+    partition: int | None = None,
+) -> PendingPage:
+    """One page of the pending entries of every partition (or only ``partition``), oldest entry
+    first, joined with the records. ``cursor`` is ``next_cursor`` of the previous page."""
+    limit = clamp(limit)
+    after = parse_cursor(cursor)
+    tie = None
+    if after and after[1] is not None:
+        if not after[1].isdigit():
+            raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
+        tie = int(after[1])
+    sc = await scope(client, service, partition)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.time()
+        for k in sc.keys:
+            start = "-"
+            if after:
+                start = after[0] if tie is not None and k.partition > tie else f"({after[0]}"
+            p.xpending(k.stream, GROUP)
+            p.xpending_range(
+                k.stream, GROUP, start, "+", limit + 1, consumername=consumer, idle=min_idle_ms or None
+            )
+        replies = await p.execute(raise_on_error=False)
+    now, total = _ms(replies[0]), 0
+    rows: list[tuple[tuple[int, int], int, dict[str, Any]]] = []
+    for i, k in enumerate(sc.keys):
+        summary, got = replies[1 + 2 * i], replies[2 + 2 * i]
+        if isinstance(summary, dict):  # an error: no stream or group yet, nothing is pending
+            total += int(summary["pending"])
+        if isinstance(got, list):
+            rows += [(entry_key(_s(r["message_id"])), k.partition, r) for r in got]
+    rows.sort(key=lambda row: (row[0], row[1]))
+    shown = rows[:limit]
+    items = await _join(client, service, shown, now)
+    following = _s(rows[limit][2]["message_id"]) if len(rows) > limit else None
+    cursor_out = None
+    if following is not None:
+        last = shown[-1]
+        cursor_out = next_cursor(_s(last[2]["message_id"]), str(last[1]), following)
+    if handler:
+        items = [e for e in items if e.handler == handler]
+    return PendingPage(
+        service=service,
+        now=now,
+        total=total,
+        items=items,
+        next_cursor=cursor_out,
+        partition=partition,
+        partitions=sc.layout.high,
+    )
+
+
+async def _join(
+    client: Client, service: str, rows: list[tuple[tuple[int, int], int, dict[str, Any]]], now: int
+) -> list[PendingEntry]:
+    """Each row's invocation id (its stream entry), record fields and owner liveness."""
+    async with client.redis.pipeline(transaction=False) as p:
+        for _, part, r in rows:
+            eid = _s(r["message_id"])
+            p.xrange(client.keys(service, part).stream, eid, eid, count=1)
+        entries = await p.execute() if rows else []
+    ids = [_s(e[0][1].get(b"i", b"")) if e else None for e in entries]
+    async with client.redis.pipeline(transaction=False) as p:
+        for (_, part, _r), inv in zip(rows, ids, strict=True):
+            if inv:
+                p.hmget(client.keys(service, part).inv(inv), *_PEL_FIELDS)
+        recs = iter(await p.execute() if any(ids) else [])
+    live = await alive(client, client.keys(service), {_s(r["consumer"]) for _, _, r in rows})
+    items = []
+    for (_, part, r), inv in zip(rows, ids, strict=True):
+        owner = _s(r["consumer"])
+        h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
+        lease_until = _int(lease)
+        items.append(
+            PendingEntry(
+                entry_id=_s(r["message_id"]),
+                invocation_id=inv,
+                handler=_s(h) if h else None,
+                state=_s(st) if st else None,
+                owner=owner,
+                owner_alive=live[owner],
+                idle_ms=int(r["time_since_delivered"]),
+                deliveries=int(r["times_delivered"]),
+                attempt=_int(attempt),
+                epoch=_int(epoch),
+                lease_until=lease_until,
+                reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
+                step=_s(step) if step else None,
+                lost=not inv,
+                partition=part,
+            )
+        )
+    return items

@@ -1,0 +1,55 @@
+"""A service's partition layout: how many partitions new invocations are spread over.
+
+Stored in ``reliq:{S}:layout`` (a hash, with partition 0's tag):
+
+- ``p``: partitions new invocations are placed on (default 1: the layout of a service that was
+  never partitioned, whose keys are partition 0's ``reliq:{S}:...``);
+- ``high``: partitions that may hold work: ``max`` of every ``p`` ever set. Workers and the admin
+  views cover ``0..high-1``, so partitions left over by a smaller ``p`` drain instead of being
+  forgotten;
+- ``prev`` / ``changed``: the previous ``p`` and when it changed (server ms). For one retention
+  period after a change, an idempotency key (or child key) whose partition moved is looked up in
+  its old partition first, so a retry still lands on the invocation it placed before the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from reliq.store.keys import MAX_PARTITIONS, ServiceKeys
+from reliq.store.scripts import Scripts
+
+
+class Layout(msgspec.Struct, frozen=True):
+    partitions: int = 1
+    high: int = 1
+    previous: int = 0
+    changed_ms: int = 0
+
+
+def parse_layout(raw: dict[bytes, bytes]) -> Layout:
+    def num(field: bytes, default: int) -> int:
+        v = raw.get(field)
+        return int(v) if v is not None else default
+
+    p = num(b"p", 1)
+    return Layout(p, max(p, num(b"high", 1)), num(b"prev", 0), num(b"changed", 0))
+
+
+def check_partitions(n: int) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be an integer in 1..{MAX_PARTITIONS}, not {n!r}")
+    return n
+
+
+async def read_layout(redis: Any, k: ServiceKeys) -> Layout:
+    return parse_layout(await redis.hgetall(k.layout))
+
+
+async def write_layout(scripts: Scripts, k: ServiceKeys, partitions: int) -> Layout:
+    """Set ``p`` (no-op when unchanged) in one script (``set_layout.lua``): ``high`` never
+    decreases, whoever races; the last ``p`` wins."""
+    check_partitions(partitions)
+    return Layout(*await scripts.set_layout(k, partitions))

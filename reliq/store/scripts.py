@@ -1,0 +1,222 @@
+"""Typed wrappers around the Lua scripts in ``reliq/lua/`` (one method per script file).
+
+Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
+NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. Scripts
+that write the timeline or the per-minute counters get ``lua/lib/timeline.lua`` prepended.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any, NamedTuple
+
+import msgspec
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from reliq.store.keys import GROUP, ServiceKeys
+
+Arg = str | bytes | int | float
+_pack = msgspec.msgpack.Encoder().encode
+
+
+_PLAIN = frozenset(
+    {"link_child", "record_lost", "reap", "set_layout"}
+)  # scripts without the timeline helpers
+
+
+def _source(name: str) -> str:
+    lua = files("reliq.store") / "lua"
+    body = (lua / f"{name}.lua").read_text()
+    return body if name in _PLAIN else (lua / "lib" / "timeline.lua").read_text() + body
+
+
+class Registration(NamedTuple):
+    """One invocation to place (see register.lua)."""
+
+    id: str
+    fp: str
+    handler: str
+    payload: bytes
+    parent: str = ""
+    key: str = ""
+    delay_ms: int | None = None
+    due_ms: int | None = None
+    trace: str = ""
+
+
+def pairs(reply: Sequence[Any]) -> list[tuple[str, str]]:
+    """register.lua's flat reply as (status, state) pairs."""
+    flat = [_s(x) for x in reply]
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Scripts:
+    """All of reliq's scripts, registered on one client."""
+
+    NAMES = (
+        "register",
+        "claim",
+        "complete",
+        "retry",
+        "park",
+        "promote",
+        "renew",
+        "release",
+        "step",
+        "link_child",
+        "cancel",
+        "redrive",
+        "record_lost",
+        "discard",
+        "release_entry",
+        "retry_now",
+        "reap",
+        "set_layout",
+    )
+
+    def __init__(self, redis: Redis) -> None:
+        self._s: dict[str, AsyncScript] = {n: redis.register_script(_source(n)) for n in self.NAMES}
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        return await self._s[name](keys=list(keys), args=list(args))
+
+    async def register(
+        self,
+        k: ServiceKeys,
+        id: str,
+        fp: str,
+        handler: str,
+        payload: bytes,
+        parent: str,
+        key: str,
+        delay_ms: int | None,
+        due_ms: int | None,
+        trace: str = "",
+    ) -> tuple[str, str]:
+        item = Registration(id, fp, handler, payload, parent, key, delay_ms, due_ms, trace)
+        return (await self.register_many(k, [item]))[0]
+
+    async def register_many(
+        self, k: ServiceKeys, items: Sequence[Registration], *, pipe: Any = None
+    ) -> list[tuple[str, str]]:
+        """Place a batch of one service's invocations in one script call. With ``pipe``, the call
+        is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned."""
+        keys = [k.stream, k.delayed, *(k.inv(r.id) for r in items)]
+        args: list[Arg] = [k.service]
+        for r in items:
+            delay = "" if r.delay_ms is None else str(r.delay_ms)
+            due = "" if r.due_ms is None else str(r.due_ms)
+            small = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
+            args += [_pack(small), r.payload]
+        if pipe is not None:
+            await self._s["register"](keys=keys, args=args, client=pipe)
+            return []
+        return pairs(await self._run("register", keys, args))
+
+    async def claim(
+        self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
+    ) -> list[Any]:
+        """``entries``: (entry id, invocation id). Returns 9 values per entry (see claim.lua)."""
+        keys = [k.stream, *(k.inv(i) for _, i in entries)]
+        token = secrets.token_hex(8)
+        return list(
+            await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
+        )
+
+    async def complete(
+        self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
+    ) -> list[str]:
+        """``items``: (invocation id, entry id, epoch, final state, result)."""
+        keys = [k.stream, k.minutes]
+        args: list[Arg] = [GROUP, retention_ms]
+        for inv, eid, epoch, state, result in items:
+            keys.extend(k.per_invocation(inv))
+            args.extend((eid, epoch, state, result))
+        return [_s(x) for x in await self._run("complete", keys, args)]
+
+    async def retry(
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
+    ) -> str:
+        return _s(
+            await self._run(
+                "retry",
+                [*k.per_invocation(inv), k.stream, k.delayed, k.minutes],
+                [GROUP, eid, epoch, delay_ms, error, inv, retention_ms],
+            )
+        )
+
+    async def park(
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
+    ) -> str:
+        return _s(
+            await self._run(
+                "park",
+                [*k.per_invocation(inv), k.stream, k.parked, k.minutes],
+                [GROUP, eid, epoch, reason, error, inv, retention_ms],
+            )
+        )
+
+    async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
+        return int(await self._run("promote", [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids))
+
+    async def renew(
+        self, k: ServiceKeys, consumer: str, lease_ms: int, items: Sequence[tuple[str, str, int]]
+    ) -> list[str]:
+        """``items``: (invocation id, entry id, epoch). Returns 'ok' | 'cancel' | 'lost' each."""
+        args: list[Arg] = [GROUP, consumer, lease_ms]
+        for _, eid, epoch in items:
+            args.extend((eid, epoch))
+        r = await self._run("renew", [k.stream, *(k.inv(i) for i, _, _ in items)], args)
+        return [_s(x) for x in r]
+
+    async def release(
+        self, k: ServiceKeys, consumer: str, idle_ms: int, items: Sequence[tuple[str, str, int]]
+    ) -> int:
+        args: list[Arg] = [GROUP, consumer, idle_ms]
+        for _, eid, epoch in items:
+            args.extend((eid, epoch))
+        return int(await self._run("release", [k.stream, *(k.inv(i) for i, _, _ in items)], args))
+
+    async def step(self, k: ServiceKeys, inv: str, epoch: int, name: str, value: bytes) -> bool:
+        return bool(await self._run("step", [k.inv(inv), k.steps(inv)], [epoch, name, value]))
+
+    async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> bool:
+        return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
+
+    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> str:
+        keys = [*k.per_invocation(inv), k.delayed, k.audit]
+        return _s(await self._run("cancel", keys, [inv, retention_ms, who]))
+
+    async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> str:
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
+        return _s(await self._run("redrive", keys, [inv, who]))
+
+    async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> str:
+        keys = [k.inv(inv), k.parked, k.archive, k.audit]
+        return _s(await self._run("discard", keys, [inv, who, retention_ms]))
+
+    async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> str:
+        keys = [k.stream, k.inv(inv), k.audit]
+        return _s(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
+
+    async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> str:
+        keys = [k.inv(inv), k.delayed, k.stream, k.audit]
+        return _s(await self._run("retry_now", keys, [inv, who]))
+
+    async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
+        return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))
+
+    async def reap(self, k: ServiceKeys, min_idle_ms: int, limit: int = 100) -> list[str]:
+        """Delete consumers of the partition's group with nothing pending, idle >= ``min_idle_ms``."""
+        return [_s(x) for x in await self._run("reap", [k.stream], [GROUP, min_idle_ms, limit])]
+
+    async def set_layout(self, k: ServiceKeys, partitions: int) -> list[int]:
+        """Set the partition count atomically; returns (p, high, prev, changed ms)."""
+        return [int(x) for x in await self._run("set_layout", [k.layout], [partitions])]

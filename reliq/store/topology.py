@@ -1,0 +1,230 @@
+"""Where reliq's keys live: one Redis/Valkey server, or a Redis/Valkey Cluster.
+
+``redis://host:port/db`` is one server. ``redis+cluster://host:port,host:port,...`` (or
+``rediss+cluster://``) is a Cluster: redis-py's ``RedisCluster`` routes every command and script
+to the node owning its slot (every reliq script is single-slot: one hash tag per partition).
+
+Two things need a specific node rather than "the slot's owner, whichever connection":
+
+- ``WAIT`` after a registration must run on the *same connection* as the write, on the node that
+  owns the partition (``Topology.node_for``). It is never broadcast.
+- Durability is a per-node property: ``inspect_all`` reads every primary and reports the weakest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from reliq.store.durability import Durability, inspect_server
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_LEVELS = ("none", "process", "fsync")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def as_cluster_url(url: str) -> str:
+    """``--cluster``: the same address(es), read as a Cluster."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme in CLUSTER_SCHEMES:
+        return url
+    return f"{scheme}+cluster://{rest}"
+
+
+def _retry(retries: int = 3) -> RedisRetry:
+    return RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
+
+
+class GatedCluster(RedisCluster):
+    """``RedisCluster`` whose callers wait for a free connection instead of failing.
+
+    redis-py's async cluster client raises ``MaxConnectionsError`` once more commands run against
+    one node than it has connections (the single-node client waits on a ``BlockingConnectionPool``
+    instead). Here at most ``gate`` commands or pipelines run at once; each uses at most one
+    connection per node, so no node's pool is ever exhausted.
+    """
+
+    def __init__(self, *, gate: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=gate, **kwargs)
+        self.gate = asyncio.Semaphore(gate)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            # read the slot map first: redis-py picks a command's node before it initializes, and
+            # without a default node yet it sends keyed commands to any node; a cold client's
+            # concurrent first commands then got MOVED, re-read the map in a storm, and broke each
+            # other's half-open connections (RuntimeError "handler is closed", not retried)
+            await self.initialize()
+        async with _gated(self.gate):
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _GatedPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
+        async with _gated(gate):
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+_HOLDING: ContextVar[bool] = ContextVar("reliq_cluster_gate", default=False)
+
+
+@asynccontextmanager
+async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
+    """Take a gate slot, unless this task already holds one: a pipeline that retries a redirected
+    command runs ``execute_command`` inside its own slot, and must not wait for a second one."""
+    if _HOLDING.get():
+        yield
+        return
+    async with gate:
+        token = _HOLDING.set(True)
+        try:
+            yield
+        finally:
+            _HOLDING.reset(token)
+
+
+def connect(url: str, max_connections: int = 256) -> Any:
+    """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
+    instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
+    is safe because reliq's writes are scripts that detect their own re-send (register by id and
+    fingerprint, claim by token, settle scripts by epoch and state)."""
+    if is_cluster_url(url):
+        return _cluster(url, max_connections)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=20,
+        health_check_interval=30,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        retry=_retry(),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def _cluster(url: str, max_connections: int) -> RedisCluster:
+    parts = urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    nodes = []
+    for hp in hosts.split(","):
+        host, _, port = hp.strip().rpartition(":")
+        nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
+    if not nodes:
+        raise ValueError(f"no cluster nodes in {url!r}")
+    return GatedCluster(
+        startup_nodes=nodes,
+        gate=max_connections,
+        dynamic_startup_nodes=False,  # the URL's nodes stay the seeds, even after failovers
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme.startswith("rediss"),
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        # one retry policy for connection errors, timeouts and cluster errors (MOVED storms,
+        # CLUSTERDOWN during a failover); ``cluster_error_retry_attempts`` is deprecated in
+        # redis-py >= 6 and warns on every client built
+        retry=_retry(5),
+    )
+
+
+class Topology:
+    """Per-node plain clients for the operations that need one node (WAIT, CONFIG)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
+        self._nodes: dict[tuple[str, int], Redis] = {}
+
+    async def node_for(self, key: str) -> Any:
+        """A client bound to the node that owns ``key`` (the server itself when not a Cluster).
+        A pipeline on it runs on one connection, so a ``WAIT`` queued after a write covers it."""
+        if not self.cluster:
+            return self.redis
+        rc: RedisCluster = self.redis
+        await rc.initialize()
+        node = rc.get_node_from_key(key)
+        if node is None:
+            raise RedisConnectionError(f"no cluster node serves the slot of {key!r}")
+        return self._node(node.host, int(node.port))
+
+    async def owner(self, key: str) -> str:
+        """``host:port`` of the primary that owns ``key`` (``""`` when not a Cluster)."""
+        if not self.cluster:
+            return ""
+        await self.redis.initialize()
+        node = self.redis.get_node_from_key(key)
+        return "" if node is None else f"{node.host}:{node.port}"
+
+    def _node(self, host: str, port: int) -> Redis:
+        c = self._nodes.get((host, port))
+        if c is None:
+            kw = self.redis.get_connection_kwargs() if hasattr(self.redis, "get_connection_kwargs") else {}
+            c = self._nodes[(host, port)] = Redis(
+                host=host,
+                port=port,
+                username=kw.get("username"),
+                password=kw.get("password"),
+                socket_timeout=10,
+                socket_connect_timeout=5,
+                max_connections=64,
+            )
+        return c
+
+    async def refresh(self) -> None:
+        """After MOVED/ASK or a failover: re-read the slot map."""
+        if self.cluster:
+            await self.redis.nodes_manager.initialize()
+
+    async def primaries(self) -> list[Any]:
+        if not self.cluster:
+            return [self.redis]
+        rc: RedisCluster = self.redis
+        await rc.initialize()
+        return [self._node(n.host, int(n.port)) for n in rc.get_primaries()]
+
+    async def inspect_all(self) -> Durability:
+        """The weakest durability over every primary (a Cluster is as durable as its worst node)."""
+        primaries = await self.primaries()
+        found = [await inspect_server(r) for r in primaries]
+        if not self.cluster:
+            return found[0]
+        worst = min(found, key=lambda d: _LEVELS.index(d.level))
+        notes = sorted({n for d in found for n in d.notes})
+        notes.append(f"cluster of {len(found)} primaries; level is the weakest node's")
+        names = [
+            f"{r.connection_pool.connection_kwargs['host']}:{r.connection_pool.connection_kwargs['port']}"
+            for r in primaries
+        ]
+        return Durability(
+            level=worst.level,
+            appendonly=all(d.appendonly for d in found),
+            appendfsync=worst.appendfsync,
+            maxmemory_policy=worst.maxmemory_policy,
+            eviction_safe=all(d.eviction_safe for d in found),
+            notes=notes,
+            nodes={n: d.level for n, d in zip(names, found, strict=True)},
+        )
+
+    async def close(self) -> None:
+        for c in self._nodes.values():
+            await c.aclose()
+        self._nodes.clear()

@@ -1,0 +1,60 @@
+"""Registry and heartbeats: workers publish their services, handlers and input schemas, and one
+heartbeat key per consumer (TTL = 3 beats) so the gateway and dashboard can tell live from dead."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from reliq import codec
+from reliq.errors import TRANSIENT
+from reliq.store.keys import SERVICES
+from reliq.worker.runtime import Runtime
+
+log = logging.getLogger("reliq.worker.heartbeat")
+
+
+async def publish_registry(rt: Runtime) -> None:
+    async with rt.client.redis.pipeline(transaction=False) as p:
+        for s in rt.app.services.values():
+            k = rt.client.keys(s.name)
+            p.sadd(SERVICES, s.name)
+            if s.handlers:
+                p.hset(k.registry, mapping={h.name: codec.encode(h.describe()) for h in s.handlers.values()})
+        await p.execute()
+
+
+async def beat(rt: Runtime, started: float) -> None:
+    ttl_ms = int(rt.config.heartbeat_interval * 3000)
+    doc = codec.encode(
+        {
+            "consumer": rt.consumer,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": int(started * 1000),
+            "inflight": len(rt.inflight),
+            "concurrency": rt.config.concurrency,
+            "processed": rt.processed,
+            "at": int(time.time() * 1000),
+        }
+    )
+    async with rt.client.redis.pipeline(transaction=False) as p:
+        for s in rt.app.services:
+            p.set(rt.client.keys(s).consumer(rt.consumer), doc, px=ttl_ms)
+        await p.execute()
+
+
+async def heartbeat_loop(rt: Runtime) -> None:
+    started = time.time()
+    while not rt.stopping.is_set():
+        try:
+            await beat(rt, started)
+        except TRANSIENT as e:
+            log.warning("heartbeat failed: %s", e)
+        await rt.sleep(rt.config.heartbeat_interval)
+
+
+async def clear_heartbeat(rt: Runtime) -> None:
+    await rt.client.redis.delete(*(rt.client.keys(s).consumer(rt.consumer) for s in rt.app.services))

@@ -1,0 +1,257 @@
+"""The worker wires the loops together; each loop lives in its own module:
+consume (read + claim) -> execute -> settle, plus reclaim, leases, schedule and heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from redis.asyncio import Redis
+
+from reliq.client import Client
+from reliq.errors import TRANSIENT
+from reliq.service import App, Service
+from reliq.store.durability import Durability
+from reliq.store.keys import ServiceKeys
+from reliq.worker.consume import ensure_group, read_loop
+from reliq.worker.execute import Executor
+from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop, publish_registry
+from reliq.worker.leases import cancel_listener, renew_loop
+from reliq.worker.reclaim import reclaim_loop
+from reliq.worker.runtime import Runtime, WorkerConfig, default_consumer
+from reliq.worker.schedule import promote_loop
+from reliq.worker.settle import Settler
+
+log = logging.getLogger("reliq.worker.run")
+RELEASE_IDLE_MS = 2**40  # released entries look idle "forever": the next XAUTOCLAIM takes them
+
+
+class Worker:
+    """Runs the handlers of an App until stopped.
+
+    >>> worker = Worker(app, "redis://127.0.0.1:6379", config=WorkerConfig(concurrency=50))
+    >>> await worker.run()        # until worker.stop() or SIGTERM (via run_worker)
+    """
+
+    def __init__(
+        self,
+        app: App | Service,
+        redis_url: str | None = None,
+        *,
+        redis: Redis | None = None,
+        config: WorkerConfig | None = None,
+    ) -> None:
+        self.config = config or WorkerConfig()
+        self.app = App.of(app)
+        self.client = Client(redis_url, redis=redis, retention=self.config.retention)
+        self.rt = Runtime(
+            app=self.app,
+            client=self.client,
+            config=self.config,
+            consumer=self.config.consumer or default_consumer(),
+        )
+        self.settler = Settler(self.rt)
+        self.executor = Executor(self.rt, self.settler)
+        self.started = asyncio.Event()
+
+    @property
+    def consumer(self) -> str:
+        return self.rt.consumer
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown: stop reading, let in-flight handlers finish within the grace."""
+        self.rt.stopping.set()
+        self.rt.slot_freed.set()
+
+    async def run(self) -> None:
+        rt = self.rt
+        connected = await self._connect()
+        if connected is None:  # stopped before Redis ever answered
+            self.executor.close()
+            await self.client.close()
+            return
+        durability, services = connected
+        log.info(
+            "worker %s on %s; durability %s %s",
+            rt.consumer,
+            sorted(f"{k.service}/{k.partition}" for k in services),
+            durability.level,
+            "; ".join(durability.notes),
+        )
+        grown: asyncio.Queue[list[ServiceKeys]] = asyncio.Queue()
+        support: list[Coroutine[Any, Any, None]] = [
+            self.settler.run(),
+            renew_loop(rt),
+            cancel_listener(rt, services),
+            heartbeat_loop(rt),
+            self._watch_layouts(services, grown),
+        ]
+        bg = [_task(c) for c in support]
+        feed = [_task(c) for k in services for c in self._feeders(k)]
+        self.started.set()
+        stop_wait = asyncio.create_task(rt.stopping.wait())
+        more = asyncio.create_task(grown.get())
+        failure: BaseException | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    [stop_wait, more, *bg, *feed], return_when=asyncio.FIRST_COMPLETED
+                )
+                if done == {more}:  # partitions were added to a service: consume them too
+                    feed += [_task(c) for k in more.result() for c in self._feeders(k)]
+                    more = asyncio.create_task(grown.get())
+                    continue
+                for t in done:
+                    if t not in (stop_wait, more) and not t.cancelled() and t.exception() is not None:
+                        failure = t.exception()
+                        log.error("worker loop failed: %r", failure)
+                break
+            self.stop()
+            await self._shutdown(feed)
+        finally:
+            await cancel_bounded([stop_wait, more, *bg, *feed])
+            with contextlib.suppress(Exception):
+                await clear_heartbeat(rt)
+            self.executor.close()
+            await self.client.close()
+        if failure is not None:
+            raise failure
+
+    async def _connect(self) -> tuple[Durability, list[ServiceKeys]] | None:
+        """Publish partition layouts, create the groups of the partitions to consume, publish the
+        registry and read the server's durability, waiting (with backoff, up to 5 s between tries)
+        for Redis to become reachable instead of exiting."""
+        delay = 0.1
+        while not self.rt.stopping.is_set():
+            try:
+                services = await self._partitions()
+                for k in services:
+                    await ensure_group(self.rt, k)
+                await publish_registry(self.rt)
+                return await self.client.durability(), services
+            except TRANSIENT as e:
+                log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, delay)
+                await self.rt.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
+
+    def _feeders(self, k: ServiceKeys) -> list[Coroutine[Any, Any, None]]:
+        """The loops that feed one partition to the executor."""
+        rt = self.rt
+        return [read_loop(rt, self.executor, k), reclaim_loop(rt, self.executor, k), promote_loop(rt, k)]
+
+    async def _watch_layouts(
+        self, consumed: list[ServiceKeys], grown: asyncio.Queue[list[ServiceKeys]]
+    ) -> None:
+        """Pick up partitions added to a service while this worker runs (``reliq partitions S N``
+        or another deployment's ``Service(partitions=N)``), so growing P needs no restart."""
+        known = {(k.service, k.partition) for k in consumed}
+        wanted = self.rt.config.partitions
+        while True:
+            await asyncio.sleep(self.rt.config.layout_interval)
+            try:
+                new: list[ServiceKeys] = []
+                for name in self.app.services:
+                    await self.client.layout(name, fresh=True)
+                    for k in await self.client.partition_keys(name):
+                        if (name, k.partition) not in known and (wanted is None or k.partition in wanted):
+                            await ensure_group(self.rt, k)
+                            known.add((name, k.partition))
+                            new.append(k)
+                if new:
+                    log.info("consuming new partitions %s", sorted(f"{k.service}/{k.partition}" for k in new))
+                    grown.put_nowait(new)
+            except TRANSIENT as e:
+                log.warning("layout check failed: %s", e)
+
+    async def _partitions(self) -> list[ServiceKeys]:
+        """The partitions this worker consumes: every partition that may hold work
+        (``0..high-1`` of the layout), or the subset ``config.partitions``."""
+        wanted = self.rt.config.partitions
+        out: list[ServiceKeys] = []
+        for name, svc in self.app.services.items():
+            if svc.partitions is not None:
+                await self.client.set_partitions(name, svc.partitions)
+            for k in await self.client.partition_keys(name):
+                if wanted is None or k.partition in wanted:
+                    out.append(k)
+        return out
+
+    async def _shutdown(self, feeders: list[asyncio.Task[None]]) -> None:
+        rt = self.rt
+        await asyncio.wait(feeders, timeout=rt.config.block + 1)
+        for t in feeders:
+            t.cancel()
+        tasks = [f.task for f in rt.inflight.values() if f.task is not None]
+        if tasks:
+            log.info("waiting up to %.0f s for %d handlers", rt.config.shutdown_grace, len(tasks))
+            await asyncio.wait(tasks, timeout=rt.config.shutdown_grace)
+        left = list(rt.inflight.values())
+        for f in left:
+            if f.task is not None and not f.settling:
+                f.task.cancel()
+        rest = [f.task for f in left if f.task is not None]
+        if rest:  # bounded: a cancellation swallowed inside a handler must not hang the exit
+            _, stuck = await asyncio.wait(rest, timeout=5.0)
+            if stuck:
+                log.error("%d handlers ignored cancellation; exiting without them", len(stuck))
+        try:
+            await asyncio.wait_for(self.settler.drain(), rt.config.shutdown_grace + 5)
+        except TimeoutError:
+            log.error(
+                "could not write every outcome before shutdown; those entries stay pending "
+                "and will be reclaimed (their handlers may run again)"
+            )
+        by_partition: dict[ServiceKeys, list[tuple[str, str, int]]] = {}
+        for f in left:
+            by_partition.setdefault(f.keys, []).append((f.id, f.entry, f.epoch))
+        for k, items in by_partition.items():
+            n = await self.client.scripts.release(k, rt.consumer, RELEASE_IDLE_MS, items)
+            if n:
+                log.warning("released %d unfinished invocations of %s for other workers", n, k.prefix)
+
+
+def _task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.create_task(coro, name=getattr(coro, "__qualname__", None))
+
+
+async def cancel_bounded(tasks: list[asyncio.Task[Any]], timeout: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again while any is left, for at most
+    ``timeout`` s: redis-py can swallow a CancelledError inside a command (redis-py#2028), and one
+    swallowed cancellation must not keep a worker from exiting."""
+    deadline = time.monotonic() + timeout
+    left = [t for t in tasks if not t.done()]
+    while left:
+        for t in left:
+            t.cancel()
+        _, pending = await asyncio.wait(left, timeout=0.5)
+        left = list(pending)
+        if left and time.monotonic() > deadline:
+            log.error("exiting without %s: they ignored cancellation", [t.get_name() for t in left])
+            return
+    for t in tasks:
+        if not t.cancelled():
+            t.exception()  # retrieved (each was logged where it mattered)
+
+
+def run_worker(app: App | Service, redis_url: str, config: WorkerConfig) -> None:
+    """Run a worker in this process until SIGTERM/SIGINT (the CLI's entry point)."""
+
+    async def main() -> None:
+        worker = Worker(app, redis_url, config=config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(main())
