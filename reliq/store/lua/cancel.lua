@@ -5,15 +5,15 @@
 -- library call, not audited)
 -- timeline: 'cancel-requested' (running) or 'cancelled'
 -- returns 'cancelled' | 'cancelling' | 'terminal' | 'unknown'
+-- uses: clock, terminal, timeline, finish
 local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl')
 local st = r[1]
 if not st then return 'unknown' end
-if st == 'succeeded' or st == 'failed' or st == 'cancelled' then
+if TERMINAL[st] then
   audit(KEYS[5], ARGV[3], 'cancel', ARGV[1], 'terminal')
   return 'terminal'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local who = ARGV[3] or ''
 if st == 'running' then
   if r[2] ~= '1' then
@@ -23,8 +23,8 @@ if st == 'running' then
   return 'cancelling'
 end
 redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancel', '1', 'finished', now, 'updated', now,
-  'tl', tl_push(r[3], tl_line(now, 'cancelled', who)))
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2])) end
+-- queued, not held: its entry stays named in the record (claim drops it when read)
+finish(KEYS[1], {KEYS[2], KEYS[3]}, tonumber(ARGV[2]), now, 'cancelled', {'cancel', '1'}, false, r[3],
+  tl_line(now, 'cancelled', who))
 audit(KEYS[5], who, 'cancel', ARGV[1], 'cancelled')
 return 'cancelled'

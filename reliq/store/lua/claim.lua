@@ -7,8 +7,8 @@
 -- timeline: 'claimed' (or 'reclaimed' when the record was still running) per new claim
 -- returns 10 values per entry: status ('run' | 'cancel' | 'skip'), epoch, handler, payload,
 --   attempt, crashes, parent, idempotency key, deliveries, traceparent
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- uses: clock, terminal, ack, timeline
+local now = now_ms()
 local lease = now + tonumber(ARGV[3])
 local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
@@ -23,10 +23,9 @@ for i = 2, #KEYS do
     -- a re-sent call: the same claim again, nothing bumped
     if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end
     for j = 6, 14 do out[#out + 1] = r[j] or '' end
-  elseif (not st) or st == 'succeeded' or st == 'failed' or st == 'cancelled' or r[2] ~= eid then
+  elseif (not st) or TERMINAL[st] or r[2] ~= eid then
     -- unknown, finished, or a stale duplicate entry: never run it again
-    redis.call('XACK', KEYS[1], ARGV[1], eid)
-    redis.call('XDEL', KEYS[1], eid)
+    ack(KEYS[1], ARGV[1], {eid})
     for _ = 1, 10 do out[#out + 1] = '' end
     out[#out - 9] = 'skip'
   else

@@ -4,8 +4,8 @@
 -- ARGV[1..n] invocation ids (same order as the records)
 -- timeline: 'promoted'
 -- returns the number of invocations promoted
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- uses: clock, timeline
+local now = now_ms()
 local moved = 0
 for i = 3, #KEYS do
   local id = ARGV[i - 2]

@@ -5,6 +5,7 @@
 -- ARGV[1] invocation id, ARGV[2] who asked (timeline actor, audited; '' = library call, not audited)
 -- timeline: 'redriven'. An id whose record expired is removed from the parked and archive sets.
 -- returns 'redriven' | 'not_failed' | 'unknown'
+-- uses: clock, timeline
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl')
 local st = r[1]
 if not st then
@@ -16,8 +17,7 @@ if st ~= 'failed' then
   audit(KEYS[7], ARGV[2], 'redrive', ARGV[1], 'not_failed')
   return 'not_failed'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])

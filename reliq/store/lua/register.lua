@@ -10,8 +10,8 @@
 --   the payload (JSON)
 -- writes the 'accepted' timeline event
 -- returns 2 values per invocation: status ('accepted' | 'previously_accepted' | 'conflict'), state
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- uses: clock, timeline
+local now = now_ms()
 local out = {}
 for i = 3, #KEYS do
   local rec, a = KEYS[i], (i - 3) * 2 + 2

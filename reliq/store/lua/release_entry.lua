@@ -8,6 +8,7 @@
 -- ARGV[4] invocation id
 -- timeline: 'released'
 -- returns 'released' | 'already_released' | 'not_pending' | 'unknown'
+-- uses: clock, timeline
 local r = redis.call('HMGET', KEYS[2], 'state', 'entry', 'tl')
 if not r[1] then return 'unknown' end
 local p = {}
@@ -20,8 +21,7 @@ if tonumber(p[1][3]) >= tonumber(ARGV[2]) then
   audit(KEYS[3], ARGV[3], 'release', ARGV[4], 'already_released')
   return 'already_released'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('XCLAIM', KEYS[1], ARGV[1], p[1][2], 0, r[2], 'IDLE', ARGV[2], 'JUSTID')
 redis.call('HSET', KEYS[2], 'tl', tl_push(r[3], tl_line(now, 'released', ARGV[3])))
 audit(KEYS[3], ARGV[3], 'release', ARGV[4], 'released')

@@ -4,14 +4,13 @@
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] lease ms, then per record: entry id, epoch
 -- timeline: 'renewed', coalesced (one event per run of renewals, with a count)
 -- returns one status per record: 'ok' | 'cancel' (cancel requested) | 'lost' (lease lost)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- uses: clock, fence, timeline
+local now = now_ms()
 local out = {}
 for i = 2, #KEYS do
   local eid, epoch = ARGV[2 * i], ARGV[2 * i + 1]
   local r = redis.call('HMGET', KEYS[i], 'epoch', 'cancel', 'state', 'tl')
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], eid, eid, 1)
-  if r[1] ~= epoch or r[3] ~= 'running' or #p == 0 or p[1][2] ~= ARGV[2] then
+  if fence(r[1], r[3], epoch, KEYS[1], ARGV[1], eid, ARGV[2]) then
     out[#out + 1] = 'lost'
   else
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, eid, 'JUSTID')

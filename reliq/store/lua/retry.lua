@@ -5,17 +5,15 @@
 -- ARGV[6] invocation id, ARGV[7] retention ms
 -- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
+-- uses: clock, fence, ack, timeline, finish
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel', 'owner', 'tl')
-if r[1] ~= ARGV[3] then return 'fenced' end
-if r[2] ~= 'running' then return 'noop' end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[4], ARGV[2])
+local refused = fence(r[1], r[2], ARGV[3])
+if refused then return refused end
+local now = now_ms()
+ack(KEYS[4], ARGV[1], {ARGV[2]})
 if r[3] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[5], 'finished', now, 'updated', now,
-    'owner', '', 'lease_until', '', 'entry', '', 'tl', tl_push(r[5], tl_line(now, 'cancelled', r[4], ARGV[3])))
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[7])) end
+  finish(KEYS[1], {KEYS[2], KEYS[3]}, tonumber(ARGV[7]), now, 'cancelled', {'error', ARGV[5]}, true, r[5],
+    tl_line(now, 'cancelled', r[4], ARGV[3]))
   count_minute(KEYS[6], now, 'cancelled', 1)
   return 'cancelled'
 end

@@ -3,14 +3,14 @@
 -- ARGV[1] invocation id, ARGV[2] who asked (timeline actor, audited)
 -- timeline: 'retry-now'
 -- returns 'queued' | 'not_retrying' | 'unknown'
+-- uses: clock, timeline
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl')
 if not r[1] then return 'unknown' end
 if r[1] ~= 'retrying' or redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then
   audit(KEYS[4], ARGV[2], 'retry-now', ARGV[1], 'not_retrying')
   return 'not_retrying'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local eid = redis.call('XADD', KEYS[3], '*', 'i', ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'entry', eid, 'due', now, 'updated', now,
   'tl', tl_push(r[2], tl_line(now, 'retry-now', ARGV[2])))

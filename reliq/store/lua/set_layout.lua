@@ -4,6 +4,7 @@
 -- KEYS[1] layout hash
 -- ARGV[1] partitions
 -- returns {p, high, prev, changed}
+-- uses: clock
 local r = redis.call('HMGET', KEYS[1], 'p', 'high', 'prev', 'changed')
 local cur = tonumber(r[1]) or 1
 local high = tonumber(r[2]) or 1
@@ -11,8 +12,7 @@ local want = tonumber(ARGV[1])
 if cur == want then
   return {cur, math.max(high, cur), tonumber(r[3]) or 0, tonumber(r[4]) or 0}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 high = math.max(high, want, cur)
 redis.call('HSET', KEYS[1], 'p', want, 'high', high, 'prev', cur, 'changed', now)
 return {want, high, cur, now}

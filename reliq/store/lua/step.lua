@@ -3,11 +3,11 @@
 -- ARGV[1] epoch, ARGV[2] step name, ARGV[3] result (JSON)
 -- a new journal entry also sets the record's 'step' (last step) and a 'step' timeline event
 -- returns 1 when stored (or already stored), 0 when fenced
+-- uses: clock, fence, timeline
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl')
-if r[1] ~= ARGV[1] or r[2] ~= 'running' then return 0 end
+if fence(r[1], r[2], ARGV[1]) then return 0 end
 if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   local name = string.sub(ARGV[2], 1, 200)
   redis.call('HSET', KEYS[1], 'step', name, 'tl', tl_push(r[4], tl_line(now, 'step', r[3], ARGV[1], name)))
 end
