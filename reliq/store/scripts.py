@@ -1,18 +1,14 @@
 """Typed wrappers around the Lua scripts in ``reliq/store/lua/`` (one method per script file).
 
 Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
-NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. Code
-several scripts share lives once in ``lua/lib/`` (clock, fence, finish, ack, terminal, timeline):
-a script names the libraries it needs in its header (``-- uses: clock, fence``) and gets exactly
-those prepended, each after the ones it uses itself.
+NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. The
+source loaded is the script with the ``lua/lib/`` libraries it names prepended (sources.py).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
-from importlib.resources import files
 from typing import Any, NamedTuple
 
 import msgspec
@@ -20,49 +16,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from reliq.store.keys import GROUP, ServiceKeys
+from reliq.store.sources import source as _source
 
 Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
-
-
-_USES = re.compile(r"^-- uses: *(.*)$")
-
-
-def uses(lua: str) -> list[str]:
-    """The libraries (``lua/lib/<name>.lua``) a script or library declares in its header, in the
-    line ``-- uses: clock, fence``; none without that line."""
-    for line in lua.splitlines():
-        if not line.startswith("--"):
-            break
-        if m := _USES.match(line):
-            return [n.strip() for n in m.group(1).split(",") if n.strip()]
-    return []
-
-
-def _read(path: str) -> str:
-    return (files("reliq.store") / "lua" / path).read_text()
-
-
-def libs(name: str) -> list[str]:
-    """The libraries script ``name`` gets, each once, every one after the libraries it uses."""
-    order: list[str] = []
-
-    def visit(lib: str, path: tuple[str, ...]) -> None:
-        if lib in path:
-            raise ValueError(f"lua/lib: {' -> '.join((*path, lib))} is a cycle")
-        if lib not in order:
-            for dep in uses(_read(f"lib/{lib}.lua")):
-                visit(dep, (*path, lib))
-            order.append(lib)
-
-    for lib in uses(_read(f"{name}.lua")):
-        visit(lib, ())
-    return order
-
-
-def _source(name: str) -> str:
-    """Script ``name`` as loaded: its libraries prepended to its body (fixed text: one SHA)."""
-    return "".join(_read(f"lib/{lib}.lua") for lib in libs(name)) + _read(f"{name}.lua")
 
 
 class Registration(NamedTuple):

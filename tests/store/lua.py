@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from reliq import Client
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.store.scripts import _source
+from reliq.store.sources import source as _source
 
 
 async def run(c: Client, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

@@ -11,7 +11,7 @@ from collections import Counter
 
 from reliq import Client
 from reliq.store.keys import ServiceKeys
-from reliq.store.scripts import _source
+from reliq.store.sources import source as _source
 
 from ..conftest import Names, client
 from .lua import run, text

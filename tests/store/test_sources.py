@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from reliq.store.record import TERMINAL
-from reliq.store.scripts import Scripts, _source, libs, uses
+from reliq.store.scripts import Scripts
+from reliq.store.sources import libs, source, uses
 
 from ..conftest import Names, client
 from .lua import text
@@ -66,13 +67,13 @@ def test_declared_libraries_exist_are_used_and_cover_every_lib_call() -> None:
 def test_libraries_come_once_each_after_what_they_use() -> None:
     assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish"]
     assert libs("cancel") == ["clock", "terminal", "timeline", "finish"]
-    assert libs("reap") == [] and _source("reap") == (LUA / "reap.lua").read_text()
+    assert libs("reap") == [] and source("reap") == (LUA / "reap.lua").read_text()
     for name in Scripts.NAMES:
         order = libs(name)
         assert len(order) == len(set(order)), name
         for i, lib in enumerate(order):
             assert set(uses((LUA / "lib" / f"{lib}.lua").read_text())) <= set(order[:i]), (name, lib)
-        src = _source(name)
+        src = source(name)
         assert src.endswith((LUA / f"{name}.lua").read_text())
         assert src.count("local function now_ms") == (1 if "clock" in order else 0)
 
@@ -95,7 +96,7 @@ async def test_every_script_assembles_and_loads_on_a_real_server(url: str, names
     names()  # the leak check runs; nothing is written
     async with client(url) as c:
         for name in Scripts.NAMES:
-            sha = await c.redis.script_load(_source(name))
+            sha = await c.redis.script_load(source(name))
             assert (await c.redis.script_exists(sha)) == [True], name
 
 

@@ -1,5 +1,5 @@
--- Shared helpers, prepended by scripts.py to the scripts that write an invocation's timeline or
--- the per-minute outcome counters (fixed source: the same text on every load).
+-- timeline: the helpers of the scripts that write an invocation's timeline, the per-minute outcome
+-- counters or the audit stream (prepended to each script whose header names it: reliq/store/sources.py).
 --
 -- Timeline: record field 'tl', one JSON array per line:
 --   [at ms, event, actor, epoch, detail, until ms, count]   (trailing '' / 0 values left out)
