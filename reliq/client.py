@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from redis.asyncio import Redis
 
@@ -16,6 +16,7 @@ from reliq import codec, producer
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
 from reliq.outcome import read as read_outcome
 from reliq.outcome import wait as wait_outcome
+from reliq.producer import Options
 from reliq.store import counts, registry
 from reliq.store.counts import QueueCounts
 from reliq.store.durability import Durability
@@ -154,34 +155,15 @@ class Client:
         return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
 
     async def send_json(
-        self,
-        service: str,
-        handler: str,
-        body: bytes,
-        *,
-        key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        invocation_id: str | None = None,
-        parent: str | None = None,
-        trace: str | None = None,
+        self, service: str, handler: str, body: bytes, **options: Unpack[Options]
     ) -> Accepted:
-        """Like ``send`` for an already-encoded JSON payload."""
+        """Like ``send`` for an already-encoded JSON payload; ``options`` as ``Client.prepare``."""
         check_name("service", service)
         check_name("handler", handler)
+        key = options.get("key")
         if key is not None:
             codec.check_key(key)
-        reg = await self.prepare(
-            service,
-            handler,
-            body,
-            key=key,
-            delay=delay,
-            at=at,
-            invocation_id=invocation_id,
-            parent=parent,
-            trace=trace,
-        )
+        reg = await self.prepare(service, handler, body, **options)
         [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
             raise IdempotencyConflict(reg.id)

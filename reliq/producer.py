@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +33,17 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 Where = tuple[str, int]  # (service, partition): one registration batch, one script call, one slot
+
+
+class Options(TypedDict, total=False):
+    """How to place one invocation, besides service, handler and payload (``Client.send_json``)."""
+
+    key: str | None  # idempotency key: same key and payload -> same invocation
+    delay: float | timedelta | None  # seconds (or a timedelta) from now
+    at: datetime | None  # due time (aware)
+    invocation_id: str | None  # a derived id (``ctx.send``'s children); default: from key, or fresh
+    parent: str | None  # the parent invocation's id
+    trace: str | None  # W3C traceparent
 
 
 def seconds(delay: float | timedelta | None) -> float | None:
