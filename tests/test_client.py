@@ -36,6 +36,7 @@ async def test_prepare_derives_the_registration_and_writes_nothing(url: str, nam
             await c.prepare(svc, "h", b"null", delay=-1)
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_register_many_places_one_partition_s_batch_idempotently(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:
@@ -116,6 +117,7 @@ async def test_outcome_and_wait_follow_an_invocation_to_its_end(url: str, names:
             await c.result(f"{svc.name}.{'b' * 26}", 1)
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_handlers_services_and_heartbeats_come_from_what_workers_publish(
     url: str, names: Names
 ) -> None:
@@ -186,6 +188,7 @@ def test_registry_documents_keep_the_previous_release_s_json() -> None:
     assert decode_heartbeat(b'{"inflight":1}') == Heartbeat(inflight=1)
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_backlog_and_counts_add_up_every_partition(url: str, names: Names) -> None:
     svc = Service(names())
 

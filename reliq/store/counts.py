@@ -1,6 +1,6 @@
 """How much work a service holds, summed over its partitions (``0..high-1``): what the gateway's
 admission control (backlog) and its ``/metrics`` gauges report. Counts only (XLEN, ZCARD, the
-XPENDING summary): constant time per partition, whatever the backlog."""
+XPENDING summary): a few cheap reads per partition, whatever the backlog."""
 
 from __future__ import annotations
 
