@@ -12,7 +12,19 @@ from fastapi import FastAPI
 
 from reliq import App, Client
 
-from . import admin, dashboard, fastpath, health, ingress, invocations, openapi, problems, tokens
+from . import (
+    admin,
+    dashboard,
+    fastpath,
+    health,
+    ingress,
+    invocations,
+    metrics_route,
+    openapi,
+    problems,
+    services,
+    tokens,
+)
 from .catalog import Catalog
 from .placement import Placer
 from .settings import GatewaySettings
@@ -88,11 +100,13 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            st.verify(await client.durability())
+            st.gate.verify(await client.durability())
         except Exception as e:  # Redis not up yet: readyz keeps checking
             log.warning("durability not verified at start: %s", type(e).__name__)
         log.info(
-            "gateway durability %s%s", settings.durability, f" REFUSED: {st.refusal}" if st.refusal else ""
+            "gateway durability %s%s",
+            settings.durability,
+            f" REFUSED: {st.gate.refusal}" if st.gate.refusal else "",
         )
         if not settings.tokens:
             log.warning("no API tokens configured: bind the gateway to 127.0.0.1 only")
@@ -116,6 +130,8 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(invocations.router)
     api.include_router(admin.router)
     api.include_router(health.router)
+    api.include_router(services.router)
+    api.include_router(metrics_route.router)
     api.include_router(openapi.router)
     api.include_router(dashboard.router)
     api.add_middleware(Guard, st=st)

@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 
 from reliq import App, Client
-from reliq.store.keys import SERVICES
 
 CACHE_SECONDS = 2.0
 
@@ -48,16 +47,12 @@ class Catalog:
         hit = self._cache.get(service)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
-        raw = await self.client.redis.hgetall(self.client.keys(service).registry)
-        found = {}
-        for name, doc in raw.items():
-            d = msgspec.json.decode(doc)
-            found[name.decode()] = HandlerInfo(
-                service=service,
-                handler=name.decode(),
-                input_schema=d.get("input_schema") or {},
-                takes_input=bool(d.get("takes_input", True)),
+        found = {
+            name: HandlerInfo(
+                service=service, handler=name, input_schema=entry.input_schema, takes_input=entry.takes_input
             )
+            for name, entry in (await self.client.handlers(service)).items()
+        }
         self._cache[service] = (time.monotonic(), found)
         return found
 
@@ -65,7 +60,7 @@ class Catalog:
         return (await self.handlers(service)).get(handler)
 
     async def services(self) -> dict[str, dict[str, HandlerInfo]]:
-        names = {n.decode() for n in await self.client.redis.smembers(SERVICES)}
+        names = await self.client.services()
         if self.app is not None:
             names |= set(self.app.services)
         return {s: await self.handlers(s) for s in sorted(names)}

@@ -24,7 +24,7 @@ from reliq import codec, tracing
 from reliq.store.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
-from .outcome import outcome_response, wait_for_outcome
+from .outcome import MAX_PAUSE, outcome_response
 from .problems import Problem
 from .state import GatewayState, state_of
 
@@ -99,13 +99,13 @@ async def _register(request: Request) -> tuple[GatewayState, Any]:
     key = idempotency_key(request)
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
-    await st.admit(service)
+    await st.admission.admit(service)
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
     if info.input_type is not None and info.takes_input:
         check_input(value, info.input_type)
-    await st.require_durability()
+    await st.gate.require()
     t0 = time.perf_counter()
     place = partial(
         st.placer.place,
@@ -113,7 +113,7 @@ async def _register(request: Request) -> tuple[GatewayState, Any]:
         handler,
         canonical(value),
         key=key,
-        delay_ms=None if delay is None else int(delay * 1000),
+        delay=delay,
         at=at,
     )
     if tracing.active():
@@ -145,7 +145,7 @@ async def call(request: Request) -> Response:
     """Place an invocation and wait up to ``Prefer: wait=N`` for its result."""
     st, accepted = await _register(request)
     wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
-    outcome = await wait_for_outcome(st.client, accepted.id, wait)
+    outcome = await st.client.wait(accepted.id, wait, max_pause=MAX_PAUSE)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from reliq import UnknownInvocation
 from reliq.store.keys import InvalidName
 
-from .outcome import outcome_response, read_outcome, wait_for_outcome
+from .outcome import MAX_PAUSE, outcome_response
 from .problems import Problem, documented
 from .state import state_of
 
@@ -36,7 +36,7 @@ async def status(request: Request, invocation_id: str) -> Response:
     responses=documented(200, 202, 401, 404, 409, 500),
 )
 async def output(request: Request, invocation_id: str) -> Response:
-    return outcome_response(invocation_id, await read_outcome(state_of(request).client, invocation_id))
+    return await _answer(request, invocation_id, None)
 
 
 @router.get(
@@ -45,8 +45,19 @@ async def output(request: Request, invocation_id: str) -> Response:
     responses=documented(200, 202, 400, 401, 404, 409, 500),
 )
 async def attach(request: Request, invocation_id: str, wait: float = Query(30.0, ge=0, le=3600)) -> Response:
-    st = state_of(request)
-    out = await wait_for_outcome(st.client, invocation_id, min(wait, st.settings.max_wait))
+    return await _answer(request, invocation_id, min(wait, state_of(request).settings.max_wait))
+
+
+async def _answer(request: Request, invocation_id: str, wait: float | None) -> Response:
+    """The outcome now (``wait`` None) or after waiting; a malformed id is unknown (404)."""
+    client = state_of(request).client
+    try:
+        if wait is None:
+            out = await client.outcome(invocation_id)
+        else:
+            out = await client.wait(invocation_id, wait, max_pause=MAX_PAUSE)
+    except InvalidName:
+        out = None
     return outcome_response(invocation_id, out)
 
 

@@ -1,50 +1,18 @@
-"""Turn an invocation's outcome into an HTTP answer (used by /call, /output and /attach)."""
+"""Turn an invocation's outcome (``reliq.outcome.Outcome``, read by ``Client.outcome`` and
+``Client.wait``) into an HTTP answer, for /call, /output and /attach: the stored result is the
+200 body as is; a failed or cancelled invocation is a problem document carrying the handler's
+status; an unfinished one is a 202 pointing at its status document."""
 
 from __future__ import annotations
-
-import asyncio
-import time
 
 import msgspec
 from starlette.responses import Response
 
-from reliq import Client
-from reliq.store.keys import InvalidName
-from reliq.store.record import TERMINAL
+from reliq.outcome import Outcome
 
 from .problems import Problem, problem_response
 
-
-class Outcome(msgspec.Struct, frozen=True):
-    state: str
-    result: bytes = b""
-    error: bytes = b""
-
-
-async def read_outcome(client: Client, invocation_id: str) -> Outcome | None:
-    try:
-        k = client.keys_of(invocation_id)
-    except InvalidName:
-        return None
-    state, result, error = await client.redis.hmget(k.inv(invocation_id), "state", "result", "error")
-    if state is None:
-        return None
-    return Outcome(state.decode(), result or b"", error or b"")
-
-
-async def wait_for_outcome(client: Client, invocation_id: str, wait: float) -> Outcome | None:
-    """Poll until the invocation is terminal or ``wait`` seconds passed; None if unknown."""
-    deadline = time.monotonic() + wait
-    pause = 0.002
-    while True:
-        out = await read_outcome(client, invocation_id)
-        if out is None or out.state in TERMINAL:
-            return out
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return out
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, 0.05)
+MAX_PAUSE = 0.05  # seconds between polls at most: an HTTP caller is waiting on the answer
 
 
 def outcome_response(
@@ -55,7 +23,7 @@ def outcome_response(
         return problem_response(Problem(404, "Not Found", "unknown or expired invocation"))
     if out.state == "succeeded":
         return Response(out.result or b"null", status_code=200, media_type="application/json", headers=h)
-    if out.state in TERMINAL:
+    if out.finished:
         err = msgspec.json.decode(out.error) if out.error else {}
         status = err.get("status") if isinstance(err.get("status"), int) else None
         status = status if status and 400 <= status <= 599 else 500

@@ -1,7 +1,11 @@
 """Place triggers durably, with group commit: registrations that arrive while a flush is under way
-are placed together by the next flush, in one script call per service (one round trip, one fsync
-on an ``appendfsync always`` server), then the configured durability is confirmed on the same
-connection before any of those requests is answered.
+are placed together by the next flush, in one script call per partition (one round trip, one
+fsync on an ``appendfsync always`` server), and the configured durability is confirmed before any
+of those requests is answered.
+
+This module owns the batching and what the answers mean over HTTP; building a registration and
+writing a batch are reliq's one producer path (``Client.prepare``, ``Client.register_many``), the
+same that ``Client.send`` takes.
 
 - ``fsync``: the script's reply already means the write is on disk (the server was checked to run
   ``appendfsync always``; never assumed).
@@ -11,25 +15,19 @@ connection before any of those requests is answered.
   them).
 - ``none``: development only; reported as such in every answer.
 
-Batches are per partition: one script call touches one slot.
+Batches are per partition (``Client.where``): one script call touches one slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from datetime import datetime
 
-from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from reliq import Client
-from reliq.codec import fingerprint
-from reliq.store.keys import ServiceKeys
-from reliq.store.record import Accepted
-from reliq.store.scripts import Registration, pairs
+from reliq import Accepted, Client
+from reliq.errors import NotConfirmed
+from reliq.producer import Where
+from reliq.store.scripts import Registration
 
 from . import failpoints
 from .problems import Problem, unavailable
@@ -41,8 +39,8 @@ Waiter = tuple[Registration, "asyncio.Future[tuple[str, str]]"]
 class Placer:
     def __init__(self, client: Client, replicas: int, wait_ms: int) -> None:
         self.client, self.replicas, self.wait_ms = client, replicas, wait_ms
-        self._queues: dict[ServiceKeys, list[Waiter]] = defaultdict(list)
-        self._flushing: set[ServiceKeys] = set()
+        self._queues: dict[Where, list[Waiter]] = defaultdict(list)
+        self._flushing: set[Where] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.flushes = 0  # script calls made; placed / flushes = the average batch
         self.placed = 0
@@ -54,21 +52,19 @@ class Placer:
         body: bytes,
         *,
         key: str | None,
-        delay_ms: int | None,
+        delay: float | None,
         at: datetime | None,
         trace: str = "",
     ) -> Accepted:
-        inv = await self.client.id_for(service, key)
-        k = self.client.keys_of(inv)
-        due_ms = None if at is None else int(at.timestamp() * 1000)
-        item = Registration(
-            inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
-        )
+        """Place one invocation (names and key already checked by ingress) with the next batch
+        of its partition; answer once that batch is confirmed."""
+        item = await self.client.prepare(service, handler, body, key=key, delay=delay, at=at, trace=trace)
+        where = self.client.where(item.id)
         future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
-        self._queues[k].append((item, future))
-        if k not in self._flushing:
-            self._flushing.add(k)
-            task = asyncio.create_task(self._flush(k))
+        self._queues[where].append((item, future))
+        if where not in self._flushing:
+            self._flushing.add(where)
+            task = asyncio.create_task(self._flush(where))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         status, state = await future
@@ -78,17 +74,17 @@ class Placer:
                 422,
                 "Unprocessable Content",
                 "this Idempotency-Key was already used with a different request",
-                invocation_id=inv,
+                invocation_id=item.id,
             )
-        return Accepted(id=inv, status=status, state=state)  # type: ignore[arg-type]
+        return Accepted(id=item.id, status=status, state=state)  # type: ignore[arg-type]
 
-    async def _flush(self, k: ServiceKeys) -> None:
+    async def _flush(self, where: Where) -> None:
         try:
-            while self._queues[k]:
-                batch = self._queues[k][:MAX_BATCH]
-                del self._queues[k][:MAX_BATCH]
+            while self._queues[where]:
+                batch = self._queues[where][:MAX_BATCH]
+                del self._queues[where][:MAX_BATCH]
                 try:
-                    results = await self._commit(k, [item for item, _ in batch])
+                    results = await self._commit(where, [item for item, _ in batch])
                 except BaseException as e:  # every waiter of the batch hears the same failure
                     for _, fut in batch:
                         if not fut.done():
@@ -100,37 +96,14 @@ class Placer:
                         if not fut.done():
                             fut.set_result(result)
         finally:
-            self._flushing.discard(k)
-            if not self._queues.get(k):
-                self._queues.pop(k, None)
+            self._flushing.discard(where)
+            if not self._queues.get(where):
+                self._queues.pop(where, None)
 
-    async def _commit(self, k: ServiceKeys, items: list[Registration]) -> list[tuple[str, str]]:
+    async def _commit(self, where: Where, items: list[Registration]) -> list[tuple[str, str]]:
         self.flushes += 1
         self.placed += len(items)
-        if self.replicas == 0:
-            return await self.client.scripts.register_many(k, items)
-        node = await self.client.topology.node_for(k.stream)
         try:
-            async with node.pipeline(transaction=False) as pipe:
-                await self.client.scripts.register_many(k, items, pipe=pipe)
-                pipe.execute_command("WAIT", self.replicas, self.wait_ms)
-                reply, acked = await pipe.execute()
-        except (ResponseError, RedisConnectionError, RedisTimeoutError) as e:
-            # MOVED/ASK (redis-py raises MovedError/AskError, whose text has no "MOVED" prefix)
-            # or a dead node: the slot map changed (failover, resharding). This pipeline goes to a
-            # plain per-node client, so nothing else refreshes the map for this partition.
-            moved = isinstance(e, AskError) or str(e).startswith(("MOVED", "ASK"))
-            if moved or not isinstance(e, ResponseError):
-                with contextlib.suppress(RedisError, RedisClusterException):
-                    await self.client.topology.refresh()
-            if moved:
-                raise unavailable(
-                    "the cluster's slot map changed; retry with the same Idempotency-Key"
-                ) from e
-            raise
-        if int(acked) < self.replicas:
-            raise unavailable(
-                f"only {int(acked)} of {self.replicas} replicas confirmed the write; retry with "
-                "the same Idempotency-Key"
-            )
-        return pairs(reply)
+            return await self.client.register_many(where, items, replicas=self.replicas, wait_ms=self.wait_ms)
+        except NotConfirmed as e:
+            raise unavailable(f"{e}; retry with the same Idempotency-Key") from e

@@ -5,15 +5,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from redis.asyncio import Redis
 
-from reliq import codec
+from reliq import codec, producer
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
+from reliq.outcome import read as read_outcome
+from reliq.outcome import wait as wait_outcome
+from reliq.producer import Options
+from reliq.store import counts, registry
+from reliq.store.counts import QueueCounts
 from reliq.store.durability import Durability
 from reliq.store.keys import (
     ServiceKeys,
@@ -27,20 +32,11 @@ from reliq.store.keys import (
 )
 from reliq.store.layout import Layout, read_layout, write_layout
 from reliq.store.record import TERMINAL, Accepted, Invocation, parse
+from reliq.store.registry import HandlerEntry, Heartbeat
 from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
-DAY_MS = 24 * 3600 * 1000
 LAYOUT_TTL = 2.0  # seconds a service's partition layout is cached by producers
-
-
-def _seconds(delay: float | timedelta | None) -> float | None:
-    if delay is None:
-        return None
-    s = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-    if s < 0 or s != s:
-        raise ValueError("delay must be a non-negative number of seconds")
-    return s
 
 
 class Client:
@@ -159,45 +155,24 @@ class Client:
         return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
 
     async def send_json(
-        self,
-        service: str,
-        handler: str,
-        body: bytes,
-        *,
-        key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        invocation_id: str | None = None,
-        parent: str | None = None,
-        trace: str | None = None,
+        self, service: str, handler: str, body: bytes, **options: Unpack[Options]
     ) -> Accepted:
-        """Like ``send`` for an already-encoded JSON payload (the gateway's path)."""
+        """Like ``send`` for an already-encoded JSON payload; ``options`` as ``Client.prepare``."""
         check_name("service", service)
         check_name("handler", handler)
+        key = options.get("key")
         if key is not None:
             codec.check_key(key)
-        if invocation_id is None:
-            invocation_id = await self.id_for(service, key)
-        elif locate(invocation_id)[0] != service:
-            raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
-        d = _seconds(delay)
-        delay_ms = None if d is None else int(d * 1000)
-        due_ms = None if at is None else int(at.timestamp() * 1000)
-        status, state = await self.scripts.register(
-            self.keys_of(invocation_id),
-            invocation_id,
-            codec.fingerprint(handler, body),
-            handler,
-            body,
-            parent or "",
-            key or "",
-            delay_ms,
-            due_ms,
-            trace or "",
-        )
+        reg = await self.prepare(service, handler, body, **options)
+        [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
-            raise IdempotencyConflict(invocation_id)
-        return Accepted(id=invocation_id, status=status, state=state)  # type: ignore[arg-type]
+            raise IdempotencyConflict(reg.id)
+        return Accepted(id=reg.id, status=status, state=state)  # type: ignore[arg-type]
+
+    # The producer path (``reliq.producer``): prepare, then register_many, batched by ``where``.
+    prepare = producer.prepare
+    where = producer.where
+    register_many = producer.register_many
 
     async def call(
         self,
@@ -229,28 +204,21 @@ class Client:
         raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), "state")
         return raw.decode() if raw else None
 
-    async def result(self, invocation_id: str, timeout: float = 30.0) -> Any:
-        """Wait until the invocation is finished and return its result.
+    # The result path (``reliq.outcome``): where an invocation stands, and waiting for its end.
+    outcome = read_outcome
+    wait = wait_outcome
 
-        Raises ``InvocationFailed`` (failed/cancelled), ``UnknownInvocation``, or ``TimeoutError``.
-        """
-        k = self.keys_of(invocation_id)
-        deadline = time.monotonic() + timeout
-        pause = 0.002
-        while True:
-            state, result, error = await self.redis.hmget(k.inv(invocation_id), "state", "result", "error")
-            if state is None:
-                raise UnknownInvocation(invocation_id)
-            st = state.decode()
-            if st == "succeeded":
-                return codec.decode(result)
-            if st in TERMINAL:
-                raise InvocationFailed(invocation_id, st, codec.decode(error))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 1.5, 0.1)
+    async def result(self, invocation_id: str, timeout: float = 30.0) -> Any:
+        """Wait until the invocation is finished and return its result. Raises ``InvocationFailed``
+        (failed/cancelled), ``UnknownInvocation``, or ``TimeoutError``."""
+        out = await self.wait(invocation_id, timeout)
+        if out is None:
+            raise UnknownInvocation(invocation_id)
+        if out.state == "succeeded":
+            return codec.decode(out.result)
+        if out.state in TERMINAL:
+            raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
+        raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
 
     # -- actions ------------------------------------------------------------------------------
     async def cancel(self, invocation_id: str) -> str:
@@ -280,6 +248,27 @@ class Client:
                 (s, i.decode()) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
             ]
         return [i for _, i in sorted(found, reverse=True)[:n]]
+
+    # -- what workers registered, and how much work waits --------------------------------------
+    async def services(self) -> set[str]:
+        """Names of the services workers registered."""
+        return await registry.read_services(self.redis)
+
+    async def handlers(self, service: str) -> dict[str, HandlerEntry]:
+        """The registry entries of ``service``'s handlers (input schema, limits) by name."""
+        return await registry.read_handlers(self.redis, self.keys(service))
+
+    async def heartbeats(self, service: str, consumers: Sequence[str]) -> dict[str, Heartbeat | None]:
+        """Each consumer's latest heartbeat; None for a dead one."""
+        return await registry.read_heartbeats(self.redis, self.keys(service), consumers)
+
+    async def backlog(self, service: str) -> int:
+        """Stream entries not yet acked, summed over the service's partitions."""
+        return await counts.backlog(self.redis, await self.partition_keys(service))
+
+    async def counts(self, service: str) -> QueueCounts:
+        """Backlog, pending, parked and delayed, each summed over the service's partitions."""
+        return await counts.counts(self.redis, await self.partition_keys(service))
 
     async def durability(self) -> Durability:
         """The durability level this server can honestly give (see ``reliq.store.durability``)."""

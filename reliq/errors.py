@@ -80,3 +80,9 @@ class InvocationFailed(Exception):
 
 class LeaseLost(Exception):
     """This worker no longer holds the invocation (another worker reclaimed it); stop, commit nothing."""
+
+
+class NotConfirmed(Exception):
+    """A registration batch was sent but its durability was not confirmed (fewer replicas
+    acknowledged it than asked for, or a Cluster's slot moved under it): the invocations may or
+    may not exist. Re-sending the same registrations (same ids and keys) is safe and converges."""

@@ -12,6 +12,7 @@ import msgspec
 
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
+from reliq.store.registry import HandlerEntry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,17 +49,18 @@ class Handler:
         """JSON schema of the input (``{}`` when the handler takes no input)."""
         return msgspec.json.schema(self.input_type) if self.takes_input else {}
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "handler": self.name,
-            "input_schema": self.schema(),
-            "sync": not self.is_async,
-            "takes_input": self.takes_input,
-            "max_attempts": self.policy.max_attempts,
-            "timeout": self.policy.timeout,
-            "max_deliveries": self.policy.max_deliveries,
-        }
+    def describe(self) -> HandlerEntry:
+        """The registry entry workers publish for this handler (``reliq.store.registry``)."""
+        return HandlerEntry(
+            service=self.service,
+            handler=self.name,
+            input_schema=self.schema(),
+            sync=not self.is_async,
+            takes_input=self.takes_input,
+            max_attempts=self.policy.max_attempts,
+            timeout=self.policy.timeout,
+            max_deliveries=self.policy.max_deliveries,
+        )
 
 
 def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> Handler:

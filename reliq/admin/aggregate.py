@@ -20,6 +20,7 @@ from reliq.admin.documents import (
     ServiceOverview,
 )
 from reliq.store.layout import Layout
+from reliq.store.registry import Heartbeat
 
 MAX_CONSUMERS = 100
 _OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
@@ -69,22 +70,20 @@ def partition_consumers(infos: list[dict[str, Any]], alive: dict[str, bool]) -> 
     ]
 
 
-def consumer(
-    name: str, pending: int, idle: int | None, hb: dict[str, Any] | None, parts: list[int]
-) -> Consumer:
-    """One merged consumer; ``hb`` is its heartbeat document, ``None`` when it is dead."""
-    alive, hb = hb is not None, hb or {}
+def consumer(name: str, pending: int, idle: int | None, hb: Heartbeat | None, parts: list[int]) -> Consumer:
+    """One merged consumer; ``hb`` is its heartbeat, ``None`` when it is dead."""
+    alive, hb = hb is not None, hb or Heartbeat()
     return Consumer(
         name=name,
         alive=alive,
         pending=pending,
         idle_ms=idle,
-        inflight=hb.get("inflight"),
-        concurrency=hb.get("concurrency"),
-        host=hb.get("host"),
-        pid=hb.get("pid"),
-        processed=hb.get("processed"),
-        heartbeat_at=hb.get("at"),
+        inflight=hb.inflight,
+        concurrency=hb.concurrency,
+        host=hb.host,
+        pid=hb.pid,
+        processed=hb.processed,
+        heartbeat_at=hb.at,
         partitions=parts,
     )
 

@@ -30,7 +30,6 @@ __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "
 MINUTES = 15
 MAX_CONSUMERS = aggregate.MAX_CONSUMERS
 _OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
-_heartbeat = msgspec.json.Decoder(dict[str, Any]).decode
 _PER_PARTITION = 10  # commands per partition in service_overview's pipeline
 
 
@@ -124,9 +123,7 @@ async def service_overview(client: Client, service: str) -> ServiceOverview:
     infos = [i for _, i in read]
     ranked = aggregate.consumer_totals(infos)
     shown = ranked[:MAX_CONSUMERS]
-    k0 = client.keys(service)
-    beats = await client.redis.mget([k0.consumer(c[0]) for c in shown]) if shown else []
-    hbs = {c[0]: (_heartbeat(b) if b is not None else None) for c, b in zip(shown, beats, strict=True)}
+    hbs = await client.heartbeats(service, [c[0] for c in shown])
     live = {name: hb is not None for name, hb in hbs.items()}
     held: dict[str, list[int]] = {}
     for doc, part_infos in read:

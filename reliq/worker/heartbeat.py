@@ -1,5 +1,6 @@
-"""Registry and heartbeats: workers publish their services, handlers and input schemas, and one
-heartbeat key per consumer (TTL = 3 beats) so the gateway and dashboard can tell live from dead."""
+"""Heartbeats: one key per consumer and service (``reliq:{S}:consumer:<name>``, a ``Heartbeat``)
+with a TTL of 3 beats, so the gateway and the dashboard tell live consumers from dead ones by
+the key alone: a worker that stops beating disappears without anyone cleaning up after it."""
 
 from __future__ import annotations
 
@@ -8,37 +9,26 @@ import os
 import socket
 import time
 
-from reliq import codec
 from reliq.errors import TRANSIENT
-from reliq.store.keys import SERVICES
+from reliq.store.registry import Heartbeat, encode
 from reliq.worker.runtime import Runtime
 
 log = logging.getLogger("reliq.worker.heartbeat")
 
 
-async def publish_registry(rt: Runtime) -> None:
-    async with rt.client.redis.pipeline(transaction=False) as p:
-        for s in rt.app.services.values():
-            k = rt.client.keys(s.name)
-            p.sadd(SERVICES, s.name)
-            if s.handlers:
-                p.hset(k.registry, mapping={h.name: codec.encode(h.describe()) for h in s.handlers.values()})
-        await p.execute()
-
-
 async def beat(rt: Runtime, started: float) -> None:
     ttl_ms = int(rt.config.heartbeat_interval * 3000)
-    doc = codec.encode(
-        {
-            "consumer": rt.consumer,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started": int(started * 1000),
-            "inflight": len(rt.inflight),
-            "concurrency": rt.config.concurrency,
-            "processed": rt.processed,
-            "at": int(time.time() * 1000),
-        }
+    doc = encode(
+        Heartbeat(
+            consumer=rt.consumer,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=int(started * 1000),
+            inflight=len(rt.inflight),
+            concurrency=rt.config.concurrency,
+            processed=rt.processed,
+            at=int(time.time() * 1000),
+        )
     )
     async with rt.client.redis.pipeline(transaction=False) as p:
         for s in rt.app.services:

@@ -20,9 +20,10 @@ from reliq.store.durability import Durability
 from reliq.store.keys import ServiceKeys
 from reliq.worker.consume import ensure_group, read_loop
 from reliq.worker.execute import Executor
-from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop, publish_registry
+from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop
 from reliq.worker.leases import cancel_listener, renew_loop
 from reliq.worker.reclaim import reclaim_loop
+from reliq.worker.registry import publish_registry
 from reliq.worker.runtime import Runtime, WorkerConfig, default_consumer
 from reliq.worker.schedule import promote_loop
 from reliq.worker.settle import Settler

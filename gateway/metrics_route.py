@@ -1,0 +1,26 @@
+"""GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
+backlog, pending, parked and delayed counts summed over partitions (``Client.counts``), read at
+scrape time so they are never stale."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from .state import state_of
+
+router = APIRouter()
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    st = state_of(request)
+    m = st.metrics
+    for service in await st.catalog.services():
+        c = await st.client.counts(service)
+        m.backlog.labels(service=service).set(c.backlog)
+        m.pending.labels(service=service).set(c.pending)
+        m.parked.labels(service=service).set(c.parked)
+        m.delayed.labels(service=service).set(c.delayed)
+    m.set_batches(st.placer.flushes, st.placer.placed)
+    return Response(m.render(), media_type="text/plain; version=0.0.4")

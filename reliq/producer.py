@@ -1,0 +1,123 @@
+"""The one producer path: every invocation, from ``Client.send`` and from the gateway, is built by
+``prepare`` and written by ``register_many``.
+
+``prepare`` turns a request into a ``Registration``: the id (fresh, or derived from the
+idempotency key under the service's current partition layout), the fingerprint of handler and
+payload that decides "same request" for that key, and the delay or due time. It reads nothing
+from Redis unless the layout cache is stale or a key's partition moved recently.
+
+``register_many`` places a batch of one partition's registrations with one script call. With
+``replicas=N`` it queues ``WAIT N`` behind the script on the same connection of the node that
+owns the partition, so the answer covers exactly these writes; fewer acks than asked for, or a
+slot that moved under the batch, raise ``NotConfirmed`` (the writes may exist: re-sending the same
+registrations converges on them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
+
+from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from reliq import codec
+from reliq.errors import NotConfirmed
+from reliq.store.keys import locate
+from reliq.store.scripts import Registration, pairs
+
+if TYPE_CHECKING:
+    from reliq.client import Client
+
+Where = tuple[str, int]  # (service, partition): one registration batch, one script call, one slot
+
+
+class Options(TypedDict, total=False):
+    """How to place one invocation, besides service, handler and payload (``Client.send_json``)."""
+
+    key: str | None  # idempotency key: same key and payload -> same invocation
+    delay: float | timedelta | None  # seconds (or a timedelta) from now
+    at: datetime | None  # due time (aware)
+    invocation_id: str | None  # a derived id (``ctx.send``'s children); default: from key, or fresh
+    parent: str | None  # the parent invocation's id
+    trace: str | None  # W3C traceparent
+
+
+def seconds(delay: float | timedelta | None) -> float | None:
+    if delay is None:
+        return None
+    s = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if s < 0 or s != s:
+        raise ValueError("delay must be a non-negative number of seconds")
+    return s
+
+
+async def prepare(
+    client: Client,
+    service: str,
+    handler: str,
+    body: bytes,
+    *,
+    key: str | None = None,
+    delay: float | timedelta | None = None,
+    at: datetime | None = None,
+    invocation_id: str | None = None,
+    parent: str | None = None,
+    trace: str | None = None,
+) -> Registration:
+    """The registration of one invocation. Names and ``key`` must be valid already: the callers
+    check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
+    gateway's hot path does not check them twice."""
+    if invocation_id is None:
+        invocation_id = await client.id_for(service, key)
+    elif locate(invocation_id)[0] != service:
+        raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
+    d = seconds(delay)
+    return Registration(
+        invocation_id,
+        codec.fingerprint(handler, body),
+        handler,
+        body,
+        parent or "",
+        key or "",
+        None if d is None else int(d * 1000),
+        None if at is None else int(at.timestamp() * 1000),
+        trace or "",
+    )
+
+
+def where(client: Client, invocation_id: str) -> Where:
+    """(service, partition) of an invocation: registrations are batched by it."""
+    return locate(invocation_id)[:2]
+
+
+async def register_many(
+    client: Client, where: Where, items: Sequence[Registration], *, replicas: int = 0, wait_ms: int = 1000
+) -> list[tuple[str, str]]:
+    """Place ``items`` (all of partition ``where``) in one script call; (status, state) each."""
+    k = client.keys(*where)
+    if replicas == 0:
+        return await client.scripts.register_many(k, items)
+    node = await client.topology.node_for(k.stream)
+    try:
+        async with node.pipeline(transaction=False) as pipe:
+            await client.scripts.register_many(k, items, pipe=pipe)
+            pipe.execute_command("WAIT", replicas, wait_ms)
+            reply, acked = await pipe.execute()
+    except (ResponseError, RedisConnectionError, RedisTimeoutError) as e:
+        # MOVED/ASK (redis-py raises MovedError/AskError, whose text has no "MOVED" prefix)
+        # or a dead node: the slot map changed (failover, resharding). This pipeline goes to a
+        # plain per-node client, so nothing else refreshes the map for this partition.
+        moved = isinstance(e, AskError) or str(e).startswith(("MOVED", "ASK"))
+        if moved or not isinstance(e, ResponseError):
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await client.topology.refresh()
+        if moved:
+            raise NotConfirmed("the cluster's slot map changed") from e
+        raise
+    if int(acked) < replicas:
+        raise NotConfirmed(f"only {int(acked)} of {replicas} replicas confirmed the write")
+    return pairs(reply)

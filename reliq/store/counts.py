@@ -1,0 +1,41 @@
+"""How much work a service holds, summed over its partitions (``0..high-1``): what the gateway's
+admission control (backlog) and its ``/metrics`` gauges report. Counts only (XLEN, ZCARD, the
+XPENDING summary): a few cheap reads per partition, whatever the backlog."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from reliq.store.keys import GROUP, ServiceKeys
+
+
+class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
+    backlog: int = 0  # stream entries not yet acked (waiting or being worked on)
+    pending: int = 0  # of those, delivered to a consumer and not yet acked
+    parked: int = 0  # failed for good
+    delayed: int = 0  # scheduled, or retrying after a backoff
+
+
+async def backlog(redis: Any, parts: Sequence[ServiceKeys]) -> int:
+    async with redis.pipeline(transaction=False) as p:
+        for k in parts:
+            p.xlen(k.stream)
+        return sum(int(n) for n in await p.execute())
+
+
+async def counts(redis: Any, parts: Sequence[ServiceKeys]) -> QueueCounts:
+    xlen = parked = delayed = pending = 0
+    for k in parts:
+        async with redis.pipeline(transaction=False) as p:
+            p.xlen(k.stream)
+            p.zcard(k.parked)
+            p.zcard(k.delayed)
+            x, pk, d = await p.execute()
+        xlen, parked, delayed = xlen + x, parked + pk, delayed + d
+        with contextlib.suppress(Exception):  # no group yet: nothing pending
+            pending += (await redis.xpending(k.stream, GROUP))["pending"]
+    return QueueCounts(backlog=xlen, pending=pending, parked=parked, delayed=delayed)

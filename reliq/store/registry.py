@@ -1,0 +1,77 @@
+"""What workers publish about themselves, as it is stored: one registry entry per handler and one
+heartbeat per consumer.
+
+==================================  ======  ==================================================
+key (``reliq.store.keys``)          type    content
+==================================  ======  ==================================================
+``reliq:services``                  set     service names a worker ever registered
+``reliq:{S}:registry``              hash    handler name -> JSON ``HandlerEntry``
+``reliq:{S}:consumer:<name>``       string  JSON ``Heartbeat``; TTL 3 beats: no key = dead
+==================================  ======  ==================================================
+
+Workers encode these documents, and producers (``Client.handlers``, ``Client.heartbeats``) and
+the gateway decode them. Workers and gateways of different releases share one Redis during a
+rolling upgrade, so the field names never change; a new field gets a default (an older writer
+leaves it out), and readers ignore fields they do not know (a newer writer may add them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from reliq.store.keys import SERVICES, ServiceKeys
+
+
+class HandlerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One handler as its workers declare it: its input JSON schema and its limits."""
+
+    service: str = ""
+    handler: str = ""
+    input_schema: dict[str, Any] = {}
+    sync: bool = False
+    takes_input: bool = True
+    max_attempts: int | None = None
+    timeout: float | None = None
+    max_deliveries: int | None = None
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """One consumer's latest beat. Times are unix ms of the worker's clock.
+
+    The fields are optional for readers: a document without them (an older or a foreign writer)
+    shows as unknown (``None``) instead of failing the view that reads it."""
+
+    consumer: str = ""
+    host: str | None = None
+    pid: int | None = None
+    started: int | None = None
+    inflight: int | None = None
+    concurrency: int | None = None
+    processed: int | None = None
+    at: int | None = None
+
+
+encode = msgspec.json.Encoder().encode
+decode_entry = msgspec.json.Decoder(HandlerEntry).decode
+decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
+
+
+async def read_services(redis: Any) -> set[str]:
+    return {name.decode() for name in await redis.smembers(SERVICES)}
+
+
+async def read_handlers(redis: Any, k: ServiceKeys) -> dict[str, HandlerEntry]:
+    return {name.decode(): decode_entry(doc) for name, doc in (await redis.hgetall(k.registry)).items()}
+
+
+async def read_heartbeats(
+    redis: Any, k: ServiceKeys, consumers: Sequence[str]
+) -> dict[str, Heartbeat | None]:
+    """The latest beat of each consumer; None for a dead one (its key expired)."""
+    if not consumers:
+        return {}
+    beats = await redis.mget([k.consumer(c) for c in consumers])
+    return {c: None if b is None else decode_heartbeat(b) for c, b in zip(consumers, beats, strict=True)}
