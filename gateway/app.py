@@ -90,7 +90,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     """Build the gateway. Settings default to the environment (``RELIQ_*``)."""
     settings = settings or GatewaySettings.from_env()
     if app is None and settings.app:
-        from reliq.cli.main import load_app
+        from reliq.loading import load_app
 
         app = load_app(settings.app)
     client = Client(settings.redis_url)

@@ -1,2 +1,3 @@
-"""Development servers: the embedded ``valkey-server`` (``embedded``) and a local Valkey
-Cluster (``cluster``), used by ``reliq dev``/``reliq redis``, the tests and the benchmarks."""
+"""Development servers: the embedded ``valkey-server`` (``embedded``), a local Valkey Cluster
+(``cluster``) and ``reliq dev``'s whole local deployment (``dev``: Valkey + workers + gateway),
+used by ``reliq dev``/``reliq redis``, the tests and the benchmarks."""

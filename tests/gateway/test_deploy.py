@@ -3,7 +3,9 @@ and the command they run, `reliq gateway`, started for real."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.app import OPEN_PATHS
+from reliq import App
+from reliq.cli.parser import build_parser
 from reliq.devserver.embedded import free_port
+from reliq.loading import load_app
 
 from ..conftest import wait_until
 
@@ -32,11 +38,71 @@ def test_compose_runs_valkey_with_fsync_always_the_gateway_and_scalable_workers(
     assert "valkey-data" in doc["volumes"]
 
 
+def dockerfile() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's build stages, each a list of (INSTRUCTION, arguments): comments and blank
+    lines dropped, continuation lines joined, as Docker reads them."""
+    stages: list[list[tuple[str, str]]] = []
+    pending = ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        word, _, args = (pending + line).partition(" ")
+        pending = ""
+        if word.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((word.upper(), args.strip()))
+    return stages
+
+
+def only(stage: list[tuple[str, str]], instruction: str) -> str:
+    found = [args for word, args in stage if word == instruction]
+    assert len(found) == 1, (instruction, found)
+    return found[0]
+
+
+def image_command() -> list[str]:
+    """The final stage's CMD, which must be the exec (JSON array) form: no shell in between,
+    so SIGTERM reaches the gateway and it drains."""
+    cmd = json.loads(only(dockerfile()[-1], "CMD"))
+    assert isinstance(cmd, list) and all(isinstance(part, str) for part in cmd)
+    return cmd
+
+
 def test_dockerfile_is_multi_stage_non_root_and_runs_reliq_gateway() -> None:
-    text = (ROOT / "Dockerfile").read_text()
-    assert text.count("FROM python:3.11-slim") == 2
-    assert "USER reliq" in text and "useradd" in text
-    assert 'CMD ["reliq", "gateway"' in text and "HEALTHCHECK" in text
+    build, final = dockerfile()
+    assert only(build, "FROM") == "python:3.11-slim AS build"
+    assert only(final, "FROM") == "python:3.11-slim"
+    assert "--from=build /wheels /wheels" in [args for word, args in final if word == "COPY"]
+    assert only(final, "WORKDIR") == "/app"
+    # non-root: the user is created with a fixed uid, and everything after USER runs as it
+    words = [word for word, _ in final]
+    assert only(final, "USER") == "reliq" and "ENTRYPOINT" not in words
+    assert words.index("USER") > max(i for i, w in enumerate(words) if w in ("RUN", "COPY"))
+    useradd = next(args for word, args in final if word == "RUN" and "useradd" in args).split()
+    assert useradd[-1] == "reliq" and int(useradd[useradd.index("--uid") + 1]) >= 1000
+    # the command is one the reliq CLI accepts: a public gateway on the exposed port, with the app
+    # the image ships (examples/ is copied into the working directory)
+    a = build_parser().parse_args(image_command()[1:])
+    assert image_command()[0] == "reliq" and a.cmd == "gateway"
+    assert (a.host, str(a.port)) == ("0.0.0.0", only(final, "EXPOSE"))
+    copied = [args for word, args in final if word == "COPY"]
+    assert a.app.split(".")[0] == "examples" and "examples ./examples" in copied
+    assert isinstance(load_app(a.app), App)
+    # the health check probes an open path (no token needed) on that port, from inside the container
+    check = only(final, "HEALTHCHECK")
+    assert "--interval=" in check and "--timeout=" in check
+    probe = re.search(r"CMD (.*)$", check)
+    assert probe and f"'http://127.0.0.1:{a.port}/healthz'" in probe.group(1) and "/healthz" in OPEN_PATHS
+
+
+def healthcheck(port: int) -> list[str]:
+    """The HEALTHCHECK command (shell form), aimed at ``port``."""
+    probe = only(dockerfile()[-1], "HEALTHCHECK").split(" CMD ", 1)[1]
+    return ["sh", "-c", probe.replace("python ", f"{sys.executable} ", 1).replace(":8000/", f":{port}/")]
 
 
 def _listening(port: int) -> set[str]:
@@ -58,21 +124,10 @@ async def test_reliq_gateway_command_serves_http_and_binds_public_only_with_toke
 ) -> None:
     port = free_port()
     log = open(tmp_path / "gw.log", "wb")  # noqa: SIM115, ASYNC230
+    argv = image_command()[1:]  # the image's own command, on a free port and the test's server
+    argv[argv.index("--port") + 1] = str(port)
     proc = subprocess.Popen(  # noqa: ASYNC220
-        [
-            sys.executable,
-            "-m",
-            "reliq",
-            "gateway",
-            "--redis-url",
-            url,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(port),
-            "--app",
-            "examples.shop:app",
-        ],
+        [sys.executable, "-m", "reliq", *argv, "--redis-url", url],
         cwd=ROOT,
         env={**os.environ, "RELIQ_API_TOKENS": tokens},
         stdout=log,
@@ -94,6 +149,9 @@ async def test_reliq_gateway_command_serves_http_and_binds_public_only_with_toke
         else:
             assert _listening(port) == {"0100007F"}  # 127.0.0.1: no tokens, no public bind
             assert "binding to 127.0.0.1 only" in (tmp_path / "gw.log").read_text()
+        assert subprocess.run(healthcheck(port), check=False).returncode == 0  # noqa: ASYNC221
     finally:
         proc.terminate()
         assert proc.wait(10) in (0, -15)  # uvicorn exits gracefully, then re-raises SIGTERM
+    unhealthy = subprocess.run(healthcheck(port), capture_output=True, check=False)  # noqa: ASYNC221
+    assert unhealthy.returncode == 1  # the probe really probes: nothing listens any more

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reliq import Context, Service
@@ -12,6 +15,7 @@ from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 from ..conftest import Names, wait_until
 from .conftest import gateway
+from .test_ingress import nothing_placed
 
 
 def noop_service(name: str) -> Service:
@@ -46,12 +50,13 @@ async def test_replicas_mode_waits_for_the_replica_and_503s_without_one(tmp_path
                 data_dir=tmp_path / "replica", extra={"replicaof": f"127.0.0.1 {primary.port}"}
             ).start()
             try:
-                ok = None
-                for _ in range(100):  # the replica needs a moment to sync; each try is a real request
-                    ok = await http.post("/send/rep/noop", json=None, headers={"Idempotency-Key": "k1"})
-                    if ok.status_code == 202:
-                        break
-                assert ok is not None and ok.status_code == 202, ok.text if ok else None
+
+                async def confirmed() -> httpx.Response | None:  # once the replica has synced
+                    r = await http.post("/send/rep/noop", json=None, headers={"Idempotency-Key": "k1"})
+                    assert r.status_code in (202, 503), r.text
+                    return r if r.status_code == 202 else None
+
+                ok = await wait_until(confirmed, timeout=30, what="the send confirmed by the replica")
                 assert ok.json()["durability"] == "replicas:1"
                 # the retry converged on the invocation the unconfirmed attempt had placed
                 assert ok.json()["status"] == "previously_accepted"
@@ -128,30 +133,36 @@ async def test_admission_control_answers_429_over_the_backlog(url: str, names: N
     svc = noop_service(names())
     async with gateway(url, svc, max_backlog=2) as http:
         ids = [(await http.post(f"/send/{svc.name}/noop", json=None)).json()["id"] for _ in range(2)]
-        import asyncio
 
-        await asyncio.sleep(0.6)  # let the 0.5 s backlog cache expire (a precondition, not an outcome)
-        r = await http.post(f"/send/{svc.name}/noop", json=None)
+        async def refused() -> httpx.Response | None:  # once the 0.5 s backlog cache has expired
+            r = await http.post(f"/send/{svc.name}/noop", json=None)
+            if r.status_code == 202:  # still the cached backlog: placed, cancelled below
+                ids.append(r.json()["id"])
+                return None
+            return r
+
+        r = await wait_until(refused, timeout=10, what="429 over the backlog")
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         for i in ids:
             await http.post(f"/invocations/{i}/cancel")
 
 
 async def test_a_body_that_does_not_arrive_in_time_is_408(url: str, names: Names) -> None:
-    import asyncio
-
     svc = noop_service(names())
+    never = asyncio.Event()
 
-    async def trickle():  # type: ignore[no-untyped-def]
+    async def trickle() -> AsyncIterator[bytes]:  # half a body, then nothing: the gateway must not wait
         yield b"nu"
-        await asyncio.sleep(1.0)
+        await never.wait()
         yield b"ll"
 
     async with gateway(url, svc, body_timeout=0.2) as http:
-        r = await http.post(
+        send = http.post(
             f"/send/{svc.name}/noop", content=trickle(), headers={"content-type": "application/json"}
         )
+        r = await asyncio.wait_for(send, 10)
     assert r.status_code == 408
+    assert await nothing_placed(url, svc.name)
 
 
 def test_tokens_come_from_the_env_list_and_a_tokens_file(

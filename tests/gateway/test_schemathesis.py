@@ -3,10 +3,10 @@ process: whatever it sends, no 5xx and no status the schema does not document.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, status_code_conformance
 
 from reliq.devserver.embedded import EmbeddedValkey, free_port
+
+from ..conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,10 +54,7 @@ def test_no_server_errors_and_only_documented_statuses(tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 20
-            while not _ready(port):  # polling a readiness probe, bounded
-                assert time.monotonic() < deadline, "gateway did not become ready"
-                time.sleep(0.05)
+            asyncio.run(wait_until(lambda: _ready(port), timeout=20, what="gateway ready"))
             schema = schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json")
             checked = 0
             for result in schema.get_all_operations():

@@ -1,0 +1,90 @@
+"""The ``reliq`` command line's grammar: every command and flag, with defaults from ``RELIQ_*``.
+
+Parsing only; ``reliq.cli.main`` maps each parsed command to the one library call it makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from reliq.cli import admin as cli_admin
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``worker`` and ``dev`` share the worker tuning flags (``dev`` passes them on)."""
+    w = sub.add_parser("worker", help="run the handlers of MODULE:APP")
+    d = sub.add_parser("dev", help="embedded Valkey (AOF, fsync always) + a worker for MODULE:APP")
+    for sp in (w, d):
+        sp.add_argument("app")
+        sp.add_argument("--concurrency", type=int, default=100, help="handlers running at once")
+        sp.add_argument("--batch", type=int, default=100, help="entries read and claimed per call")
+        sp.add_argument("--visibility-timeout", type=float, default=30.0)
+        sp.add_argument("--shutdown-grace", type=float, default=30.0)
+        sp.add_argument(
+            "--heartbeat-interval", type=float, default=5.0, help="seconds; dead after 3 missed beats"
+        )
+        sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
+        sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
+    w.add_argument(
+        "--partitions", default=None, help="consume only these partitions, e.g. 0,2 or 0-3 (default all)"
+    )
+    d.add_argument("--redis-port", type=int, default=6379)
+    d.add_argument("--port", type=int, default=8000, help="gateway port")
+    d.add_argument("--workers", type=int, default=1, help="worker processes")
+    d.add_argument("--data-dir", default=".reliq/data")
+
+
+def _server_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gw = sub.add_parser("gateway", help="run the HTTP gateway (uvicorn, uvloop, httptools)")
+    gw.add_argument("--host", default="127.0.0.1")
+    gw.add_argument("--port", type=int, default=8000)
+    gw.add_argument("--app", default=os.environ.get("RELIQ_APP"), help="MODULE:APP to validate bodies with")
+    gw.add_argument(
+        "--durability", default=os.environ.get("RELIQ_DURABILITY", "fsync"), help="none | fsync | replicas:N"
+    )
+    r = sub.add_parser("redis", help="run the embedded valkey-server in the foreground")
+    r.add_argument("--port", type=int, default=6379)
+    r.add_argument("--data-dir", default=".reliq/data")
+    r.add_argument("--appendfsync", default="always", choices=["always", "everysec", "no"])
+
+
+def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("send", help="register an invocation")
+    s.add_argument("service")
+    s.add_argument("handler")
+    s.add_argument("payload", nargs="?", default="null", help="JSON")
+    s.add_argument("--key", default=None)
+    s.add_argument("--delay", type=float, default=None)
+    g = sub.add_parser("get", help="status document of an invocation")
+    g.add_argument("id")
+    sub.add_parser("durability", help="what an ack from this server is worth")
+    pa = sub.add_parser("partitions", help="show a service's partition layout, or set its count")
+    pa.add_argument("service")
+    pa.add_argument("count", nargs="?", type=int, default=None, help="new partition count (1-1024)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reliq", description="Reliable task queue and RPC on Redis streams")
+    p.add_argument("--redis-url", default=os.environ.get("RELIQ_REDIS_URL", DEFAULT_URL))
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        default=os.environ.get("RELIQ_CLUSTER", "") not in ("", "0", "false"),
+        help="the Redis URL names Redis/Valkey Cluster nodes (same as a redis+cluster:// URL)",
+    )
+    p.add_argument("--log-level", default=os.environ.get("RELIQ_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-format", default=os.environ.get("RELIQ_LOG_FORMAT", "text"), choices=["text", "json"]
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _worker_parsers(sub)
+    _server_parsers(sub)
+    _client_parsers(sub)
+    cli_admin.add_parsers(sub)
+    for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
+        sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
+        sp.add_argument("--cluster", action="store_true", default=argparse.SUPPRESS, help="see reliq --help")
+    return p
