@@ -1,4 +1,4 @@
-"""Turn an invocation's outcome (``reliq.outcome.Outcome``, read by ``Client.outcome`` and
+"""Turn an invocation's outcome (``reliq.client.outcome.Outcome``, read by ``Client.outcome`` and
 ``Client.wait``) into an HTTP answer, for /call, /output and /attach: the stored result is the
 200 body as is; a failed or cancelled invocation is a problem document carrying the handler's
 status; an unfinished one is a 202 pointing at its status document."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 from starlette.responses import Response
 
-from reliq.outcome import Outcome
+from reliq.client.outcome import Outcome
 
 from .problems import Problem, problem_response
 

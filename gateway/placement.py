@@ -25,8 +25,8 @@ from collections import defaultdict
 from datetime import datetime
 
 from reliq import Accepted, Client
+from reliq.client.producer import Where
 from reliq.errors import NotConfirmed
-from reliq.producer import Where
 from reliq.store.scripts import Registration
 
 from . import failpoints

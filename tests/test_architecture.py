@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # it imports most of the library, so nothing inside reliq may import it.
 BASE = frozenset({"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing"})
 STORE = BASE | {"reliq.store"}
-CORE = STORE | {"reliq.client", "reliq.producer", "reliq.outcome", "reliq.service"}
+CORE = STORE | {"reliq.client", "reliq.service"}
 LIBRARY = CORE | {"reliq", "reliq.worker", "reliq.admin", "reliq.loading"}
 
 MAY_IMPORT: dict[str, frozenset[str]] = {
@@ -30,10 +30,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the data model and the scripts: the bottom of everything that touches Redis
     "reliq.store": frozenset({"reliq.codec", "reliq.errors"}),
     "reliq.service": STORE,
-    # the one producer path and the one result path, used by the Client
-    "reliq.producer": STORE,
-    "reliq.outcome": STORE,
-    "reliq.client": STORE | {"reliq.producer", "reliq.outcome"},
+    # the Client, with the one producer path (producer.py) and the one result path (outcome.py)
+    "reliq.client": STORE,
     # the admin views read the store (through the Client's connection), never a worker
     "reliq.admin": STORE | {"reliq.client"},
     "reliq.worker": CORE,

@@ -12,11 +12,12 @@ from typing import Any, Unpack
 
 from redis.asyncio import Redis
 
-from reliq import codec, producer
+from reliq import codec
+from reliq.client import producer
+from reliq.client.outcome import read as read_outcome
+from reliq.client.outcome import wait as wait_outcome
+from reliq.client.producer import Options
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
-from reliq.outcome import read as read_outcome
-from reliq.outcome import wait as wait_outcome
-from reliq.producer import Options
 from reliq.store import counts, registry
 from reliq.store.counts import QueueCounts
 from reliq.store.durability import Durability
@@ -169,7 +170,7 @@ class Client:
             raise IdempotencyConflict(reg.id)
         return Accepted(id=reg.id, status=status, state=state)  # type: ignore[arg-type]
 
-    # The producer path (``reliq.producer``): prepare, then register_many, batched by ``where``.
+    # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.
     prepare = producer.prepare
     where = producer.where
     register_many = producer.register_many
@@ -204,7 +205,7 @@ class Client:
         raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), "state")
         return raw.decode() if raw else None
 
-    # The result path (``reliq.outcome``): where an invocation stands, and waiting for its end.
+    # The result path (``reliq.client.outcome``): where an invocation stands, and waiting for its end.
     outcome = read_outcome
     wait = wait_outcome
 
