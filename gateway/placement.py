@@ -29,7 +29,7 @@ from reliq import Client
 from reliq.codec import fingerprint
 from reliq.store.keys import ServiceKeys
 from reliq.store.record import Accepted
-from reliq.store.scripts import Registration, pairs
+from reliq.store.scripts import Registered, Registration, pairs
 
 from . import failpoints
 from .problems import Problem, unavailable
@@ -62,7 +62,14 @@ class Placer:
         k = self.client.keys_of(inv)
         due_ms = None if at is None else int(at.timestamp() * 1000)
         item = Registration(
-            inv, fingerprint(handler, body), handler, body, "", key or "", delay_ms, due_ms, trace
+            id=inv,
+            fp=fingerprint(handler, body),
+            handler=handler,
+            payload=body,
+            key=key or "",
+            delay_ms=delay_ms,
+            due_ms=due_ms,
+            trace=trace,
         )
         future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         self._queues[k].append((item, future))
@@ -104,7 +111,7 @@ class Placer:
             if not self._queues.get(k):
                 self._queues.pop(k, None)
 
-    async def _commit(self, k: ServiceKeys, items: list[Registration]) -> list[tuple[str, str]]:
+    async def _commit(self, k: ServiceKeys, items: list[Registration]) -> list[Registered]:
         self.flushes += 1
         self.placed += len(items)
         if self.replicas == 0:

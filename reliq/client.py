@@ -10,8 +10,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-
 from reliq import codec
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
 from reliq.store.durability import Durability
@@ -26,8 +24,9 @@ from reliq.store.keys import (
     partition_of_token,
 )
 from reliq.store.layout import Layout, read_layout, write_layout
-from reliq.store.record import TERMINAL, Accepted, Invocation, parse
-from reliq.store.scripts import Scripts
+from reliq.store.record import TERMINAL, Accepted, Field, Invocation, parse
+from reliq.store.scripts import Cancelled, Redriven, Scripts
+from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.topology import Topology, connect
 
 DAY_MS = 24 * 3600 * 1000
@@ -55,7 +54,7 @@ class Client:
         self,
         redis_url: str | None = None,
         *,
-        redis: Redis | None = None,
+        redis: Connection | None = None,
         retention: timedelta | float = timedelta(hours=24),
     ) -> None:
         if redis is None:
@@ -63,10 +62,8 @@ class Client:
             self._owns = True
         else:
             self._owns = False
-        # typed Any on purpose: redis-py types replies as bytes | str unions; reliq always
-        # reads bytes (decode_responses=False) and decodes at the edge
-        self.redis: Any = redis
-        self.scripts = Scripts(redis)
+        self.redis: RedisClient = typed(redis)
+        self.scripts = Scripts(self.redis)
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
@@ -197,7 +194,7 @@ class Client:
         )
         if status == "conflict":
             raise IdempotencyConflict(invocation_id)
-        return Accepted(id=invocation_id, status=status, state=state)  # type: ignore[arg-type]
+        return Accepted(id=invocation_id, status=status, state=state)
 
     async def call(
         self,
@@ -221,13 +218,13 @@ class Client:
             p.hgetall(k.steps(invocation_id))
             p.zrange(k.children(invocation_id), 0, -1)
             rec, steps, children = await p.execute()
-        if not rec or b"state" not in rec:
+        if not rec or Field.STATE.encode() not in rec:
             return None
         return parse(invocation_id, rec, steps, children)
 
     async def state(self, invocation_id: str) -> str | None:
-        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), "state")
-        return raw.decode() if raw else None
+        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), Field.STATE)
+        return codec.text(raw) if raw else None
 
     async def result(self, invocation_id: str, timeout: float = 30.0) -> Any:
         """Wait until the invocation is finished and return its result.
@@ -238,10 +235,12 @@ class Client:
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
-            state, result, error = await self.redis.hmget(k.inv(invocation_id), "state", "result", "error")
+            state, result, error = await self.redis.hmget(
+                k.inv(invocation_id), [Field.STATE, Field.RESULT, Field.ERROR]
+            )
             if state is None:
                 raise UnknownInvocation(invocation_id)
-            st = state.decode()
+            st = codec.text(state)
             if st == "succeeded":
                 return codec.decode(result)
             if st in TERMINAL:
@@ -253,7 +252,7 @@ class Client:
             pause = min(pause * 1.5, 0.1)
 
     # -- actions ------------------------------------------------------------------------------
-    async def cancel(self, invocation_id: str) -> str:
+    async def cancel(self, invocation_id: str) -> Cancelled:
         """Cancel: 'cancelled' (was queued/delayed; it never runs), 'cancelling' (running; its
         worker cancels the handler), 'terminal' (already finished). Unknown ids raise."""
         k = self.keys_of(invocation_id)
@@ -264,7 +263,7 @@ class Client:
             await self.redis.publish(k.cancel_channel, invocation_id)
         return outcome
 
-    async def redrive(self, invocation_id: str) -> str:
+    async def redrive(self, invocation_id: str) -> Redriven:
         """Put a parked (failed) invocation back as a new attempt series: 'redriven' | 'not_failed'."""
         outcome = await self.scripts.redrive(self.keys_of(invocation_id), invocation_id)
         if outcome == "unknown":
@@ -277,7 +276,8 @@ class Client:
         found: list[tuple[float, str]] = []
         for k in await self.partition_keys(service):
             found += [
-                (s, i.decode()) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
+                (s, codec.text(i))
+                for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
             ]
         return [i for _, i in sorted(found, reverse=True)[:n]]
 
