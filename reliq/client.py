@@ -12,6 +12,7 @@ from typing import Any
 
 from reliq import codec
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
+from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.durability import Durability
 from reliq.store.keys import (
     ServiceKeys,
@@ -24,9 +25,8 @@ from reliq.store.keys import (
     partition_of_token,
 )
 from reliq.store.layout import Layout, read_layout, write_layout
-from reliq.store.record import TERMINAL, Accepted, Field, Invocation, parse
+from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
 from reliq.store.scripts import Cancelled, Redriven, Scripts
-from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.topology import Topology, connect
 
 DAY_MS = 24 * 3600 * 1000
@@ -218,7 +218,7 @@ class Client:
             p.hgetall(k.steps(invocation_id))
             p.zrange(k.children(invocation_id), 0, -1)
             rec, steps, children = await p.execute()
-        if not rec or Field.STATE.encode() not in rec:
+        if not found(rec):
             return None
         return parse(invocation_id, rec, steps, children)
 
@@ -276,8 +276,7 @@ class Client:
         found: list[tuple[float, str]] = []
         for k in await self.partition_keys(service):
             found += [
-                (s, codec.text(i))
-                for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
+                (s, codec.text(i)) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
             ]
         return [i for _, i in sorted(found, reverse=True)[:n]]
 

@@ -23,8 +23,8 @@ from reliq.codec import text
 from reliq.store.keys import MAX_PARTITIONS, ServiceKeys
 
 if TYPE_CHECKING:  # scripts.py returns a Layout from set_layout
-    from reliq.store.scripts import Scripts
     from reliq.store.commands import RedisClient
+    from reliq.store.scripts import Scripts
 
 
 class Layout(msgspec.Struct, frozen=True):

@@ -174,6 +174,11 @@ def fields(raw: Raw) -> dict[str, bytes]:
     return {text(k): v if isinstance(v, bytes) else v.encode() for k, v in raw.items()}
 
 
+def found(raw: Raw | None) -> bool:
+    """Whether an HGETALL of a record found one (unknown or expired reads as an empty hash)."""
+    return bool(raw) and Field.STATE in fields(raw or {})
+
+
 def _int(v: bytes | None) -> int | None:
     return int(v) if v else None
 

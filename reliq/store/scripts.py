@@ -21,10 +21,10 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from reliq.codec import text
+from reliq.store.commands import RedisClient
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.layout import Layout
 from reliq.store.record import State
-from reliq.store.commands import RedisClient
 
 Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
