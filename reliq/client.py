@@ -26,7 +26,8 @@ from reliq.store.keys import (
 )
 from reliq.store.layout import Layout, read_layout, write_layout
 from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
-from reliq.store.scripts import Cancelled, Redriven, Scripts
+from reliq.store.replies import Cancelled, Redriven
+from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
 DAY_MS = 24 * 3600 * 1000

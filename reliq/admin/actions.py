@@ -35,7 +35,7 @@ from reliq.codec import text
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import ServiceKeys, check_name
 from reliq.store.record import Field
-from reliq.store.scripts import ActionStatus
+from reliq.store.replies import ActionStatus
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
 CHANGED = frozenset({"redriven", "discarded", "released", "queued", "cancelled", "cancelling"})

@@ -34,7 +34,7 @@ class Layout(msgspec.Struct, frozen=True):
     changed_ms: int = 0
 
 
-def parse_layout(raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> Layout:
+def parse_layout(raw: Mapping[bytes, bytes]) -> Layout:
     h = {text(k): v for k, v in raw.items()}
 
     def num(field: str, default: int) -> int:

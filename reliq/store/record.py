@@ -166,12 +166,12 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _error_decoder = msgspec.json.Decoder(ErrorInfo)
-Raw = Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]  # a hash as redis-py returns it
+Raw = Mapping[bytes, bytes]  # a hash as HGETALL returns it (see ``reliq.store.commands``)
 
 
 def fields(raw: Raw) -> dict[str, bytes]:
     """A record hash as read from Redis (HGETALL), keyed by field name."""
-    return {text(k): v if isinstance(v, bytes) else v.encode() for k, v in raw.items()}
+    return {text(k): v for k, v in raw.items()}
 
 
 def found(raw: Raw | None) -> bool:
@@ -184,18 +184,18 @@ def _int(v: bytes | None) -> int | None:
 
 
 def _str(v: bytes | None) -> str | None:
-    return v.decode() if v else None
+    return text(v) if v else None
 
 
 def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> Invocation:
     """Build the status document from the raw hashes read from Redis."""
     F, h = Field, fields(raw)
-    state = h[F.STATE].decode()
+    state = text(h[F.STATE])
     err = h.get(F.ERROR)
     return Invocation(
         id=invocation_id,
-        service=h[F.SERVICE].decode(),
-        handler=h[F.HANDLER].decode(),
+        service=text(h[F.SERVICE]),
+        handler=text(h[F.HANDLER]),
         state=state,  # type: ignore[arg-type]
         attempt=int(h.get(F.ATTEMPT, 1)),
         deliveries=int(h.get(F.DELIVERIES, 0)),
@@ -220,5 +220,5 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         result=decode(h.get(F.RESULT)),
         error=_error_decoder.decode(err) if err else None,
         steps={text(k): decode(v) for k, v in steps.items()},
-        children=[c.decode() for c in children],
+        children=[text(c) for c in children],
     )

@@ -3,10 +3,7 @@
 Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
 NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. Scripts
 that write the timeline or the per-minute counters get ``lua/lib/timeline.lua`` prepended.
-
-Replies are decoded here, once, into typed values: each status is a ``Literal`` of exactly what
-its script can return (anything else raises ``UnexpectedReply``: the script and its wrapper
-disagree), multi-value replies are Structs or NamedTuples (``Claim``, ``Registered``, ``Layout``).
+Every reply is decoded once, into the types of ``reliq.store.replies``.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, get_args
+from typing import Any
 
 import msgspec
 from redis.asyncio.client import Pipeline
@@ -24,23 +21,34 @@ from reliq.codec import text
 from reliq.store.commands import RedisClient
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.layout import Layout
-from reliq.store.record import State
+from reliq.store.replies import (
+    Cancelled,
+    Claim,
+    Discarded,
+    Redriven,
+    Registered,
+    Registration,
+    Released,
+    Renewed,
+    Requeued,
+    Retried,
+    Settled,
+    as_cancelled,
+    as_discarded,
+    as_redriven,
+    as_released,
+    as_renewed,
+    as_requeued,
+    as_retried,
+    as_settled,
+    claims,
+    pairs,
+)
+
+__all__ = ["Claim", "Registered", "Registration", "Scripts", "pairs"]
 
 Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
-
-RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
-ClaimStatus = Literal["run", "cancel", "skip"]
-Settled = Literal["ok", "fenced", "noop"]  # complete, park
-Retried = Literal["ok", "cancelled", "fenced", "noop"]
-Renewed = Literal["ok", "cancel", "lost"]
-Cancelled = Literal["cancelled", "cancelling", "terminal", "unknown"]
-Redriven = Literal["redriven", "not_failed", "unknown"]
-Discarded = Literal["discarded", "not_parked", "unknown"]
-Released = Literal["released", "already_released", "not_pending", "unknown"]
-Requeued = Literal["queued", "not_retrying", "unknown"]
-ActionStatus = Cancelled | Redriven | Discarded | Released | Requeued  # the operator actions'
-
 
 _PLAIN = frozenset(
     {"link_child", "record_lost", "reap", "set_layout"}
@@ -51,118 +59,6 @@ def _source(name: str) -> str:
     lua = files("reliq.store") / "lua"
     body = (lua / f"{name}.lua").read_text()
     return body if name in _PLAIN else (lua / "lib" / "timeline.lua").read_text() + body
-
-
-class UnexpectedReply(RuntimeError):
-    """A script answered something its wrapper does not know: they are out of step."""
-
-
-S = TypeVar("S", bound=str)
-
-
-class _Status(Generic[S]):
-    """Decodes one status reply into the Literal ``S`` (whose values it checks)."""
-
-    def __init__(self, kind: Any) -> None:
-        self.allowed = frozenset(get_args(kind))
-
-    def __call__(self, reply: Any) -> S:
-        value = text(reply)
-        if value not in self.allowed:
-            raise UnexpectedReply(f"script replied {value!r}, expected one of {sorted(self.allowed)}")
-        return cast(S, value)
-
-
-_REGISTER: _Status[RegisterStatus] = _Status(RegisterStatus)
-_STATE: _Status[State] = _Status(State)
-_CLAIM: _Status[ClaimStatus] = _Status(ClaimStatus)
-_SETTLED: _Status[Settled] = _Status(Settled)
-_RETRIED: _Status[Retried] = _Status(Retried)
-_RENEWED: _Status[Renewed] = _Status(Renewed)
-_CANCELLED: _Status[Cancelled] = _Status(Cancelled)
-_REDRIVEN: _Status[Redriven] = _Status(Redriven)
-_DISCARDED: _Status[Discarded] = _Status(Discarded)
-_RELEASED: _Status[Released] = _Status(Released)
-_REQUEUED: _Status[Requeued] = _Status(Requeued)
-
-
-class Registration(msgspec.Struct, frozen=True, kw_only=True):
-    """One invocation to place (see register.lua)."""
-
-    id: str
-    fp: str
-    handler: str
-    payload: bytes
-    parent: str = ""
-    key: str = ""
-    delay_ms: int | None = None
-    due_ms: int | None = None
-    trace: str = ""
-
-
-class Registered(NamedTuple):
-    """register.lua's answer for one invocation: ``state`` is the record's state (for
-    ``previously_accepted`` and ``conflict``: the existing record's)."""
-
-    status: RegisterStatus
-    state: State
-
-
-def pairs(reply: Sequence[Any]) -> list[Registered]:
-    """register.lua's flat reply (2 values per invocation)."""
-    return [Registered(_REGISTER(reply[i]), _STATE(reply[i + 1])) for i in range(0, len(reply), 2)]
-
-
-class Claim(msgspec.Struct, frozen=True, kw_only=True):
-    """claim.lua's answer for one entry. ``run``: start it; ``cancel``: claimed, but a cancel was
-    requested (settle it as cancelled); ``skip``: finished, unknown or a stale duplicate entry,
-    already acked and deleted (only ``entry``, ``id`` and ``status`` are set)."""
-
-    entry: str
-    id: str
-    status: ClaimStatus
-    epoch: int = 0
-    handler: str = ""
-    payload: bytes = b""
-    attempt: int = 0
-    crashes: int = 0
-    deliveries: int = 0
-    parent: str | None = None
-    key: str | None = None
-    trace: str | None = None
-
-
-CLAIM_WIDTH = 10  # values per entry in claim.lua's reply
-
-
-def _claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Claim]:
-    if len(reply) != CLAIM_WIDTH * len(entries):
-        raise UnexpectedReply(f"claim replied {len(reply)} values for {len(entries)} entries")
-    out = []
-    for n, (eid, inv) in enumerate(entries):
-        # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace
-        v = reply[CLAIM_WIDTH * n : CLAIM_WIDTH * n + CLAIM_WIDTH]
-        status = _CLAIM(v[0])
-        if status == "skip":
-            out.append(Claim(entry=eid, id=inv, status=status))
-            continue
-        out.append(
-            Claim(
-                entry=eid,
-                id=inv,
-                status=status,
-                epoch=int(v[1]),
-                handler=text(v[2]),
-                payload=bytes(v[3] or b""),
-                attempt=int(v[4]),
-                crashes=int(v[5]),
-                parent=text(v[6]) or None,
-                key=text(v[7]) or None,
-                deliveries=int(v[8]),
-                trace=text(v[9]) or None,
-            )
-        )
-    return out
 
 
 class Scripts:
@@ -246,7 +142,7 @@ class Scripts:
         keys = [k.stream, *(k.inv(i) for _, i in entries)]
         token = secrets.token_hex(8)
         reply = await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
-        return _claims(entries, reply)
+        return claims(entries, reply)
 
     async def complete(
         self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
@@ -257,21 +153,21 @@ class Scripts:
         for inv, eid, epoch, state, result in items:
             keys.extend(k.per_invocation(inv))
             args.extend((eid, epoch, state, result))
-        return [_SETTLED(x) for x in await self._run("complete", keys, args)]
+        return [as_settled(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
     ) -> Retried:
         keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes]
         reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
-        return _RETRIED(reply)
+        return as_retried(reply)
 
     async def park(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
     ) -> Settled:
         keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes]
         reply = await self._run("park", keys, [GROUP, eid, epoch, reason, error, inv, retention_ms])
-        return _SETTLED(reply)
+        return as_settled(reply)
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
         return int(await self._run("promote", [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids))
@@ -284,7 +180,7 @@ class Scripts:
         for _, eid, epoch in items:
             args.extend((eid, epoch))
         r = await self._run("renew", [k.stream, *(k.inv(i) for i, _, _ in items)], args)
-        return [_RENEWED(x) for x in r]
+        return [as_renewed(x) for x in r]
 
     async def release(
         self, k: ServiceKeys, consumer: str, idle_ms: int, items: Sequence[tuple[str, str, int]]
@@ -302,23 +198,23 @@ class Scripts:
 
     async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> Cancelled:
         keys = [*k.per_invocation(inv), k.delayed, k.audit]
-        return _CANCELLED(await self._run("cancel", keys, [inv, retention_ms, who]))
+        return as_cancelled(await self._run("cancel", keys, [inv, retention_ms, who]))
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:
         keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
-        return _REDRIVEN(await self._run("redrive", keys, [inv, who]))
+        return as_redriven(await self._run("redrive", keys, [inv, who]))
 
     async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> Discarded:
         keys = [k.inv(inv), k.parked, k.archive, k.audit]
-        return _DISCARDED(await self._run("discard", keys, [inv, who, retention_ms]))
+        return as_discarded(await self._run("discard", keys, [inv, who, retention_ms]))
 
     async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> Released:
         keys = [k.stream, k.inv(inv), k.audit]
-        return _RELEASED(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
+        return as_released(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
 
     async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> Requeued:
         keys = [k.inv(inv), k.delayed, k.stream, k.audit]
-        return _REQUEUED(await self._run("retry_now", keys, [inv, who]))
+        return as_requeued(await self._run("retry_now", keys, [inv, who]))
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))

@@ -1,6 +1,7 @@
-"""scripts.py decodes every reply once into a typed value: ``Claim`` per claimed entry (10 values
-each in claim.lua's reply), ``Registered`` pairs, ``Layout``, and statuses checked against their
-``Literal`` (a reply the wrapper does not know is an error, not a silent string)."""
+"""scripts.py decodes every reply once into a typed value (replies.py): ``Claim`` per claimed
+entry (10 values each in claim.lua's reply), ``Registered`` pairs, ``Layout``, and statuses
+checked against their ``Literal`` (a reply the wrapper does not know is an error, not a silent
+string)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.layout import Layout
-from reliq.store.scripts import CLAIM_WIDTH, Claim, Registered, UnexpectedReply, _claims, pairs
+from reliq.store.replies import CLAIM_WIDTH, Claim, Registered, UnexpectedReply, claims, pairs
 
 from ..conftest import Names, client
 
@@ -57,12 +58,12 @@ async def test_a_claim_reply_is_one_struct_per_entry_in_order(url: str, names: N
 def test_a_reply_of_the_wrong_width_or_status_is_refused() -> None:
     entry = [b"run", 1, b"h", b"null", 1, 0, b"", b"", 1, b""]
     assert len(entry) == CLAIM_WIDTH
-    [c] = _claims([("1-0", "s.x")], entry)
+    [c] = claims([("1-0", "s.x")], entry)
     assert (c.status, c.handler, c.parent, c.key, c.trace) == ("run", "h", None, None, None)
     with pytest.raises(UnexpectedReply):
-        _claims([("1-0", "s.x")], entry[:9])  # the old 9-value reading
+        claims([("1-0", "s.x")], entry[:9])  # the old 9-value reading
     with pytest.raises(UnexpectedReply):
-        _claims([("1-0", "s.x")], [b"later", *entry[1:]])
+        claims([("1-0", "s.x")], [b"later", *entry[1:]])
     assert pairs([b"accepted", b"pending", b"conflict", b"running"]) == [
         Registered("accepted", "pending"),
         Registered("conflict", "running"),
