@@ -54,7 +54,7 @@ class Minute(msgspec.Struct, frozen=True, kw_only=True):
     cancelled: int = 0
 
 
-class Backlogs(msgspec.Struct, frozen=True, kw_only=True):
+class Numbers(msgspec.Struct, frozen=True, kw_only=True):
     """The numbers of one partition, or their sums over a service's partitions
     (``reliq.admin.aggregate``). In the JSON they come first, then what the document adds."""
 
@@ -68,7 +68,7 @@ class Backlogs(msgspec.Struct, frozen=True, kw_only=True):
     lost: int
 
 
-class PartitionOverview(Backlogs, frozen=True, kw_only=True):
+class PartitionOverview(Numbers, frozen=True, kw_only=True):
     """One partition's numbers; ``consumers`` are those holding entries in it."""
 
     partition: int
@@ -77,7 +77,7 @@ class PartitionOverview(Backlogs, frozen=True, kw_only=True):
     minutes: list[Minute]
 
 
-class ServiceOverview(Backlogs, frozen=True, kw_only=True):
+class ServiceOverview(Numbers, frozen=True, kw_only=True):
     """Sums over the partitions ``0..layout.high-1``; ``partitions`` has each one's numbers."""
 
     service: str
