@@ -27,13 +27,13 @@ from datetime import datetime
 from reliq import Accepted, Client
 from reliq.client.producer import Where
 from reliq.errors import NotConfirmed
-from reliq.store.scripts import Registration
+from reliq.store.scripts import Registered, Registration
 
 from . import failpoints
 from .problems import Problem, unavailable
 
 MAX_BATCH = 500
-Waiter = tuple[Registration, "asyncio.Future[tuple[str, str]]"]
+Waiter = tuple[Registration, "asyncio.Future[Registered]"]
 
 
 class Placer:
@@ -60,7 +60,7 @@ class Placer:
         of its partition; answer once that batch is confirmed."""
         item = await self.client.prepare(service, handler, body, key=key, delay=delay, at=at, trace=trace)
         where = self.client.where(item.id)
-        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
         self._queues[where].append((item, future))
         if where not in self._flushing:
             self._flushing.add(where)
@@ -76,7 +76,7 @@ class Placer:
                 "this Idempotency-Key was already used with a different request",
                 invocation_id=item.id,
             )
-        return Accepted(id=item.id, status=status, state=state)  # type: ignore[arg-type]
+        return Accepted(id=item.id, status=status, state=state)
 
     async def _flush(self, where: Where) -> None:
         try:
@@ -100,7 +100,7 @@ class Placer:
             if not self._queues.get(where):
                 self._queues.pop(where, None)
 
-    async def _commit(self, where: Where, items: list[Registration]) -> list[tuple[str, str]]:
+    async def _commit(self, where: Where, items: list[Registration]) -> list[Registered]:
         self.flushes += 1
         self.placed += len(items)
         try:

@@ -9,9 +9,9 @@ from .conftest import Names, client
 
 
 async def _claim(c, k: ServiceKeys, consumer: str, eid: str, inv: str) -> int:  # type: ignore[no-untyped-def]
-    out = await c.scripts.claim(k, consumer, 30000, [(eid, inv)])
-    assert out[0] == b"run"
-    return int(out[1])
+    [out] = await c.scripts.claim(k, consumer, 30000, [(eid, inv)])
+    assert out.status == "run"
+    return out.epoch
 
 
 @pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
@@ -64,8 +64,8 @@ async def test_claim_skips_finished_and_stale_entries(url: str, names: Names) ->
         await c.cancel(acc.id)
         [[_, entries]] = await c.redis.xreadgroup(GROUP, "w", {k.stream: ">"}, count=1)
         eid = entries[0][0].decode()
-        out = await c.scripts.claim(k, "w", 30000, [(eid, acc.id)])
-        assert out[0] == b"skip"
+        [out] = await c.scripts.claim(k, "w", 30000, [(eid, acc.id)])
+        assert out.status == "skip"
         assert (await c.redis.xpending(k.stream, GROUP))["pending"] == 0
         assert await c.redis.xlen(k.stream) == 0
 
@@ -79,6 +79,6 @@ async def test_a_claim_of_a_running_invocation_counts_a_crash(url: str, names: N
         [[_, entries]] = await c.redis.xreadgroup(GROUP, "w", {k.stream: ">"}, count=1)
         eid = entries[0][0].decode()
         await _claim(c, k, "w", eid, acc.id)
-        out = await c.scripts.claim(k, "w2", 30000, [(eid, acc.id)])  # previous holder never settled
-        assert int(out[5]) == 1 and int(out[8]) == 2  # crashes, deliveries
-        assert await c.scripts.park(k, acc.id, eid, int(out[1]), "crash-loop", b"{}", 60000) == "ok"
+        [out] = await c.scripts.claim(k, "w2", 30000, [(eid, acc.id)])  # previous holder never settled
+        assert out.crashes == 1 and out.deliveries == 2
+        assert await c.scripts.park(k, acc.id, eid, out.epoch, "crash-loop", b"{}", 60000) == "ok"

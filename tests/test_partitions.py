@@ -22,7 +22,6 @@ from reliq.store.keys import (
     partition_of,
     partition_of_token,
 )
-from reliq.store.topology import as_cluster_url, is_cluster_url
 
 from .conftest import Names, client, running, wait_until
 
@@ -57,13 +56,11 @@ def test_each_partition_has_its_own_hash_tag_and_service_wide_keys_stay_in_parti
     assert k0.cancel_channel == k3.cancel_channel
 
 
-def test_cli_partition_subset_and_cluster_flag() -> None:
+def test_cli_partition_subset() -> None:  # the --cluster URLs: tests/store/test_topology.py
     assert _partition_set("0,2") == {0, 2} and _partition_set("1-3") == {1, 2, 3}
     assert _partition_set(None) is None
     with pytest.raises(SystemExit):
         _partition_set("a")
-    assert as_cluster_url("redis://h:1,h:2") == "redis+cluster://h:1,h:2"
-    assert is_cluster_url(as_cluster_url("redis://h:1")) and not is_cluster_url("redis://h:1")
 
 
 async def test_sends_spread_over_partitions_and_land_in_their_partition_keys(url: str, names: Names) -> None:

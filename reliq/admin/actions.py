@@ -31,17 +31,16 @@ from reliq.admin import parked as parked_list
 from reliq.admin.documents import ActionResult, AuditEntry, AuditPage, BulkResult
 from reliq.admin.paging import clamp, entry_key, layouts, next_cursor, parse_cursor, scope
 from reliq.client import Client
+from reliq.codec import text
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import ServiceKeys, check_name
+from reliq.store.record import Field
+from reliq.store.replies import ActionStatus
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
 CHANGED = frozenset({"redriven", "discarded", "released", "queued", "cancelled", "cancelling"})
 RELEASE_IDLE_MS = 2**40  # "idle for ages": older than any visibility timeout
 _FIELDS = ("who", "action", "target", "result")
-
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def _source(cursor: str | None) -> tuple[str, int] | None:
@@ -87,8 +86,8 @@ async def audit_log(
     items = []
     for k, rows in zip(sources, pages, strict=True):
         for eid, f in rows:
-            entry = _s(eid)
-            fields = {n: _s(f.get(n.encode(), b"")) for n in _FIELDS}
+            entry = text(eid)
+            fields = {n: text(f.get(n.encode(), b"")) for n in _FIELDS}
             at = int(entry.split("-", 1)[0])
             items.append(AuditEntry(id=entry, service=k.service, at=at, partition=k.partition, **fields))
     items.sort(key=lambda e: (e.service, e.partition))
@@ -102,7 +101,7 @@ async def audit_log(
     )
 
 
-async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) -> str:
+async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) -> ActionStatus:
     s = client.scripts
     if action == "redrive":
         return await s.redrive(k, inv, who)
@@ -127,13 +126,13 @@ async def act(client: Client, action: str, invocation_id: str, *, who: str) -> A
     status = await _run(client, k, action, invocation_id, who)
     if status == "unknown":
         raise UnknownInvocation(invocation_id)
-    state = await client.redis.hget(k.inv(invocation_id), "state")
+    state = await client.redis.hget(k.inv(invocation_id), Field.STATE)
     return ActionResult(
         id=invocation_id,
         action=action,
         status=status,
         changed=status in CHANGED,
-        state=_s(state) if state else None,
+        state=text(state) if state else None,
     )
 
 
@@ -156,9 +155,9 @@ async def redrive_parked(
     if handler:
         async with client.redis.pipeline(transaction=False) as p:
             for i in ids:
-                p.hget(client.keys_of(i).inv(i), "handler")
+                p.hget(client.keys_of(i).inv(i), Field.HANDLER)
             handlers = await p.execute() if ids else []
-        ids = [i for i, h in zip(ids, handlers, strict=True) if h is None or _s(h) == handler]
+        ids = [i for i, h in zip(ids, handlers, strict=True) if h is None or text(h) == handler]
     redriven: list[str] = []
     for i in ids:
         if len(redriven) >= limit:

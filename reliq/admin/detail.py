@@ -12,11 +12,12 @@ from __future__ import annotations
 from redis.exceptions import ResponseError
 
 from reliq.admin.documents import Detail, EntryRef, Relative
-from reliq.admin.paging import _s, alive
+from reliq.admin.paging import alive
 from reliq.admin.timeline import parse_timeline
 from reliq.client import Client
+from reliq.codec import text
 from reliq.store.keys import GROUP, InvalidName, locate
-from reliq.store.record import parse
+from reliq.store.record import Field, fields, found, parse
 
 MAX_CHILDREN = 200
 
@@ -30,10 +31,10 @@ async def _relatives(client: Client, ids: list[str]) -> list[Relative]:
             continue
     async with client.redis.pipeline(transaction=False) as p:
         for i, _ in valid:
-            p.hmget(client.keys_of(i).inv(i), "handler", "state")  # a relative's own partition
+            p.hmget(client.keys_of(i).inv(i), [Field.HANDLER, Field.STATE])  # a relative's own partition
         recs = await p.execute() if valid else []
     return [
-        Relative(id=i, service=s, handler=_s(h) if h else None, state=_s(st) if st else "expired")
+        Relative(id=i, service=s, handler=text(h) if h else None, state=text(st) if st else "expired")
         for (i, s), (h, st) in zip(valid, recs, strict=True)
     ]
 
@@ -49,21 +50,22 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         p.zscore(k.parked, invocation_id)
         p.zscore(k.archive, invocation_id)
         rec, steps, children, in_parked, in_archive = await p.execute()
-    if not rec or b"state" not in rec:
+    if not found(rec):
         return None
     inv = parse(invocation_id, rec, steps, children)
     family = await _relatives(client, ([inv.parent_id] if inv.parent_id else []) + inv.children)
     parent = family[0] if inv.parent_id and family and family[0].id == inv.parent_id else None
     kids = family[1:] if parent else family
     entry = None
-    eid = _s(rec.get(b"entry", b""))
+    h = fields(rec)
+    eid = text(h.get(Field.ENTRY, b""))
     if eid:
         try:
             rows = await client.redis.xpending_range(k.stream, GROUP, eid, eid, 1)
         except ResponseError:  # no consumer group yet: nothing was delivered
             rows = []
         if rows:
-            owner = _s(rows[0]["consumer"])
+            owner = text(rows[0]["consumer"])
             entry = EntryRef(
                 entry_id=eid,
                 owner=owner,
@@ -73,7 +75,7 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
             )
     return Detail(
         invocation=inv,
-        timeline=parse_timeline(rec.get(b"tl")),
+        timeline=parse_timeline(h.get(Field.TIMELINE)),
         parent=parent,
         children=kids,
         pending_entry=entry,

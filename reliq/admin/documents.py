@@ -54,10 +54,10 @@ class Minute(msgspec.Struct, frozen=True, kw_only=True):
     cancelled: int = 0
 
 
-class PartitionOverview(msgspec.Struct, frozen=True, kw_only=True):
-    """One partition's numbers; ``consumers`` are those holding entries in it."""
+class Numbers(msgspec.Struct, frozen=True, kw_only=True):
+    """The numbers of one partition, or their sums over a service's partitions
+    (``reliq.admin.aggregate``). In the JSON they come first, then what the document adds."""
 
-    partition: int
     stream_length: int
     lag: int | None
     pending: int
@@ -66,23 +66,21 @@ class PartitionOverview(msgspec.Struct, frozen=True, kw_only=True):
     parked: int
     archived: int
     lost: int
+
+
+class PartitionOverview(Numbers, frozen=True, kw_only=True):
+    """One partition's numbers; ``consumers`` are those holding entries in it."""
+
+    partition: int
     consumers: list[PartitionConsumer]
     consumers_total: int
     minutes: list[Minute]
 
 
-class ServiceOverview(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceOverview(Numbers, frozen=True, kw_only=True):
     """Sums over the partitions ``0..layout.high-1``; ``partitions`` has each one's numbers."""
 
     service: str
-    stream_length: int
-    lag: int | None
-    pending: int
-    oldest_pending: OldestPending | None
-    delayed: int
-    parked: int
-    archived: int
-    lost: int
     consumers: list[Consumer]
     consumers_total: int
     minutes: list[Minute]

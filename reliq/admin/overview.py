@@ -19,10 +19,11 @@ import msgspec
 
 from reliq.admin import aggregate
 from reliq.admin.documents import Minute, OldestPending, Overview, PartitionOverview, ServiceOverview
-from reliq.admin.paging import _int, _ms, _s, alive, clamp, scope
+from reliq.admin.paging import _int, _ms, alive, clamp, scope
 from reliq.admin.parked import parked
 from reliq.admin.pending import pending
 from reliq.client import Client
+from reliq.codec import text
 from reliq.store.keys import GROUP, SERVICES, InvalidName, ServiceKeys, check_name
 
 __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "service_overview", "services"]
@@ -34,7 +35,7 @@ _PER_PARTITION = 10  # commands per partition in service_overview's pipeline
 
 
 async def services(client: Client) -> list[str]:
-    return sorted(_s(s) for s in await client.redis.smembers(SERVICES))
+    return sorted(text(s) for s in await client.redis.smembers(SERVICES))
 
 
 async def known_service(client: Client, service: str) -> bool:
@@ -51,7 +52,7 @@ async def known_service(client: Client, service: str) -> bool:
 
 
 def _minutes(raw: Any, now: int) -> list[Minute]:
-    h = {_s(k): _s(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    h = {text(k): text(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
     current = now // 60000
     out = []
     for m in range(current - MINUTES + 1, current + 1):
@@ -77,20 +78,20 @@ def _read(p: Any, k: ServiceKeys) -> None:
 def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
     """One partition's numbers (consumers still without liveness) and its group's consumers."""
     xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes = replies
-    group = next((g for g in groups if _s(g["name"]) == GROUP), None) if isinstance(groups, list) else None
+    group = next((g for g in groups if text(g["name"]) == GROUP), None) if isinstance(groups, list) else None
     first = None
     if isinstance(oldest, list) and oldest:
-        o, eid = oldest[0], _s(oldest[0]["message_id"])
+        o, eid = oldest[0], text(oldest[0]["message_id"])
         first = OldestPending(
             entry_id=eid,
             age_ms=max(0, now - int(eid.split("-", 1)[0])),
             idle_ms=int(o["time_since_delivered"]),
-            owner=_s(o["consumer"]),
+            owner=text(o["consumer"]),
             deliveries=int(o["times_delivered"]),
             partition=part,
         )
     infos = [
-        {"name": _s(c["name"]), "pending": int(c.get("pending", 0)), "idle": _int(c.get("idle"))}
+        {"name": text(c["name"]), "pending": int(c.get("pending", 0)), "idle": _int(c.get("idle"))}
         for c in (consumers if isinstance(consumers, list) else [])
     ]
     doc = PartitionOverview(

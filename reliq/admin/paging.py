@@ -31,10 +31,6 @@ def clamp(limit: int) -> int:
     return max(1, min(int(limit), MAX_LIMIT))
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _int(v: Any) -> int | None:
     return int(v) if v not in (None, b"", "") else None
 

@@ -17,11 +17,14 @@ from typing import Any
 import msgspec
 
 from reliq.admin.documents import ErrorSummary, ParkedItem, ParkedPage
-from reliq.admin.paging import _int, _ms, _s, clamp, scope
+from reliq.admin.paging import _int, _ms, clamp, scope
 from reliq.client import Client
+from reliq.codec import text
 from reliq.store.keys import ServiceKeys, locate
+from reliq.store.record import Field
 
-_FIELDS = ("handler", "reason", "error", "attempt", "deliveries", "crashes", "redrives")
+F = Field
+_FIELDS = (F.STATE, F.HANDLER, F.REASON, F.ERROR, F.ATTEMPT, F.DELIVERIES, F.CRASHES, F.REDRIVES)
 _error = msgspec.json.Decoder(ErrorSummary).decode
 
 
@@ -78,7 +81,7 @@ async def parked(
     for i, k in enumerate(sc.keys):
         total += int(replies[1 + 2 * i])
         for m, s in replies[2 + 2 * i]:
-            if after and k.partition == after[2] and s == after[0] and _s(m) >= after[1]:
+            if after and k.partition == after[2] and s == after[0] and text(m) >= after[1]:
                 continue  # parked in the cursor's millisecond, at or before the cursor
             rows.append((m, s, k.partition))
     rows = _merge(rows)
@@ -93,7 +96,7 @@ async def parked(
         archived=archived,
         total=total,
         items=items,
-        next_cursor=f"{int(last[1])}@{_s(last[0])}" if last else None,
+        next_cursor=f"{int(last[1])}@{text(last[0])}" if last else None,
         partition=partition,
         partitions=sc.layout.high,
     )
@@ -102,21 +105,21 @@ async def parked(
 async def _join(client: Client, service: str, rows: list[tuple[bytes, float, int]]) -> list[ParkedItem]:
     async with client.redis.pipeline(transaction=False) as p:
         for m, _, part in rows:
-            p.hmget(client.keys(service, part).inv(_s(m)), "state", *_FIELDS)
+            p.hmget(client.keys(service, part).inv(text(m)), _FIELDS)
         recs: list[Any] = await p.execute() if rows else []
     items = []
     for (m, score, part), (st, h, reason, err, attempt, deliveries, crashes, redrives) in zip(
         rows, recs, strict=True
     ):
-        inv = _s(m)
+        inv = text(m)
         if st is None:
             items.append(ParkedItem(invocation_id=inv, parked_at=int(score), expired=True, partition=part))
             continue
         items.append(
             ParkedItem(
                 invocation_id=inv,
-                handler=_s(h),
-                reason=_s(reason) if reason else None,
+                handler=text(h),
+                reason=text(reason) if reason else None,
                 error=_error(err) if err else None,
                 attempt=_int(attempt),
                 deliveries=_int(deliveries),
@@ -138,7 +141,7 @@ async def oldest(client: Client, service: str, n: int, archived: bool, partition
         replies = await p.execute()
     rows = [(m, s, k.partition) for k, got in zip(sc.keys, replies, strict=True) for m, s in got]
     rows.sort(key=lambda r: (r[1], r[2], r[0]))
-    return [_s(m) for m, _, _ in rows[:n]]
+    return [text(m) for m, _, _ in rows[:n]]
 
 
 async def count(client: Client, service: str, archived: bool, partition: int | None) -> int:

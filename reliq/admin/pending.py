@@ -16,11 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from reliq.admin.documents import PendingEntry, PendingPage
-from reliq.admin.paging import _int, _ms, _s, alive, clamp, entry_key, next_cursor, parse_cursor, scope
+from reliq.admin.paging import _int, _ms, alive, clamp, entry_key, next_cursor, parse_cursor, scope
 from reliq.client import Client
+from reliq.codec import text
 from reliq.store.keys import GROUP
+from reliq.store.record import Field
 
-_PEL_FIELDS = ("handler", "state", "attempt", "epoch", "lease_until", "step")
+F = Field
+_PEL_FIELDS = (F.HANDLER, F.STATE, F.ATTEMPT, F.EPOCH, F.LEASE_UNTIL, F.STEP)
 
 
 async def pending(
@@ -62,15 +65,15 @@ async def pending(
         if isinstance(summary, dict):  # an error: no stream or group yet, nothing is pending
             total += int(summary["pending"])
         if isinstance(got, list):
-            rows += [(entry_key(_s(r["message_id"])), k.partition, r) for r in got]
+            rows += [(entry_key(text(r["message_id"])), k.partition, r) for r in got]
     rows.sort(key=lambda row: (row[0], row[1]))
     shown = rows[:limit]
     items = await _join(client, service, shown, now)
-    following = _s(rows[limit][2]["message_id"]) if len(rows) > limit else None
+    following = text(rows[limit][2]["message_id"]) if len(rows) > limit else None
     cursor_out = None
     if following is not None:
         last = shown[-1]
-        cursor_out = next_cursor(_s(last[2]["message_id"]), str(last[1]), following)
+        cursor_out = next_cursor(text(last[2]["message_id"]), str(last[1]), following)
     if handler:
         items = [e for e in items if e.handler == handler]
     return PendingPage(
@@ -90,27 +93,27 @@ async def _join(
     """Each row's invocation id (its stream entry), record fields and owner liveness."""
     async with client.redis.pipeline(transaction=False) as p:
         for _, part, r in rows:
-            eid = _s(r["message_id"])
+            eid = text(r["message_id"])
             p.xrange(client.keys(service, part).stream, eid, eid, count=1)
         entries = await p.execute() if rows else []
-    ids = [_s(e[0][1].get(b"i", b"")) if e else None for e in entries]
+    ids = [text(e[0][1].get(b"i", b"")) if e else None for e in entries]
     async with client.redis.pipeline(transaction=False) as p:
         for (_, part, _r), inv in zip(rows, ids, strict=True):
             if inv:
-                p.hmget(client.keys(service, part).inv(inv), *_PEL_FIELDS)
+                p.hmget(client.keys(service, part).inv(inv), _PEL_FIELDS)
         recs = iter(await p.execute() if any(ids) else [])
-    live = await alive(client, client.keys(service), {_s(r["consumer"]) for _, _, r in rows})
+    live = await alive(client, client.keys(service), {text(r["consumer"]) for _, _, r in rows})
     items = []
     for (_, part, r), inv in zip(rows, ids, strict=True):
-        owner = _s(r["consumer"])
+        owner = text(r["consumer"])
         h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
         lease_until = _int(lease)
         items.append(
             PendingEntry(
-                entry_id=_s(r["message_id"]),
+                entry_id=text(r["message_id"]),
                 invocation_id=inv,
-                handler=_s(h) if h else None,
-                state=_s(st) if st else None,
+                handler=text(h) if h else None,
+                state=text(st) if st else None,
                 owner=owner,
                 owner_alive=live[owner],
                 idle_ms=int(r["time_since_delivered"]),
@@ -119,7 +122,7 @@ async def _join(
                 epoch=_int(epoch),
                 lease_until=lease_until,
                 reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
-                step=_s(step) if step else None,
+                step=text(step) if step else None,
                 lost=not inv,
                 partition=part,
             )

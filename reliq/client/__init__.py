@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from redis.asyncio import Redis
-
 from reliq import codec
 from reliq.client import producer
 from reliq.client.outcome import read as read_outcome
@@ -19,6 +17,7 @@ from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
 from reliq.store import counts, registry
+from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
 from reliq.store.durability import Durability
 from reliq.store.keys import (
@@ -32,8 +31,9 @@ from reliq.store.keys import (
     partition_of_token,
 )
 from reliq.store.layout import Layout, read_layout, write_layout
-from reliq.store.record import TERMINAL, Accepted, Invocation, parse
+from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
 from reliq.store.registry import HandlerEntry, Heartbeat
+from reliq.store.replies import Cancelled, Redriven
 from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
@@ -52,7 +52,7 @@ class Client:
         self,
         redis_url: str | None = None,
         *,
-        redis: Redis | None = None,
+        redis: Connection | None = None,
         retention: timedelta | float = timedelta(hours=24),
     ) -> None:
         if redis is None:
@@ -60,10 +60,8 @@ class Client:
             self._owns = True
         else:
             self._owns = False
-        # typed Any on purpose: redis-py types replies as bytes | str unions; reliq always
-        # reads bytes (decode_responses=False) and decodes at the edge
-        self.redis: Any = redis
-        self.scripts = Scripts(redis)
+        self.redis: RedisClient = typed(redis)
+        self.scripts = Scripts(self.redis)
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
@@ -168,7 +166,7 @@ class Client:
         [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
             raise IdempotencyConflict(reg.id)
-        return Accepted(id=reg.id, status=status, state=state)  # type: ignore[arg-type]
+        return Accepted(id=reg.id, status=status, state=state)
 
     # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.
     prepare = producer.prepare
@@ -197,13 +195,13 @@ class Client:
             p.hgetall(k.steps(invocation_id))
             p.zrange(k.children(invocation_id), 0, -1)
             rec, steps, children = await p.execute()
-        if not rec or b"state" not in rec:
+        if not found(rec):
             return None
         return parse(invocation_id, rec, steps, children)
 
     async def state(self, invocation_id: str) -> str | None:
-        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), "state")
-        return raw.decode() if raw else None
+        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), Field.STATE)
+        return codec.text(raw) if raw else None
 
     # The result path (``reliq.client.outcome``): where an invocation stands, and waiting for its end.
     outcome = read_outcome
@@ -222,7 +220,7 @@ class Client:
         raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
 
     # -- actions ------------------------------------------------------------------------------
-    async def cancel(self, invocation_id: str) -> str:
+    async def cancel(self, invocation_id: str) -> Cancelled:
         """Cancel: 'cancelled' (was queued/delayed; it never runs), 'cancelling' (running; its
         worker cancels the handler), 'terminal' (already finished). Unknown ids raise."""
         k = self.keys_of(invocation_id)
@@ -233,7 +231,7 @@ class Client:
             await self.redis.publish(k.cancel_channel, invocation_id)
         return outcome
 
-    async def redrive(self, invocation_id: str) -> str:
+    async def redrive(self, invocation_id: str) -> Redriven:
         """Put a parked (failed) invocation back as a new attempt series: 'redriven' | 'not_failed'."""
         outcome = await self.scripts.redrive(self.keys_of(invocation_id), invocation_id)
         if outcome == "unknown":
@@ -246,7 +244,7 @@ class Client:
         found: list[tuple[float, str]] = []
         for k in await self.partition_keys(service):
             found += [
-                (s, i.decode()) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
+                (s, codec.text(i)) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
             ]
         return [i for _, i in sorted(found, reverse=True)[:n]]
 

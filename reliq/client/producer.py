@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from reliq import codec
 from reliq.errors import NotConfirmed
 from reliq.store.keys import locate
-from reliq.store.scripts import Registration, pairs
+from reliq.store.scripts import Registered, Registration, pairs
 
 if TYPE_CHECKING:
     from reliq.client import Client
@@ -77,15 +77,15 @@ async def prepare(
         raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
     d = seconds(delay)
     return Registration(
-        invocation_id,
-        codec.fingerprint(handler, body),
-        handler,
-        body,
-        parent or "",
-        key or "",
-        None if d is None else int(d * 1000),
-        None if at is None else int(at.timestamp() * 1000),
-        trace or "",
+        id=invocation_id,
+        fp=codec.fingerprint(handler, body),
+        handler=handler,
+        payload=body,
+        parent=parent or "",
+        key=key or "",
+        delay_ms=None if d is None else int(d * 1000),
+        due_ms=None if at is None else int(at.timestamp() * 1000),
+        trace=trace or "",
     )
 
 
@@ -96,7 +96,7 @@ def where(client: Client, invocation_id: str) -> Where:
 
 async def register_many(
     client: Client, where: Where, items: Sequence[Registration], *, replicas: int = 0, wait_ms: int = 1000
-) -> list[tuple[str, str]]:
+) -> list[Registered]:
     """Place ``items`` (all of partition ``where``) in one script call; (status, state) each."""
     k = client.keys(*where)
     if replicas == 0:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
+from reliq.store.commands import RedisClient
 from reliq.store.keys import GROUP, ServiceKeys
 
 
@@ -20,14 +20,14 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     delayed: int = 0  # scheduled, or retrying after a backoff
 
 
-async def backlog(redis: Any, parts: Sequence[ServiceKeys]) -> int:
+async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
     async with redis.pipeline(transaction=False) as p:
         for k in parts:
             p.xlen(k.stream)
         return sum(int(n) for n in await p.execute())
 
 
-async def counts(redis: Any, parts: Sequence[ServiceKeys]) -> QueueCounts:
+async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCounts:
     xlen = parked = delayed = pending = 0
     for k in parts:
         async with redis.pipeline(transaction=False) as p:

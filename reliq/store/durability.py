@@ -17,6 +17,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from reliq.codec import text
+
 Level = Literal["none", "process", "fsync"]
 
 
@@ -30,19 +32,16 @@ class Durability(msgspec.Struct, frozen=True, kw_only=True):
     nodes: dict[str, str] = {}  # on a Cluster: each primary's own level ("host:port" -> level)
 
 
-def _text(v: object) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 async def inspect_server(redis: Redis) -> Durability:
     """Read ``appendonly``/``appendfsync``/``maxmemory-policy`` (CONFIG GET, or INFO when ACLs
     forbid CONFIG) and report the level honestly."""
     notes: list[str] = []
     fsync: str | None = None
     try:
-        cfg = {_text(k): _text(v) for k, v in (await redis.config_get("appendonly")).items()}
-        cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("appendfsync")).items()})
-        cfg.update({_text(k): _text(v) for k, v in (await redis.config_get("maxmemory-policy")).items()})
+        cfg: dict[str, str] = {}
+        for name in ("appendonly", "appendfsync", "maxmemory-policy"):
+            got = await redis.config_get(name)
+            cfg.update({text(k): text(v) for k, v in got.items() if k is not None and v is not None})
         aof = cfg.get("appendonly") == "yes"
         fsync = cfg.get("appendfsync")
         policy: str | None = cfg.get("maxmemory-policy")
@@ -52,7 +51,7 @@ async def inspect_server(redis: Redis) -> Durability:
         aof = str(info.get("aof_enabled", "0")) == "1"
         mem = await redis.info("memory")
         raw = mem.get("maxmemory_policy")
-        policy = None if raw is None else _text(raw)
+        policy = None if raw is None else text(raw)
     level: Level = "none"
     if aof:
         level = "fsync" if fsync == "always" else "process"

@@ -14,12 +14,17 @@ Stored in ``reliq:{S}:layout`` (a hash, with partition 0's tag):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from reliq.codec import text
 from reliq.store.keys import MAX_PARTITIONS, ServiceKeys
-from reliq.store.scripts import Scripts
+
+if TYPE_CHECKING:  # scripts.py returns a Layout from set_layout
+    from reliq.store.commands import RedisClient
+    from reliq.store.scripts import Scripts
 
 
 class Layout(msgspec.Struct, frozen=True):
@@ -29,13 +34,15 @@ class Layout(msgspec.Struct, frozen=True):
     changed_ms: int = 0
 
 
-def parse_layout(raw: dict[bytes, bytes]) -> Layout:
-    def num(field: bytes, default: int) -> int:
-        v = raw.get(field)
+def parse_layout(raw: Mapping[bytes, bytes]) -> Layout:
+    h = {text(k): v for k, v in raw.items()}
+
+    def num(field: str, default: int) -> int:
+        v = h.get(field)
         return int(v) if v is not None else default
 
-    p = num(b"p", 1)
-    return Layout(p, max(p, num(b"high", 1)), num(b"prev", 0), num(b"changed", 0))
+    p = num("p", 1)
+    return Layout(p, max(p, num("high", 1)), num("prev", 0), num("changed", 0))
 
 
 def check_partitions(n: int) -> int:
@@ -44,7 +51,7 @@ def check_partitions(n: int) -> int:
     return n
 
 
-async def read_layout(redis: Any, k: ServiceKeys) -> Layout:
+async def read_layout(redis: RedisClient, k: ServiceKeys) -> Layout:
     return parse_layout(await redis.hgetall(k.layout))
 
 
@@ -52,4 +59,4 @@ async def write_layout(scripts: Scripts, k: ServiceKeys, partitions: int) -> Lay
     """Set ``p`` (no-op when unchanged) in one script (``set_layout.lua``): ``high`` never
     decreases, whoever races; the last ``p`` wins."""
     check_partitions(partitions)
-    return Layout(*await scripts.set_layout(k, partitions))
+    return await scripts.set_layout(k, partitions)

@@ -1,15 +1,118 @@
-"""The invocation record (``reliq:{S}:inv:<id>``) and the status document built from it."""
+"""The invocation record ``reliq:{S}:inv:<I>``: one hash per invocation, written only by the Lua
+scripts (``lua/``), read here into the status document (``Invocation``). This module owns the
+field names: Python code reads and writes the record only through ``Field`` (and ``FIELDS`` is
+what ``tests/store/test_record.py`` checks the scripts against).
+
+Values are strings as Redis stores them: "ms" is unix milliseconds of the server clock, "int" a
+decimal, "JSON" msgspec JSON, ``''`` means unset. A field no script has written yet is absent.
+
+================  ======  ==================================================  ========================
+field             type    meaning                                             written by
+================  ======  ==================================================  ========================
+``state``         str     one of ``STATES`` (below)                           register, claim, promote,
+                                                                              complete, retry, park,
+                                                                              release, cancel, redrive,
+                                                                              retry_now
+``service``       str     the service (also readable from the id)             register
+``handler``       str     handler name                                        register
+``payload``       JSON    the input                                           register
+``fp``            str     fingerprint: sha256 of handler + payload; same key  register
+                          with another fingerprint is a conflict
+``key``           str     idempotency key, ``''`` when none                   register
+``parent``        str     parent invocation id, ``''`` for a top-level send   register
+``trace``         str     W3C traceparent of the sender, ``''`` when none     register
+``created``       ms      accepted                                            register
+``due``           ms      when it runs: now, the scheduled time, or the next  register, retry, retry_now
+                          attempt's time while ``retrying``
+``entry``         str     id of the stream entry that triggers it (``''``     register, promote, redrive,
+                          while delayed and once settled); claim runs only    retry_now; cleared by
+                          the entry named here                                complete, retry, park
+``attempt``       int     attempt number, from 1                              register, retry, redrive
+``deliveries``    int     claims so far (reclaims included)                   register, claim
+``crashes``       int     claims that found it still ``running``: a holder    register, claim, redrive
+                          died
+``epoch``         int     lease epoch, +1 per claim: every settle script is   register, claim
+                          fenced by it
+``owner``         str     consumer holding the lease                          claim; cleared by settle
+                                                                              scripts and release
+``lease_until``   ms      end of the current lease                            claim, renew; cleared
+                                                                              like ``owner``
+``claim``         str     token of the claim call, so a re-sent claim         claim
+                          returns the same claim without bumping again
+``started``       ms      last claim                                          claim
+``updated``       ms      last transition                                     every transition
+``finished``      ms      reached a terminal state                            complete, park, retry,
+                                                                              cancel; cleared by redrive
+``result``        JSON    the handler's result                                complete
+``error``         JSON    last failure (``ErrorInfo``)                        retry, park
+``reason``        str     why it was parked: ``terminal``, ``crash-loop``,    park; cleared by redrive
+                          ``invalid-input``, ``attempts-exhausted``
+``cancel``        ``1``   cancel requested (the worker acts on it)            cancel; removed by redrive
+``step``          str     name of the last step journaled (also: the steps    step
+                          key exists)
+``kids``          ``1``   a child was linked (the children key exists)        link_child
+``discarded``     ms      an operator moved it from parked to the archive     discard; cleared by redrive
+``redrives``      int     redrives so far                                     redrive
+``tl``            lines   the timeline, one JSON array per event (format and  every script that changes
+                          bound: ``lua/lib/timeline.lua``)                    the record
+================  ======  ==================================================  ========================
+
+States: ``scheduled`` (waits in the delayed set) -> ``pending`` (has a stream entry) ->
+``running`` (claimed, leased) -> ``succeeded`` | ``failed`` (parked) | ``cancelled``, or
+``retrying`` (delayed until ``due``) -> ``pending`` again. ``TERMINAL`` states start the
+retention TTL of the record, its steps and its children.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 
-from reliq.codec import decode
+from reliq.codec import decode, text
 
 State = Literal["scheduled", "pending", "running", "retrying", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+STATES: frozenset[str] = frozenset(get_args(State))
+
+
+class Field:
+    """The record's field names (the table above)."""
+
+    STATE: Final = "state"
+    SERVICE: Final = "service"
+    HANDLER: Final = "handler"
+    PAYLOAD: Final = "payload"
+    FP: Final = "fp"
+    KEY: Final = "key"
+    PARENT: Final = "parent"
+    TRACE: Final = "trace"
+    CREATED: Final = "created"
+    DUE: Final = "due"
+    ENTRY: Final = "entry"
+    ATTEMPT: Final = "attempt"
+    DELIVERIES: Final = "deliveries"
+    CRASHES: Final = "crashes"
+    EPOCH: Final = "epoch"
+    OWNER: Final = "owner"
+    LEASE_UNTIL: Final = "lease_until"
+    CLAIM: Final = "claim"
+    STARTED: Final = "started"
+    UPDATED: Final = "updated"
+    FINISHED: Final = "finished"
+    RESULT: Final = "result"
+    ERROR: Final = "error"
+    REASON: Final = "reason"
+    CANCEL: Final = "cancel"
+    STEP: Final = "step"
+    KIDS: Final = "kids"
+    DISCARDED: Final = "discarded"
+    REDRIVES: Final = "redrives"
+    TIMELINE: Final = "tl"
+
+
+FIELDS: frozenset[str] = frozenset(v for n, v in vars(Field).items() if n.isupper())
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +166,17 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _error_decoder = msgspec.json.Decoder(ErrorInfo)
+Raw = Mapping[bytes, bytes]  # a hash as HGETALL returns it (see ``reliq.store.commands``)
+
+
+def fields(raw: Raw) -> dict[str, bytes]:
+    """A record hash as read from Redis (HGETALL), keyed by field name."""
+    return {text(k): v for k, v in raw.items()}
+
+
+def found(raw: Raw | None) -> bool:
+    """Whether an HGETALL of a record found one (unknown or expired reads as an empty hash)."""
+    return bool(raw) and Field.STATE in fields(raw or {})
 
 
 def _int(v: bytes | None) -> int | None:
@@ -70,42 +184,41 @@ def _int(v: bytes | None) -> int | None:
 
 
 def _str(v: bytes | None) -> str | None:
-    return v.decode() if v else None
+    return text(v) if v else None
 
 
-def parse(
-    invocation_id: str, h: dict[bytes, bytes], steps: dict[bytes, bytes], children: list[bytes]
-) -> Invocation:
+def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> Invocation:
     """Build the status document from the raw hashes read from Redis."""
-    state = h[b"state"].decode()
-    err = h.get(b"error")
+    F, h = Field, fields(raw)
+    state = text(h[F.STATE])
+    err = h.get(F.ERROR)
     return Invocation(
         id=invocation_id,
-        service=h[b"service"].decode(),
-        handler=h[b"handler"].decode(),
+        service=text(h[F.SERVICE]),
+        handler=text(h[F.HANDLER]),
         state=state,  # type: ignore[arg-type]
-        attempt=int(h.get(b"attempt", 1)),
-        deliveries=int(h.get(b"deliveries", 0)),
-        crashes=int(h.get(b"crashes", 0)),
-        epoch=int(h.get(b"epoch", 0)),
-        owner=_str(h.get(b"owner")),
-        lease_until=_int(h.get(b"lease_until")),
-        next_retry=_int(h.get(b"due")) if state == "retrying" else None,
-        due=_int(h.get(b"due")),
-        created=_int(h.get(b"created")),
-        updated=_int(h.get(b"updated")),
-        started=_int(h.get(b"started")),
-        finished=_int(h.get(b"finished")),
-        parent_id=_str(h.get(b"parent")),
-        traceparent=_str(h.get(b"trace")),
-        idempotency_key=_str(h.get(b"key")),
-        reason=_str(h.get(b"reason")),
-        cancel_requested=h.get(b"cancel") == b"1",
-        redrives=int(h.get(b"redrives", 0)),
-        discarded=_int(h.get(b"discarded")),
-        payload=decode(h.get(b"payload")),
-        result=decode(h.get(b"result")),
+        attempt=int(h.get(F.ATTEMPT, 1)),
+        deliveries=int(h.get(F.DELIVERIES, 0)),
+        crashes=int(h.get(F.CRASHES, 0)),
+        epoch=int(h.get(F.EPOCH, 0)),
+        owner=_str(h.get(F.OWNER)),
+        lease_until=_int(h.get(F.LEASE_UNTIL)),
+        next_retry=_int(h.get(F.DUE)) if state == "retrying" else None,
+        due=_int(h.get(F.DUE)),
+        created=_int(h.get(F.CREATED)),
+        updated=_int(h.get(F.UPDATED)),
+        started=_int(h.get(F.STARTED)),
+        finished=_int(h.get(F.FINISHED)),
+        parent_id=_str(h.get(F.PARENT)),
+        traceparent=_str(h.get(F.TRACE)),
+        idempotency_key=_str(h.get(F.KEY)),
+        reason=_str(h.get(F.REASON)),
+        cancel_requested=h.get(F.CANCEL) == b"1",
+        redrives=int(h.get(F.REDRIVES, 0)),
+        discarded=_int(h.get(F.DISCARDED)),
+        payload=decode(h.get(F.PAYLOAD)),
+        result=decode(h.get(F.RESULT)),
         error=_error_decoder.decode(err) if err else None,
-        steps={k.decode(): decode(v) for k, v in steps.items()},
-        children=[c.decode() for c in children],
+        steps={text(k): decode(v) for k, v in steps.items()},
+        children=[text(c) for c in children],
     )

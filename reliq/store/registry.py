@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from reliq.store.commands import RedisClient
 from reliq.store.keys import SERVICES, ServiceKeys
 
 
@@ -59,16 +60,16 @@ decode_entry = msgspec.json.Decoder(HandlerEntry).decode
 decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
 
 
-async def read_services(redis: Any) -> set[str]:
+async def read_services(redis: RedisClient) -> set[str]:
     return {name.decode() for name in await redis.smembers(SERVICES)}
 
 
-async def read_handlers(redis: Any, k: ServiceKeys) -> dict[str, HandlerEntry]:
+async def read_handlers(redis: RedisClient, k: ServiceKeys) -> dict[str, HandlerEntry]:
     return {name.decode(): decode_entry(doc) for name, doc in (await redis.hgetall(k.registry)).items()}
 
 
 async def read_heartbeats(
-    redis: Any, k: ServiceKeys, consumers: Sequence[str]
+    redis: RedisClient, k: ServiceKeys, consumers: Sequence[str]
 ) -> dict[str, Heartbeat | None]:
     """The latest beat of each consumer; None for a dead one (its key expired)."""
     if not consumers:

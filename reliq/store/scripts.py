@@ -3,47 +3,52 @@
 Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
 NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. The
 source loaded is the script with the ``lua/lib/`` libraries it names prepended (sources.py).
+Every reply is decoded once, into the types of ``reliq.store.replies``.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
+from reliq.codec import text
+from reliq.store.commands import RedisClient
 from reliq.store.keys import GROUP, ServiceKeys
+from reliq.store.layout import Layout
+from reliq.store.replies import (
+    Cancelled,
+    Claim,
+    Discarded,
+    Redriven,
+    Registered,
+    Registration,
+    Released,
+    Renewed,
+    Requeued,
+    Retried,
+    Settled,
+    as_cancelled,
+    as_discarded,
+    as_redriven,
+    as_released,
+    as_renewed,
+    as_requeued,
+    as_retried,
+    as_settled,
+    claims,
+    pairs,
+)
 from reliq.store.sources import source as _source
+
+__all__ = ["Claim", "Registered", "Registration", "Scripts", "pairs"]
 
 Arg = str | bytes | int | float
 _pack = msgspec.msgpack.Encoder().encode
-
-
-class Registration(NamedTuple):
-    """One invocation to place (see register.lua)."""
-
-    id: str
-    fp: str
-    handler: str
-    payload: bytes
-    parent: str = ""
-    key: str = ""
-    delay_ms: int | None = None
-    due_ms: int | None = None
-    trace: str = ""
-
-
-def pairs(reply: Sequence[Any]) -> list[tuple[str, str]]:
-    """register.lua's flat reply as (status, state) pairs."""
-    flat = [_s(x) for x in reply]
-    return list(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Scripts:
@@ -70,7 +75,7 @@ class Scripts:
         "set_layout",
     )
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._s: dict[str, AsyncScript] = {n: redis.register_script(_source(n)) for n in self.NAMES}
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
@@ -88,15 +93,26 @@ class Scripts:
         delay_ms: int | None,
         due_ms: int | None,
         trace: str = "",
-    ) -> tuple[str, str]:
-        item = Registration(id, fp, handler, payload, parent, key, delay_ms, due_ms, trace)
+    ) -> Registered:
+        item = Registration(
+            id=id,
+            fp=fp,
+            handler=handler,
+            payload=payload,
+            parent=parent,
+            key=key,
+            delay_ms=delay_ms,
+            due_ms=due_ms,
+            trace=trace,
+        )
         return (await self.register_many(k, [item]))[0]
 
     async def register_many(
-        self, k: ServiceKeys, items: Sequence[Registration], *, pipe: Any = None
-    ) -> list[tuple[str, str]]:
+        self, k: ServiceKeys, items: Sequence[Registration], *, pipe: Pipeline | None = None
+    ) -> list[Registered]:
         """Place a batch of one service's invocations in one script call. With ``pipe``, the call
-        is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned."""
+        is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned:
+        decode that pipeline's reply with ``pairs``."""
         keys = [k.stream, k.delayed, *(k.inv(r.id) for r in items)]
         args: list[Arg] = [k.service]
         for r in items:
@@ -111,59 +127,50 @@ class Scripts:
 
     async def claim(
         self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
-    ) -> list[Any]:
-        """``entries``: (entry id, invocation id). Returns 9 values per entry (see claim.lua)."""
+    ) -> list[Claim]:
+        """``entries``: (entry id, invocation id). One ``Claim`` per entry, in order."""
         keys = [k.stream, *(k.inv(i) for _, i in entries)]
         token = secrets.token_hex(8)
-        return list(
-            await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
-        )
+        reply = await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
+        return claims(entries, reply)
 
     async def complete(
         self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
-    ) -> list[str]:
+    ) -> list[Settled]:
         """``items``: (invocation id, entry id, epoch, final state, result)."""
         keys = [k.stream, k.minutes]
         args: list[Arg] = [GROUP, retention_ms]
         for inv, eid, epoch, state, result in items:
             keys.extend(k.per_invocation(inv))
             args.extend((eid, epoch, state, result))
-        return [_s(x) for x in await self._run("complete", keys, args)]
+        return [as_settled(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
-    ) -> str:
-        return _s(
-            await self._run(
-                "retry",
-                [*k.per_invocation(inv), k.stream, k.delayed, k.minutes],
-                [GROUP, eid, epoch, delay_ms, error, inv, retention_ms],
-            )
-        )
+    ) -> Retried:
+        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes]
+        reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
+        return as_retried(reply)
 
     async def park(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
-    ) -> str:
-        return _s(
-            await self._run(
-                "park",
-                [*k.per_invocation(inv), k.stream, k.parked, k.minutes],
-                [GROUP, eid, epoch, reason, error, inv, retention_ms],
-            )
-        )
+    ) -> Settled:
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes]
+        reply = await self._run("park", keys, [GROUP, eid, epoch, reason, error, inv, retention_ms])
+        return as_settled(reply)
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
         return int(await self._run("promote", [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids))
 
     async def renew(
         self, k: ServiceKeys, consumer: str, lease_ms: int, items: Sequence[tuple[str, str, int]]
-    ) -> list[str]:
-        """``items``: (invocation id, entry id, epoch). Returns 'ok' | 'cancel' | 'lost' each."""
+    ) -> list[Renewed]:
+        """``items``: (invocation id, entry id, epoch). One status per item, in order."""
         args: list[Arg] = [GROUP, consumer, lease_ms]
         for _, eid, epoch in items:
             args.extend((eid, epoch))
         r = await self._run("renew", [k.stream, *(k.inv(i) for i, _, _ in items)], args)
-        return [_s(x) for x in r]
+        return [as_renewed(x) for x in r]
 
     async def release(
         self, k: ServiceKeys, consumer: str, idle_ms: int, items: Sequence[tuple[str, str, int]]
@@ -179,33 +186,34 @@ class Scripts:
     async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> bool:
         return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
 
-    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> str:
+    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> Cancelled:
         keys = [*k.per_invocation(inv), k.delayed, k.audit]
-        return _s(await self._run("cancel", keys, [inv, retention_ms, who]))
+        return as_cancelled(await self._run("cancel", keys, [inv, retention_ms, who]))
 
-    async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> str:
+    async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:
         keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
-        return _s(await self._run("redrive", keys, [inv, who]))
+        return as_redriven(await self._run("redrive", keys, [inv, who]))
 
-    async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> str:
+    async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> Discarded:
         keys = [k.inv(inv), k.parked, k.archive, k.audit]
-        return _s(await self._run("discard", keys, [inv, who, retention_ms]))
+        return as_discarded(await self._run("discard", keys, [inv, who, retention_ms]))
 
-    async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> str:
+    async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> Released:
         keys = [k.stream, k.inv(inv), k.audit]
-        return _s(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
+        return as_released(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
 
-    async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> str:
+    async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> Requeued:
         keys = [k.inv(inv), k.delayed, k.stream, k.audit]
-        return _s(await self._run("retry_now", keys, [inv, who]))
+        return as_requeued(await self._run("retry_now", keys, [inv, who]))
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))
 
     async def reap(self, k: ServiceKeys, min_idle_ms: int, limit: int = 100) -> list[str]:
         """Delete consumers of the partition's group with nothing pending, idle >= ``min_idle_ms``."""
-        return [_s(x) for x in await self._run("reap", [k.stream], [GROUP, min_idle_ms, limit])]
+        return [text(x) for x in await self._run("reap", [k.stream], [GROUP, min_idle_ms, limit])]
 
-    async def set_layout(self, k: ServiceKeys, partitions: int) -> list[int]:
-        """Set the partition count atomically; returns (p, high, prev, changed ms)."""
-        return [int(x) for x in await self._run("set_layout", [k.layout], [partitions])]
+    async def set_layout(self, k: ServiceKeys, partitions: int) -> Layout:
+        """Set the partition count atomically; returns the layout after the call."""
+        p, high, prev, changed = (int(x) for x in await self._run("set_layout", [k.layout], [partitions]))
+        return Layout(p, high, prev, changed)

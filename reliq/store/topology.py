@@ -9,6 +9,9 @@ Two things need a specific node rather than "the slot's owner, whichever connect
 - ``WAIT`` after a registration must run on the *same connection* as the write, on the node that
   owns the partition (``Topology.node_for``). It is never broadcast.
 - Durability is a per-node property: ``inspect_all`` reads every primary and reports the weakest.
+
+``connect`` builds the redis-py client (a ``Connection``); the rest of reliq uses it through the
+typed ``reliq.store.commands.RedisClient``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from reliq.store.commands import Connection
 from reliq.store.durability import Durability, inspect_server
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
@@ -101,7 +105,7 @@ async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
             _HOLDING.reset(token)
 
 
-def connect(url: str, max_connections: int = 256) -> Any:
+def connect(url: str, max_connections: int = 256) -> Connection:
     """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
     instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
     is safe because reliq's writes are scripts that detect their own re-send (register by id and
@@ -149,17 +153,17 @@ def _cluster(url: str, max_connections: int) -> RedisCluster:
 class Topology:
     """Per-node plain clients for the operations that need one node (WAIT, CONFIG)."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Connection) -> None:
         self.redis = redis
         self.cluster = isinstance(redis, RedisCluster)
         self._nodes: dict[tuple[str, int], Redis] = {}
 
-    async def node_for(self, key: str) -> Any:
+    async def node_for(self, key: str) -> Redis:
         """A client bound to the node that owns ``key`` (the server itself when not a Cluster).
         A pipeline on it runs on one connection, so a ``WAIT`` queued after a write covers it."""
-        if not self.cluster:
-            return self.redis
-        rc: RedisCluster = self.redis
+        rc = self.redis
+        if not isinstance(rc, RedisCluster):
+            return rc
         await rc.initialize()
         node = rc.get_node_from_key(key)
         if node is None:
@@ -168,16 +172,17 @@ class Topology:
 
     async def owner(self, key: str) -> str:
         """``host:port`` of the primary that owns ``key`` (``""`` when not a Cluster)."""
-        if not self.cluster:
+        rc = self.redis
+        if not isinstance(rc, RedisCluster):
             return ""
-        await self.redis.initialize()
-        node = self.redis.get_node_from_key(key)
+        await rc.initialize()
+        node = rc.get_node_from_key(key)
         return "" if node is None else f"{node.host}:{node.port}"
 
     def _node(self, host: str, port: int) -> Redis:
         c = self._nodes.get((host, port))
         if c is None:
-            kw = self.redis.get_connection_kwargs() if hasattr(self.redis, "get_connection_kwargs") else {}
+            kw = self.redis.get_connection_kwargs()
             c = self._nodes[(host, port)] = Redis(
                 host=host,
                 port=port,
@@ -191,13 +196,13 @@ class Topology:
 
     async def refresh(self) -> None:
         """After MOVED/ASK or a failover: re-read the slot map."""
-        if self.cluster:
+        if isinstance(self.redis, RedisCluster):
             await self.redis.nodes_manager.initialize()
 
-    async def primaries(self) -> list[Any]:
-        if not self.cluster:
-            return [self.redis]
-        rc: RedisCluster = self.redis
+    async def primaries(self) -> list[Redis]:
+        rc = self.redis
+        if not isinstance(rc, RedisCluster):
+            return [rc]
         await rc.initialize()
         return [self._node(n.host, int(n.port)) for n in rc.get_primaries()]
 

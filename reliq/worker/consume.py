@@ -56,29 +56,26 @@ async def dispatch(
     finally:
         rt.claiming.difference_update(ids)
     started = 0
-    for n, (eid, inv) in enumerate(pairs):
-        v = out[10 * n : 10 * n + 10]
-        status = _s(v[0])
-        if status == "skip":
+    for cl in out:
+        if cl.status == "skip":
             continue
-        epoch = int(v[1])
-        if status == "cancel":
-            ex.settler.complete(k, inv, eid, epoch, "cancelled", b"")
+        if cl.status == "cancel":
+            ex.settler.complete(k, cl.id, cl.entry, cl.epoch, "cancelled", b"")
             continue
         c = Claimed(
-            id=inv,
-            entry=eid,
-            epoch=epoch,
-            handler=_s(v[2]),
-            payload=bytes(v[3] or b""),
-            attempt=int(v[4]),
-            crashes=int(v[5]),
-            parent=_s(v[6]) or None,
-            key=_s(v[7]) or None,
-            deliveries=int(v[8]),
-            trace=_s(v[9]) or None,
+            id=cl.id,
+            entry=cl.entry,
+            epoch=cl.epoch,
+            handler=cl.handler,
+            payload=cl.payload,
+            attempt=cl.attempt,
+            crashes=cl.crashes,
+            parent=cl.parent,
+            key=cl.key,
+            deliveries=cl.deliveries,
+            trace=cl.trace,
         )
-        ex.start(InFlight(id=inv, keys=k, entry=eid, epoch=epoch), c)
+        ex.start(InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch), c)
         started += 1
     return started
 

@@ -18,7 +18,8 @@ async def test_renewals_coalesce_and_the_timeline_stays_bounded(url: str, names:
         await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
         [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w", {k.stream: ">"}, count=1)
         entry = eid.decode()
-        assert (await c.scripts.claim(k, "w", 30_000, [(entry, acc.id)]))[:2] == [b"run", 1]
+        [claimed] = await c.scripts.claim(k, "w", 30_000, [(entry, acc.id)])
+        assert (claimed.status, claimed.epoch) == ("run", 1)
         for _ in range(3):
             assert await c.scripts.renew(k, "w", 30_000, [(acc.id, entry, 1)]) == ["ok"]
         events = parse_timeline(await c.redis.hget(k.inv(acc.id), "tl"))

@@ -43,13 +43,13 @@ async def test_reliq_scripts_run_single_slot_on_the_owning_node(
         k = services[0]
         await rc.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
         inv = new_id(k.service)
-        item = Registration(inv, fingerprint("h", b"1"), "h", b"1", "", "", None, None, "")
+        item = Registration(id=inv, fp=fingerprint("h", b"1"), handler="h", payload=b"1")
         assert await scripts.register_many(k, [item]) == [("accepted", "pending")]
         assert await scripts.register_many(k, [item]) == [("previously_accepted", "pending")]
         entries = await rc.xreadgroup(GROUP, "c1", {k.stream: ">"}, count=10)
         eid = entries[0][1][0][0].decode()
         claimed = await scripts.claim(k, "c1", 30_000, [(eid, inv)])
-        assert claimed[0] == b"run" and int(claimed[1]) == 1
+        assert claimed[0].status == "run" and claimed[0].epoch == 1
         assert await scripts.complete(k, 60_000, [(inv, eid, 1, "succeeded", b"42")]) == ["ok"]
         assert (await rc.hget(k.inv(inv), "state")) == b"succeeded"
         assert await rc.xlen(k.stream) == 0

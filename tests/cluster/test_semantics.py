@@ -144,9 +144,9 @@ async def test_a_worker_that_lost_its_lease_is_fenced_out_on_the_partition_s_nod
         await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
         [[_, entries]] = await c.redis.xreadgroup(GROUP, "old", {k.stream: ">"}, count=1)
         eid = entries[0][0].decode()
-        old = int((await c.scripts.claim(k, "old", 30000, [(eid, acc.id)]))[1])
+        old = (await c.scripts.claim(k, "old", 30000, [(eid, acc.id)]))[0].epoch
         await c.redis.xclaim(k.stream, GROUP, "new", 0, [eid])
-        new = int((await c.scripts.claim(k, "new", 30000, [(eid, acc.id)]))[1])
+        new = (await c.scripts.claim(k, "new", 30000, [(eid, acc.id)]))[0].epoch
         assert new == old + 1
         assert not await c.scripts.step(k, acc.id, old, "charge", b'"stale"')
         assert not await c.scripts.link_child(k, acc.id, old, "x.abcdefghijklmnopqrstuvwxyz", 1)

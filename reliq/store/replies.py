@@ -1,0 +1,141 @@
+"""What the Lua scripts answer, as types: each status a ``Literal`` of exactly what its script
+can return, multi-value replies as Structs (``Claim``, one per claimed entry) or NamedTuples
+(``Registered``, per registered invocation). ``reliq.store.scripts`` decodes every reply here,
+once; a reply outside its type raises ``UnexpectedReply`` (the script and its wrapper disagree)
+instead of travelling on as an unknown string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, get_args
+
+import msgspec
+
+from reliq.codec import text
+from reliq.store.record import State
+
+RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
+ClaimStatus = Literal["run", "cancel", "skip"]
+Settled = Literal["ok", "fenced", "noop"]  # complete, park
+Retried = Literal["ok", "cancelled", "fenced", "noop"]
+Renewed = Literal["ok", "cancel", "lost"]
+Cancelled = Literal["cancelled", "cancelling", "terminal", "unknown"]
+Redriven = Literal["redriven", "not_failed", "unknown"]
+Discarded = Literal["discarded", "not_parked", "unknown"]
+Released = Literal["released", "already_released", "not_pending", "unknown"]
+Requeued = Literal["queued", "not_retrying", "unknown"]
+ActionStatus = Cancelled | Redriven | Discarded | Released | Requeued  # the operator actions'
+
+
+class UnexpectedReply(RuntimeError):
+    """A script answered something its wrapper does not know: they are out of step."""
+
+
+S = TypeVar("S", bound=str)
+
+
+class _Status(Generic[S]):
+    """Decodes one status reply into the Literal ``S`` (whose values it checks)."""
+
+    def __init__(self, kind: Any) -> None:
+        self.allowed = frozenset(get_args(kind))
+
+    def __call__(self, reply: Any) -> S:
+        value = text(reply)
+        if value not in self.allowed:
+            raise UnexpectedReply(f"script replied {value!r}, expected one of {sorted(self.allowed)}")
+        return cast(S, value)
+
+
+as_register: _Status[RegisterStatus] = _Status(RegisterStatus)
+as_state: _Status[State] = _Status(State)
+as_claim_status: _Status[ClaimStatus] = _Status(ClaimStatus)
+as_settled: _Status[Settled] = _Status(Settled)
+as_retried: _Status[Retried] = _Status(Retried)
+as_renewed: _Status[Renewed] = _Status(Renewed)
+as_cancelled: _Status[Cancelled] = _Status(Cancelled)
+as_redriven: _Status[Redriven] = _Status(Redriven)
+as_discarded: _Status[Discarded] = _Status(Discarded)
+as_released: _Status[Released] = _Status(Released)
+as_requeued: _Status[Requeued] = _Status(Requeued)
+
+
+class Registration(msgspec.Struct, frozen=True, kw_only=True):
+    """One invocation to place (see register.lua)."""
+
+    id: str
+    fp: str
+    handler: str
+    payload: bytes
+    parent: str = ""
+    key: str = ""
+    delay_ms: int | None = None
+    due_ms: int | None = None
+    trace: str = ""
+
+
+class Registered(NamedTuple):
+    """register.lua's answer for one invocation: ``state`` is the record's state (for
+    ``previously_accepted`` and ``conflict``: the existing record's)."""
+
+    status: RegisterStatus
+    state: State
+
+
+def pairs(reply: Sequence[Any]) -> list[Registered]:
+    """register.lua's flat reply (2 values per invocation)."""
+    return [Registered(as_register(reply[i]), as_state(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    """claim.lua's answer for one entry. ``run``: start it; ``cancel``: claimed, but a cancel was
+    requested (settle it as cancelled); ``skip``: finished, unknown or a stale duplicate entry,
+    already acked and deleted (only ``entry``, ``id`` and ``status`` are set)."""
+
+    entry: str
+    id: str
+    status: ClaimStatus
+    epoch: int = 0
+    handler: str = ""
+    payload: bytes = b""
+    attempt: int = 0
+    crashes: int = 0
+    deliveries: int = 0
+    parent: str | None = None
+    key: str | None = None
+    trace: str | None = None
+
+
+CLAIM_WIDTH = 10  # values per entry in claim.lua's reply
+
+
+def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Claim]:
+    """claim.lua's flat reply for ``entries`` ((entry id, invocation id), in call order)."""
+    if len(reply) != CLAIM_WIDTH * len(entries):
+        raise UnexpectedReply(f"claim replied {len(reply)} values for {len(entries)} entries")
+    out = []
+    for n, (eid, inv) in enumerate(entries):
+        # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace
+        v = reply[CLAIM_WIDTH * n : CLAIM_WIDTH * n + CLAIM_WIDTH]
+        status = as_claim_status(v[0])
+        if status == "skip":
+            out.append(Claim(entry=eid, id=inv, status=status))
+            continue
+        out.append(
+            Claim(
+                entry=eid,
+                id=inv,
+                status=status,
+                epoch=int(v[1]),
+                handler=text(v[2]),
+                payload=bytes(v[3] or b""),
+                attempt=int(v[4]),
+                crashes=int(v[5]),
+                parent=text(v[6]) or None,
+                key=text(v[7]) or None,
+                deliveries=int(v[8]),
+                trace=text(v[9]) or None,
+            )
+        )
+    return out

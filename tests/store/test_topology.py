@@ -1,0 +1,75 @@
+"""topology.py: which URL is a Cluster, what ``connect`` builds for each (without connecting),
+and the per-node view (``Topology``) on one server and on a real Cluster."""
+
+from __future__ import annotations
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from reliq import Client
+from reliq.devserver.cluster import EmbeddedCluster
+from reliq.store.topology import GatedCluster, Topology, as_cluster_url, connect, is_cluster_url
+
+
+def test_cluster_urls_and_the_cluster_flag() -> None:
+    assert is_cluster_url("redis+cluster://h:1,h:2") and is_cluster_url("rediss+cluster://h:1")
+    assert not is_cluster_url("redis://h:1") and not is_cluster_url("rediss://h:1/0")
+    assert as_cluster_url("redis://h:1,h:2") == "redis+cluster://h:1,h:2"
+    assert as_cluster_url("rediss://h:1") == "rediss+cluster://h:1"
+    assert as_cluster_url("redis+cluster://h:1") == "redis+cluster://h:1"  # already one
+    assert is_cluster_url(as_cluster_url("redis://h:1")) and not is_cluster_url("redis://h:1")
+
+
+async def test_a_plain_url_is_one_server_behind_a_blocking_pool() -> None:
+    r = connect("redis://127.0.0.1:1/3", max_connections=7)
+    try:
+        assert isinstance(r, Redis) and not isinstance(r, GatedCluster)
+        pool = r.connection_pool
+        assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7
+        assert pool.connection_kwargs["db"] == 3 and pool.connection_kwargs["port"] == 1
+    finally:
+        await r.aclose()
+
+
+async def test_a_cluster_url_lists_its_seed_nodes_and_credentials() -> None:
+    rc = connect("rediss+cluster://u%40x:p%3Aw@10.0.0.1:7001, 10.0.0.2:7002,:7003", max_connections=5)
+    try:
+        assert isinstance(rc, GatedCluster) and rc.gate._value == 5
+        seeds = sorted((n.host, n.port) for n in rc.startup_nodes)
+        assert seeds == [("10.0.0.1", 7001), ("10.0.0.2", 7002), ("127.0.0.1", 7003)]
+        kw = rc.get_connection_kwargs()
+        assert (kw["username"], kw["password"]) == ("u@x", "p:w")
+        assert rc.get_connection_kwargs()["connection_class"].__name__ == "SSLConnection"
+    finally:
+        await rc.aclose()
+
+
+async def test_on_one_server_every_key_is_served_by_the_client_itself(url: str) -> None:
+    async with Client(url) as c:
+        t = Topology(connect(url))
+        try:
+            node = await t.node_for("reliq:{x}:stream")
+            assert node is t.redis and await t.owner("reliq:{x}:stream") == ""
+            assert await t.primaries() == [t.redis]
+            assert (await t.inspect_all()).level == (await c.durability()).level == "fsync"
+        finally:
+            await t.close()
+            await t.redis.aclose()
+
+
+async def test_on_a_cluster_a_key_is_served_by_the_primary_owning_its_slot(cluster: EmbeddedCluster) -> None:
+    rc = connect(cluster.url)
+    t = Topology(rc)
+    try:
+        assert t.cluster and len(await t.primaries()) == 3
+        owners = {await t.owner(f"reliq:{{s{i}}}:stream") for i in range(20)}
+        assert len(owners) >= 2 and all(":" in o for o in owners)
+        key = "reliq:{s0}:stream"
+        node = await t.node_for(key)
+        assert isinstance(node, Redis) and not isinstance(node, GatedCluster)
+        kw = node.connection_pool.connection_kwargs
+        assert f"{kw['host']}:{kw['port']}" == await t.owner(key)
+        await node.set(key + "-probe", b"1", px=5_000)  # the node owns the slot: no MOVED
+        assert await rc.get(key + "-probe") == b"1"
+    finally:
+        await t.close()
+        await rc.aclose()
