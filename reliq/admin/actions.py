@@ -32,11 +32,10 @@ from reliq.admin.documents import ActionResult, AuditEntry, AuditPage, BulkResul
 from reliq.admin.paging import clamp, entry_key, layouts, next_cursor, parse_cursor, scope
 from reliq.client import Client
 from reliq.errors import UnknownInvocation
-from reliq.store.keys import ServiceKeys, check_name
+from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys, check_name
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
 CHANGED = frozenset({"redriven", "discarded", "released", "queued", "cancelled", "cancelling"})
-RELEASE_IDLE_MS = 2**40  # "idle for ages": older than any visibility timeout
 _FIELDS = ("who", "action", "target", "result")
 
 

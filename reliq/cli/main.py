@@ -18,7 +18,7 @@ from reliq.cli.logs import setup as setup_logs
 from reliq.client import Client
 from reliq.service import App, Service
 from reliq.store.topology import as_cluster_url
-from reliq.worker.runtime import WorkerConfig
+from reliq.worker.config import WorkerConfig
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 

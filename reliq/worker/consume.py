@@ -1,21 +1,28 @@
 """Consume a service's stream: XREADGROUP a batch (own pending entries first), claim the whole
-batch in one script call, and start the claimed invocations."""
+batch in one script call, and start the claimed invocations.
+
+Every read asks for no more entries than the limiter slots it holds (see ``limits``). A read
+that would block holds a single slot while it waits, so an idle partition never sits on the
+capacity a busy one could use."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
 
+from reliq.backoff import Backoff
+from reliq.codec import text
 from reliq.errors import TRANSIENT
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.execute import Claimed, Executor
-from reliq.worker.runtime import InFlight, Runtime
+from reliq.worker.decide import Claimed, Complete
+from reliq.worker.execute import Executor
+from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.consume")
+_FIELDS = 10  # values per entry in the claim script's reply
 
 
 async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
@@ -27,23 +34,20 @@ async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
             raise
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 async def dispatch(
     rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[tuple[Any, dict[Any, Any] | None]]
 ) -> int:
-    """Claim ``entries`` (stream id, fields) and start the runnable ones. Entries whose payload is
-    gone (deleted while pending) are acked and logged as lost. Returns how many started."""
+    """Claim ``entries`` (stream id, fields) and start the runnable ones, each on one limiter
+    slot the caller holds. Entries whose payload is gone (deleted while pending) are acked and
+    logged as lost. Returns how many started (= slots used)."""
     pairs: list[tuple[str, str]] = []
     lost: list[str] = []
     for eid, fields in entries:
         inv = fields.get(b"i") if fields else None
         if inv is None:
-            lost.append(_s(eid))
-        elif not rt.holds(_s(inv)):  # already running/settling here (own-PEL read racing a reclaim)
-            pairs.append((_s(eid), _s(inv)))
+            lost.append(text(eid))
+        elif not rt.holds(text(inv)):  # already running/settling here (own-PEL read racing a reclaim)
+            pairs.append((text(eid), text(inv)))
     ids = [inv for _, inv in pairs]
     rt.claiming.update(ids)  # before any await: another loop must not claim these meanwhile
     try:
@@ -57,68 +61,75 @@ async def dispatch(
         rt.claiming.difference_update(ids)
     started = 0
     for n, (eid, inv) in enumerate(pairs):
-        v = out[10 * n : 10 * n + 10]
-        status = _s(v[0])
+        v = out[_FIELDS * n : _FIELDS * n + _FIELDS]
+        status = text(v[0])
         if status == "skip":
             continue
-        epoch = int(v[1])
+        flight = InFlight(id=inv, keys=k, entry=eid, epoch=int(v[1]))
         if status == "cancel":
-            ex.settler.complete(k, inv, eid, epoch, "cancelled", b"")
+            await ex.settler.settle(flight, Complete(state="cancelled"))
             continue
         c = Claimed(
             id=inv,
             entry=eid,
-            epoch=epoch,
-            handler=_s(v[2]),
+            epoch=flight.epoch,
+            handler=text(v[2]),
             payload=bytes(v[3] or b""),
             attempt=int(v[4]),
             crashes=int(v[5]),
-            parent=_s(v[6]) or None,
-            key=_s(v[7]) or None,
+            parent=text(v[6]) or None,
+            key=text(v[7]) or None,
             deliveries=int(v[8]),
-            trace=_s(v[9]) or None,
+            trace=text(v[9]) or None,
         )
-        ex.start(InFlight(id=inv, keys=k, entry=eid, epoch=epoch), c)
+        ex.start(flight, c)
         started += 1
     return started
 
 
 async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
     """Read new entries while there are free slots; on start, drain this consumer's own PEL."""
-    redis = rt.client.redis
     history: str | None = "0"  # own pending entries first (a restarted worker with a stable name)
-    block_ms = int(rt.config.block * 1000)
-    pause = 0.05
+    pauses = Backoff(first=0.05, cap=5.0)
     while not rt.stopping.is_set():
-        await rt.wait_for_slot()
-        if rt.stopping.is_set():
-            break
         try:
-            count = min(rt.free, rt.config.batch)
-            if count <= 0:
-                continue
-            # not reserved: a blocked read would starve reclaim; with several services the
-            # limit can be exceeded by at most one batch per extra service (documented)
-            if history is not None:
-                resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=count)
-            else:
-                resp = await redis.xreadgroup(
-                    GROUP, rt.consumer, {k.stream: ">"}, count=count, block=block_ms
-                )
-            entries = resp[0][1] if resp else []
-            if history is not None:
-                history = _s(entries[-1][0]) if len(entries) == count else None
-            if entries:
-                await dispatch(rt, ex, k, entries)
-            pause = 0.05
+            history = await read_once(rt, ex, k, history)
+            pauses.reset()
         except TRANSIENT as e:
             log.warning("read from %s failed (%s); retrying", k.service, e)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            await pauses.sleep()
         except ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
             log.error("consumer group of %s is gone (server data lost?); recreating", k.service)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            await pauses.sleep()
             await ensure_group(rt, k)
+
+
+async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, history: str | None) -> str | None:
+    """Wait for free slots, read at most that many entries and start them. ``history`` is where
+    the read of this consumer's own pending list goes on (None once it is drained); returns the
+    next one."""
+    held = await rt.limiter.acquire(rt.config.batch)
+    if not held:
+        return history  # stopping
+    redis = rt.client.redis
+    started = 0
+    try:
+        if history is not None:
+            resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=held)
+            entries = resp[0][1] if resp else []
+            history = text(entries[-1][0]) if len(entries) == held else None
+        else:
+            resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: ">"}, count=held)
+            if not resp or not resp[0][1]:  # caught up: wait for new entries on a single slot
+                rt.limiter.release(held - 1)
+                held = 1
+                block_ms = int(rt.config.block * 1000)
+                resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: ">"}, count=1, block=block_ms)
+            entries = resp[0][1] if resp else []
+        if entries:
+            started = await dispatch(rt, ex, k, entries)
+    finally:
+        rt.limiter.release(held - started)
+    return history

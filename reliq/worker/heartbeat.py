@@ -11,7 +11,7 @@ import time
 from reliq import codec
 from reliq.errors import TRANSIENT
 from reliq.store.keys import SERVICES
-from reliq.worker.runtime import Runtime
+from reliq.worker.inflight import Runtime
 
 log = logging.getLogger("reliq.worker.heartbeat")
 
