@@ -1,9 +1,9 @@
 """Consume a service's stream: XREADGROUP a batch (own pending entries first), claim the whole
 batch in one script call, and start the claimed invocations.
 
-Every read asks for no more entries than the limiter slots it holds (see ``limits``). A read
-that would block holds a single slot while it waits, so an idle partition never sits on the
-capacity a busy one could use."""
+Every read asks for no more entries than the limiter slots it holds (see ``limits``), and never
+blocks: a caught-up loop gives its slots back and waits for new entries with a plain XREAD from
+the group's last-delivered id, so an idle partition holds no capacity a busy one could use."""
 
 from __future__ import annotations
 
@@ -107,29 +107,38 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
 
 
 async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, history: str | None) -> str | None:
-    """Wait for free slots, read at most that many entries and start them. ``history`` is where
-    the read of this consumer's own pending list goes on (None once it is drained); returns the
-    next one."""
+    """Wait for free slots, read at most that many entries and start them; when there was
+    nothing new, wait (holding no slot) for new entries. ``history`` is where the read of this
+    consumer's own pending list goes on (None once it is drained); returns the next one."""
     held = await rt.limiter.acquire(rt.config.batch)
     if not held:
         return history  # stopping
     redis = rt.client.redis
     started = 0
     try:
+        read_from = history if history is not None else ">"
+        resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: read_from}, count=held)
+        entries = resp[0][1] if resp else []
         if history is not None:
-            resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=held)
-            entries = resp[0][1] if resp else []
             history = text(entries[-1][0]) if len(entries) == held else None
-        else:
-            resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: ">"}, count=held)
-            if not resp or not resp[0][1]:  # caught up: wait for new entries on a single slot
-                rt.limiter.release(held - 1)
-                held = 1
-                block_ms = int(rt.config.block * 1000)
-                resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: ">"}, count=1, block=block_ms)
-            entries = resp[0][1] if resp else []
         if entries:
             started = await dispatch(rt, ex, k, entries)
     finally:
         rt.limiter.release(held - started)
+    if not entries and read_from == ">":
+        await wait_for_new(rt, k)
     return history
+
+
+async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:
+    """Block until the stream holds an entry the group has not delivered yet (or ``block``
+    passes): XREAD from the group's last-delivered id reads without delivering anything."""
+    redis = rt.client.redis
+    try:
+        groups = await redis.xinfo_groups(k.stream)
+    except ResponseError as e:  # the stream itself is gone (server data lost): as NOGROUP
+        raise ResponseError(f"NOGROUP {e}") from e
+    last = next((g["last-delivered-id"] for g in groups if text(g["name"]) == GROUP), None)
+    if last is None:
+        raise ResponseError(f"NOGROUP no consumer group {GROUP} on {k.stream}")
+    await redis.xread({k.stream: last}, count=1, block=int(rt.config.block * 1000))

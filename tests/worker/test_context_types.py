@@ -16,4 +16,3 @@ def test_step_checks_the_step_function_arguments_and_keeps_its_return_type() -> 
     reported = sorted({int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line})
     marked = [n for n, line in enumerate(SAMPLE.read_text().splitlines(), 1) if line.endswith("# error")]
     assert reported == marked, out
-

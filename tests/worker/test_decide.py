@@ -110,7 +110,8 @@ def test_a_cancel_request_completes_as_cancelled() -> None:
 @pytest.mark.parametrize("cancel_requested", [False, True])
 def test_a_lost_lease_abandons_without_writing(cancel_requested: bool) -> None:
     lost = Abandon(reason="lease-lost")
-    assert decide(POLICY, claimed(), asyncio.CancelledError(), lease_lost=True, cancel_requested=cancel_requested) == lost
+    cancelled = asyncio.CancelledError()
+    assert decide(POLICY, claimed(), cancelled, lease_lost=True, cancel_requested=cancel_requested) == lost
     assert decide(POLICY, claimed(), raised(LeaseLost("svc.abc"))) == lost
 
 
