@@ -6,7 +6,8 @@ classes add ``step``, ``send`` and ``call`` (awaitable on ``Context``, blocking 
 
 from __future__ import annotations
 
-from typing import Protocol
+from datetime import timedelta
+from typing import Protocol, TypedDict
 
 
 class AnyContext(Protocol):
@@ -32,3 +33,19 @@ class AnyContext(Protocol):
     def parent_id(self) -> str | None: ...
     @property
     def traceparent(self) -> str | None: ...
+
+
+class SendOptions(TypedDict, total=False):
+    """Options of ``ctx.send``: ``key`` names the child (default: its call order), ``delay``
+    (seconds or timedelta) runs it no sooner than that."""
+
+    key: str | None
+    delay: float | timedelta | None
+
+
+class CallOptions(TypedDict, total=False):
+    """Options of ``ctx.call``: ``key`` as for send, ``timeout`` in seconds (default: the rest of
+    this attempt's time)."""
+
+    key: str | None
+    timeout: float | None

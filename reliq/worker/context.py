@@ -7,11 +7,11 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.backoff import Backoff, retrying
+from reliq.context import CallOptions, SendOptions
 from reliq.errors import LeaseLost
 from reliq.store.keys import ServiceKeys, check_name
 
@@ -125,17 +125,11 @@ class Context:
             backoff=Backoff(first=0.05, cap=2.0),
         )
 
-    async def send(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        delay: float | timedelta | None = None,
-        key: str | None = None,
-    ) -> str:
+    async def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
         """Register a child invocation; returns its id. The id derives from this invocation's id
-        plus ``key`` (or the call order), so a retried parent never creates it twice."""
+        plus ``key`` (or the call order), so a retried parent never creates it twice. ``delay``:
+        run it no sooner than that (seconds or timedelta)."""
+        key, delay = opts.get("key"), opts.get("delay")
         check_name("service", service)
         if key is not None:
             codec.check_key(key)
@@ -158,17 +152,11 @@ class Context:
             raise LeaseLost(self.id)
         return cid
 
-    async def call(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
+    async def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
         """Send a child invocation and wait for its result (a retried parent reuses the child and
-        its stored result). A failed child raises ``InvocationFailed``."""
+        its stored result), at most ``timeout`` s (default: this attempt's deadline). A failed
+        child raises ``InvocationFailed``."""
+        key, timeout = opts.get("key"), opts.get("timeout")
         cid = await self.send(service, handler, payload, key=key)
         if timeout is None:
             timeout = max(0.0, self.deadline - time.time()) if self.deadline else 365 * 24 * 3600.0
@@ -197,26 +185,12 @@ class SyncContext:
             self._ctx.step(name, fn, *args, **kwargs), self._loop
         ).result()
 
-    def send(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        delay: float | timedelta | None = None,
-        key: str | None = None,
-    ) -> str:
-        coro = self._ctx.send(service, handler, payload, delay=delay, key=key)
+    def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
+        """``Context.send``, blocking."""
+        coro = self._ctx.send(service, handler, payload, **opts)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def call(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        coro = self._ctx.call(service, handler, payload, key=key, timeout=timeout)
+    def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
+        """``Context.call``, blocking."""
+        coro = self._ctx.call(service, handler, payload, **opts)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
