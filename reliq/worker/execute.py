@@ -16,7 +16,7 @@ import msgspec
 from reliq import codec, tracing
 from reliq.service import Handler
 from reliq.worker.context import Context, SyncContext
-from reliq.worker.decide import Abandon, Claimed, InvalidInput, Outcome, admit, decide
+from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
 from reliq.worker.inflight import InFlight, Runtime
 from reliq.worker.settle import Settler
 
@@ -64,7 +64,10 @@ class Executor:
             happened = e
         f.settling = True
         outcome = decide(h.policy, c, happened, cancel_requested=f.cancel_requested, lease_lost=f.lease_lost)
-        await self.settler.settle(f, outcome)
+        if isinstance(outcome, Complete):
+            self.settler.complete(f, outcome)
+        else:
+            await self.settler.settle(f, outcome)
         if isinstance(happened, asyncio.CancelledError) and outcome == _SHUTDOWN:
             raise happened  # shutdown: leave the entry pending for another worker
 

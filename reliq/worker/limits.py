@@ -60,7 +60,8 @@ class Limiter:
         if n > self.used:
             raise RuntimeError(f"released {n} slots but only {self.used} are held")
         self.used -= n
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def close(self) -> None:
         """Wake every waiter with nothing and refuse further waits (shutdown)."""

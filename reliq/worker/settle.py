@@ -49,7 +49,7 @@ class Settler:
     async def settle(self, f: InFlight, outcome: Outcome) -> None:
         """Write ``outcome`` of the attempt ``f`` holds (completions are queued for ``run``)."""
         if isinstance(outcome, Complete):
-            self._queue(f, outcome)
+            self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
             error = codec.encode(outcome.error)
             delay_ms = int(outcome.delay * 1000)
@@ -72,7 +72,8 @@ class Settler:
         elif isinstance(outcome, Abandon) and outcome.reason == "lease-lost":
             log.warning("lease lost on %s; not committing", f.id)
 
-    def _queue(self, f: InFlight, outcome: Complete) -> None:
+    def complete(self, f: InFlight, outcome: Complete) -> None:
+        """Queue a final outcome, without awaiting anything (the hot path: one per success)."""
         slot = self._buffer.get(f.keys.prefix)  # one buffer per partition: one slot per script call
         if slot is None:
             slot = self._buffer[f.keys.prefix] = (f.keys, [])
