@@ -1,5 +1,7 @@
-"""The worker wires the loops together; each loop lives in its own module:
-consume (read + claim) -> execute -> settle, plus reclaim, leases, schedule and heartbeat."""
+"""The worker wires the loops together; each loop lives in its own module: per partition
+consume (read + claim) -> execute -> settle, reclaim, reap and schedule; per process the
+settler's flush, lease renewal, the cancel listener and the heartbeat. Also startup (waiting
+for Redis) and the graceful shutdown (grace, cancel, drain, release)."""
 
 from __future__ import annotations
 
