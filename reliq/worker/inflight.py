@@ -14,7 +14,7 @@ from reliq.worker.config import WorkerConfig
 from reliq.worker.limits import Limiter
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: one GC-tracked object per entry, not two (hot path)
 class InFlight:
     """One invocation this worker holds the lease of: its partition, stream entry and epoch."""
 
