@@ -6,7 +6,6 @@ from pathlib import Path
 
 from mypy import api
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).with_name("typing_sample.py")
 
 
