@@ -14,9 +14,9 @@ from reliq.errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry
 from reliq.service import App, Handler, Service
 from reliq.store.durability import Durability
 from reliq.store.record import Accepted, ErrorInfo, Invocation
+from reliq.worker.config import WorkerConfig
 from reliq.worker.context import Context, SyncContext
 from reliq.worker.run import Worker
-from reliq.worker.runtime import WorkerConfig
 
 __all__ = [
     "Accepted",

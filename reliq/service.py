@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_type_hints, overload
+from typing import Any, TypedDict, TypeVar, Unpack, get_type_hints, overload
 
 import msgspec
 
@@ -26,6 +26,16 @@ class Policy:
     max_deliveries: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 300.0
+
+
+class Limits(TypedDict, total=False):
+    """``Policy`` fields, as keywords of ``Service.handler``."""
+
+    max_attempts: int
+    timeout: float | None
+    max_deliveries: int
+    backoff_base: float
+    backoff_max: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,38 +113,13 @@ class Service:
     @overload
     def handler(self, fn: F, /) -> F: ...
     @overload
-    def handler(
-        self,
-        *,
-        name: str | None = None,
-        max_attempts: int = 3,
-        timeout: float | None = None,
-        max_deliveries: int = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-    ) -> Callable[[F], F]: ...
+    def handler(self, *, name: str | None = None, **limits: Unpack[Limits]) -> Callable[[F], F]: ...
 
-    def handler(  # type: ignore[misc]
-        self,
-        fn: Any = None,
-        /,
-        *,
-        name: str | None = None,
-        max_attempts: int = 3,
-        timeout: float | None = None,
-        max_deliveries: int = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-    ) -> Any:
-        """Register a handler; usable bare (``@svc.handler``) or with options."""
-        policy = Policy(
-            max_attempts=max_attempts,
-            timeout=timeout,
-            max_deliveries=max_deliveries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-        )
-        if max_attempts < 1 or max_deliveries < 1:
+    def handler(self, fn: Any = None, /, *, name: str | None = None, **limits: Unpack[Limits]) -> Any:  # type: ignore[misc]
+        """Register a handler; usable bare (``@svc.handler``) or with options: ``name`` (default:
+        the function's name) and the ``Policy`` fields as keywords."""
+        policy = Policy(**limits)
+        if policy.max_attempts < 1 or policy.max_deliveries < 1:
             raise ValueError("max_attempts and max_deliveries must be >= 1")
 
         def register(f: F) -> F:

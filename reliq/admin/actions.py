@@ -33,13 +33,12 @@ from reliq.admin.paging import clamp, entry_key, layouts, next_cursor, parse_cur
 from reliq.client import Client
 from reliq.codec import text
 from reliq.errors import UnknownInvocation
-from reliq.store.keys import ServiceKeys, check_name
+from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys, check_name
 from reliq.store.record import Field
 from reliq.store.replies import ActionStatus
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
 CHANGED = frozenset({"redriven", "discarded", "released", "queued", "cancelled", "cancelling"})
-RELEASE_IDLE_MS = 2**40  # "idle for ages": older than any visibility timeout
 _FIELDS = ("who", "action", "target", "result")
 
 

@@ -19,11 +19,11 @@ from reliq.admin.documents import (
     PartitionOverview,
     ServiceOverview,
 )
+from reliq.store.keys import OUTCOMES
 from reliq.store.layout import Layout
 from reliq.store.registry import Heartbeat
 
 MAX_CONSUMERS = 100
-_OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
 
 
 def lag(parts: list[PartitionOverview]) -> int | None:
@@ -42,7 +42,7 @@ def minutes(parts: list[PartitionOverview]) -> list[Minute]:
     if not parts:
         return []
     return [
-        Minute(minute=ms[0].minute, **{o: sum(getattr(m, o) for m in ms) for o in _OUTCOMES})
+        Minute(minute=ms[0].minute, **{o: sum(getattr(m, o) for m in ms) for o in OUTCOMES})
         for ms in zip(*(p.minutes for p in parts), strict=True)
     ]
 

@@ -24,13 +24,12 @@ from reliq.admin.parked import parked
 from reliq.admin.pending import pending
 from reliq.client import Client
 from reliq.codec import text
-from reliq.store.keys import GROUP, SERVICES, InvalidName, ServiceKeys, check_name
+from reliq.store.keys import GROUP, OUTCOMES, SERVICES, InvalidName, ServiceKeys, check_name
 
 __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "service_overview", "services"]
 
 MINUTES = 15
 MAX_CONSUMERS = aggregate.MAX_CONSUMERS
-_OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
 _PER_PARTITION = 10  # commands per partition in service_overview's pipeline
 
 
@@ -57,7 +56,7 @@ def _minutes(raw: Any, now: int) -> list[Minute]:
     out = []
     for m in range(current - MINUTES + 1, current + 1):
         slot, fresh = str(m % 60), h.get(str(m % 60)) == str(m)
-        counts = {o: int(h.get(f"{slot}:{o}", 0)) if fresh else 0 for o in _OUTCOMES}
+        counts = {o: int(h.get(f"{slot}:{o}", 0)) if fresh else 0 for o in OUTCOMES}
         out.append(Minute(minute=m * 60000, **counts))
     return out
 

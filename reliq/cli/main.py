@@ -23,7 +23,7 @@ from reliq.cli.parser import build_parser
 from reliq.client import Client
 from reliq.loading import LoadError, load_app, serve_gateway
 from reliq.store.topology import as_cluster_url
-from reliq.worker.runtime import WorkerConfig
+from reliq.worker.config import WorkerConfig
 
 __all__ = ["main"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reliq.devserver.embedded import EmbeddedValkey
 from reliq.loading import load_app, serve_gateway
-from reliq.worker.runtime import WorkerConfig
+from reliq.worker.config import WorkerConfig
 
 
 def worker_command(redis_url: str, app_spec: str, config: WorkerConfig) -> list[str]:

@@ -127,6 +127,10 @@ class RedisClient(Protocol):
         start_id: str = "0-0",
         count: int | None = None,
     ) -> list[Any]: ...  # [next cursor, [Entry], [deleted entry ids]] (2 items before 7.0)
+    async def xread(
+        self, streams: Mapping[str, str | bytes], count: int | None = None, block: int | None = None
+    ) -> list[tuple[bytes, list[Entry]]]: ...
+    async def xinfo_groups(self, name: str) -> list[dict[str, Any]]: ...
     async def xpending(self, name: str, groupname: str) -> dict[str, Any]: ...
     async def xpending_range(
         self,

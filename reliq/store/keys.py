@@ -59,6 +59,8 @@ from base64 import b32encode
 
 GROUP = "reliq"
 SERVICES = "reliq:services"
+OUTCOMES = ("succeeded", "failed", "retried", "cancelled")  # the counters of ``minutes``
+RELEASE_IDLE_MS = 2**40  # idle time a released entry is given: older than any visibility timeout
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _TOKEN = re.compile(r"^[a-z2-7]{26}$")

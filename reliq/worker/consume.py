@@ -1,19 +1,25 @@
 """Consume a service's stream: XREADGROUP a batch (own pending entries first), claim the whole
-batch in one script call, and start the claimed invocations."""
+batch in one script call, and start the claimed invocations.
+
+Every read asks for no more entries than the limiter slots it holds (see ``limits``), and never
+blocks: a caught-up loop gives its slots back and waits for new entries with a plain XREAD from
+the group's last-delivered id, so an idle partition holds no capacity a busy one could use."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
 
+from reliq.backoff import Backoff
+from reliq.codec import text
 from reliq.errors import TRANSIENT
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.execute import Claimed, Executor
-from reliq.worker.runtime import InFlight, Runtime
+from reliq.worker.decide import Claimed, Complete
+from reliq.worker.execute import Executor
+from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.consume")
 
@@ -27,23 +33,20 @@ async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
             raise
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 async def dispatch(
     rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[tuple[Any, dict[Any, Any] | None]]
 ) -> int:
-    """Claim ``entries`` (stream id, fields) and start the runnable ones. Entries whose payload is
-    gone (deleted while pending) are acked and logged as lost. Returns how many started."""
+    """Claim ``entries`` (stream id, fields) and start the runnable ones, each on one limiter
+    slot the caller holds. Entries whose payload is gone (deleted while pending) are acked and
+    logged as lost. Returns how many started (= slots used)."""
     pairs: list[tuple[str, str]] = []
     lost: list[str] = []
     for eid, fields in entries:
         inv = fields.get(b"i") if fields else None
         if inv is None:
-            lost.append(_s(eid))
-        elif not rt.holds(_s(inv)):  # already running/settling here (own-PEL read racing a reclaim)
-            pairs.append((_s(eid), _s(inv)))
+            lost.append(text(eid))
+        elif not rt.holds(text(inv)):  # already running/settling here (own-PEL read racing a reclaim)
+            pairs.append((text(eid), text(inv)))
     ids = [inv for _, inv in pairs]
     rt.claiming.update(ids)  # before any await: another loop must not claim these meanwhile
     try:
@@ -59,8 +62,9 @@ async def dispatch(
     for cl in out:
         if cl.status == "skip":
             continue
+        flight = InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch)
         if cl.status == "cancel":
-            ex.settler.complete(k, cl.id, cl.entry, cl.epoch, "cancelled", b"")
+            await ex.settler.settle(flight, Complete(state="cancelled"))
             continue
         c = Claimed(
             id=cl.id,
@@ -75,47 +79,63 @@ async def dispatch(
             deliveries=cl.deliveries,
             trace=cl.trace,
         )
-        ex.start(InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch), c)
+        ex.start(flight, c)
         started += 1
     return started
 
 
 async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
     """Read new entries while there are free slots; on start, drain this consumer's own PEL."""
-    redis = rt.client.redis
     history: str | None = "0"  # own pending entries first (a restarted worker with a stable name)
-    block_ms = int(rt.config.block * 1000)
-    pause = 0.05
+    pauses = Backoff(first=0.05, cap=5.0)
     while not rt.stopping.is_set():
-        await rt.wait_for_slot()
-        if rt.stopping.is_set():
-            break
         try:
-            count = min(rt.free, rt.config.batch)
-            if count <= 0:
-                continue
-            # not reserved: a blocked read would starve reclaim; with several services the
-            # limit can be exceeded by at most one batch per extra service (documented)
-            if history is not None:
-                resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: history}, count=count)
-            else:
-                resp = await redis.xreadgroup(
-                    GROUP, rt.consumer, {k.stream: ">"}, count=count, block=block_ms
-                )
-            entries = resp[0][1] if resp else []
-            if history is not None:
-                history = _s(entries[-1][0]) if len(entries) == count else None
-            if entries:
-                await dispatch(rt, ex, k, entries)
-            pause = 0.05
+            history = await read_once(rt, ex, k, history)
+            pauses.reset()
         except TRANSIENT as e:
             log.warning("read from %s failed (%s); retrying", k.service, e)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            await pauses.sleep()
         except ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
             log.error("consumer group of %s is gone (server data lost?); recreating", k.service)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            await pauses.sleep()
             await ensure_group(rt, k)
+
+
+async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, history: str | None) -> str | None:
+    """Wait for free slots, read at most that many entries and start them; when there was
+    nothing new, wait (holding no slot) for new entries. ``history`` is where the read of this
+    consumer's own pending list goes on (None once it is drained); returns the next one."""
+    held = await rt.limiter.acquire(rt.config.batch)
+    if not held:
+        return history  # stopping
+    redis = rt.client.redis
+    started = 0
+    try:
+        read_from = history if history is not None else ">"
+        resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: read_from}, count=held)
+        entries = resp[0][1] if resp else []
+        if history is not None:
+            history = text(entries[-1][0]) if len(entries) == held else None
+        if entries:
+            started = await dispatch(rt, ex, k, entries)
+    finally:
+        rt.limiter.release(held - started)
+    if not entries and read_from == ">":
+        await wait_for_new(rt, k)
+    return history
+
+
+async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:
+    """Block until the stream holds an entry the group has not delivered yet (or ``block``
+    passes): XREAD from the group's last-delivered id reads without delivering anything."""
+    redis = rt.client.redis
+    try:
+        groups = await redis.xinfo_groups(k.stream)
+    except ResponseError as e:  # the stream itself is gone (server data lost): as NOGROUP
+        raise ResponseError(f"NOGROUP {e}") from e
+    last = next((g["last-delivered-id"] for g in groups if text(g["name"]) == GROUP), None)
+    if last is None:
+        raise ResponseError(f"NOGROUP no consumer group {GROUP} on {k.stream}")
+    await redis.xread({k.stream: last}, count=1, block=int(rt.config.block * 1000))

@@ -6,12 +6,13 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.errors import TRANSIENT, LeaseLost
+from reliq.backoff import Backoff, retrying
+from reliq.context import CallOptions, SendOptions
+from reliq.errors import LeaseLost
 from reliq.store.keys import ServiceKeys, check_name
 
 if TYPE_CHECKING:
@@ -19,24 +20,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reliq.worker.context")
 JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Context:
     """The handler's view of its invocation.
 
-    ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``deadline`` (unix seconds when this
-    attempt times out, or None), ``idempotency_key`` and ``parent_id`` describe it;
-    ``step``/``send``/``call`` make progress durable.
+    ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``epoch`` (the attempt's lease
+    epoch), ``deadline`` (unix seconds when this attempt times out, or None),
+    ``idempotency_key``, ``parent_id`` and ``traceparent`` describe it (``reliq.context.AnyContext``
+    is what it shares with ``SyncContext``); ``step``/``send``/``call`` make progress durable.
     """
 
     __slots__ = (
         "_client",
-        "_epoch",
         "_order",
         "_steps",
         "_steps_loaded",
         "attempt",
         "deadline",
+        "epoch",
         "handler",
         "id",
         "idempotency_key",
@@ -69,11 +73,17 @@ class Context:
         self.idempotency_key = idempotency_key
         self.parent_id = parent_id
         self.traceparent = traceparent
-        self._epoch = epoch
+        self.epoch = epoch
         self._order = 0
         self._steps: dict[str, bytes] = {}
         self._steps_loaded = fresh  # first delivery ever: nothing journaled yet, skip the read
 
+    @overload
+    async def step(
+        self, name: str, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
+    @overload
+    async def step(self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
     async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` once per invocation and journal its result; later attempts get the journaled
         result back without calling ``fn``. The value returned is always the JSON round trip of
@@ -108,28 +118,18 @@ class Context:
         ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
         effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
         write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
-        delay, deadline = 0.05, time.monotonic() + JOURNAL_PATIENCE
-        while True:
-            try:
-                return bool(await self._client.scripts.step(k, self.id, self._epoch, name, encoded))
-            except TRANSIENT:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("journal of step %r of %s waits for redis", name, self.id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        return await retrying(
+            lambda: self._client.scripts.step(k, self.id, self.epoch, name, encoded),
+            what=f"journal of step {name!r} of {self.id}",
+            deadline=JOURNAL_PATIENCE,
+            backoff=Backoff(first=0.05, cap=2.0),
+        )
 
-    async def send(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        delay: float | timedelta | None = None,
-        key: str | None = None,
-    ) -> str:
+    async def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
         """Register a child invocation; returns its id. The id derives from this invocation's id
-        plus ``key`` (or the call order), so a retried parent never creates it twice."""
+        plus ``key`` (or the call order), so a retried parent never creates it twice. ``delay``:
+        run it no sooner than that (seconds or timedelta)."""
+        key, delay = opts.get("key"), opts.get("delay")
         check_name("service", service)
         if key is not None:
             codec.check_key(key)
@@ -146,23 +146,17 @@ class Context:
             trace=self.traceparent,
         )
         linked = await self._client.scripts.link_child(
-            self._client.keys_of(self.id), self.id, self._epoch, cid, self._order
+            self._client.keys_of(self.id), self.id, self.epoch, cid, self._order
         )
         if not linked:
             raise LeaseLost(self.id)
         return cid
 
-    async def call(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
+    async def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
         """Send a child invocation and wait for its result (a retried parent reuses the child and
-        its stored result). A failed child raises ``InvocationFailed``."""
+        its stored result), at most ``timeout`` s (default: this attempt's deadline). A failed
+        child raises ``InvocationFailed``."""
+        key, timeout = opts.get("key"), opts.get("timeout")
         cid = await self.send(service, handler, payload, key=key)
         if timeout is None:
             timeout = max(0.0, self.deadline - time.time()) if self.deadline else 365 * 24 * 3600.0
@@ -177,35 +171,26 @@ class SyncContext:
         self._ctx = ctx
         self._loop = loop
         self.id, self.service, self.handler = ctx.id, ctx.service, ctx.handler
-        self.attempt, self.deadline = ctx.attempt, ctx.deadline
+        self.attempt, self.epoch, self.deadline = ctx.attempt, ctx.epoch, ctx.deadline
         self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
         self.traceparent = ctx.traceparent
 
+    @overload
+    def step(self, name: str, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+    @overload
+    def step(self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
     def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``Context.step``, blocking: journaled once per invocation, replayed on later attempts."""
         return asyncio.run_coroutine_threadsafe(
             self._ctx.step(name, fn, *args, **kwargs), self._loop
         ).result()
 
-    def send(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        delay: float | timedelta | None = None,
-        key: str | None = None,
-    ) -> str:
-        coro = self._ctx.send(service, handler, payload, delay=delay, key=key)
+    def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
+        """``Context.send``, blocking."""
+        coro = self._ctx.send(service, handler, payload, **opts)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def call(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        *,
-        key: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        coro = self._ctx.call(service, handler, payload, key=key, timeout=timeout)
+    def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
+        """``Context.call``, blocking."""
+        coro = self._ctx.call(service, handler, payload, **opts)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

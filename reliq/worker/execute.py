@@ -1,13 +1,11 @@
-"""Execute one claimed invocation: decode its input, run the handler under its timeout, and turn
-what happened into an outcome for ``settle`` (complete / retry later / park / abandon)."""
+"""Execute one claimed invocation: decode its input, run the handler under its timeout (through
+the tracing wrapper when OpenTelemetry is installed), ask ``decide`` what that makes of the
+attempt, and hand the outcome to ``settle``. Execute itself writes nothing to Redis."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -16,42 +14,11 @@ from typing import Any
 import msgspec
 
 from reliq import codec, tracing
-from reliq.errors import LeaseLost, Retry, Terminal
-from reliq.service import Handler, Policy
+from reliq.service import Handler
 from reliq.worker.context import Context, SyncContext
-from reliq.worker.runtime import InFlight, Runtime
+from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
+from reliq.worker.inflight import InFlight, Runtime
 from reliq.worker.settle import Settler
-
-log = logging.getLogger("reliq.worker.execute")
-
-
-class Claimed(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry the claim script handed to this worker."""
-
-    id: str
-    entry: str
-    epoch: int
-    handler: str
-    payload: bytes
-    attempt: int
-    crashes: int
-    deliveries: int
-    parent: str | None
-    key: str | None
-    trace: str | None = None
-
-
-def error_doc(exc: BaseException, *, status: int | None = None) -> bytes:
-    tb = "".join(traceback.format_exception(exc))[-8000:]
-    return codec.encode(
-        {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": tb, "status": status}
-    )
-
-
-def backoff(policy: Policy, attempt: int) -> float:
-    """Exponential backoff with jitter: base * 2^(attempt-1), capped, times a factor in [0.5, 1)."""
-    delay = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
-    return float(delay * (0.5 + random.random() / 2))
 
 
 class Executor:
@@ -61,9 +28,11 @@ class Executor:
         self.threads = ThreadPoolExecutor(
             max_workers=rt.config.sync_concurrency, thread_name_prefix="reliq-sync"
         )
+        self.call: tracing.HandlerCall = tracing.traced(self._call)
 
     def start(self, flight: InFlight, c: Claimed) -> None:
-        """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table."""
+        """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table.
+        The caller holds one limiter slot for it; the task gives it back when it ends."""
         self.rt.inflight[c.id] = flight
         flight.task = asyncio.create_task(self._run(flight, c), name=f"reliq:{c.id}")
 
@@ -72,62 +41,35 @@ class Executor:
             await self._execute(f, c)
         finally:
             self.rt.inflight.pop(c.id, None)
-            self.rt.slot_freed.set()
+            self.rt.limiter.release()
 
     async def _execute(self, f: InFlight, c: Claimed) -> None:
-        k = f.keys
-        h = self.rt.app.handler(k.service, c.handler)
-        if h is None:
-            err = codec.encode({"type": "UnknownHandler", "message": f"no handler {k.service}.{c.handler}"})
-            f.settling = True
-            await self._fail(f, c, Policy(), err)
+        h = self.rt.app.handler(f.keys.service, c.handler)
+        f.settling = True  # until the handler runs, a cancel must not interrupt a write
+        refused = admit(h.policy if h else None, c, f.keys.service)
+        if refused is not None:
+            await self.settler.settle(f, refused)
             return
-        f.settling = True  # from here on until the handler runs, a cancel must not interrupt a write
-        if c.crashes >= h.policy.max_deliveries:
-            err = codec.encode(
-                {
-                    "type": "CrashLoop",
-                    "message": f"worker died or lost its lease {c.crashes} times while running this",
-                }
-            )
-            await self.settler.park(k, c.id, c.entry, c.epoch, "crash-loop", err)
-            return
+        assert h is not None  # admit refuses an unknown handler
         try:
             args: tuple[Any, ...] = (h.decode_input(c.payload),) if h.takes_input else ()
         except msgspec.MsgspecError as e:
-            await self.settler.park(k, c.id, c.entry, c.epoch, "invalid-input", error_doc(e, status=422))
+            await self.settler.settle(f, decide(h.policy, c, InvalidInput(e)))
             return
         f.settling = False
+        happened: bytes | BaseException
         try:
-            value = await self._invoke(h, c, args)
-            result = codec.encode(value)
-        except asyncio.CancelledError:
-            if f.lease_lost:
-                return  # someone else owns it now; commit nothing
-            if f.cancel_requested:
-                self.settler.complete(k, c.id, c.entry, c.epoch, "cancelled", b"")
-                return
-            raise  # shutdown: leave the entry pending for another worker
-        except LeaseLost:
-            log.warning("lease lost on %s; not committing", c.id)
-            return
-        except Exception as e:
-            f.settling = True
-            if isinstance(e, Retry):
-                await self._retry(f, c, h.policy, error_doc(e), e.delay)
-            elif isinstance(e, Terminal):
-                await self.settler.park(k, c.id, c.entry, c.epoch, "terminal", error_doc(e, status=e.status))
-            else:
-                await self._fail(f, c, h.policy, error_doc(e))
-            return
-        self.settler.complete(k, c.id, c.entry, c.epoch, "succeeded", result)
-
-    async def _invoke(self, h: Handler, c: Claimed, args: tuple[Any, ...]) -> Any:
-        if not tracing.active():
-            return await self._call(h, c, args, c.trace)
-        attributes = {"reliq.invocation_id": c.id, "reliq.attempt": c.attempt, "reliq.epoch": c.epoch}
-        with tracing.span(f"reliq.run {h.service}.{h.name}", c.trace or "", "consumer", attributes) as tp:
-            return await self._call(h, c, args, tp or None)
+            happened = codec.encode(await self.call(h, c, args, c.trace))
+        except (Exception, asyncio.CancelledError) as e:
+            happened = e
+        f.settling = True
+        outcome = decide(h.policy, c, happened, cancel_requested=f.cancel_requested, lease_lost=f.lease_lost)
+        if isinstance(outcome, Complete):
+            self.settler.complete(f, outcome)
+        else:
+            await self.settler.settle(f, outcome)
+        if isinstance(happened, asyncio.CancelledError) and outcome == _SHUTDOWN:
+            raise happened  # shutdown: leave the entry pending for another worker
 
     async def _call(self, h: Handler, c: Claimed, args: tuple[Any, ...], trace: str | None) -> Any:
         timeout = h.policy.timeout
@@ -157,17 +99,8 @@ class Executor:
                 return await call()
         return await call()
 
-    async def _fail(self, f: InFlight, c: Claimed, policy: Policy, err: bytes) -> None:
-        if c.attempt >= policy.max_attempts:
-            await self.settler.park(f.keys, c.id, c.entry, c.epoch, "attempts-exhausted", err)
-        else:
-            await self._retry(f, c, policy, err, backoff(policy, c.attempt))
-
-    async def _retry(self, f: InFlight, c: Claimed, policy: Policy, err: bytes, delay: float) -> None:
-        if c.attempt >= policy.max_attempts:
-            await self.settler.park(f.keys, c.id, c.entry, c.epoch, "attempts-exhausted", err)
-            return
-        await self.settler.retry(f.keys, c.id, c.entry, c.epoch, delay, err)
-
     def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)
+
+
+_SHUTDOWN: Outcome = Abandon(reason="shutdown")

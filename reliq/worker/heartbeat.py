@@ -11,7 +11,7 @@ import time
 
 from reliq.errors import TRANSIENT
 from reliq.store.registry import Heartbeat, encode
-from reliq.worker.runtime import Runtime
+from reliq.worker.inflight import Runtime
 
 log = logging.getLogger("reliq.worker.heartbeat")
 

@@ -1,6 +1,7 @@
 """Leases: renew the entries this worker runs well before the visibility timeout (so a handler
-running far longer than the timeout is never reclaimed), and act on cancel requests. A lease found
-lost (another worker reclaimed the entry) cancels the local handler: it could not commit anyway."""
+running far longer than the timeout is never reclaimed), and act on what renewal finds. A lease
+found lost (another worker reclaimed the entry) cancels the local handler: it could not commit
+anyway; a durable cancel flag cancels it too (the pub/sub path in ``cancels`` is only lossy)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from collections import defaultdict
 from redis.exceptions import ResponseError
 
 from reliq.errors import TRANSIENT
-from reliq.store.keys import ServiceKeys
-from reliq.worker.runtime import InFlight, Runtime
+from reliq.worker.cancels import request_cancel
+from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.leases")
 _RENEW_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
@@ -32,9 +33,9 @@ async def renew_once(rt: Runtime) -> None:
                 continue  # finished while the script ran
             if status == "lost":
                 log.warning("lease on %s lost; cancelling the local handler", f.id)
-                rt.request_cancel(f.id, lease_lost=True)
+                request_cancel(rt, f.id, lease_lost=True)
             elif status == "cancel" and not f.cancel_requested:
-                rt.request_cancel(f.id)
+                request_cancel(rt, f.id)
 
 
 async def renew_loop(rt: Runtime) -> None:
@@ -45,21 +46,3 @@ async def renew_loop(rt: Runtime) -> None:
         except _RENEW_ERRORS as e:
             # NOGROUP (server lost its data) or OOM: keep going; the read loop recreates the group
             log.warning("lease renewal failed: %s", e)
-
-
-async def cancel_listener(rt: Runtime, services: list[ServiceKeys]) -> None:
-    """Prompt cancellation through pub/sub (lossy; renewal re-checks the durable flag)."""
-    channels = sorted({k.cancel_channel for k in services})
-    while True:
-        pubsub = rt.client.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(*channels)
-            async for msg in pubsub.listen():
-                data = msg.get("data")
-                if isinstance(data, bytes):
-                    rt.request_cancel(data.decode())
-        except TRANSIENT as e:
-            log.warning("cancel listener: %s", e)
-            await asyncio.sleep(1.0)
-        finally:
-            await pubsub.aclose()

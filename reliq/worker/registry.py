@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from reliq.store.keys import SERVICES
 from reliq.store.registry import encode
-from reliq.worker.runtime import Runtime
+from reliq.worker.inflight import Runtime
 
 
 async def publish_registry(rt: Runtime) -> None:

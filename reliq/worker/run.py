@@ -1,5 +1,7 @@
-"""The worker wires the loops together; each loop lives in its own module:
-consume (read + claim) -> execute -> settle, plus reclaim, leases, schedule and heartbeat."""
+"""The worker wires the loops together; each loop lives in its own module: per partition
+consume (read + claim) -> execute -> settle, reclaim, reap and schedule; per process the
+settler's flush, lease renewal, the cancel listener and the heartbeat. Also startup (waiting
+for Redis) and the graceful shutdown (grace, cancel, drain, release)."""
 
 from __future__ import annotations
 
@@ -13,23 +15,27 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from reliq.backoff import Backoff
 from reliq.client import Client
 from reliq.errors import TRANSIENT
 from reliq.service import App, Service
 from reliq.store.durability import Durability
-from reliq.store.keys import ServiceKeys
+from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys
+from reliq.worker.cancels import cancel_listener
+from reliq.worker.config import WorkerConfig, default_consumer
 from reliq.worker.consume import ensure_group, read_loop
 from reliq.worker.execute import Executor
 from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop
-from reliq.worker.leases import cancel_listener, renew_loop
+from reliq.worker.inflight import Runtime
+from reliq.worker.leases import renew_loop
+from reliq.worker.limits import Limiter
+from reliq.worker.reap import reap_loop
 from reliq.worker.reclaim import reclaim_loop
 from reliq.worker.registry import publish_registry
-from reliq.worker.runtime import Runtime, WorkerConfig, default_consumer
 from reliq.worker.schedule import promote_loop
 from reliq.worker.settle import Settler
 
 log = logging.getLogger("reliq.worker.run")
-RELEASE_IDLE_MS = 2**40  # released entries look idle "forever": the next XAUTOCLAIM takes them
 
 
 class Worker:
@@ -55,6 +61,7 @@ class Worker:
             client=self.client,
             config=self.config,
             consumer=self.config.consumer or default_consumer(),
+            limiter=Limiter(self.config.concurrency),
         )
         self.settler = Settler(self.rt)
         self.executor = Executor(self.rt, self.settler)
@@ -66,8 +73,7 @@ class Worker:
 
     def stop(self) -> None:
         """Begin a graceful shutdown: stop reading, let in-flight handlers finish within the grace."""
-        self.rt.stopping.set()
-        self.rt.slot_freed.set()
+        self.rt.stop()
 
     async def run(self) -> None:
         rt = self.rt
@@ -127,7 +133,7 @@ class Worker:
         """Publish partition layouts, create the groups of the partitions to consume, publish the
         registry and read the server's durability, waiting (with backoff, up to 5 s between tries)
         for Redis to become reachable instead of exiting."""
-        delay = 0.1
+        pauses = Backoff(first=0.1, cap=5.0)
         while not self.rt.stopping.is_set():
             try:
                 services = await self._partitions()
@@ -136,15 +142,20 @@ class Worker:
                 await publish_registry(self.rt)
                 return await self.client.durability(), services
             except TRANSIENT as e:
-                log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, delay)
-                await self.rt.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                pause = pauses.next()
+                log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, pause)
+                await self.rt.sleep(pause)
         return None
 
     def _feeders(self, k: ServiceKeys) -> list[Coroutine[Any, Any, None]]:
         """The loops that feed one partition to the executor."""
         rt = self.rt
-        return [read_loop(rt, self.executor, k), reclaim_loop(rt, self.executor, k), promote_loop(rt, k)]
+        return [
+            read_loop(rt, self.executor, k),
+            reclaim_loop(rt, self.executor, k),
+            reap_loop(rt, k),
+            promote_loop(rt, k),
+        ]
 
     async def _watch_layouts(
         self, consumed: list[ServiceKeys], grown: asyncio.Queue[list[ServiceKeys]]

@@ -8,7 +8,7 @@ import time
 
 from reliq.errors import TRANSIENT
 from reliq.store.keys import ServiceKeys
-from reliq.worker.runtime import Runtime
+from reliq.worker.inflight import Runtime
 
 log = logging.getLogger("reliq.worker.schedule")
 MAX_SLEEP = 1.0

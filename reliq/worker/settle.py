@@ -1,43 +1,84 @@
-"""Settle finished attempts: complete (batched, one script call per flush and service), retry
-later, or park. Every write is epoch-fenced in its script, and every script is idempotent, so a
-Redis hiccup is retried until it goes through; nothing is acked before its outcome is written."""
+"""Settle: the only writer of outcomes. Completions (succeeded, cancelled) are batched, one
+``complete`` script call per partition per flush; retries and parks are written at once.
+
+Every write is epoch-fenced in its script and every script is idempotent, so a Redis error is
+retried, but only for ``settle_patience`` seconds: a write that keeps failing (a server down for
+long, or a bug in the key layout) is logged as an error and given up, its local bookkeeping is
+dropped and its entry is left pending, so that reclaim runs the invocation again. Nothing is
+acked before its outcome is written."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TypeVar
 
+from redis.exceptions import ResponseError
+
+from reliq import codec
+from reliq.backoff import retrying
 from reliq.errors import TRANSIENT
 from reliq.store.keys import ServiceKeys
-from reliq.worker.runtime import Runtime
+from reliq.worker.decide import Abandon, Complete, Outcome, Park, RetryLater
+from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.settle")
 T = TypeVar("T")
-_TRANSIENT = TRANSIENT
+FLUSH_BATCH = 500  # completions per script call
+# OOM and the like recover when memory frees up; a script error that never does surfaces after
+# settle_patience instead of hot-looping
+_RETRIED: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
+_Item = tuple[str, str, int, str, bytes]  # invocation id, entry id, epoch, state, result
+
+
+class GaveUp(Exception):
+    """An outcome write kept failing for ``settle_patience`` seconds."""
 
 
 class Settler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._buffer: dict[str, tuple[ServiceKeys, list[tuple[str, str, int, str, bytes]]]] = {}
+        self._buffer: dict[str, tuple[ServiceKeys, list[_Item]]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self.fenced = 0
+        self.given_up = 0
 
-    def complete(
-        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, state: str, result: bytes
-    ) -> None:
-        """Queue a final outcome ('succeeded' or 'cancelled'); flushed by ``run``."""
-        slot = self._buffer.get(keys.prefix)  # one buffer per partition: one slot per script call
+    async def settle(self, f: InFlight, outcome: Outcome) -> None:
+        """Write ``outcome`` of the attempt ``f`` holds (completions are queued for ``run``)."""
+        if isinstance(outcome, Complete):
+            self.complete(f, outcome)
+        elif isinstance(outcome, RetryLater):
+            error = codec.encode(outcome.error)
+            delay_ms = int(outcome.delay * 1000)
+            await self._write(
+                f,
+                "retry",
+                lambda: self.rt.client.scripts.retry(
+                    f.keys, f.id, f.entry, f.epoch, delay_ms, error, self.rt.config.retention_ms
+                ),
+            )
+        elif isinstance(outcome, Park):
+            error, reason = codec.encode(outcome.error), outcome.reason
+            await self._write(
+                f,
+                "park",
+                lambda: self.rt.client.scripts.park(
+                    f.keys, f.id, f.entry, f.epoch, reason, error, self.rt.config.retention_ms
+                ),
+            )
+        elif isinstance(outcome, Abandon) and outcome.reason == "lease-lost":
+            log.warning("lease lost on %s; not committing", f.id)
+
+    def complete(self, f: InFlight, outcome: Complete) -> None:
+        """Queue a final outcome, without awaiting anything (the hot path: one per success)."""
+        slot = self._buffer.get(f.keys.prefix)  # one buffer per partition: one slot per script call
         if slot is None:
-            slot = self._buffer[keys.prefix] = (keys, [])
-        slot[1].append((inv, entry, epoch, state, result))
-        self.rt.unflushed.add(inv)
+            slot = self._buffer[f.keys.prefix] = (f.keys, [])
+        slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result))
+        self.rt.unflushed.add(f.id)
         self._idle.clear()
         self._wake.set()
 
@@ -47,48 +88,47 @@ class Settler:
             await self._wake.wait()
             self._wake.clear()
             while self._buffer:
-                service, (keys, items) = next(iter(self._buffer.items()))
-                batch, rest = items[:500], items[500:]
+                prefix, (keys, items) = next(iter(self._buffer.items()))
+                batch, rest = items[:FLUSH_BATCH], items[FLUSH_BATCH:]
                 if rest:
-                    self._buffer[service] = (keys, rest)
+                    self._buffer[prefix] = (keys, rest)
                 else:
-                    del self._buffer[service]
-                statuses = await self._retrying(
-                    partial(self.rt.client.scripts.complete, keys, self.rt.config.retention_ms, batch)
-                )
-                self.fenced += statuses.count("fenced")
-                self.rt.processed += len(batch)
-                self.rt.unflushed.difference_update(item[0] for item in batch)
+                    del self._buffer[prefix]
+                await self._flush(keys, batch)
             self._idle.set()
+
+    async def _flush(self, keys: ServiceKeys, batch: list[_Item]) -> None:
+        retention_ms = self.rt.config.retention_ms
+        try:
+            statuses = await self._retrying(
+                f"complete on {keys.prefix}",
+                lambda: self.rt.client.scripts.complete(keys, retention_ms, batch),
+            )
+        except GaveUp:
+            self.given_up += len(batch)
+        else:
+            self.fenced += statuses.count("fenced")
+            self.rt.processed += len(batch)
+        self.rt.unflushed.difference_update(item[0] for item in batch)
 
     async def drain(self) -> None:
         """Wait until everything queued is written."""
         await self._idle.wait()
 
-    async def retry(
-        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, delay: float, error: bytes
-    ) -> str:
-        return await self._retrying(
-            lambda: self.rt.client.scripts.retry(
-                keys, inv, entry, epoch, int(delay * 1000), error, self.rt.config.retention_ms
-            )
-        )
+    async def _write(self, f: InFlight, what: str, op: Callable[[], Awaitable[str]]) -> None:
+        try:
+            await self._retrying(f"{what} of {f.id}", op)
+        except GaveUp:
+            self.given_up += 1
 
-    async def park(
-        self, keys: ServiceKeys, inv: str, entry: str, epoch: int, reason: str, error: bytes
-    ) -> str:
-        return await self._retrying(
-            lambda: self.rt.client.scripts.park(
-                keys, inv, entry, epoch, reason, error, self.rt.config.retention_ms
+    async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await retrying(op, what=what, deadline=self.rt.config.settle_patience, transient=_RETRIED)
+        except _RETRIED as e:
+            log.error(
+                "gave up writing the outcome (%s: %s); the entry stays pending and will be "
+                "reclaimed and run again",
+                what,
+                e,
             )
-        )
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        pause = 0.05
-        while True:
-            try:
-                return await op()
-            except _TRANSIENT as e:
-                log.warning("settle failed (%s); retrying", e)
-                await asyncio.sleep(pause * (1 + random.random()))
-                pause = min(pause * 2, 2.0)
+            raise GaveUp(what) from e

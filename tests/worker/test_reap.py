@@ -8,7 +8,7 @@ import pytest
 from reliq import Client, Context, Service
 from reliq.store.keys import GROUP
 
-from .conftest import Names, running, wait_until
+from ..conftest import Names, running, wait_until
 
 
 async def consumers(c: Client, stream: str) -> dict[str, int]:

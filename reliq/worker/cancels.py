@@ -1,0 +1,58 @@
+"""Cancelling running handlers: on request (pub/sub, or the durable flag seen by renewal) or
+because the lease is gone. A cancel never interrupts an outcome write (``InFlight.settling``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from reliq.backoff import Backoff
+from reliq.codec import text
+from reliq.errors import TRANSIENT
+from reliq.store.keys import ServiceKeys
+from reliq.worker.inflight import InFlight, Runtime
+
+log = logging.getLogger("reliq.worker.cancels")
+
+
+def request_cancel(rt: Runtime, invocation_id: str, *, lease_lost: bool = False) -> None:
+    """Cancel a running handler: because a cancel was asked for, or because the lease is gone."""
+    f = rt.inflight.get(invocation_id)
+    if f is None or f.task is None or f.settling:
+        return
+    if lease_lost:
+        f.lease_lost = True
+    else:
+        f.cancel_requested = True
+    f.task.cancel()
+    asyncio.get_running_loop().create_task(_insist(f))
+
+
+async def _insist(f: InFlight) -> None:
+    """Cancel again until the task ends: a cancellation that lands inside some redis-py awaits
+    can be swallowed (redis/redis-py#2028, #2551), which would leave the handler running."""
+    pauses = Backoff(first=0.1, cap=2.0)
+    while f.task is not None and not f.task.done():
+        await pauses.sleep()
+        if f.task is not None and not f.task.done() and not f.settling:
+            f.task.cancel()
+
+
+async def cancel_listener(rt: Runtime, services: list[ServiceKeys]) -> None:
+    """Prompt cancellation through pub/sub (lossy; renewal re-checks the durable flag)."""
+    channels = sorted({k.cancel_channel for k in services})
+    pauses = Backoff(first=1.0, cap=5.0)
+    while True:
+        pubsub = rt.client.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*channels)
+            pauses.reset()
+            async for msg in pubsub.listen():
+                data = msg.get("data")
+                if isinstance(data, bytes):
+                    request_cancel(rt, text(data))
+        except TRANSIENT as e:
+            log.warning("cancel listener: %s", e)
+            await pauses.sleep()
+        finally:
+            await pubsub.aclose()

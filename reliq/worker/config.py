@@ -1,0 +1,62 @@
+"""Worker configuration: the tuning knobs of one worker process, and its consumer name."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """Worker tuning. Times in seconds.
+
+    ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
+    before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
+    ``partitions``: consume only these partition numbers (of every service); None = all.
+    Partitions added to a service while the worker runs are picked up within ``layout_interval``.
+    ``settle_patience``: how long an outcome write waits out Redis errors before the worker gives
+    up on it and leaves the entry pending for reclaim (the scripts are idempotent and fenced).
+    """
+
+    concurrency: int = 100
+    sync_concurrency: int = 16
+    batch: int = 100
+    visibility_timeout: float = 30.0
+    reclaim_interval: float | None = None
+    block: float = 1.0
+    heartbeat_interval: float = 5.0
+    shutdown_grace: float = 30.0
+    retention: float = 24 * 3600.0
+    consumer: str | None = None
+    partitions: frozenset[int] | None = None
+    layout_interval: float = 5.0  # seconds between checks for partitions added to a service
+    reap_after: float = 3600.0  # consumers idle this long with nothing pending are deleted
+    reap_every: float = 600.0  # seconds between reaping rounds (per partition)
+    settle_patience: float = 60.0
+
+    @property
+    def renew_interval(self) -> float:
+        return self.visibility_timeout / 3
+
+    @property
+    def reclaim_every(self) -> float:
+        return (
+            self.reclaim_interval
+            if self.reclaim_interval is not None
+            else min(5.0, self.visibility_timeout / 2)
+        )
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.visibility_timeout * 1000)
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention * 1000)
+
+
+def default_consumer() -> str:
+    """``host-pid-random``: unique per process, readable in the dashboard."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(2)}"

@@ -1,0 +1,144 @@
+"""What becomes of an attempt: a pure decision from the handler's policy, the claimed attempt and
+what happened (a result or an exception) to one ``Outcome``. No Redis, no clock, no I/O: execute
+runs the handler and asks ``decide``; settle writes the outcome (and is the only writer).
+
+- returned a value: ``Complete("succeeded", result)``
+- cancelled on request: ``Complete("cancelled")``
+- raised ``Retry(delay)``: ``RetryLater(delay)``, or ``Park("attempts-exhausted")`` at
+  ``max_attempts``
+- raised ``Terminal(status)``: ``Park("terminal")``, the status kept in the error
+- raised anything else (a timeout included): ``RetryLater(backoff)``, or
+  ``Park("attempts-exhausted")`` at ``max_attempts``
+- the input does not decode: ``Park("invalid-input")``, status 422
+- the lease is lost, or the worker shuts down: ``Abandon`` (nothing written; the entry stays
+  pending and is released or reclaimed)
+- before running (``admit``): no such handler is a failure under the default policy (a newer
+  worker may know it); ``max_deliveries`` crashes park it as ``"crash-loop"``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import traceback
+from typing import Literal
+
+import msgspec
+
+from reliq.errors import LeaseLost, Retry, Terminal
+from reliq.service import Policy
+from reliq.store.record import ErrorInfo
+
+
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry the claim script handed to this worker."""
+
+    id: str
+    entry: str
+    epoch: int
+    handler: str
+    payload: bytes
+    attempt: int
+    crashes: int
+    deliveries: int
+    parent: str | None
+    key: str | None
+    trace: str | None = None
+
+
+class Complete(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Final: the handler returned (``result`` is its JSON), or it was cancelled on request."""
+
+    state: Literal["succeeded", "cancelled"]
+    result: bytes = b""
+
+
+class RetryLater(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Run again after ``delay`` seconds (the attempt counts)."""
+
+    delay: float
+    error: ErrorInfo
+
+
+class Park(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Failed for good: parked until an operator redrives or discards it."""
+
+    reason: Literal["terminal", "attempts-exhausted", "invalid-input", "crash-loop"]
+    error: ErrorInfo
+
+
+class Abandon(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Write nothing: the lease is gone (another worker owns it) or the worker is shutting down
+    (the entry stays pending and is released or reclaimed)."""
+
+    reason: Literal["lease-lost", "shutdown"]
+
+
+Outcome = Complete | RetryLater | Park | Abandon
+
+
+class InvalidInput(Exception):
+    """The stored payload does not decode into the handler's input type."""
+
+    def __init__(self, error: msgspec.MsgspecError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def error_info(exc: BaseException, *, status: int | None = None) -> ErrorInfo:
+    """The error document of a failed attempt (message and traceback capped)."""
+    tb = "".join(traceback.format_exception(exc))[-8000:]
+    return ErrorInfo(type=type(exc).__name__, message=str(exc)[:2000], traceback=tb, status=status)
+
+
+def backoff(policy: Policy, attempt: int) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, times a factor in [0.5, 1)."""
+    delay = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
+    return float(delay * (0.5 + random.random() / 2))
+
+
+def admit(policy: Policy | None, c: Claimed, service: str) -> Outcome | None:
+    """Before running: ``None`` when the handler may run, else the outcome instead of running.
+    ``policy`` is None when this worker has no such handler."""
+    if policy is None:
+        unknown = ErrorInfo(type="UnknownHandler", message=f"no handler {service}.{c.handler}")
+        return _failed(Policy(), c, unknown, backoff(Policy(), c.attempt))
+    if c.crashes >= policy.max_deliveries:
+        message = f"worker died or lost its lease {c.crashes} times while running this"
+        return Park(reason="crash-loop", error=ErrorInfo(type="CrashLoop", message=message))
+    return None
+
+
+def decide(
+    policy: Policy,
+    c: Claimed,
+    happened: bytes | BaseException,
+    *,
+    cancel_requested: bool = False,
+    lease_lost: bool = False,
+) -> Outcome:
+    """The outcome of one attempt: ``happened`` is the encoded result, or what was raised
+    (``InvalidInput`` when the payload did not decode, ``CancelledError`` when the task was
+    cancelled: by a cancel request, a lost lease, or the worker's shutdown)."""
+    if isinstance(happened, bytes):
+        return Complete(state="succeeded", result=happened)
+    if isinstance(happened, asyncio.CancelledError):
+        if lease_lost:
+            return Abandon(reason="lease-lost")
+        if cancel_requested:
+            return Complete(state="cancelled")
+        return Abandon(reason="shutdown")
+    if isinstance(happened, LeaseLost):
+        return Abandon(reason="lease-lost")
+    if isinstance(happened, InvalidInput):
+        return Park(reason="invalid-input", error=error_info(happened.error, status=422))
+    if isinstance(happened, Terminal):
+        return Park(reason="terminal", error=error_info(happened, status=happened.status))
+    delay = happened.delay if isinstance(happened, Retry) else backoff(policy, c.attempt)
+    return _failed(policy, c, error_info(happened), delay)
+
+
+def _failed(policy: Policy, c: Claimed, error: ErrorInfo, delay: float) -> Outcome:
+    if c.attempt >= policy.max_attempts:
+        return Park(reason="attempts-exhausted", error=error)
+    return RetryLater(delay=delay, error=error)

@@ -1,0 +1,60 @@
+"""State shared by the worker's loops: the client, the slot limiter, and the in-flight table
+(what this worker runs, settles or is claiming, so it never claims the same invocation twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from reliq.client import Client
+from reliq.service import App
+from reliq.store.keys import ServiceKeys
+from reliq.worker.config import WorkerConfig
+from reliq.worker.limits import Limiter
+
+
+@dataclass(eq=False, slots=True)  # slots: one GC-tracked object per entry, not two (hot path)
+class InFlight:
+    """One invocation this worker holds the lease of: its partition, stream entry and epoch."""
+
+    id: str
+    keys: ServiceKeys
+    entry: str
+    epoch: int
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    lease_lost: bool = False
+    settling: bool = False  # writing retry/park: let it finish, the script checks the flag itself
+
+
+@dataclass(eq=False)
+class Runtime:
+    app: App
+    client: Client
+    config: WorkerConfig
+    consumer: str
+    limiter: Limiter
+    inflight: dict[str, InFlight] = field(default_factory=dict)
+    unflushed: set[str] = field(default_factory=set)  # finished here, outcome not yet written
+    claiming: set[str] = field(default_factory=set)  # claim script under way
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    processed: int = 0
+
+    def holds(self, invocation_id: str) -> bool:
+        """Is this worker still running, or settling, that invocation?"""
+        return (
+            invocation_id in self.inflight
+            or invocation_id in self.unflushed
+            or invocation_id in self.claiming
+        )
+
+    def stop(self) -> None:
+        """Stop reading: wake every loop that sleeps or waits for a slot."""
+        self.stopping.set()
+        self.limiter.close()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the worker starts stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)

@@ -1,0 +1,68 @@
+"""consume: the own pending list is drained first, and a read never asks Redis for more entries
+than the limiter has free slots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from reliq import Context, Service, Worker, WorkerConfig
+from reliq.store.keys import GROUP, ServiceKeys
+from reliq.worker.consume import ensure_group, read_once
+
+from ..conftest import Names, client, running, wait_until
+
+
+async def test_a_restarted_worker_drains_its_own_pending_entries_first(url: str, names: Names) -> None:
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> str:
+        return "ran"
+
+    k = ServiceKeys(svc.name)
+    async with client(url) as c:
+        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
+        acc = await c.send(svc.name, "job")
+        # a previous life of consumer "stable" read the entry and died before running it
+        await c.redis.xreadgroup(GROUP, "stable", {k.stream: ">"}, count=1)
+        t0 = time.monotonic()
+        async with running(svc, url, consumer="stable", visibility_timeout=60.0):
+            assert await c.result(acc.id, 10) == "ran"
+        assert time.monotonic() - t0 < 10  # not via reclaim, which would need 60 s
+
+
+async def test_a_read_takes_no_more_entries_than_there_are_free_slots(url: str, names: Names) -> None:
+    svc = Service(names())
+    gate = asyncio.Event()
+
+    @svc.handler
+    async def job(ctx: Context) -> str:
+        await gate.wait()
+        return ctx.id
+
+    k = ServiceKeys(svc.name)
+    w = Worker(svc, url, config=WorkerConfig(concurrency=3, block=0.1))
+    flush = asyncio.create_task(w.settler.run())
+    try:
+        async with client(url) as c:
+            ids = [(await c.send(svc.name, "job")).id for _ in range(5)]
+            await ensure_group(w.rt, k)
+            assert w.rt.limiter.try_acquire(1) == 1  # one slot busy with other work
+            await read_once(w.rt, w.executor, k, None)
+            assert len(w.rt.inflight) == 2 and w.rt.limiter.free == 0
+            assert (await c.redis.xpending(k.stream, GROUP))["pending"] == 2  # asked for 2, not 5
+            w.rt.limiter.release(1)
+            gate.set()
+
+            async def all_done() -> bool:
+                await read_once(w.rt, w.executor, k, None)
+                states = [(await c.get(i)).state for i in ids]  # type: ignore[union-attr]
+                return states == ["succeeded"] * 5
+
+            await wait_until(all_done, what="every invocation to finish")
+            await wait_until(lambda: w.rt.limiter.used == 0, what="every slot to be given back")
+    finally:
+        flush.cancel()
+        w.executor.close()
+        await w.client.close()

@@ -1,0 +1,35 @@
+"""Checked by mypy in test_context_types.py, never imported: ``ctx.step`` keeps the step
+function's argument and return types, on both contexts, and both satisfy ``AnyContext``. Lines
+marked ``# error`` must be reported; nothing else may be."""
+
+from typing import assert_type
+
+from reliq import Context, SyncContext
+from reliq.context import AnyContext
+
+
+async def charge(order: str, cents: int) -> dict[str, int]:
+    return {order: cents}
+
+
+def reserve(order: str, *, slot: int = 0) -> int:
+    return slot
+
+
+def describe(ctx: AnyContext) -> str:
+    return f"{ctx.service}.{ctx.handler} {ctx.id} attempt {ctx.attempt} epoch {ctx.epoch}"
+
+
+async def async_handler(ctx: Context) -> None:
+    assert_type(await ctx.step("charge", charge, "o1", 500), dict[str, int])
+    assert_type(await ctx.step("reserve", reserve, "o1", slot=3), int)
+    assert_type(describe(ctx), str)
+    await ctx.step("charge", charge, "o1", "500")  # error
+    await ctx.step("reserve", reserve, "o1", place=3)  # error
+
+
+def sync_handler(ctx: SyncContext) -> None:
+    assert_type(ctx.step("reserve", reserve, "o1"), int)
+    assert_type(ctx.step("charge", charge, "o1", 500), dict[str, int])
+    assert_type(describe(ctx), str)
+    ctx.step("reserve", reserve, 1)  # error
