@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The units below reliq itself, bottom up. "reliq" alone is the public API (reliq/__init__.py):
 # it imports most of the library, so nothing inside reliq may import it.
-BASE = frozenset({"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing"})
+BASE = frozenset({"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing", "reliq.context"})
 STORE = BASE | {"reliq.store"}
 CORE = STORE | {"reliq.client", "reliq.service"}
 LIBRARY = CORE | {"reliq", "reliq.worker", "reliq.admin", "reliq.loading"}
@@ -26,6 +26,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "reliq.codec": frozenset(),
     "reliq.errors": frozenset(),
     "reliq.tracing": frozenset(),
+    "reliq.context": frozenset(),  # the Context protocol handlers see
     "reliq.backoff": frozenset({"reliq.errors"}),
     # the data model and the scripts: the bottom of everything that touches Redis
     "reliq.store": frozenset({"reliq.codec", "reliq.errors"}),

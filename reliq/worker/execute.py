@@ -13,12 +13,13 @@ from typing import Any
 
 import msgspec
 
-from reliq import codec, tracing
+from reliq import codec
 from reliq.service import Handler
 from reliq.worker.context import Context, SyncContext
 from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
 from reliq.worker.inflight import InFlight, Runtime
 from reliq.worker.settle import Settler
+from reliq.worker.traced import HandlerCall, traced
 
 
 class Executor:
@@ -28,7 +29,7 @@ class Executor:
         self.threads = ThreadPoolExecutor(
             max_workers=rt.config.sync_concurrency, thread_name_prefix="reliq-sync"
         )
-        self.call: tracing.HandlerCall = tracing.traced(self._call)
+        self.call: HandlerCall = traced(self._call)
 
     def start(self, flight: InFlight, c: Claimed) -> None:
         """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table.
