@@ -54,8 +54,8 @@ async def test_a_lost_lease_cancels_the_handler_and_it_commits_nothing(url: str,
         eid = entry["message_id"].decode()
         # another worker takes the entry over: its claim bumps the epoch
         await c.redis.xclaim(k.stream, GROUP, "thief", 0, [eid])
-        claimed = await c.scripts.claim(k, "thief", 60000, [(eid, acc.id)])
-        epoch = int(claimed[1])
+        [claimed] = await c.scripts.claim(k, "thief", 60000, [(eid, acc.id)])
+        epoch = claimed.epoch
         await renew_once(w.rt)
         await asyncio.wait_for(cancelled.wait(), 10)
         await wait_until(lambda: not w.rt.holds(acc.id), what="the handler to be dropped")

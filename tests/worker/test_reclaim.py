@@ -27,12 +27,12 @@ async def test_a_dead_consumers_entry_is_taken_over_with_a_new_epoch(url: str, n
         await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
         acc = await c.send(svc.name, "job")
         [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "dead", {k.stream: ">"}, count=1)
-        claimed = await c.scripts.claim(k, "dead", 300, [(eid.decode(), acc.id)])  # it ran, then died
+        [claimed] = await c.scripts.claim(k, "dead", 300, [(eid.decode(), acc.id)])  # it ran, then died
         async with running(svc, url, visibility_timeout=0.3, reclaim_interval=0.05):
             assert await c.result(acc.id, 10) == "ran"
         inv = await c.get(acc.id)
         assert inv is not None and inv.crashes == 1  # the dead worker's run counts as a crash
-        assert seen == [(1, int(claimed[1]) + 1)]
+        assert seen == [(1, claimed.epoch + 1)]
 
 
 async def test_reclaim_takes_no_more_entries_than_there_are_free_slots(url: str, names: Names) -> None:
