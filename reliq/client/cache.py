@@ -1,0 +1,37 @@
+"""A bounded mapping for the per-name caches (a service's keys, its partition layout, the
+gateway's handler catalog): names come from requests, so an unbounded dict would grow with every
+distinct name anyone asks for. Least recently used entries are dropped beyond ``maxsize``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+MAX_NAMES = 1024  # entries per cache: far more services than a deployment has
+
+
+class LRU(Generic[K, V]):
+    """``get`` / ``[key] = value`` with least-recently-used eviction; O(1) each."""
+
+    def __init__(self, maxsize: int = MAX_NAMES) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
