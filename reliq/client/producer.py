@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
@@ -67,7 +67,7 @@ def due_ms(at: datetime | None, now: float) -> int | None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("at must be an aware datetime (with a time zone)")
     try:
-        ts = at.timestamp()  # an offset that pushes it past year 1 or 9999 overflows
+        ts = at.astimezone(UTC).timestamp()  # an offset that pushes it past year 1 or 9999 overflows
     except (OverflowError, ValueError):
         raise ValueError("at is outside the representable range of dates") from None
     if ts - now > MAX_DELAY:
