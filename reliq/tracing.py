@@ -28,7 +28,7 @@ else:
     enabled = True
     _propagator = TraceContextTextMapPropagator()
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$")
 _ZERO_TRACE, _ZERO_PARENT = "0" * 32, "0" * 16
 
 
@@ -36,15 +36,14 @@ def valid_traceparent(header: str) -> str:
     """``header`` as a W3C ``traceparent`` (version-trace_id-parent_id-flags), or "" when the
     spec says to ignore it: malformed, version ``ff``, an all-zero trace id or parent id, or
     version 00 with anything after the flags. A later version's extra fields are dropped."""
-    m = _TRACEPARENT.match(header.strip())
-    if m is None:
+    if not header:
         return ""
-    version, trace_id, parent_id, rest = m.groups()
-    if version == "ff" or trace_id == _ZERO_TRACE or parent_id == _ZERO_PARENT:
+    h = header.strip()
+    if _TRACEPARENT.match(h) is None or h[:2] == "ff" or h[3:35] == _ZERO_TRACE or h[36:52] == _ZERO_PARENT:
         return ""
-    if rest is not None and version == "00":
-        return ""
-    return m.group(0)[:55]
+    if len(h) > 55:
+        return "" if h[:2] == "00" else h[:55]
+    return h
 
 
 provider: Any = None  # a TracerProvider to use instead of the global one (tests, embedding)

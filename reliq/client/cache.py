@@ -22,10 +22,11 @@ class LRU(Generic[K, V]):
         self._data: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
+        try:
             self._data.move_to_end(key)
-        return value
+        except KeyError:
+            return None
+        return self._data[key]
 
     def __setitem__(self, key: K, value: V) -> None:
         self._data[key] = value

@@ -104,7 +104,7 @@ async def prepare(
         parent=parent or "",
         key=key or "",
         delay_ms=None if d is None else int(d * 1000),
-        due_ms=due_ms(at, time.time()),
+        due_ms=None if at is None else due_ms(at, time.time()),
         trace=trace or "",
     )
 
