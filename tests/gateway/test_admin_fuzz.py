@@ -81,7 +81,7 @@ def test_admin_query_parameters_never_get_a_5xx(url: str, names: Names, loop: An
             invocation=st.one_of(st.sampled_from(seen), TEXT),
             params=st.dictionaries(
                 st.sampled_from(sorted({p for ps in PARAMS.values() for p in ps})), values
-            ),  # noqa: E501
+            ),
         )
         @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         def fuzz(route: str, service: str, invocation: str, params: dict[str, str]) -> None:
