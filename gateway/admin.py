@@ -24,9 +24,10 @@ from reliq.admin import detail
 from reliq.admin import overview as inspect
 from reliq.store.keys import InvalidName
 
+from .invocations import without_traceback
 from .problems import Problem, documented
 from .state import state_of
-from .tokens import ANONYMOUS, PRINCIPAL
+from .tokens import ANONYMOUS, PRINCIPAL, parse_tokens
 
 _NOT_FOUND = Problem(404, "Not Found", "unknown or expired invocation")
 _READ = documented(200, 400, 401, 404)
@@ -155,7 +156,19 @@ async def invocation(request: Request, invocation_id: str) -> Response:
         raise _NOT_FOUND from None
     if doc is None:
         raise _NOT_FOUND
+    if not _operator(request):  # a read token sees type and message, not the traceback
+        doc = msgspec.structs.replace(doc, invocation=without_traceback(doc.invocation))
     return _json(doc)
+
+
+def _operator(request: Request) -> bool:
+    """Whether the caller has operator scope: always on an open gateway; with tokens, when every
+    token of the caller's name is an operator token."""
+    configured = state_of(request).settings.tokens
+    if not configured:
+        return True
+    mine = [t.scope for t in parse_tokens(configured) if t.name == _who(request)]
+    return bool(mine) and all(scope == "operator" for scope in mine)
 
 
 @router.get("/audit", summary="Audit log of admin actions, newest first", responses=_READ)

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from reliq import App, Client
+from reliq.client.cache import LRU
 
 CACHE_SECONDS = 2.0
 
@@ -26,7 +27,8 @@ class Catalog:
     def __init__(self, client: Client, app: App | None) -> None:
         self.client = client
         self.app = app
-        self._cache: dict[str, tuple[float, dict[str, HandlerInfo]]] = {}
+        # bounded: service names come from requests (an unknown one is cached as {} for a while too)
+        self._cache: LRU[str, tuple[float, dict[str, HandlerInfo]]] = LRU()
         self._static: dict[str, dict[str, HandlerInfo]] = {}  # from the App: computed once
 
     async def handlers(self, service: str) -> dict[str, HandlerInfo]:

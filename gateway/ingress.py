@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reliq import codec, tracing
+from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
@@ -31,7 +32,6 @@ from .state import GatewayState, state_of
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-MAX_DELAY = 366 * 24 * 3600.0
 
 
 def parse_delay(raw: str | None) -> float | None:
@@ -48,11 +48,12 @@ def parse_delay(raw: str | None) -> float | None:
         h, mi, s = (float(x) if x else 0.0 for x in iso.groups())
         seconds = h * 3600 + mi * 60 + s
     if seconds > MAX_DELAY:
-        raise Problem(400, "Bad Request", "delay longer than a year")
+        raise Problem(400, "Bad Request", "delay longer than 366 days")
     return seconds
 
 
 def parse_at(raw: str | None) -> datetime | None:
+    """An RFC 3339 time with offset, at most 366 days ahead (as ``delay``); in UTC."""
     if raw is None:
         return None
     try:
@@ -61,16 +62,16 @@ def parse_at(raw: str | None) -> datetime | None:
         raise Problem(400, "Bad Request", f"invalid at {raw!r}: use RFC 3339") from None
     if at.tzinfo is None:
         raise Problem(400, "Bad Request", "at needs a time zone offset (RFC 3339)")
-    return at.astimezone(UTC)
-
-
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+    try:  # the library's rule (reliq.client.producer): representable, and not beyond the cap
+        ms = due_ms(at, time.time())
+    except ValueError as e:
+        raise Problem(400, "Bad Request", f"invalid at {raw[:64]!r}: {e}") from None
+    return datetime.fromtimestamp((ms or 0) / 1000, UTC)  # ms is set: at is not None
 
 
 def traceparent(request: Request) -> str:
-    """The caller's W3C trace context, stored with the invocation; a malformed one is ignored."""
-    value = request.headers.get("traceparent", "").strip().lower()
-    return value if _TRACEPARENT.match(value) else ""
+    """The caller's W3C trace context, stored with the invocation; an invalid one is ignored."""
+    return tracing.valid_traceparent(request.headers.get("traceparent", ""))
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -85,8 +86,8 @@ def idempotency_key(request: Request) -> str | None:
         raise Problem(400, "Bad Request", str(e)) from None
 
 
-async def _register(request: Request) -> tuple[GatewayState, Any]:
-    st = state_of(request)
+async def _register(request: Request, st: GatewayState) -> Any:
+    """Check every header, query parameter and the body, then place: a 4xx places nothing."""
     service, handler = request.path_params["service"], request.path_params["handler"]
     try:
         check_name("service", service)
@@ -122,12 +123,13 @@ async def _register(request: Request) -> tuple[GatewayState, Any]:
     else:
         accepted = await place(trace=traceparent(request))
     st.metrics.register_seconds.observe(time.perf_counter() - t0)
-    return st, accepted
+    return accepted
 
 
 async def send(request: Request) -> Response:
     """Place an invocation (fire and forget): 202 once it is durably placed."""
-    st, accepted = await _register(request)
+    st = state_of(request)
+    accepted = await _register(request, st)
     doc = {"id": accepted.id, "status": accepted.status, "durability": st.durability_level}
     return Response(
         msgspec.json.encode(doc),
@@ -143,8 +145,10 @@ async def send(request: Request) -> Response:
 
 async def call(request: Request) -> Response:
     """Place an invocation and wait up to ``Prefer: wait=N`` for its result."""
-    st, accepted = await _register(request)
+    st = state_of(request)
+    # Prefer is checked before the invocation is placed: a bad one is a 400 that places nothing
     wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
+    accepted = await _register(request, st)
     outcome = await st.client.wait(accepted.id, wait, max_pause=MAX_PAUSE)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
@@ -156,9 +160,12 @@ def prefer_wait(header: str | None, default: float, cap: float) -> float:
             name, _, value = part.strip().partition("=")
             if name.strip().lower() == "wait":
                 try:
-                    return max(0.0, min(float(value.strip()), cap))
+                    wait = float(value.strip())
                 except ValueError:
-                    raise Problem(400, "Bad Request", "Prefer: wait=N needs a number of seconds") from None
+                    wait = float("nan")
+                if wait != wait:
+                    raise Problem(400, "Bad Request", "Prefer: wait=N needs a number of seconds")
+                return max(0.0, min(wait, cap))
     return min(default, cap)
 
 

@@ -1,4 +1,7 @@
-"""GET /invocations/{id}, /output, /attach and POST /cancel."""
+"""GET /invocations/{id}, /output, /attach and POST /cancel.
+
+A failed invocation's error shows its type, message and status here, never its traceback (file
+paths, code): that stays in the operator's views (``/admin/invocations/{id}``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from starlette.responses import Response
 
 from reliq import UnknownInvocation
 from reliq.store.keys import InvalidName
+from reliq.store.record import Invocation
 
 from .outcome import MAX_PAUSE, outcome_response
 from .problems import Problem, documented
@@ -27,7 +31,14 @@ async def status(request: Request, invocation_id: str) -> Response:
         raise _NOT_FOUND from None
     if inv is None:
         raise _NOT_FOUND
-    return Response(msgspec.json.encode(inv), media_type="application/json")
+    return Response(msgspec.json.encode(without_traceback(inv)), media_type="application/json")
+
+
+def without_traceback(inv: Invocation) -> Invocation:
+    """The status document with the error's traceback emptied (type and message stay)."""
+    if inv.error is None or not inv.error.traceback:
+        return inv
+    return msgspec.structs.replace(inv, error=msgspec.structs.replace(inv.error, traceback=""))
 
 
 @router.get(

@@ -13,6 +13,7 @@ carried unchanged."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,24 @@ except ImportError:  # the otel extra is optional
 else:
     enabled = True
     _propagator = TraceContextTextMapPropagator()
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$")
+_ZERO_TRACE, _ZERO_PARENT = "0" * 32, "0" * 16
+
+
+def valid_traceparent(header: str) -> str:
+    """``header`` as a W3C ``traceparent`` (version-trace_id-parent_id-flags), or "" when the
+    spec says to ignore it: malformed, version ``ff``, an all-zero trace id or parent id, or
+    version 00 with anything after the flags. A later version's extra fields are dropped."""
+    if not header:
+        return ""
+    h = header.strip()
+    if _TRACEPARENT.match(h) is None or h[:2] == "ff" or h[3:35] == _ZERO_TRACE or h[36:52] == _ZERO_PARENT:
+        return ""
+    if len(h) > 55:
+        return "" if h[:2] == "00" else h[:55]
+    return h
+
 
 provider: Any = None  # a TracerProvider to use instead of the global one (tests, embedding)
 _cached: tuple[Any, Any] = (object(), None)  # (provider, its tracer)

@@ -21,7 +21,7 @@ from .conftest import Names, client, running, wait_until
 async def test_prepare_derives_the_registration_and_writes_nothing(url: str, names: Names) -> None:
     svc = names()
     async with client(url) as c:
-        at = datetime(2030, 1, 2, tzinfo=UTC)
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
         reg = await c.prepare(svc, "h", b'{"a":1}', key="k1", delay=1.5, at=at, parent="p", trace="t")
         assert reg.id == keyed_id(svc, "k1") and reg.fp == fingerprint("h", b'{"a":1}')
         assert (reg.handler, reg.payload, reg.parent, reg.key, reg.trace) == ("h", b'{"a":1}', "p", "k1", "t")

@@ -12,6 +12,7 @@ from typing import Any, Unpack
 
 from reliq import codec
 from reliq.client import producer
+from reliq.client.cache import LRU
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
@@ -66,8 +67,8 @@ class Client:
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
         self.topology = Topology(redis)
-        self._keys: dict[tuple[str, int], ServiceKeys] = {}
-        self._layouts: dict[str, tuple[float, Layout]] = {}
+        self._keys: LRU[tuple[str, int], ServiceKeys] = LRU()  # bounded: names come from requests
+        self._layouts: LRU[str, tuple[float, Layout]] = LRU()
 
     def keys(self, service: str, partition: int = 0) -> ServiceKeys:
         """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""

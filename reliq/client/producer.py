@@ -16,8 +16,9 @@ registrations converges on them).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 Where = tuple[str, int]  # (service, partition): one registration batch, one script call, one slot
+MAX_DELAY = 366 * 24 * 3600.0  # seconds: the furthest ahead ``delay`` or ``at`` may schedule
 
 
 class Options(TypedDict, total=False):
@@ -52,7 +54,25 @@ def seconds(delay: float | timedelta | None) -> float | None:
     s = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     if s < 0 or s != s:
         raise ValueError("delay must be a non-negative number of seconds")
+    if s > MAX_DELAY:
+        raise ValueError("delay longer than 366 days")
     return s
+
+
+def due_ms(at: datetime | None, now: float) -> int | None:
+    """``at`` as unix milliseconds: aware, representable, and at most ``MAX_DELAY`` after ``now``
+    (unix seconds); a time in the past means "now" (one before 1970 is stored as 0)."""
+    if at is None:
+        return None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("at must be an aware datetime (with a time zone)")
+    try:
+        ts = at.astimezone(UTC).timestamp()  # an offset that pushes it past year 1 or 9999 overflows
+    except (OverflowError, ValueError):
+        raise ValueError("at is outside the representable range of dates") from None
+    if ts - now > MAX_DELAY:
+        raise ValueError("at is more than 366 days ahead")
+    return max(0, int(ts * 1000))
 
 
 async def prepare(
@@ -84,7 +104,7 @@ async def prepare(
         parent=parent or "",
         key=key or "",
         delay_ms=None if d is None else int(d * 1000),
-        due_ms=None if at is None else int(at.timestamp() * 1000),
+        due_ms=None if at is None else due_ms(at, time.time()),
         trace=trace or "",
     )
 
