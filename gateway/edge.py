@@ -16,6 +16,7 @@ the hot lane and on the FastAPI routes alike):
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -48,7 +49,10 @@ def split_host(value: str) -> tuple[str, int | None] | None:
             return None
         name, rest = value[1:close], value[close + 1 :]
     elif value.count(":") > 1:  # a bare IPv6 address (allowed-hosts entries may be written so)
-        name, rest = value, ""
+        try:
+            name, rest = str(ipaddress.IPv6Address(value)), ""
+        except ValueError:
+            return None
     else:
         name, colon, port = value.partition(":")
         rest = colon + port
