@@ -74,9 +74,7 @@ def test_a_page_on_another_site_places_and_cancels_nothing(
         pages["/"] = PAGE.format(gw=gw, inv=inv, svc=s.service).encode()
         rules = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP rebind.evil.example 127.0.0.1"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, args=[*ARGS, f"--host-resolver-rules={rules}"]
-            )
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, rules])
             page = browser.new_page()
             seen: list[tuple[str, int]] = []
             page.on("response", lambda r: seen.append((r.url.removeprefix(gw), r.status)))
