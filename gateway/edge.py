@@ -71,6 +71,7 @@ class Hosts:
         names = [e for e in entries if e != "*"]
         self.suffixes = tuple(e[1:].lower() for e in names if e.startswith("*."))
         self.exact = frozenset(self._name(e) for e in names if not e.startswith("*."))
+        self.seen: set[bytes] = set()
 
     @staticmethod
     def _name(entry: str) -> str:
@@ -84,10 +85,13 @@ class Hosts:
         return name in self.exact or name.endswith(self.suffixes)
 
     def allows(self, raw: bytes | None) -> bool:
-        if self.any:
+        if self.any or raw in self.seen:  # a served Host is parsed once (a few per gateway)
             return True
         parsed = split_host(raw.decode("latin-1")) if raw is not None else None
-        return parsed is not None and self.named(parsed[0])
+        ok = parsed is not None and self.named(parsed[0])
+        if ok and raw is not None and len(self.seen) < 64:
+            self.seen.add(raw)
+        return ok
 
 
 def allowed_hosts(settings: GatewaySettings) -> Hosts:
