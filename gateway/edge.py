@@ -103,8 +103,15 @@ def allowed_hosts(settings: GatewaySettings) -> Hosts:
         entries = ("*",)
     else:
         entries = ("localhost", "127.0.0.1", "::1")
-    extra = (split_host(o.partition("://")[2]) for o in settings.public_origins)
-    return Hosts((*entries, *(h[0] for h in extra if h is not None)))
+    return Hosts((*entries, *(_origin_host(o) for o in settings.public_origins)))
+
+
+def _origin_host(origin: str) -> str:
+    scheme, sep, authority = origin.strip().lower().rstrip("/").partition("://")
+    parsed = split_host(authority) if sep and scheme in _PORTS and "/" not in authority else None
+    if parsed is None:
+        raise ValueError(f"public origin {origin!r}: use http(s)://host[:port]")
+    return parsed[0]
 
 
 class Edge:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.edge import Edge, Hosts, split_host
+from gateway.edge import Edge, Hosts, allowed_hosts, split_host
 from gateway.settings import GatewaySettings
 from reliq import Client, Context, Service
 
@@ -50,6 +50,10 @@ def keys_of(url: str, service: str) -> dict[bytes, Any]:
         return found
     finally:
         r.close()
+
+
+async def _noop(scope: Any, receive: Any, send: Any) -> None:
+    return None
 
 
 def refused(r: httpx.Response, status: int) -> None:
@@ -236,6 +240,22 @@ def test_host_parsing_and_matching() -> None:
     assert not hosts.allows(b"internal") and not hosts.allows(b"evil.com") and not hosts.allows(None)
     with pytest.raises(ValueError):
         Hosts(("example.com:8000",))
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELIQ_ALLOWED_HOSTS", " gw.internal, *.example.com ,")
+    monkeypatch.setenv("RELIQ_PUBLIC_ORIGIN", "https://reliq.example.org")
+    s = GatewaySettings.from_env()
+    assert s.allowed_hosts == ("gw.internal", "*.example.com")
+    assert s.public_origins == ("https://reliq.example.org",)
+    hosts = allowed_hosts(s)
+    assert hosts.allows(b"reliq.example.org") and hosts.allows(b"a.example.com:1") and not hosts.allows(b"x")
+    monkeypatch.setenv("RELIQ_ALLOWED_HOSTS", "")
+    assert GatewaySettings.from_env().allowed_hosts is None  # empty: the default
+    assert allowed_hosts(GatewaySettings(tokens=("t",))).any and not allowed_hosts(GatewaySettings()).any
+    for bad in ("reliq.example.org", "ftp://x", "https://x/path", "https://"):
+        with pytest.raises(ValueError):
+            Edge(_noop, GatewaySettings(public_origins=(bad,)))
 
 
 async def test_another_local_port_is_another_origin() -> None:
