@@ -66,8 +66,10 @@ def split_host(value: str) -> tuple[str, int | None] | None:
 class Hosts:
     """The allowed-hosts list: exact names, ``*.example.com`` (its subdomains) and ``*`` (any)."""
 
-    def __init__(self, entries: tuple[str, ...]) -> None:
+    def __init__(self, entries: tuple[str, ...], also: tuple[str, ...] = ()) -> None:
+        """``also``: hosts served but not named (the public origins' hosts: only their origin counts)."""
         self.any = "*" in entries
+        self.also = frozenset(also)
         names = [e for e in entries if e != "*"]
         self.suffixes = tuple(e[1:].lower() for e in names if e.startswith("*."))
         self.exact = frozenset(self._name(e) for e in names if not e.startswith("*."))
@@ -88,7 +90,7 @@ class Hosts:
         if self.any or raw in self.seen:  # a served Host is parsed once (a few per gateway)
             return True
         parsed = split_host(raw.decode("latin-1")) if raw is not None else None
-        ok = parsed is not None and self.named(parsed[0])
+        ok = parsed is not None and (self.named(parsed[0]) or parsed[0] in self.also)
         if ok and raw is not None and len(self.seen) < 64:
             self.seen.add(raw)
         return ok
@@ -103,15 +105,26 @@ def allowed_hosts(settings: GatewaySettings) -> Hosts:
         entries = ("*",)
     else:
         entries = ("localhost", "127.0.0.1", "::1")
-    return Hosts((*entries, *(_origin_host(o) for o in settings.public_origins)))
+    return Hosts(entries, tuple(o[1] for o in public_origins(settings)))
 
 
-def _origin_host(origin: str) -> str:
-    scheme, sep, authority = origin.strip().lower().rstrip("/").partition("://")
+def origin_of(text: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an origin (``https://example.com[:port]``); None if malformed."""
+    scheme, sep, authority = text.strip().lower().partition("://")
     parsed = split_host(authority) if sep and scheme in _PORTS and "/" not in authority else None
     if parsed is None:
-        raise ValueError(f"public origin {origin!r}: use http(s)://host[:port]")
-    return parsed[0]
+        return None
+    return scheme, parsed[0], parsed[1] if parsed[1] is not None else _PORTS[scheme]
+
+
+def public_origins(settings: GatewaySettings) -> frozenset[tuple[str, str, int]]:
+    out = set()
+    for origin in settings.public_origins:
+        parsed = origin_of(origin.strip().rstrip("/"))
+        if parsed is None:
+            raise ValueError(f"public origin {origin!r}: use http(s)://host[:port]")
+        out.add(parsed)
+    return frozenset(out)
 
 
 class Edge:
@@ -120,20 +133,16 @@ class Edge:
     def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
         self.app = app
         self.hosts = allowed_hosts(settings)
-        self.origins = frozenset(o.strip().lower().rstrip("/") for o in settings.public_origins)
+        self.origins = public_origins(settings)
         self.tokens = bool(settings.tokens)
 
     def _origin_ok(self, origin: bytes, server: Any) -> bool:
-        text = origin.decode("latin-1").strip().lower()
-        if text in self.origins:
-            return True
-        scheme, sep, authority = text.partition("://")
-        parsed = split_host(authority) if sep and scheme in _PORTS else None
-        if parsed is None or not self.hosts.named(parsed[0]):
-            return False
-        port = parsed[1] if parsed[1] is not None else _PORTS[scheme]
+        parsed = origin_of(origin.decode("latin-1"))
+        if parsed is None or parsed in self.origins:
+            return parsed is not None
         # another local port is another site; the server's port, unlike Host, is not the caller's
-        return not server or server[1] is None or port == server[1]
+        port_ok = not server or server[1] is None or parsed[2] == server[1]
+        return port_ok and self.hosts.named(parsed[1])
 
     def _cross_site(self, site: bytes | None, origin: bytes | None, scope: Scope) -> bool:
         if site is not None and site.strip().lower() not in _SAME:

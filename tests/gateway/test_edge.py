@@ -150,7 +150,7 @@ async def test_admin_origin_is_compared_with_the_allowed_hosts_never_the_request
         refused(await http.post(f"/send/{svc.name}/job", headers=same, json="x"), 403)
         assert await c.state(queued.id) == "pending"
         await c.cancel(queued.id)
-    public = {"public_origins": ("https://reliq.example.com",)}
+    public = {"public_origins": ("https://reliq.example.com:443/",)}
     async with Client(url) as c, gateway(url, svc, **public) as http:
         queued = await c.send(svc.name, "job", "b")
         mine = {
@@ -159,8 +159,9 @@ async def test_admin_origin_is_compared_with_the_allowed_hosts_never_the_request
             "Sec-Fetch-Site": "same-origin",
         }
         assert (await http.post(f"/invocations/{queued.id}/cancel", headers=mine)).status_code == 202
-        other = {**mine, "Origin": "https://reliq.example.com.evil.example"}
-        refused(await http.post(f"/send/{svc.name}/job", headers=other, json="x"), 403)
+        for evil in ("https://reliq.example.com.evil.example", "http://reliq.example.com"):
+            other = {**mine, "Origin": evil}  # another name, or the public name on another scheme
+            refused(await http.post(f"/send/{svc.name}/job", headers=other, json="x"), 403)
 
 
 async def test_with_tokens_any_host_by_default_and_a_bearer_token_is_not_cross_site(
