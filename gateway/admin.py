@@ -5,17 +5,16 @@ encodes its document (shapes: docs/http-api.md, "Admin API"). A partitioned serv
 merged over its partitions; each row says its partition, and ``?partition=N`` shows only one
 (a partition the service does not have is a 400). GET never changes state; actions
 are POST only (a GET on an action path is 405), idempotent, and audited under the caller's token
-name. Scopes are enforced by ``Guard`` (a ``read`` token gets 403 here); actions additionally
-refuse cross-site browser requests (``Sec-Fetch-Site`` / ``Origin``), see ``same_origin``.
+name. Scopes are enforced by ``Guard`` (a ``read`` token gets 403 here); cross-site browser
+requests and foreign Hosts are refused before that, by ``gateway.edge``.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from reliq import UnknownInvocation
@@ -32,17 +31,6 @@ from .tokens import ANONYMOUS, PRINCIPAL, parse_tokens
 _NOT_FOUND = Problem(404, "Not Found", "unknown or expired invocation")
 _READ = documented(200, 400, 401, 404)
 _ACT = documented(200, 400, 401, 403, 404)
-
-
-def same_origin(request: Request) -> None:
-    """CSRF guard for actions: a browser request must come from this origin. Requests without
-    ``Sec-Fetch-Site``/``Origin`` (curl, the CLI, scripts) pass; they carry no ambient cookies."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        raise Problem(403, "Forbidden", "cross-site request refused")
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise Problem(403, "Forbidden", "cross-site request refused")
 
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -209,7 +197,6 @@ def _action_route(action: str, summary: str) -> None:
         methods=["POST"],
         summary=summary,
         responses=_ACT,
-        dependencies=[Depends(same_origin)],
     )
 
 
@@ -227,7 +214,6 @@ for _action, _summary in (
     "/services/{service}/parked/redrive",
     summary="Redrive a service's parked set (bounded per call)",
     responses=_ACT,
-    dependencies=[Depends(same_origin)],
 )
 async def redrive_parked(
     request: Request,

@@ -26,6 +26,7 @@ from . import (
     tokens,
 )
 from .catalog import Catalog
+from .edge import Edge
 from .placement import Placer
 from .settings import GatewaySettings
 from .state import GatewayState
@@ -34,7 +35,8 @@ log = logging.getLogger("reliq.gateway")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-OPEN_PATHS = ("/healthz", "/readyz", *dashboard.PATHS)  # the dashboard shell holds no data
+# the dashboard and Swagger UI shells hold no data; /openapi.json without a token is the generic one
+OPEN_PATHS = ("/healthz", "/readyz", *dashboard.PATHS, *openapi.PATHS)
 
 
 class Guard:
@@ -135,5 +137,6 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(openapi.router)
     api.include_router(dashboard.router)
     api.add_middleware(Guard, st=st)
-    api.lane = Guard(fastpath.endpoint, st=st)  # POST /send and /call skip FastAPI's stack
+    api.add_middleware(Edge, settings=settings)  # outermost: Host, cross-site, HEAD
+    api.lane = Edge(Guard(fastpath.endpoint, st=st), settings)  # POST /send and /call skip FastAPI's stack
     return api

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from .problems import Problem
 
 _any = msgspec.json.Decoder()
+_MEDIA = "send the payload as application/json"
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -41,9 +42,10 @@ async def read_body(request: Request, max_body: int, timeout: float) -> bytes:
 
 
 async def _read(request: Request, max_body: int) -> bytes:
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        raise Problem(415, "Unsupported Media Type", "send the payload as application/json")
+    given = request.headers.get("content-type")
+    ctype = given.split(";")[0].strip().lower() if given is not None else "application/json"
+    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise Problem(415, "Unsupported Media Type", _MEDIA)
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > max_body):
         raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
@@ -53,6 +55,8 @@ async def _read(request: Request, max_body: int) -> bytes:
         if size > max_body:
             raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
         chunks.append(chunk)
+    if given is None and size:  # only an empty body may omit the type (a form always sends one)
+        raise Problem(415, "Unsupported Media Type", _MEDIA)
     return b"".join(chunks)
 
 

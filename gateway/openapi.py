@@ -1,6 +1,10 @@
 """GET /openapi.json and /docs: the routes FastAPI knows, the two hot ingress routes (plain
 Starlette routes, written here), and one concrete path per registered handler
-(``/send/orders/place``, ``/call/orders/place``) carrying that handler's input JSON schema."""
+(``/send/orders/place``, ``/call/orders/place``) carrying that handler's input JSON schema.
+
+Both are open (``gateway.app.OPEN_PATHS``), so that Swagger UI loads when tokens are set: it
+declares the ``bearer`` security scheme (Swagger's Authorize button), and without a valid token
+the document has the generic routes only, no per-handler paths (those name the services)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
+from . import tokens
 from .problems import documented
 from .state import state_of
 
 router = APIRouter()
+PATHS = ("/docs", "/openapi.json")
+_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "description": "a RELIQ_API_TOKENS token"}}
 _PROBLEM = {
     "description": "problem+json",
     "content": {"application/problem+json": {"schema": {"type": "object"}}},
@@ -72,8 +79,19 @@ def _operation(verb: str, schema: dict[str, Any], *, service: str = "", handler:
 async def openapi(request: Request) -> Response:
     doc = copy.deepcopy(request.app.openapi())
     components = doc.setdefault("components", {}).setdefault("schemas", {})
+    doc["components"]["securitySchemes"] = _SCHEMES
     for verb in ("send", "call"):
         doc["paths"][f"/{verb}/{{service}}/{{handler}}"] = {"post": _operation(verb, {})}
+    settings = state_of(request).settings
+    if settings.tokens:
+        doc["security"] = [{"bearer": []}]
+        for path in ("/healthz", "/readyz"):
+            doc["paths"][path]["get"]["security"] = []  # open to probes
+        given = request.headers.get("authorization", "")
+        if given[:7].lower() != "bearer " or not tokens.match(
+            tokens.parse_tokens(settings.tokens), given[7:].strip().encode("latin-1")
+        ):
+            return Response(msgspec.json.encode(doc), media_type="application/json")
     for service, handlers in (await state_of(request).catalog.services()).items():
         for name, info in handlers.items():
             schema = _components(info.input_schema, components) if info.input_schema else {}
@@ -86,4 +104,5 @@ async def openapi(request: Request) -> Response:
 
 @router.get("/docs", include_in_schema=False)
 async def docs() -> HTMLResponse:
+    """Swagger UI; its script and stylesheet load from FastAPI's default CDN (jsDelivr)."""
     return get_swagger_ui_html(openapi_url="/openapi.json", title="reliq gateway")

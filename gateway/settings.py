@@ -11,6 +11,10 @@ from reliq.store.topology import as_cluster_url
 _REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
 
 
+def _items(raw: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in raw.split(",") if x.strip())
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewaySettings:
     """``durability``: ``none`` (dev only; reported), ``fsync`` (the server must run with
@@ -27,6 +31,10 @@ class GatewaySettings:
     max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
     app: str | None = None  # MODULE:APP to validate bodies against handler types
     tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Host names served (``*`` any, ``*.example.com`` its subdomains); None: loopback names
+    # without tokens, any with tokens (gateway.edge)
+    allowed_hosts: tuple[str, ...] | None = None
+    public_origins: tuple[str, ...] = ()  # e.g. https://reliq.example.com: browser writes allowed
 
     def __post_init__(self) -> None:
         if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
@@ -55,6 +63,8 @@ class GatewaySettings:
             "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
             "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
             "tokens": tokens,
+            "allowed_hosts": _items(env.get("RELIQ_ALLOWED_HOSTS", "")) or None,
+            "public_origins": _items(env.get("RELIQ_PUBLIC_ORIGIN", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if env.get("RELIQ_CLUSTER", "") not in ("", "0", "false"):

@@ -94,7 +94,7 @@ async def test_wrong_methods_unknown_ids_bad_params_and_cross_site_requests(url:
                 r = await http.post(f"/admin/invocations/{acc.id}/cancel", headers=headers)
                 assert r.status_code == 403 and r.json()["detail"] == "cross-site request refused"
             assert await c.state(acc.id) == "pending"  # nothing above changed anything
-            same = {"Sec-Fetch-Site": "same-origin", "Origin": "http://gw"}
+            same = {"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1"}
             assert ok(await http.post(f"/admin/invocations/{acc.id}/cancel", headers=same))["changed"] is True
         finally:
             await c.redis.srem("reliq:services", svc)

@@ -19,5 +19,5 @@ async def gateway(
     api = create_app(GatewaySettings(redis_url=url, **settings), app=App.of(app) if app is not None else None)
     async with api.router.lifespan_context(api):
         transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             yield http
