@@ -19,6 +19,7 @@ from . import (
     health,
     ingress,
     invocations,
+    metrics,
     metrics_route,
     openapi,
     problems,
@@ -57,7 +58,6 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        route = "/" + path.strip("/").split("/", 1)[0]
         status = {"code": 500}
 
         async def counting_send(message: MutableMapping[str, Any]) -> None:
@@ -83,6 +83,7 @@ class Guard:
             scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
             await self.app(scope, receive, counting_send)
         finally:
+            route = metrics.route_label(scope)
             self.st.metrics.requests.labels(route=route, status=str(status["code"])).inc()
 
 
