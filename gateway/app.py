@@ -94,7 +94,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         from reliq.loading import load_app
 
         app = load_app(settings.app)
-    client = Client(settings.redis_url)
+    client = Client(settings.redis_url, recheck=settings.wait_recheck)
     placer = Placer(client, settings.replicas, settings.wait_timeout_ms)
     st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app), placer=placer)
 

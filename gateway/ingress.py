@@ -24,7 +24,7 @@ from reliq import codec, tracing
 from reliq.store.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
-from .outcome import MAX_PAUSE, outcome_response
+from .outcome import outcome_response
 from .problems import Problem
 from .state import GatewayState, state_of
 
@@ -142,10 +142,12 @@ async def send(request: Request) -> Response:
 
 
 async def call(request: Request) -> Response:
-    """Place an invocation and wait up to ``Prefer: wait=N`` for its result."""
-    st, accepted = await _register(request)
-    wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
-    outcome = await st.client.wait(accepted.id, wait, max_pause=MAX_PAUSE)
+    """Place an invocation and wait up to ``Prefer: wait=N`` for its result (holding a waiting
+    slot from the start: when none is free, 429 and nothing is placed)."""
+    with state_of(request).waiting.slot():
+        st, accepted = await _register(request)
+        wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
+        outcome = await st.client.wait(accepted.id, wait)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
 

@@ -46,6 +46,9 @@ class Metrics:
         self.flushes = Gauge(
             "reliq_gateway_flushes", "Registration script calls (group commits)", registry=self.registry
         )
+        self.waiters = Gauge(
+            "reliq_gateway_waiters", "Requests waiting for an outcome", registry=self.registry
+        )
         self.placed = Gauge(
             "reliq_gateway_placed", "Registrations placed through group commits", registry=self.registry
         )

@@ -15,6 +15,7 @@ from reliq.client import producer
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
+from reliq.client.waiters import RECHECK, Waiters
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
@@ -54,6 +55,7 @@ class Client:
         *,
         redis: Connection | None = None,
         retention: timedelta | float = timedelta(hours=24),
+        recheck: float = RECHECK,
     ) -> None:
         if redis is None:
             redis = connect(redis_url or "redis://127.0.0.1:6379/0")
@@ -68,6 +70,15 @@ class Client:
         self.topology = Topology(redis)
         self._keys: dict[tuple[str, int], ServiceKeys] = {}
         self._layouts: dict[str, tuple[float, Layout]] = {}
+        self.recheck = recheck  # seconds: a waiter re-reads at least this often (client/waiters.py)
+        self._waiters: Waiters | None = None
+
+    @property
+    def waiters(self) -> Waiters:
+        """The completion-notification table of this client (made on first use)."""
+        if self._waiters is None:
+            self._waiters = Waiters(self.topology)
+        return self._waiters
 
     def keys(self, service: str, partition: int = 0) -> ServiceKeys:
         """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""
@@ -128,6 +139,8 @@ class Client:
         return await self.route(service, child_token(service, parent_id, child_key))
 
     async def close(self) -> None:
+        if self._waiters is not None:
+            await self._waiters.close()
         await self.topology.close()
         if self._owns:
             await self.redis.aclose()
