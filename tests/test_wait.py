@@ -12,6 +12,7 @@ import time
 import pytest
 
 from reliq import Client, Context, Service, Terminal
+from reliq.client import waiters
 
 from .conftest import Names, running, wait_until
 
@@ -109,4 +110,21 @@ async def test_a_lost_connection_wakes_the_waiters_and_subscribes_again(url: str
         assert await c.cancel(acc.id) == "cancelled"
         out = await asyncio.wait_for(waiting, 10)
         assert out is not None and out.state == "cancelled" and time.monotonic() - t0 < 5
+        await c.redis.delete(c.keys(svc).stream)
+
+
+async def test_a_channel_without_waiters_is_unsubscribed_and_its_connection_closed(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waiters, "LINGER", 0.0)
+    monkeypatch.setattr(waiters, "SWEEP", 0.05)
+    svc = names()
+    async with Client(url, recheck=SLOW) as c:
+        acc = await c.send(svc, "h", None)
+        waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+        await wait_until(lambda: subscribed(c, acc.id), what="subscribed")
+        assert len(c.waiters._nodes) == 1
+        assert await c.cancel(acc.id) == "cancelled"
+        assert (await asyncio.wait_for(waiting, 10)) is not None
+        await wait_until(lambda: not c.waiters._nodes and not c.waiters._subscribed, what="closed")
         await c.redis.delete(c.keys(svc).stream)

@@ -92,10 +92,6 @@ class Waiters:
         self._subscribed: dict[str, _Node] = {}  # channel -> the node it is subscribed on
         self._closed = False
 
-    @property
-    def count(self) -> int:
-        return sum(len(ws) for ws in self._by_id.values())
-
     @contextlib.contextmanager
     def watch(self, invocation_id: str, channel: str) -> Iterator[Waiter]:
         """Register a waiter for the block (before the first read of the outcome)."""
