@@ -70,15 +70,8 @@ class Client:
         self.topology = Topology(redis)
         self._keys: dict[tuple[str, int], ServiceKeys] = {}
         self._layouts: dict[str, tuple[float, Layout]] = {}
-        self.recheck = recheck  # seconds: a waiter re-reads at least this often (client/waiters.py)
-        self._waiters: Waiters | None = None
-
-    @property
-    def waiters(self) -> Waiters:
-        """The completion-notification table of this client (made on first use)."""
-        if self._waiters is None:
-            self._waiters = Waiters(self.topology)
-        return self._waiters
+        self.recheck = recheck  # seconds: a waiter re-reads at least this often
+        self.waiters = Waiters(self.topology)  # Client.wait's table; no connection until one waits
 
     def keys(self, service: str, partition: int = 0) -> ServiceKeys:
         """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""
@@ -139,8 +132,7 @@ class Client:
         return await self.route(service, child_token(service, parent_id, child_key))
 
     async def close(self) -> None:
-        if self._waiters is not None:
-            await self._waiters.close()
+        await self.waiters.close()
         await self.topology.close()
         if self._owns:
             await self.redis.aclose()
