@@ -128,3 +128,31 @@ async def test_a_channel_without_waiters_is_unsubscribed_and_its_connection_clos
         assert (await asyncio.wait_for(waiting, 10)) is not None
         await wait_until(lambda: not c.waiters._nodes and not c.waiters._subscribed, what="closed")
         await c.redis.delete(c.keys(svc).stream)
+
+
+async def test_a_subscription_that_keeps_failing_degrades_to_a_read_per_backoff(
+    url: str, names: Names
+) -> None:
+    """SSUBSCRIBE refused (an ACL without it): no loop of reads and re-subscriptions; the waiter
+    re-reads once per ``BACKOFF`` and still gets its outcome."""
+    svc, user = names(), names("u")
+    async with Client(url) as admin:
+        await admin.redis.execute_command(
+            "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-ssubscribe"
+        )
+        try:
+            async with Client(f"redis://{user}:pw@{url.split('://', 1)[1]}", recheck=SLOW) as c:
+                acc = await c.send(svc, "h", None)
+                before = (await admin.redis.info("commandstats"))["cmdstat_hmget"]["calls"]
+                waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+                await asyncio.sleep(2.0)  # the measurement window: nothing finishes
+                reads = (await admin.redis.info("commandstats"))["cmdstat_hmget"]["calls"] - before
+                assert 1 <= reads <= 5, reads  # one per second (BACKOFF), not a loop
+                t0 = time.monotonic()
+                assert await admin.cancel(acc.id) == "cancelled"
+                out = await asyncio.wait_for(waiting, 10)
+                assert out is not None and out.state == "cancelled"
+                assert time.monotonic() - t0 < waiters.BACKOFF + 1.5
+                await c.redis.delete(c.keys(svc).stream)
+        finally:
+            await admin.redis.execute_command("ACL", "DELUSER", user)

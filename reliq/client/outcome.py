@@ -62,5 +62,5 @@ async def wait(
             remaining = deadline - time.monotonic()
             if out is None or out.finished or remaining <= 0:
                 return out
-            await waiters.subscribe(channel)
-            await waiter.sleep(min(pause, remaining))
+            at_most = await waiters.subscribe(channel)  # inf, or a short pause while it cannot
+            await waiter.sleep(min(pause, remaining, at_most))

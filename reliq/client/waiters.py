@@ -19,7 +19,9 @@ Pub/sub is at-most-once, so nothing relies on a message arriving:
 - every waiter re-reads at least every ``recheck`` seconds anyway: the safety net for a message
   that never arrived.
 
-A channel nobody waited on for ``LINGER`` seconds is unsubscribed; a node without channels closes
+After a failure no channel is subscribed for ``BACKOFF`` seconds (the recheck serves the waiters
+meanwhile), so a subscription that keeps failing never turns into a loop of reads. A channel nobody
+waited on for ``LINGER`` seconds is unsubscribed; a node without channels closes
 its connection. The pub/sub connections have their own pools, without health-check pings: the
 listener is the only task that reads from them; subscribers only write (under the node's lock).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +45,7 @@ log = logging.getLogger("reliq.client.waiters")
 RECHECK = 2.0  # seconds: a waiter re-reads at least this often (the safety net)
 LINGER = 30.0  # seconds a channel stays subscribed without waiters
 SWEEP = 5.0  # seconds between the listener's checks for idle channels
+BACKOFF = 1.0  # seconds without new subscriptions after one failed (the waiters' recheck covers it)
 
 
 class Waiter:
@@ -90,6 +94,7 @@ class Waiters:
         self._by_channel: dict[str, set[Waiter]] = {}
         self._nodes: dict[int, _Node] = {}  # by id() of the server's client
         self._subscribed: dict[str, _Node] = {}  # channel -> the node it is subscribed on
+        self._failed = -BACKOFF  # when a subscription or a listener last failed (monotonic)
         self._closed = False
 
     @contextlib.contextmanager
@@ -111,18 +116,22 @@ class Waiters:
             if node is not None and channel in node.channels:
                 node.channels[channel] = time.monotonic()
 
-    async def subscribe(self, channel: str) -> None:
+    async def subscribe(self, channel: str) -> float:
         """Make sure ``channel`` is subscribed. Sends SSUBSCRIBE (never waits for the confirmation,
-        which wakes the channel's waiters); on any trouble the waiters' recheck is the fallback."""
-        if channel in self._subscribed or self._closed:
-            return
+        which wakes the channel's waiters). Returns how long a waiter may sleep at most: forever
+        (``inf``) when subscribed, else ``BACKOFF`` (its re-reads are all there is meanwhile)."""
+        if channel in self._subscribed:
+            return math.inf
+        if self._closed or time.monotonic() - self._failed < BACKOFF:
+            return BACKOFF
         try:
             server = await self.topology.node_for(channel)
         except Exception as e:
             log.debug("no node for %s: %r", channel, e)
-            return
+            self._failed = time.monotonic()
+            return BACKOFF
         if channel in self._subscribed or self._closed:
-            return
+            return await self.subscribe(channel)
         node = self._nodes.get(id(server))
         if node is None:
             node = self._nodes[id(server)] = _Node(server)
@@ -133,10 +142,12 @@ class Waiters:
                 await node.pubsub.ssubscribe(channel)
         except Exception as e:
             log.info("subscribing %s failed: %r", channel, e)
+            self._failed = time.monotonic()
             await self._drop(node)
-            return
+            return BACKOFF
         if node.task is None and self._nodes.get(id(server)) is node:
             node.task = asyncio.create_task(self._listen(node), name=f"reliq-waiters-{channel}")
+        return math.inf
 
     async def _listen(self, node: _Node) -> None:
         try:
@@ -149,6 +160,7 @@ class Waiters:
             raise
         except Exception as e:  # lost for good (redis-py re-sends and reconnects first), or moved
             log.info("completion listener restarts: %r", e)
+            self._failed = time.monotonic()
         finally:
             await self._drop(node)
 
