@@ -42,7 +42,7 @@ async def output(request: Request, invocation_id: str) -> Response:
 @router.get(
     "/{invocation_id}/attach",
     summary="Long-poll until finished or `wait` seconds (then 202)",
-    responses=documented(200, 202, 400, 401, 404, 409, 500),
+    responses=documented(200, 202, 400, 401, 404, 409, 429, 500),
 )
 async def attach(request: Request, invocation_id: str, wait: float = Query(30.0, ge=0, le=3600)) -> Response:
     return await _answer(request, invocation_id, min(wait, state_of(request).settings.max_wait))

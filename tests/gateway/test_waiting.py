@@ -112,6 +112,7 @@ async def test_past_max_waiters_429_with_retry_after_and_call_places_nothing(url
         await r.aclose()
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_call_is_answered_when_the_handler_finishes_not_at_the_next_recheck(
     url: str, names: Names
 ) -> None:
