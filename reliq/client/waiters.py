@@ -161,6 +161,8 @@ class Waiters:
         except Exception as e:  # lost for good (redis-py re-sends and reconnects first), or moved
             log.info("completion listener restarts: %r", e)
             self._failed = time.monotonic()
+            with contextlib.suppress(Exception):
+                await self.topology.refresh()  # a Cluster's slot map, after a move or a failover
         finally:
             await self._drop(node)
 
