@@ -19,6 +19,7 @@ from . import (
     health,
     ingress,
     invocations,
+    metrics,
     metrics_route,
     openapi,
     problems,
@@ -59,7 +60,6 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        route = "/" + path.strip("/").split("/", 1)[0]
         status = {"code": 500}
 
         async def counting_send(message: MutableMapping[str, Any]) -> None:
@@ -85,6 +85,7 @@ class Guard:
             scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
             await self.app(scope, receive, counting_send)
         finally:
+            route = metrics.route_label(scope)
             self.st.metrics.requests.labels(route=route, status=str(status["code"])).inc()
 
 
@@ -95,7 +96,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         from reliq.loading import load_app
 
         app = load_app(settings.app)
-    client = Client(settings.redis_url)
+    client = Client(settings.redis_url, recheck=settings.wait_recheck)
     placer = Placer(client, settings.replicas, settings.wait_timeout_ms)
     st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app), placer=placer)
 

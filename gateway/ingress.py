@@ -25,7 +25,7 @@ from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
 from .body import canonical, check_input, parse_json, read_body
-from .outcome import MAX_PAUSE, outcome_response
+from .outcome import outcome_response
 from .problems import Problem
 from .state import GatewayState, state_of
 
@@ -144,12 +144,14 @@ async def send(request: Request) -> Response:
 
 
 async def call(request: Request) -> Response:
-    """Place an invocation and wait up to ``Prefer: wait=N`` for its result."""
+    """Place an invocation and wait up to ``Prefer: wait=N`` for its result (holding a waiting
+    slot from the start: when none is free, 429 and nothing is placed)."""
     st = state_of(request)
     # Prefer is checked before the invocation is placed: a bad one is a 400 that places nothing
     wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
-    accepted = await _register(request, st)
-    outcome = await st.client.wait(accepted.id, wait, max_pause=MAX_PAUSE)
+    with st.waiting.slot():
+        accepted = await _register(request, st)
+        outcome = await st.client.wait(accepted.id, wait)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
 

@@ -13,7 +13,7 @@ from reliq import UnknownInvocation
 from reliq.store.keys import InvalidName
 from reliq.store.record import Invocation
 
-from .outcome import MAX_PAUSE, outcome_response
+from .outcome import outcome_response
 from .problems import Problem, documented
 from .state import state_of
 
@@ -53,7 +53,7 @@ async def output(request: Request, invocation_id: str) -> Response:
 @router.get(
     "/{invocation_id}/attach",
     summary="Long-poll until finished or `wait` seconds (then 202)",
-    responses=documented(200, 202, 400, 401, 404, 409, 500),
+    responses=documented(200, 202, 400, 401, 404, 409, 429, 500),
 )
 async def attach(request: Request, invocation_id: str, wait: float = Query(30.0, ge=0, le=3600)) -> Response:
     return await _answer(request, invocation_id, min(wait, state_of(request).settings.max_wait))
@@ -61,12 +61,13 @@ async def attach(request: Request, invocation_id: str, wait: float = Query(30.0,
 
 async def _answer(request: Request, invocation_id: str, wait: float | None) -> Response:
     """The outcome now (``wait`` None) or after waiting; a malformed id is unknown (404)."""
-    client = state_of(request).client
+    st = state_of(request)
     try:
-        if wait is None:
-            out = await client.outcome(invocation_id)
+        if not wait:
+            out = await st.client.outcome(invocation_id)
         else:
-            out = await client.wait(invocation_id, wait, max_pause=MAX_PAUSE)
+            with st.waiting.slot():
+                out = await st.client.wait(invocation_id, wait)
     except InvalidName:
         out = None
     return outcome_response(invocation_id, out)

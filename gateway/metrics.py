@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
+
+OTHER = "other"  # the route label of every request that matches no route (404s, junk paths)
+
+
+def route_label(scope: MutableMapping[str, Any]) -> str:
+    """The ``route`` label of a request: the first segment of the route it matched (``/send``,
+    ``/call``, ``/invocations``, ``/admin``, ``/healthz``, ...: every route starts with a fixed
+    segment), or ``other``. Read after the request ran: the router left ``scope["route"]`` (the hot
+    lane ``reliq.hot``); a request refused before routing (401, 403) is matched against the route
+    table. So the label set is the route table's, however many distinct paths clients send."""
+    routed = "route" in scope or "reliq.hot" in scope
+    if not routed and "app" in scope:
+        routed = any(r.matches(scope)[0] is not Match.NONE for r in scope["app"].router.routes)
+    if not routed:
+        return OTHER
+    return "/" + str(scope["path"]).lstrip("/").split("/", 1)[0]
 
 
 class Metrics:
@@ -25,6 +45,9 @@ class Metrics:
         )
         self.flushes = Gauge(
             "reliq_gateway_flushes", "Registration script calls (group commits)", registry=self.registry
+        )
+        self.waiters = Gauge(
+            "reliq_gateway_waiters", "Requests waiting for an outcome", registry=self.registry
         )
         self.placed = Gauge(
             "reliq_gateway_placed", "Registrations placed through group commits", registry=self.registry

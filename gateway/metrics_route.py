@@ -23,4 +23,5 @@ async def metrics(request: Request) -> Response:
         m.parked.labels(service=service).set(c.parked)
         m.delayed.labels(service=service).set(c.delayed)
     m.set_batches(st.placer.flushes, st.placer.placed)
+    m.waiters.set(st.waiting.active)
     return Response(m.render(), media_type="text/plain; version=0.0.4")

@@ -12,8 +12,6 @@ from reliq.client.outcome import Outcome
 
 from .problems import Problem, problem_response
 
-MAX_PAUSE = 0.05  # seconds between polls at most: an HTTP caller is waiting on the answer
-
 
 def outcome_response(
     invocation_id: str, out: Outcome | None, headers: dict[str, str] | None = None

@@ -29,6 +29,8 @@ class GatewaySettings:
     max_depth: int = 64
     body_timeout: float = 10.0  # a client must deliver its body within this (slow-client guard)
     max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
+    max_waiters: int = 1000  # requests waiting for an outcome (/call, /attach) at once -> 429 beyond
+    wait_recheck: float = 2.0  # seconds: a waiter re-reads its outcome at least this often
     app: str | None = None  # MODULE:APP to validate bodies against handler types
     tokens: tuple[str, ...] = field(default=(), repr=False)
     # Host names served (``*`` any, ``*.example.com`` its subdomains); None: loopback names
@@ -62,6 +64,8 @@ class GatewaySettings:
             "default_wait": float(env.get("RELIQ_DEFAULT_WAIT", cls.default_wait)),
             "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
             "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
+            "max_waiters": int(env.get("RELIQ_MAX_WAITERS", cls.max_waiters)),
+            "wait_recheck": float(env.get("RELIQ_WAIT_RECHECK", cls.wait_recheck)),
             "tokens": tokens,
             "allowed_hosts": _items(env.get("RELIQ_ALLOWED_HOSTS", "")) or None,
             "public_origins": _items(env.get("RELIQ_PUBLIC_ORIGIN", "")),

@@ -105,7 +105,7 @@ async def test_outcome_and_wait_follow_an_invocation_to_its_end(url: str, names:
         with pytest.raises(TimeoutError):
             await c.result(ok.id, 0.05)
         async with running(svc, url):
-            done = await c.wait(ok.id, 10, max_pause=0.05)
+            done = await c.wait(ok.id, 10, recheck=0.05)
             assert done is not None and done.finished and (done.state, done.result) == ("succeeded", b"42")
             failed = await c.wait(bad.id, 10)
             assert failed is not None and failed.state == "failed"

@@ -16,6 +16,7 @@ from reliq.client.cache import LRU
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
+from reliq.client.waiters import RECHECK, Waiters
 from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
@@ -55,6 +56,7 @@ class Client:
         *,
         redis: Connection | None = None,
         retention: timedelta | float = timedelta(hours=24),
+        recheck: float = RECHECK,
     ) -> None:
         if redis is None:
             redis = connect(redis_url or "redis://127.0.0.1:6379/0")
@@ -69,6 +71,8 @@ class Client:
         self.topology = Topology(redis)
         self._keys: LRU[tuple[str, int], ServiceKeys] = LRU()  # bounded: names come from requests
         self._layouts: LRU[str, tuple[float, Layout]] = LRU()
+        self.recheck = recheck  # seconds: a waiter re-reads at least this often
+        self.waiters = Waiters(self.topology)  # Client.wait's table; no connection until one waits
 
     def keys(self, service: str, partition: int = 0) -> ServiceKeys:
         """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""
@@ -129,6 +133,7 @@ class Client:
         return await self.route(service, child_token(service, parent_id, child_key))
 
     async def close(self) -> None:
+        await self.waiters.close()
         await self.topology.close()
         if self._owns:
             await self.redis.aclose()

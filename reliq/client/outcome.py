@@ -2,14 +2,15 @@
 (``wait``), shared by ``Client.result`` (which decodes and raises) and the gateway (which maps an
 ``Outcome`` to an HTTP answer without decoding: the stored JSON is the response body).
 
-Waiting polls the record (three fields, one round trip) with pauses growing from 2 ms: a result
-usually arrives within milliseconds, and a long wait costs a few reads a second, no subscription
-and no extra connection per waiter.
+Waiting reads the record (three fields, one round trip) when the waiter starts, when a completion
+notification wakes it (``reliq.client.waiters``: the settling scripts publish the ids that
+finished on their partition's ``done`` channel), and at least every ``recheck`` seconds (the
+safety net: pub/sub is at-most-once). It costs O(1) reads per completed invocation, nothing per
+waiter per tick; one pub/sub connection per server serves every waiter of the process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,6 @@ from reliq.store.record import TERMINAL
 
 if TYPE_CHECKING:
     from reliq.client import Client
-
-FIRST_PAUSE = 0.002
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,19 +45,22 @@ async def read(client: Client, invocation_id: str) -> Outcome | None:
 
 
 async def wait(
-    client: Client, invocation_id: str, timeout: float, *, max_pause: float = 0.1
+    client: Client, invocation_id: str, timeout: float, *, recheck: float | None = None
 ) -> Outcome | None:
-    """Poll (pauses from 2 ms up to ``max_pause`` s) until the invocation is finished or
-    ``timeout`` seconds passed; then its outcome (unfinished after a timeout), or None as soon as
-    it is unknown."""
+    """Wait until the invocation is finished or ``timeout`` seconds passed; then its outcome
+    (unfinished after a timeout), or None as soon as it is unknown. Woken by its completion
+    notification; re-reads at least every ``recheck`` seconds (default ``client.recheck``)."""
+    if timeout <= 0:
+        return await read(client, invocation_id)
+    channel = client.keys_of(invocation_id).done_channel
     deadline = time.monotonic() + timeout
-    pause = FIRST_PAUSE
-    while True:
-        out = await read(client, invocation_id)
-        if out is None or out.finished:
-            return out
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return out
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, max_pause)
+    pause = client.recheck if recheck is None else recheck
+    waiters = client.waiters
+    with waiters.watch(invocation_id, channel) as waiter:  # before the first read: no gap
+        while True:
+            out = await read(client, invocation_id)
+            remaining = deadline - time.monotonic()
+            if out is None or out.finished or remaining <= 0:
+                return out
+            at_most = await waiters.subscribe(channel)  # inf, or a short pause while it cannot
+            await waiter.sleep(min(pause, remaining, at_most))

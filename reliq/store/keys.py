@@ -23,6 +23,9 @@ key                                type    content
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
+``reliq:{S}:done``                 sharded pub/sub channel (SPUBLISH), one per partition: ids that
+                                   just finished (complete, park, cancel, retry's cancel publish
+                                   them, space-separated); waiters listen (client/waiters.py)
 =================================  ======  =====================================================
 
 Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once terminal):
@@ -176,6 +179,7 @@ class ServiceKeys:
         "children_prefix",
         "consumer_prefix",
         "delayed",
+        "done_channel",
         "inv_prefix",
         "layout",
         "lost",
@@ -207,6 +211,7 @@ class ServiceKeys:
         self.archive = self.prefix + "archive"
         self.audit = self.prefix + "audit"
         self.minutes = self.prefix + "minutes"
+        self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"

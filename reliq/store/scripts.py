@@ -1,7 +1,8 @@
 """Typed wrappers around the Lua scripts in ``reliq/store/lua/`` (one method per script file).
 
 Each script is loaded from fixed source and called with EVALSHA (redis-py reloads it after
-NOSCRIPT). Every key a script touches is passed in KEYS; all of them share one hash tag. The
+NOSCRIPT). Every key a script touches is passed in KEYS (so is the ``done`` channel the settling
+scripts publish on); all of them share one hash tag. The
 source loaded is the script with the ``lua/lib/`` libraries it names prepended (sources.py).
 Every reply is decoded once, into the types of ``reliq.store.replies``.
 """
@@ -138,24 +139,24 @@ class Scripts:
         self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
     ) -> list[Settled]:
         """``items``: (invocation id, entry id, epoch, final state, result)."""
-        keys = [k.stream, k.minutes]
+        keys = [k.stream, k.minutes, k.done_channel]
         args: list[Arg] = [GROUP, retention_ms]
         for inv, eid, epoch, state, result in items:
             keys.extend(k.per_invocation(inv))
-            args.extend((eid, epoch, state, result))
+            args.extend((eid, epoch, state, result, inv))
         return [as_settled(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
     ) -> Retried:
-        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes]
+        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel]
         reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
         return as_retried(reply)
 
     async def park(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
     ) -> Settled:
-        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes]
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes, k.done_channel]
         reply = await self._run("park", keys, [GROUP, eid, epoch, reason, error, inv, retention_ms])
         return as_settled(reply)
 
@@ -187,7 +188,7 @@ class Scripts:
         return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
 
     async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> Cancelled:
-        keys = [*k.per_invocation(inv), k.delayed, k.audit]
+        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel]
         return as_cancelled(await self._run("cancel", keys, [inv, retention_ms, who]))
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:

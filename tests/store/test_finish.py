@@ -60,8 +60,9 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
     async with client(url) as c:
         full, bare = await claimed(c, k), await claimed(c, k)
         await with_step_and_child(c, k, full)
-        keys = [k.stream, k.minutes, *k.per_invocation(full.id), *k.per_invocation(bare.id)]
-        done = [full.entry, full.epoch, "succeeded", "7", bare.entry, bare.epoch, "cancelled", ""]
+        keys = [k.stream, k.minutes, k.done_channel, *k.per_invocation(full.id), *k.per_invocation(bare.id)]
+        done = [full.entry, full.epoch, "succeeded", "7", full.id]
+        done += [bare.entry, bare.epoch, "cancelled", "", bare.id]
         args = [GROUP, RETENTION, *done]
         assert text(await run(c, "complete", keys, args)) == ["ok", "ok"]
         rec = await record(c, k, full.id)
@@ -79,7 +80,7 @@ async def test_park_fails_for_good_clears_the_holder_and_lists_it_parked(url: st
     async with client(url) as c:
         h = await claimed(c, k)
         await with_step_and_child(c, k, h)
-        keys = [*k.per_invocation(h.id), k.stream, k.parked, k.minutes]
+        keys = [*k.per_invocation(h.id), k.stream, k.parked, k.minutes, k.done_channel]
         args = [GROUP, h.entry, h.epoch, "attempts", ERROR, h.id, RETENTION]
         assert text(await run(c, "park", keys, args)) == "ok"
         rec = await record(c, k, h.id)
@@ -102,7 +103,7 @@ async def test_retry_with_a_cancel_requested_finishes_cancelled(url: str, names:
     async with client(url) as c:
         h = await claimed(c, k)
         assert await c.cancel(h.id) == "cancelling"
-        keys = [*k.per_invocation(h.id), k.stream, k.delayed, k.minutes]
+        keys = [*k.per_invocation(h.id), k.stream, k.delayed, k.minutes, k.done_channel]
         args = [GROUP, h.entry, h.epoch, 1000, ERROR, h.id, RETENTION]
         assert text(await run(c, "retry", keys, args)) == "cancelled"
         rec = await record(c, k, h.id)
@@ -118,7 +119,7 @@ async def test_cancel_of_queued_work_finishes_it_without_a_holder(url: str, name
     async with client(url) as c:
         acc = await c.send(svc, "h", None)
         eid = (await c.redis.hget(k.inv(acc.id), "entry")).decode()
-        keys = [*k.per_invocation(acc.id), k.delayed, k.audit]
+        keys = [*k.per_invocation(acc.id), k.delayed, k.audit, k.done_channel]
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "cancelled"
         rec = await record(c, k, acc.id)
         assert (rec["state"], rec["cancel"], rec["entry"]) == ("cancelled", "1", eid)  # entry kept

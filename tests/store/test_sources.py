@@ -47,7 +47,7 @@ def test_no_python_module_writes_a_stream_entry_itself() -> None:
 
 def test_declared_libraries_exist_are_used_and_cover_every_lib_call() -> None:
     lib_defs = {p.stem: defined(p.read_text()) for p in LIBS}
-    assert {"clock", "fence", "finish", "ack", "terminal", "timeline"} <= lib_defs.keys()
+    assert {"clock", "fence", "finish", "ack", "terminal", "timeline", "notify"} <= lib_defs.keys()
     for path in [*SCRIPTS, *LIBS]:
         body = path.read_text()
         declared = uses(body)
@@ -65,8 +65,8 @@ def test_declared_libraries_exist_are_used_and_cover_every_lib_call() -> None:
 
 
 def test_libraries_come_once_each_after_what_they_use() -> None:
-    assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish"]
-    assert libs("cancel") == ["clock", "terminal", "timeline", "finish"]
+    assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish", "notify"]
+    assert libs("cancel") == ["clock", "terminal", "timeline", "finish", "notify"]
     assert libs("reap") == [] and source("reap") == (LUA / "reap.lua").read_text()
     for name in Scripts.NAMES:
         order = libs(name)

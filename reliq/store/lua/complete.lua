@@ -1,20 +1,23 @@
 -- complete: settle a batch of finished attempts in one call. Epoch-fenced: a worker that lost its
 -- lease cannot commit or ack. Writes the outcome, starts retention, acks and deletes the entry.
--- KEYS[1] stream, KEYS[2] per-minute counters, then per invocation 3 keys: record, steps, children
--- ARGV[1] group, ARGV[2] retention ms, then per invocation 4 values:
---   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or '')
--- timeline: the final state; counters: succeeded / cancelled of this minute
+-- KEYS[1] stream, KEYS[2] per-minute counters, KEYS[3] done channel, then per invocation 3 keys:
+-- record, steps, children
+-- ARGV[1] group, ARGV[2] retention ms, then per invocation 5 values:
+--   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), invocation id
+-- timeline: the final state; counters: succeeded / cancelled of this minute; the ids settled are
+-- published on the done channel (one message)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
--- uses: clock, fence, ack, timeline, finish
+-- uses: clock, fence, ack, timeline, finish, notify
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
-local n = (#KEYS - 2) / 3
+local done = {}
+local n = (#KEYS - 3) / 3
 for i = 0, n - 1 do
-  local rec, steps, children = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local eid, epoch, state, result = ARGV[3 + 4 * i], ARGV[4 + 4 * i], ARGV[5 + 4 * i], ARGV[6 + 4 * i]
+  local rec, steps, children = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
+  local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
   -- 'step' is set by the step script, 'kids' by link_child: only then do those keys exist
   local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids')
   local refused = fence(r[1], r[2], epoch)
@@ -24,6 +27,7 @@ for i = 0, n - 1 do
     finish(rec, {r[5] and steps, r[6] and children}, ttl, now, state, {'result', result}, true, r[4],
       tl_line(now, state, r[3], epoch))
     acked[#acked + 1] = eid
+    done[#done + 1] = ARGV[7 + 5 * i]
     counts[state] = (counts[state] or 0) + 1
     out[#out + 1] = 'ok'
   end
@@ -31,4 +35,5 @@ end
 ack(KEYS[1], ARGV[1], acked)  -- one XACK and one XDEL for the whole batch
 count_minute(KEYS[2], now, 'succeeded', counts.succeeded)
 count_minute(KEYS[2], now, 'cancelled', counts.cancelled)
+notify(KEYS[3], done)
 return out

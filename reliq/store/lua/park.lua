@@ -1,12 +1,12 @@
 -- park: fail an invocation for good (attempts exhausted, terminal error, crash loop); epoch-fenced.
 -- It stays listed in the parked set (dead letters) and its record expires after the retention.
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] stream, KEYS[5] parked set,
--- KEYS[6] per-minute counters
+-- KEYS[6] per-minute counters, KEYS[7] done channel
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] reason, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms
--- timeline: 'parked' (reason); counters: failed
+-- timeline: 'parked' (reason); counters: failed; the id is published on the done channel
 -- returns 'ok' | 'fenced' | 'noop'
--- uses: clock, fence, ack, timeline, finish
+-- uses: clock, fence, ack, timeline, finish, notify
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end
@@ -18,4 +18,5 @@ redis.call('ZADD', KEYS[5], now, ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
 ack(KEYS[4], ARGV[1], {ARGV[2]})
 count_minute(KEYS[6], now, 'failed', 1)
+notify(KEYS[7], {ARGV[6]})
 return 'ok'

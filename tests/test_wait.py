@@ -1,0 +1,158 @@
+"""Waiting for an outcome (``Client.wait``, so ``Client.result``, the gateway's /call and /attach)
+without polling: the settling scripts publish the ids that finished on their partition's ``done``
+channel (sharded pub/sub), one subscription per partition serves every waiter of the process, and
+a waiter re-reads on its own only every ``recheck`` seconds (the safety net for a lost message).
+Issue 12, finding 7."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from reliq import Client, Context, Service, Terminal
+from reliq.client import waiters
+
+from .conftest import Names, running, wait_until
+
+SLOW = 30.0  # a recheck no test may wait for: only a notification can wake the waiter in time
+
+
+def subscribed(c: Client, invocation_id: str) -> bool:
+    """The waiter's channel is subscribed and confirmed (the confirmation woke it: it re-read)."""
+    w = c.waiters
+    channel = c.keys_of(invocation_id).done_channel
+    return channel in w._subscribed and invocation_id in w._by_id
+
+
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
+async def test_waiters_are_woken_by_every_kind_of_completion(url: str, names: Names) -> None:
+    svc = Service(names())
+    go = asyncio.Event()
+
+    @svc.handler
+    async def ok(ctx: Context, n: int) -> int:
+        await go.wait()
+        return n
+
+    @svc.handler
+    async def bad(ctx: Context) -> None:
+        await go.wait()
+        raise Terminal("no", status=422)
+
+    @svc.handler
+    async def hang(ctx: Context) -> None:
+        await asyncio.sleep(3600)
+
+    c = Client(url, recheck=SLOW)
+    try:
+        async with running(svc, url):
+            acc = [await c.send(svc.name, "ok", 7), await c.send(svc.name, "bad")]
+            queued = await c.send(svc.name, "ok", 1, delay=3600)  # cancel.lua finishes it
+            running_one = await c.send(svc.name, "hang")  # cancelled while it runs
+            ids = [a.id for a in (*acc, queued, running_one)]
+            waits = [asyncio.create_task(c.wait(i, SLOW)) for i in ids]
+            await wait_until(lambda: all(subscribed(c, i) for i in ids), what="subscribed")
+            await wait_until(lambda: c.redis.hget(c.keys_of(running_one.id).inv(running_one.id), "owner"))
+            t0 = time.monotonic()
+            go.set()
+            assert await c.cancel(queued.id) == "cancelled"
+            assert await c.cancel(running_one.id) == "cancelling"
+            outs = await asyncio.wait_for(asyncio.gather(*waits), 10)
+            took = time.monotonic() - t0
+    finally:
+        await c.close()
+    assert [o.state for o in outs if o] == ["succeeded", "failed", "cancelled", "cancelled"]
+    assert took < 5, took  # far below the 30 s recheck: the notifications woke them
+
+
+@pytest.mark.semantics
+async def test_a_lost_notification_is_made_up_for_by_the_recheck(url: str, names: Names) -> None:
+    svc = names()
+    async with Client(url, recheck=0.5) as c:
+        acc = await c.send(svc, "h", None)
+        waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+        await wait_until(lambda: subscribed(c, acc.id), what="subscribed")
+        # finished behind the scripts' back: no message is ever published for it
+        k = c.keys_of(acc.id)
+        await c.redis.execute_command("HSET", k.inv(acc.id), "state", "succeeded", "result", "5")
+        t0 = time.monotonic()
+        out = await asyncio.wait_for(waiting, 5)
+        assert out is not None and (out.state, out.result) == ("succeeded", b"5")
+        assert time.monotonic() - t0 < 2.5  # within the 0.5 s recheck (plus slack for a loaded box)
+        await c.redis.execute_command("PEXPIRE", k.inv(acc.id), 60_000)
+        await c.redis.delete(k.stream)
+
+
+async def test_an_unknown_or_finished_invocation_subscribes_nothing(url: str, names: Names) -> None:
+    svc = names()
+    async with Client(url, recheck=SLOW) as c:
+        assert await c.wait(f"{svc}.{'a' * 26}", 5) is None
+        acc = await c.send(svc, "h", None)
+        assert await c.cancel(acc.id) == "cancelled"
+        out = await c.wait(acc.id, 5)
+        assert out is not None and out.state == "cancelled"
+        assert c.waiters._subscribed == {} and c.waiters._by_id == {}
+        await c.redis.delete(c.keys(svc).stream)
+
+
+async def test_a_lost_connection_wakes_the_waiters_and_subscribes_again(url: str, names: Names) -> None:
+    svc = names()
+    async with Client(url, recheck=SLOW) as c:
+        acc = await c.send(svc, "h", None)
+        waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+        await wait_until(lambda: subscribed(c, acc.id), what="subscribed")
+        await c.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        # redis-py reconnects and re-subscribes; either way the waiter is still served promptly
+        await wait_until(lambda: subscribed(c, acc.id), what="subscribed again")
+        t0 = time.monotonic()
+        assert await c.cancel(acc.id) == "cancelled"
+        out = await asyncio.wait_for(waiting, 10)
+        assert out is not None and out.state == "cancelled" and time.monotonic() - t0 < 5
+        await c.redis.delete(c.keys(svc).stream)
+
+
+async def test_a_channel_without_waiters_is_unsubscribed_and_its_connection_closed(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waiters, "LINGER", 0.0)
+    monkeypatch.setattr(waiters, "SWEEP", 0.05)
+    svc = names()
+    async with Client(url, recheck=SLOW) as c:
+        acc = await c.send(svc, "h", None)
+        waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+        await wait_until(lambda: subscribed(c, acc.id), what="subscribed")
+        assert len(c.waiters._nodes) == 1
+        assert await c.cancel(acc.id) == "cancelled"
+        assert (await asyncio.wait_for(waiting, 10)) is not None
+        await wait_until(lambda: not c.waiters._nodes and not c.waiters._subscribed, what="closed")
+        await c.redis.delete(c.keys(svc).stream)
+
+
+async def test_a_subscription_that_keeps_failing_degrades_to_a_read_per_backoff(
+    url: str, names: Names
+) -> None:
+    """SSUBSCRIBE refused (an ACL without it): no loop of reads and re-subscriptions; the waiter
+    re-reads once per ``BACKOFF`` and still gets its outcome."""
+    svc, user = names(), names("u")
+    async with Client(url) as admin:
+        await admin.redis.execute_command(
+            "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-ssubscribe"
+        )
+        try:
+            async with Client(f"redis://{user}:pw@{url.split('://', 1)[1]}", recheck=SLOW) as c:
+                acc = await c.send(svc, "h", None)
+                before = (await admin.redis.info("commandstats"))["cmdstat_hmget"]["calls"]
+                waiting = asyncio.create_task(c.wait(acc.id, SLOW))
+                await asyncio.sleep(2.0)  # the measurement window: nothing finishes
+                reads = (await admin.redis.info("commandstats"))["cmdstat_hmget"]["calls"] - before
+                assert 1 <= reads <= 5, reads  # one per second (BACKOFF), not a loop
+                t0 = time.monotonic()
+                assert await admin.cancel(acc.id) == "cancelled"
+                out = await asyncio.wait_for(waiting, 10)
+                assert out is not None and out.state == "cancelled"
+                assert time.monotonic() - t0 < waiters.BACKOFF + 1.5
+                await c.redis.delete(c.keys(svc).stream)
+        finally:
+            await admin.redis.execute_command("ACL", "DELUSER", user)
