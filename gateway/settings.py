@@ -24,6 +24,11 @@ class GatewaySettings:
     max_wait: float = 60.0
     max_depth: int = 64
     body_timeout: float = 10.0  # a client must deliver its body within this (slow-client guard)
+    # the connection edge (gateway/edge.py), before a request reaches the app
+    max_header_bytes: int = 32 * 1024  # request line + header fields; beyond it, 431
+    header_timeout: float = 10.0  # first byte to end of headers; beyond it, 408 and close
+    idle_timeout: float = 5.0  # a connection sending nothing (new or kept alive) is closed
+    max_connections: int = 1000  # per process; beyond it, a new connection gets 503 and is closed
     max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
     app: str | None = None  # MODULE:APP to validate bodies against handler types
     tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -31,6 +36,9 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
             raise ValueError("durability must be none, fsync or replicas:N")
+        edge = (self.max_header_bytes, self.header_timeout, self.idle_timeout, self.max_connections)
+        if min(edge) <= 0:
+            raise ValueError("the header limit, header and idle timeouts and max connections must be > 0")
 
     @property
     def replicas(self) -> int:
@@ -54,6 +62,10 @@ class GatewaySettings:
             "default_wait": float(env.get("RELIQ_DEFAULT_WAIT", cls.default_wait)),
             "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
             "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
+            "max_header_bytes": int(env.get("RELIQ_MAX_HEADER_BYTES", cls.max_header_bytes)),
+            "header_timeout": float(env.get("RELIQ_HEADER_TIMEOUT", cls.header_timeout)),
+            "idle_timeout": float(env.get("RELIQ_IDLE_TIMEOUT", cls.idle_timeout)),
+            "max_connections": int(env.get("RELIQ_MAX_CONNECTIONS", cls.max_connections)),
             "tokens": tokens,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
