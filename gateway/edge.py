@@ -89,11 +89,9 @@ class EdgeProtocol(HttpToolsProtocol):
     def _feed(self, part: bytes | memoryview) -> bool:
         try:
             self.parser.feed_data(part)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade:  # without a WebSocket protocol: answered as plain HTTP
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
             return False
         except httptools.HttpParserError as exc:
             reason = "" if isinstance(exc, httptools.HttpParserCallbackError) else f": {exc}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -152,6 +153,26 @@ async def test_uvicorns_own_400s_are_problem_json_and_place_nothing(
         async with running(svc, valkey.url):
             inv = json.loads(placed.partition(b"\r\n\r\n")[2])["id"]
             assert await c.result(inv, 10) == {"order": "o1", "cents": 5}
+
+
+async def test_bodies_past_the_header_cap_and_pipelined_requests_pass_intact(
+    valkey: EmbeddedValkey, edge: tuple[int, int], names: Names
+) -> None:
+    """The parser is fed the head in pieces no larger than the cap: what follows a head (a body of
+    200 KB, the next pipelined request) still reaches the app whole and in order."""
+    port, _ = edge
+    svc = shop(names())
+    async with running(svc, valkey.url):  # publishes the registry the gateway reads
+        pass
+    order = "o" * 200_000
+    body = json.dumps({"order_id": order, "amount_cents": 7}).encode()
+    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request = post.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    raw = await asyncio.to_thread(exchange, port, [GET + b"\r\n" + request + GET + b"\r\n"])
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"202", b"200"], raw[:400]
+    inv = json.loads(raw[raw.index(b'{"id"') :].partition(b"}")[0] + b"}")["id"]
+    async with Client(valkey.url) as c, running(svc, valkey.url):
+        assert await c.result(inv, 10) == {"order": order, "cents": 7}
 
 
 async def service_keys(url: str, service: str) -> set[bytes]:
