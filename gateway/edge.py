@@ -46,6 +46,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.settings.idle_timeout  # type: ignore[assignment]
         self._reading_head = True  # from the first byte of a request until its headers are complete
         self._head_bytes = 0
+        self._max_head = self.settings.max_header_bytes
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -67,24 +68,32 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
-        rest: bytes | memoryview = data
-        while rest and not self.transport.is_closing():
-            part = rest
-            if self._reading_head:  # feed the parser at most the head bytes still allowed
-                room = self.settings.max_header_bytes - self._head_bytes
-                if room <= 0:
-                    limit = self.settings.max_header_bytes
-                    self._answer(431, f"the request line and header fields exceed {limit} bytes")
-                    return
-                if len(rest) > room:
-                    rest = memoryview(rest)
-                    part = rest[:room]
-                self._head_bytes += len(part)
-            rest = rest[len(part) :]
-            if not self._feed(part):
+        if self._reading_head and self._head_bytes + len(data) > self._max_head:
+            if not self._feed_in_pieces(data):
+                return
+        else:  # the usual case: the whole read goes to the parser at once
+            self._head_bytes += len(data)  # reset when the head (or the message) is complete
+            if not self._feed(data):
                 return
         if self._reading_head and self._head_bytes and self._head_timer is None:
             self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
+
+    def _feed_in_pieces(self, data: bytes) -> bool:
+        """Feed the parser at most the head bytes still allowed, then the rest after the head."""
+        rest = memoryview(data)
+        while rest:
+            part = rest
+            if self._reading_head:
+                room = self._max_head - self._head_bytes
+                if room <= 0:
+                    self._answer(431, f"the request line and header fields exceed {self._max_head} bytes")
+                    return False
+                part = rest[:room]
+            rest = rest[len(part) :]
+            self._head_bytes += len(part)
+            if not self._feed(part):
+                return False
+        return True
 
     def _feed(self, part: bytes | memoryview) -> bool:
         try:
@@ -102,12 +111,14 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._head_bytes = 0
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_head = True
+        self._head_bytes = 0
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
