@@ -136,6 +136,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._stop_head_timer()
         if self.transport.is_closing():
             return
+        log.debug("edge answer %d to %s: %s", status, self.client, detail)
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(self._problem(status, detail, headers))
         self.transport.close()

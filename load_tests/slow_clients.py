@@ -13,7 +13,8 @@ httptools, as before the edge limits) runs against one embedded Valkey (appendfs
   second; a connection the server closes is opened again after 0.5 s.
 
 The gateway's RSS (``/proc/PID/status``) is sampled every 0.1 s. Prints a markdown table and
-writes load_tests/results/slow-clients-<timestamp>.json.
+writes load_tests/results/slow-clients-<timestamp>.json. "answers": what the attack connections
+got before the server closed them (``none``: reset while still sending, before the answer was read).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ async def phase(
     conns = (
         [asyncio.ensure_future(attack.connection(i < n[0], stop)) for i in range(sum(n))] if attack else []
     )
-    start, cpu0, t0 = rss_mb(pid), cpu_s(pid), time.monotonic()
+    start, cpu0, own0, t0 = rss_mb(pid), cpu_s(pid), cpu_s(os.getpid()), time.monotonic()
     samples = [start]
     cmd = ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(lua), "--latency", url]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
@@ -123,11 +124,12 @@ async def phase(
     for c in conns:
         c.cancel()
     await asyncio.gather(*conns, return_exceptions=True)
-    cpu = (cpu_s(pid) - cpu0) / (time.monotonic() - t0)
+    took = time.monotonic() - t0
     row = {
         "rss_start_mb": round(start, 1),
         "rss_max_mb": round(max(samples), 1),
-        "gateway_cpu": round(cpu, 2),
+        "gateway_cpu": round((cpu_s(pid) - cpu0) / took, 2),
+        "attacker_cpu": round((cpu_s(os.getpid()) - own0) / took, 2),
     }
     row |= parse_wrk(out.result()[0].decode())
     if attack:
@@ -181,14 +183,14 @@ def markdown(doc: dict[str, Any]) -> str:
         "a byte a second, each reopened 0.5 s after the server closes it.",
         "",
         "| gateway | phase | req/s | p50 ms | p99 ms | non-2xx | RSS start MB | RSS max MB | gateway CPU | "
-        "attack opened | "
-        "closed by server | answers | slowest slow conn s |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+        "attacker CPU | attack opened | closed by server | answers | slowest slow conn s |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in doc["results"]:
         lines.append(
             f"| {r['gateway']} | {r['phase']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['non_2xx']} | {r['rss_start_mb']} | {r['rss_max_mb']} | {r['gateway_cpu']:.0%} | "
+            f"{r['attacker_cpu']:.0%} | "
             f"{r.get('attack_opened', '')} | "
             f"{r.get('attack_closed_by_server', '')} | {r.get('attack_statuses', '')} | "
             f"{r.get('slow_max_lifetime_s') or ''} |"
