@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.settings import GatewaySettings
 from reliq import Client
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 
@@ -215,7 +216,14 @@ async def test_past_the_connection_cap_a_new_connection_gets_503_at_once(
             s.sendall(GET + b"\r\n")
             assert s.recv(65536).startswith(b"HTTP/1.1 200")
         t0 = time.monotonic()
-        doc = problem(await asyncio.to_thread(exchange, port, [GET + b"\r\n"]), 503)
-        assert "connection limit" in str(doc["detail"]) and time.monotonic() - t0 < 1
+        refused = await asyncio.to_thread(exchange, port, [GET + b"\r\n"])
+        assert "connection limit" in str(problem(refused, 503)["detail"]) and time.monotonic() - t0 < 1
+        assert b"\r\nretry-after: 1\r\n" in refused
         s.close()
         await wait_until(lambda: answers(port), what="a connection served once one closed")
+
+
+def test_edge_limits_must_be_positive() -> None:
+    for field in ("max_header_bytes", "header_timeout", "idle_timeout", "max_connections"):
+        with pytest.raises(ValueError, match="must be > 0"):
+            GatewaySettings(**{field: 0})
