@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -224,6 +225,12 @@ async def test_past_the_connection_cap_a_new_connection_gets_503_at_once(
 
 
 def test_edge_limits_must_be_positive() -> None:
-    for field in ("max_header_bytes", "header_timeout", "idle_timeout", "max_connections"):
+    zero: list[dict[str, Any]] = [
+        {"max_header_bytes": 0},
+        {"header_timeout": 0.0},
+        {"idle_timeout": -1.0},
+        {"max_connections": 0},
+    ]
+    for bad in zero:
         with pytest.raises(ValueError, match="must be > 0"):
-            GatewaySettings(**{field: 0})
+            GatewaySettings(**bad)
