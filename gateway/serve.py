@@ -1,4 +1,5 @@
-"""Running the gateway as a server: the bind rule and uvicorn's settings.
+"""Running the gateway as a server: the bind rule and uvicorn's settings (its HTTP protocol is
+``gateway.protocol``'s, with the header cap, the header and idle deadlines and the connection cap).
 
 The bind rule: a gateway without API tokens answers anyone who can reach it, so it binds to
 loopback only; asked for another address, it says so in the log and binds 127.0.0.1 instead.
@@ -13,6 +14,7 @@ import logging
 import uvicorn
 
 from .app import create_app
+from .protocol import edge_protocol
 from .settings import GatewaySettings
 
 log = logging.getLogger("reliq.gateway")
@@ -40,7 +42,7 @@ def serve(redis_url: str, host: str, port: int, app: str | None, durability: str
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=edge_protocol(settings),
+        ws="none",  # no WebSocket routes: an Upgrade is answered as plain HTTP, under the edge's limits
         access_log=False,
-        timeout_keep_alive=5,
     )

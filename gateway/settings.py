@@ -28,6 +28,11 @@ class GatewaySettings:
     max_wait: float = 60.0
     max_depth: int = 64
     body_timeout: float = 10.0  # a client must deliver its body within this (slow-client guard)
+    # the connection edge (gateway/protocol.py), before a request reaches the app
+    max_header_bytes: int = 32 * 1024  # request line + header fields; beyond it, 431
+    header_timeout: float = 10.0  # first byte to end of headers; beyond it, 408 and close
+    idle_timeout: float = 5.0  # a connection sending nothing (new or kept alive) is closed
+    max_connections: int = 1000  # per process; beyond it, a new connection gets 503 and is closed
     max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
     max_waiters: int = 1000  # requests waiting for an outcome (/call, /attach) at once -> 429 beyond
     wait_recheck: float = 2.0  # seconds: a waiter re-reads its outcome at least this often
@@ -41,6 +46,9 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
             raise ValueError("durability must be none, fsync or replicas:N")
+        edge = (self.max_header_bytes, self.header_timeout, self.idle_timeout, self.max_connections)
+        if min(edge) <= 0:
+            raise ValueError("the header limit, header and idle timeouts and max connections must be > 0")
 
     @property
     def replicas(self) -> int:
@@ -66,6 +74,10 @@ class GatewaySettings:
             "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
             "max_waiters": int(env.get("RELIQ_MAX_WAITERS", cls.max_waiters)),
             "wait_recheck": float(env.get("RELIQ_WAIT_RECHECK", cls.wait_recheck)),
+            "max_header_bytes": int(env.get("RELIQ_MAX_HEADER_BYTES", cls.max_header_bytes)),
+            "header_timeout": float(env.get("RELIQ_HEADER_TIMEOUT", cls.header_timeout)),
+            "idle_timeout": float(env.get("RELIQ_IDLE_TIMEOUT", cls.idle_timeout)),
+            "max_connections": int(env.get("RELIQ_MAX_CONNECTIONS", cls.max_connections)),
             "tokens": tokens,
             "allowed_hosts": _items(env.get("RELIQ_ALLOWED_HOSTS", "")) or None,
             "public_origins": _items(env.get("RELIQ_PUBLIC_ORIGIN", "")),

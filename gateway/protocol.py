@@ -1,0 +1,168 @@
+"""The connection edge: uvicorn's httptools protocol, guarded before a request reaches the app.
+
+Before the app (and so before the token check) a connection costs memory and a socket. This
+protocol bounds both for anyone who can connect:
+
+- the request head (request line and header fields, as received) is at most
+  ``max_header_bytes``, else **431**; the parser is never fed more than that, so a 64 MB header
+  costs one read buffer, not 64 MB;
+- the head must be complete ``header_timeout`` seconds after its first byte, else **408** and close;
+- a connection that sends nothing (new, or between requests) is closed after ``idle_timeout``;
+- past ``max_connections`` open connections, a new one is answered **503** at once and closed,
+  without reading it;
+- uvicorn's own 400 (malformed request line, header or ``Content-Length``) is problem+json too.
+
+``serve`` runs uvicorn with ``edge_protocol(settings)`` as its ``http`` protocol. The hot path
+pays nothing new: a head that arrives in one read (the usual case) arms no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import time
+from typing import Any, ClassVar
+
+import httptools
+import msgspec
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .problems import PROBLEM
+from .settings import GatewaySettings
+
+log = logging.getLogger("reliq.gateway")
+CAP_LOG_EVERY = 10.0  # seconds between two "connection limit reached" warnings
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with the limits of ``settings`` (see the module docstring)."""
+
+    settings: ClassVar[GatewaySettings] = GatewaySettings()
+    _cap_logged: ClassVar[float] = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.settings.idle_timeout  # type: ignore[assignment]
+        self._reading_head = True  # from the first byte of a request until its headers are complete
+        self._head_bytes = 0
+        self._max_head = self.settings.max_header_bytes
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.settings.max_connections:
+            self.transport = transport
+            self._log_cap()
+            detail = "the gateway is at its connection limit; retry"
+            self._answer(503, detail, (b"retry-after: 1\r\n",))
+            return
+        super().connection_made(transport)
+        # a connection that never sends a byte is idle from the start
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._reading_head and self._head_bytes + len(data) > self._max_head:
+            if not self._feed_in_pieces(data):
+                return
+        else:  # the usual case: the whole read goes to the parser at once
+            self._head_bytes += len(data)  # reset when the head (or the message) is complete
+            if not self._feed(data):
+                return
+        if self._reading_head and self._head_bytes and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
+
+    def _feed_in_pieces(self, data: bytes) -> bool:
+        """Feed the parser at most the head bytes still allowed, then the rest after the head."""
+        rest = memoryview(data)
+        while rest:
+            part = rest
+            if self._reading_head:
+                room = self._max_head - self._head_bytes
+                if room <= 0:
+                    self._answer(431, f"the request line and header fields exceed {self._max_head} bytes")
+                    return False
+                part = rest[:room]
+            rest = rest[len(part) :]
+            self._head_bytes += len(part)
+            if not self._feed(part):
+                return False
+        return True
+
+    def _feed(self, part: bytes | memoryview) -> bool:
+        try:
+            self.parser.feed_data(part)
+        except httptools.HttpParserUpgrade:  # without a WebSocket protocol: answered as plain HTTP
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            return False
+        except httptools.HttpParserError as exc:
+            reason = "" if isinstance(exc, httptools.HttpParserCallbackError) else f": {exc}"
+            self._answer(400, f"malformed HTTP request{reason}")
+            return False
+        return True
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._head_bytes = 0
+        if self._head_timer is not None:
+            self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = True
+        self._head_bytes = 0
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        limit = self.settings.header_timeout
+        self._answer(408, f"the request line and header fields took more than {limit:g} s")
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _answer(self, status: int, detail: str, headers: tuple[bytes, ...] = ()) -> None:
+        """Answer ``status`` with a problem document and close; while a response is still being
+        sent on this connection (pipelining), close without one."""
+        self._stop_head_timer()
+        if self.transport.is_closing():
+            return
+        log.debug("edge answer %d to %s: %s", status, self.client, detail)
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(self._problem(status, detail, headers))
+        self.transport.close()
+
+    def _problem(self, status: int, detail: str, headers: tuple[bytes, ...]) -> bytes:
+        title = http.HTTPStatus(status).phrase
+        doc = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        body = msgspec.json.encode(doc)
+        head = [STATUS_LINE[status]]
+        head += [b"%s: %s\r\n" % kv for kv in self.server_state.default_headers]
+        head += [b"content-type: ", PROBLEM.encode(), b"\r\ncontent-length: %d\r\n" % len(body)]
+        head += [*headers, b"connection: close\r\n\r\n", body]
+        return b"".join(head)
+
+    def _log_cap(self) -> None:
+        now = time.monotonic()
+        if now - EdgeProtocol._cap_logged >= CAP_LOG_EVERY:
+            EdgeProtocol._cap_logged = now
+            log.warning("connection limit reached (%d): refusing new connections", len(self.connections))
+
+
+def edge_protocol(settings: GatewaySettings) -> type[EdgeProtocol]:
+    """The protocol class uvicorn runs for a gateway with ``settings``."""
+
+    class GatewayEdge(EdgeProtocol):
+        pass
+
+    GatewayEdge.settings = settings
+    return GatewayEdge
