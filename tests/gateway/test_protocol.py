@@ -27,7 +27,7 @@ from ..conftest import Names, running, wait_until
 from .test_ingress import shop
 
 ROOT = Path(__file__).resolve().parents[2]
-GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 MB = 1 << 20
 
 
@@ -129,7 +129,7 @@ async def test_uvicorns_own_400s_are_problem_json_and_place_nothing(
     svc = shop(names())
     async with running(svc, valkey.url):  # publishes the registry the gateway reads
         pass
-    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
     body = b'{"order_id": "o1", "amount_cents": 5}'
     length = b"Content-Length: %d\r\n" % len(body)
     attacks = [
@@ -168,7 +168,7 @@ async def test_bodies_past_the_header_cap_and_pipelined_requests_pass_intact(
         pass
     order = "o" * 200_000
     body = json.dumps({"order_id": order, "amount_cents": 7}).encode()
-    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     request = post.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
     raw = await asyncio.to_thread(exchange, port, [GET + b"\r\n" + request + GET + b"\r\n"])
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"202", b"200"], raw[:400]
