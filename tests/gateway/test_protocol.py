@@ -129,7 +129,8 @@ async def test_uvicorns_own_400s_are_problem_json_and_place_nothing(
     svc = shop(names())
     async with running(svc, valkey.url):  # publishes the registry the gateway reads
         pass
-    post = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
+    head = f"POST /send/{svc.name}/place HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    post = (head + "Content-Type: application/json\r\n").encode()
     body = b'{"order_id": "o1", "amount_cents": 5}'
     length = b"Content-Length: %d\r\n" % len(body)
     attacks = [
