@@ -7,15 +7,17 @@
 -- (its steps and children keys; a false slot is skipped: complete expires a key only when the
 -- record says it exists).
 local function finish(rec, others, ttl, now, state, set, held, tl, line)
-  local a = {}
-  local function add(...)
-    for _, v in ipairs({...}) do a[#a + 1] = v end
+  -- built by index, without closures or vararg tables: this runs once per finished invocation
+  local a = {'state', state}
+  for i = 1, #set do a[i + 2] = set[i] end
+  local n = #a
+  a[n + 1], a[n + 2], a[n + 3], a[n + 4] = 'finished', now, 'updated', now
+  n = n + 4
+  if held then
+    a[n + 1], a[n + 2], a[n + 3], a[n + 4], a[n + 5], a[n + 6] = 'owner', '', 'lease_until', '', 'entry', ''
+    n = n + 6
   end
-  add('state', state)
-  add(unpack(set))
-  add('finished', now, 'updated', now)
-  if held then add('owner', '', 'lease_until', '', 'entry', '') end
-  add('tl', tl_push(tl, line))
+  a[n + 1], a[n + 2] = 'tl', tl_push(tl, line)
   redis.call('HSET', rec, unpack(a))
   redis.call('PEXPIRE', rec, ttl)
   for i = 1, 2 do
