@@ -10,17 +10,35 @@
 """
 
 from reliq.client import Client
-from reliq.errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry, Terminal, UnknownInvocation
+from reliq.errors import (
+    Cancelled,
+    ChildCancelled,
+    ChildFailed,
+    IdempotencyConflict,
+    InvocationCancelled,
+    InvocationFailed,
+    LeaseLost,
+    Nondeterminism,
+    PromiseAlreadySettled,
+    PromiseRejected,
+    Retry,
+    Terminal,
+    UnknownInvocation,
+)
 from reliq.service import App, Handler, Service
 from reliq.store.durability import Durability
 from reliq.store.record import Accepted, ErrorInfo, Invocation
+from reliq.worker.blocking import SyncContext
 from reliq.worker.config import WorkerConfig
-from reliq.worker.context import Context, SyncContext
+from reliq.worker.context import Context
 from reliq.worker.run import Worker
 
 __all__ = [
     "Accepted",
     "App",
+    "Cancelled",
+    "ChildCancelled",
+    "ChildFailed",
     "Client",
     "Context",
     "Durability",
@@ -28,8 +46,12 @@ __all__ = [
     "Handler",
     "IdempotencyConflict",
     "Invocation",
+    "InvocationCancelled",
     "InvocationFailed",
     "LeaseLost",
+    "Nondeterminism",
+    "PromiseAlreadySettled",
+    "PromiseRejected",
     "Retry",
     "Service",
     "SyncContext",

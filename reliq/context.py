@@ -6,8 +6,9 @@ classes add ``step``, ``send`` and ``call`` (awaitable on ``Context``, blocking 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
-from typing import Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
 
 class AnyContext(Protocol):
@@ -44,8 +45,25 @@ class SendOptions(TypedDict, total=False):
 
 
 class CallOptions(TypedDict, total=False):
-    """Options of ``ctx.call``: ``key`` as for send, ``timeout`` in seconds (default: the rest of
-    this attempt's time)."""
+    """Options of ``ctx.call``: ``key`` as for send, ``timeout`` in seconds (a durable deadline;
+    default: none, the wait suspends for as long as the child takes), ``cancel_on_timeout``
+    (default True: a child past its deadline is cancelled)."""
 
     key: str | None
     timeout: float | None
+    cancel_on_timeout: bool
+
+
+def mark_target(fn: Any, service: str, handler: str) -> None:
+    """Remember on a handler function which service and handler it is registered as, so that
+    it can be called by reference: ``ctx.call(place, order)``, ``client.send(place, order)``."""
+    with contextlib.suppress(AttributeError, TypeError):  # a callable that takes no attributes
+        fn.__reliq_target__ = (service, handler)
+
+
+def target_of(fn: Any) -> tuple[str, str]:
+    """(service, handler) of a function registered with ``Service.handler``."""
+    target = getattr(fn, "__reliq_target__", None)
+    if target is None:
+        raise TypeError(f"{fn!r} is not a reliq handler (register it with @service.handler)")
+    return (str(target[0]), str(target[1]))

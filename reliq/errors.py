@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from redis.exceptions import (
@@ -76,6 +77,51 @@ class InvocationFailed(Exception):
         self.invocation_id = invocation_id
         self.state = state
         self.error = error or {}
+
+
+class InvocationCancelled(InvocationFailed):
+    """The invocation ended ``cancelled`` (an ``InvocationFailed`` with state ``cancelled``)."""
+
+
+class ChildFailed(InvocationFailed):
+    """Raised at a parent's ``await ctx.call``/``ctx.result`` when the child ended failed; a
+    parent that lets it escape is parked at once with reason ``child-failed``."""
+
+
+class ChildCancelled(InvocationCancelled, ChildFailed):
+    """Raised at a parent's await when the child ended cancelled (escaping: ``child-failed``)."""
+
+
+def child_outcome(invocation_id: str, state: str, error: dict[str, object] | None) -> InvocationFailed:
+    """The exception a parent sees for a child that ended ``failed`` or ``cancelled``."""
+    cls = ChildCancelled if state == "cancelled" else ChildFailed
+    return cls(invocation_id, state, error)
+
+
+class Cancelled(asyncio.CancelledError):
+    """Raised in a handler at its current durable await (``ctx.call``, ``ctx.sleep``,
+    ``ctx.promise``, ...) when its invocation is cancelled. Catch it to compensate (steps and sends
+    still work, within the worker's ``cancel_grace``); the invocation ends ``cancelled`` either
+    way. A subclass of ``asyncio.CancelledError``: code that handles that handles this too."""
+
+
+class Nondeterminism(Exception):
+    """A replay of the handler asked for another child than its journal recorded at that
+    position: the code changed under a running invocation, or depends on something that is not
+    journaled. The invocation is parked with reason ``nondeterminism``."""
+
+
+class PromiseRejected(Exception):
+    """``await ctx.promise(name)`` when the promise was rejected: ``message`` says why."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"promise {name!r} rejected: {message}")
+        self.name = name
+        self.message = message
+
+
+class PromiseAlreadySettled(Exception):
+    """The promise was resolved or rejected before; the first value stands."""
 
 
 class LeaseLost(Exception):

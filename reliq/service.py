@@ -10,6 +10,7 @@ from typing import Any, TypedDict, TypeVar, Unpack, get_type_hints, overload
 
 import msgspec
 
+from reliq.context import mark_target
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
 from reliq.store.registry import HandlerEntry
@@ -26,6 +27,7 @@ class Policy:
     max_deliveries: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 300.0
+    suspend_after: float | None = None  # seconds a durable await waits in memory (None: the worker's)
 
 
 class Limits(TypedDict, total=False):
@@ -36,6 +38,7 @@ class Limits(TypedDict, total=False):
     max_deliveries: int
     backoff_base: float
     backoff_max: float
+    suspend_after: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +130,7 @@ class Service:
             if hname in self.handlers:
                 raise ValueError(f"handler {self.name}.{hname} registered twice")
             self.handlers[hname] = _build(self.name, hname, f, policy)
+            mark_target(f, self.name, hname)
             return f
 
         return register(fn) if fn is not None else register

@@ -154,7 +154,7 @@ def leaked_keys(url: str, services: list[str]) -> list[str]:
                     key = raw.decode()
                     prefix, _, rest = key.partition("}:")
                     kind = rest.split(":", 1)[0]
-                    if kind not in ("inv", "steps", "children", "consumer") or r.pttl(key) != -1:
+                    if kind not in ("inv", "steps", "children", "inbox", "consumer") or r.pttl(key) != -1:
                         continue
                     if kind == "consumer":
                         leaks.append(key)

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.client import producer
@@ -16,8 +16,16 @@ from reliq.client.cache import LRU
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
+from reliq.client.relay import relay_tree
 from reliq.client.waiters import RECHECK, Waiters
-from reliq.errors import IdempotencyConflict, InvocationFailed, UnknownInvocation
+from reliq.context import target_of
+from reliq.errors import (
+    IdempotencyConflict,
+    InvocationCancelled,
+    InvocationFailed,
+    PromiseAlreadySettled,
+    UnknownInvocation,
+)
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
@@ -35,10 +43,12 @@ from reliq.store.keys import (
 from reliq.store.layout import Layout, read_layout, write_layout
 from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
 from reliq.store.registry import HandlerEntry, Heartbeat
-from reliq.store.replies import Cancelled, Redriven
+from reliq.store.replies import Cancelled, Redriven, Woken
 from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
 LAYOUT_TTL = 2.0  # seconds a service's partition layout is cached by producers
 
 
@@ -145,18 +155,47 @@ class Client:
         await self.close()
 
     # -- registration -------------------------------------------------------------------------
+    @overload
+    async def send(
+        self,
+        service: Callable[[Any, I], Awaitable[Any]] | Callable[[Any, I], Any],
+        handler: I,
+        /,
+        *,
+        key: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+    ) -> Accepted: ...
+    @overload
     async def send(
         self,
         service: str,
         handler: str,
         payload: Any = None,
+        /,
+        *,
+        key: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+    ) -> Accepted: ...
+    async def send(
+        self,
+        service: Any,
+        handler: Any,
+        payload: Any = None,
+        /,
         *,
         key: str | None = None,
         delay: float | timedelta | None = None,
         at: datetime | None = None,
     ) -> Accepted:
-        """Register an invocation durably; returns its id. Same ``key`` + same payload -> same id
-        (``previously_accepted``); same key + different payload raises ``IdempotencyConflict``."""
+        """Register an invocation durably; returns its id. ``send("svc", "handler", payload)``, or
+        by reference to the handler function, ``send(place, order)`` (mypy checks the payload's
+        type). Same ``key`` + same payload -> same id (``previously_accepted``); same key +
+        different payload raises ``IdempotencyConflict``."""
+        if not isinstance(service, str):
+            (service, name), payload = target_of(service), handler
+            handler = name
         return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
 
     async def send_json(
@@ -179,16 +218,42 @@ class Client:
     where = producer.where
     register_many = producer.register_many
 
+    @overload
+    async def call(
+        self,
+        service: Callable[[Any, I], Awaitable[R]],
+        handler: I,
+        /,
+        *,
+        key: str | None = None,
+        timeout: float = 30.0,
+    ) -> R: ...
+    @overload
     async def call(
         self,
         service: str,
         handler: str,
         payload: Any = None,
+        /,
+        *,
+        key: str | None = None,
+        timeout: float = 30.0,
+    ) -> Any: ...
+    async def call(
+        self,
+        service: Any,
+        handler: Any,
+        payload: Any = None,
+        /,
         *,
         key: str | None = None,
         timeout: float = 30.0,
     ) -> Any:
-        """Send, then wait up to ``timeout`` seconds for the result."""
+        """Send, then wait up to ``timeout`` seconds for the result (by name, or by reference to
+        the handler function: ``await client.call(place, order)`` is typed as ``place`` returns)."""
+        if not isinstance(service, str):
+            (service, name), payload = target_of(service), handler
+            handler = name
         accepted = await self.send(service, handler, payload, key=key)
         return await self.result(accepted.id, timeout=timeout)
 
@@ -221,21 +286,54 @@ class Client:
             raise UnknownInvocation(invocation_id)
         if out.state == "succeeded":
             return codec.decode(out.result)
+        if out.state == "cancelled":
+            raise InvocationCancelled(invocation_id, out.state, codec.decode(out.error))
         if out.state in TERMINAL:
             raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
         raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
 
     # -- actions ------------------------------------------------------------------------------
-    async def cancel(self, invocation_id: str) -> Cancelled:
-        """Cancel: 'cancelled' (was queued/delayed; it never runs), 'cancelling' (running; its
-        worker cancels the handler), 'terminal' (already finished). Unknown ids raise."""
+    async def cancel(self, invocation_id: str, *, who: str = "") -> Cancelled:
+        """Cancel an invocation and, down the tree, every child it started that has not finished:
+        'cancelled' (was queued/delayed and never journaled anything; it never runs),
+        'cancelling' (running, suspended, or with a journal: its handler sees ``Cancelled`` at its
+        current await and may compensate), 'terminal' (already finished). Unknown ids raise.
+        ``who``: the actor written to the timeline and the audit stream ('' = not audited)."""
         k = self.keys_of(invocation_id)
-        outcome = await self.scripts.cancel(k, invocation_id, self.retention_ms)
+        outcome = await self.scripts.cancel(k, invocation_id, self.retention_ms, who)
         if outcome == "unknown":
             raise UnknownInvocation(invocation_id)
         if outcome == "cancelling":
             await self.redis.publish(k.cancel_channel, invocation_id)
+        if outcome != "terminal":
+            await relay_tree(self, k)  # the children now (the workers' relays would within a second)
         return outcome
+
+    async def resolve(self, invocation_id: str, name: str, value: Any = None) -> Woken:
+        """Resolve the promise ``name`` of an invocation (``await ctx.promise(name)``) with a JSON
+        value; it may be resolved before the handler reaches the await. Returns 'resumed'
+        (it was suspended on it) or 'stored'. Raises ``PromiseAlreadySettled`` (resolved or
+        rejected before: the first value stands), ``UnknownInvocation``, or ``InvocationFailed``
+        when the invocation already finished."""
+        return await self._settle_promise(invocation_id, name, b"V" + codec.encode(value))
+
+    async def reject(self, invocation_id: str, name: str, message: str) -> Woken:
+        """Reject the promise ``name``: its await raises ``PromiseRejected(message)``. Same
+        answers and errors as ``resolve``."""
+        return await self._settle_promise(invocation_id, name, b"R" + codec.encode(str(message)))
+
+    async def _settle_promise(self, invocation_id: str, name: str, value: bytes) -> Woken:
+        check_name("promise", name)
+        k = self.keys_of(invocation_id)
+        status = await self.scripts.wake(k, invocation_id, f"p:{name}", value, "client")
+        if status == "unknown":
+            raise UnknownInvocation(invocation_id)
+        if status == "duplicate":
+            raise PromiseAlreadySettled(f"promise {name!r} of {invocation_id} was settled before")
+        if status == "terminal":
+            state = await self.state(invocation_id) or "finished"
+            raise InvocationFailed(invocation_id, state, {"message": "the invocation already finished"})
+        return status
 
     async def redrive(self, invocation_id: str) -> Redriven:
         """Put a parked (failed) invocation back as a new attempt series: 'redriven' | 'not_failed'."""

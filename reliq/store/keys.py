@@ -20,6 +20,12 @@ key                                type    content
 ``reliq:{S}:minutes``              hash    per-minute outcome counters, 60 slots (minute mod 60):
                                            ``<slot>`` = minute, ``<slot>:<outcome>`` = count
 ``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
+``reliq:{S}:outbox``               stream  messages for other slots, written in the same script as
+                                           the change they follow from: ``k`` = ``done`` (a child
+                                           finished: ``t`` parent, ``s`` child, ``v`` outcome) or
+                                           ``cancel`` (``t`` child, ``s`` parent); delivered at
+                                           least once by the workers' relay, deleted once applied
+``reliq:{S}:suspended``            zset    invocation id -> when it suspended (ms)
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
@@ -35,6 +41,10 @@ Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once ter
                                            the idempotency record: ``I`` derives from the key
 ``reliq:{S}:steps:<I>``            hash    step name -> msgspec JSON of the step's result
 ``reliq:{S}:children:<I>``         zset    child invocation ids, scored by call order
+``reliq:{S}:inbox:<I>``            hash    what a handler awaited and got (``lua/lib/wake.lua``):
+                                           ``c:<child>`` outcomes, ``p:<name>`` promises, ``d:<n>``
+                                           timer due times, ``t:<n>`` fired timers, ``x:<n>`` which
+                                           of two waits won
 =================================  ======  =====================================================
 
 The record's field ``tl`` is the invocation's timeline (bounded, see ``lua/lib/timeline.lua``).
@@ -43,8 +53,8 @@ Global: ``reliq:services`` (set of service names that workers registered).
 
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
-lost, inv/steps/children). ``layout``, ``registry``, ``consumer:<name>`` and the ``cancel``
-channel are service-wide and always use ``{S}``.
+lost, outbox, suspended, inv/steps/children/inbox). ``layout``, ``registry``, ``consumer:<name>``
+and the ``cancel`` channel are service-wide and always use ``{S}``.
 
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
 partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
@@ -180,10 +190,12 @@ class ServiceKeys:
         "consumer_prefix",
         "delayed",
         "done_channel",
+        "inbox_prefix",
         "inv_prefix",
         "layout",
         "lost",
         "minutes",
+        "outbox",
         "parked",
         "partition",
         "prefix",
@@ -191,6 +203,7 @@ class ServiceKeys:
         "service",
         "steps_prefix",
         "stream",
+        "suspended",
     )
 
     def __init__(self, service: str, partition: int = 0) -> None:
@@ -211,11 +224,14 @@ class ServiceKeys:
         self.archive = self.prefix + "archive"
         self.audit = self.prefix + "audit"
         self.minutes = self.prefix + "minutes"
+        self.outbox = self.prefix + "outbox"
+        self.suspended = self.prefix + "suspended"
         self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"
         self.children_prefix = self.prefix + "children:"
+        self.inbox_prefix = self.prefix + "inbox:"
         self.consumer_prefix = base + "consumer:"
 
     def inv(self, invocation_id: str) -> str:
@@ -227,9 +243,13 @@ class ServiceKeys:
     def children(self, invocation_id: str) -> str:
         return self.children_prefix + invocation_id
 
+    def inbox(self, invocation_id: str) -> str:
+        return self.inbox_prefix + invocation_id
+
     def consumer(self, name: str) -> str:
         return self.consumer_prefix + name
 
-    def per_invocation(self, invocation_id: str) -> tuple[str, str, str]:
-        """The three keys one invocation owns: record, steps, children."""
-        return self.inv(invocation_id), self.steps(invocation_id), self.children(invocation_id)
+    def per_invocation(self, invocation_id: str) -> tuple[str, str, str, str]:
+        """The four keys one invocation owns: record, steps, children, inbox."""
+        i = invocation_id
+        return self.inv(i), self.steps(i), self.children(i), self.inbox(i)

@@ -46,21 +46,28 @@ field             type    meaning                                             wr
 ``result``        JSON    the handler's result                                complete
 ``error``         JSON    last failure (``ErrorInfo``)                        retry, park
 ``reason``        str     why it was parked: ``terminal``, ``crash-loop``,    park; cleared by redrive
-                          ``invalid-input``, ``attempts-exhausted``
-``cancel``        ``1``   cancel requested (the worker acts on it)            cancel; removed by redrive
+                          ``invalid-input``, ``attempts-exhausted``,
+                          ``child-failed``, ``nondeterminism``
+``cancel``        ``1``   cancel requested (the worker acts on it); ``2``:    cancel, claim, suspend;
+                          seen by a compensating run                          removed by redrive
 ``step``          str     name of the last step journaled (also: the steps    step
                           key exists)
 ``kids``          ``1``   a child was linked (the children key exists)        link_child
 ``discarded``     ms      an operator moved it from parked to the archive     discard; cleared by redrive
 ``redrives``      int     redrives so far                                     redrive
+``waits``         JSON    while ``suspended``: what it waits for, ``[field,   suspend; cleared when
+                          any, due]`` items (``lua/lib/wake.lua``)            it resumes
+``susp``          int     suspensions so far (also: it has a journal)         suspend
+``ibx``           ``1``   the inbox key exists                                wake, note
 ``tl``            lines   the timeline, one JSON array per event (format and  every script that changes
                           bound: ``lua/lib/timeline.lua``)                    the record
 ================  ======  ==================================================  ========================
 
 States: ``scheduled`` (waits in the delayed set) -> ``pending`` (has a stream entry) ->
 ``running`` (claimed, leased) -> ``succeeded`` | ``failed`` (parked) | ``cancelled``, or
-``retrying`` (delayed until ``due``) -> ``pending`` again. ``TERMINAL`` states start the
-retention TTL of the record, its steps and its children.
+``retrying`` (delayed until ``due``) -> ``pending`` again, or ``suspended`` (waits for children,
+timers or promises without holding a worker; ``waits`` says for what) -> ``pending`` again.
+``TERMINAL`` states start the retention TTL of the record, its steps, its children and its inbox.
 """
 
 from __future__ import annotations
@@ -72,7 +79,9 @@ import msgspec
 
 from reliq.codec import decode, text
 
-State = Literal["scheduled", "pending", "running", "retrying", "succeeded", "failed", "cancelled"]
+State = Literal[
+    "scheduled", "pending", "running", "retrying", "suspended", "succeeded", "failed", "cancelled"
+]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 STATES: frozenset[str] = frozenset(get_args(State))
 
@@ -109,6 +118,9 @@ class Field:
     KIDS: Final = "kids"
     DISCARDED: Final = "discarded"
     REDRIVES: Final = "redrives"
+    WAITS: Final = "waits"
+    SUSPENDS: Final = "susp"
+    INBOX: Final = "ibx"
     TIMELINE: Final = "tl"
 
 
@@ -122,6 +134,32 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     traceback: str = ""
     status: int | None = None
+
+
+class Wait(msgspec.Struct, frozen=True, kw_only=True):
+    """One thing a suspended invocation waits for: a ``child`` (``target`` = its id), a
+    ``promise`` (its name) or a ``timer`` (``due``, unix ms); ``alone``: it ends the wait by itself
+    (a deadline, a promise), else the wait ends when all such items are in (or one failed)."""
+
+    kind: Literal["child", "promise", "timer"]
+    target: str = ""
+    due: int | None = None
+    alone: bool = False
+
+
+_KINDS: dict[str, Literal["child", "promise", "timer"]] = {"c": "child", "p": "promise", "t": "timer"}
+
+
+def waits(raw: bytes | None) -> list[Wait]:
+    """The record's ``waits`` field (``[[inbox field, any, due ms], ...]``) as ``Wait`` items."""
+    if not raw:
+        return []
+    out = []
+    for item in msgspec.json.decode(raw):
+        field, alone, due = str(item[0]), bool(item[1]), int(item[2] or 0)
+        kind, _, target = field.partition(":")
+        out.append(Wait(kind=_KINDS.get(kind, "timer"), target=target, due=due or None, alone=alone))
+    return out
 
 
 class Accepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +195,8 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     cancel_requested: bool = False
     redrives: int = 0
+    suspensions: int = 0
+    waits: list[Wait] = []
     discarded: int | None = None
     payload: Any = None
     result: Any = None
@@ -215,6 +255,8 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         reason=_str(h.get(F.REASON)),
         cancel_requested=h.get(F.CANCEL) == b"1",
         redrives=int(h.get(F.REDRIVES, 0)),
+        suspensions=int(h.get(F.SUSPENDS, 0)),
+        waits=waits(h.get(F.WAITS)),
         discarded=_int(h.get(F.DISCARDED)),
         payload=decode(h.get(F.PAYLOAD)),
         result=decode(h.get(F.RESULT)),

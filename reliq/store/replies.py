@@ -16,7 +16,7 @@ from reliq.codec import text
 from reliq.store.record import State
 
 RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
-ClaimStatus = Literal["run", "cancel", "skip"]
+ClaimStatus = Literal["run", "cancel", "compensate", "skip"]
 Settled = Literal["ok", "fenced", "noop"]  # complete, park
 Retried = Literal["ok", "cancelled", "fenced", "noop"]
 Renewed = Literal["ok", "cancel", "lost"]
@@ -25,6 +25,8 @@ Redriven = Literal["redriven", "not_failed", "unknown"]
 Discarded = Literal["discarded", "not_parked", "unknown"]
 Released = Literal["released", "already_released", "not_pending", "unknown"]
 Requeued = Literal["queued", "not_retrying", "unknown"]
+Suspended = Literal["suspended", "resumed", "fenced", "noop"]
+Woken = Literal["resumed", "stored", "duplicate", "terminal", "unknown"]
 ActionStatus = Cancelled | Redriven | Discarded | Released | Requeued  # the operator actions'
 
 
@@ -59,6 +61,8 @@ as_redriven: _Status[Redriven] = _Status(Redriven)
 as_discarded: _Status[Discarded] = _Status(Discarded)
 as_released: _Status[Released] = _Status(Released)
 as_requeued: _Status[Requeued] = _Status(Requeued)
+as_suspended: _Status[Suspended] = _Status(Suspended)
+as_woken: _Status[Woken] = _Status(Woken)
 
 
 class Registration(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,8 +94,10 @@ def pairs(reply: Sequence[Any]) -> list[Registered]:
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
     """claim.lua's answer for one entry. ``run``: start it; ``cancel``: claimed, but a cancel was
-    requested (settle it as cancelled); ``skip``: finished, unknown or a stale duplicate entry,
-    already acked and deleted (only ``entry``, ``id`` and ``status`` are set)."""
+    requested (settle it as cancelled); ``compensate``: a cancel was requested of an invocation
+    with a journal (run it so its handler sees ``Cancelled`` and may compensate); ``skip``:
+    finished, unknown or a stale duplicate entry, already acked and deleted (only ``entry``,
+    ``id`` and ``status`` are set)."""
 
     entry: str
     id: str

@@ -33,6 +33,8 @@ from reliq.store.replies import (
     Requeued,
     Retried,
     Settled,
+    Suspended,
+    Woken,
     as_cancelled,
     as_discarded,
     as_redriven,
@@ -41,6 +43,8 @@ from reliq.store.replies import (
     as_requeued,
     as_retried,
     as_settled,
+    as_suspended,
+    as_woken,
     claims,
     pairs,
 )
@@ -74,6 +78,9 @@ class Scripts:
         "retry_now",
         "reap",
         "set_layout",
+        "suspend",
+        "wake",
+        "note",
     )
 
     def __init__(self, redis: RedisClient) -> None:
@@ -139,7 +146,7 @@ class Scripts:
         self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
     ) -> list[Settled]:
         """``items``: (invocation id, entry id, epoch, final state, result)."""
-        keys = [k.stream, k.minutes, k.done_channel]
+        keys = [k.stream, k.minutes, k.done_channel, k.outbox]
         args: list[Arg] = [GROUP, retention_ms]
         for inv, eid, epoch, state, result in items:
             keys.extend(k.per_invocation(inv))
@@ -149,19 +156,22 @@ class Scripts:
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
     ) -> Retried:
-        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel]
+        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox]
         reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
         return as_retried(reply)
 
     async def park(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
     ) -> Settled:
-        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes, k.done_channel]
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes, k.done_channel, k.outbox]
         reply = await self._run("park", keys, [GROUP, eid, epoch, reason, error, inv, retention_ms])
         return as_settled(reply)
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
-        return int(await self._run("promote", [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids))
+        keys = [k.delayed, k.stream, k.suspended]
+        for i in ids:
+            keys += (k.inv(i), k.inbox(i))
+        return int(await self._run("promote", keys, ids))
 
     async def renew(
         self, k: ServiceKeys, consumer: str, lease_ms: int, items: Sequence[tuple[str, str, int]]
@@ -184,12 +194,37 @@ class Scripts:
     async def step(self, k: ServiceKeys, inv: str, epoch: int, name: str, value: bytes) -> bool:
         return bool(await self._run("step", [k.inv(inv), k.steps(inv)], [epoch, name, value]))
 
-    async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> bool:
-        return bool(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
+    async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> str:
+        """'linked' | 'fenced' | 'cancelled' | the other child id journaled at ``order``."""
+        return text(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
 
-    async def cancel(self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "") -> Cancelled:
-        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel]
-        return as_cancelled(await self._run("cancel", keys, [inv, retention_ms, who]))
+    async def cancel(
+        self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "", *, tombstone: bool = False
+    ) -> Cancelled:
+        """``tombstone``: a parent's cancel reached this child; an unknown id gets a cancelled
+        record, so that a registration arriving later never runs."""
+        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.stream, k.suspended]
+        args: list[Arg] = [inv, retention_ms, who, "1" if tombstone else "", k.service]
+        return as_cancelled(await self._run("cancel", keys, args))
+
+    async def suspend(
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, waits: bytes, detail: str
+    ) -> Suspended:
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended]
+        return as_suspended(await self._run("suspend", keys, [GROUP, eid, epoch, waits, inv, detail]))
+
+    async def wake(self, k: ServiceKeys, inv: str, field: str, value: bytes, who: str = "") -> Woken:
+        """Store ``value`` in the inbox field (first value stands); resume when that ends the wait."""
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.done_channel]
+        return as_woken(await self._run("wake", keys, [field, value, inv, who]))
+
+    async def note(
+        self, k: ServiceKeys, inv: str, epoch: int, field: str, value: str | int
+    ) -> tuple[str, int]:
+        """Journal an inbox value of the running attempt: (the field's value, server now ms);
+        ('', 0) when fenced."""
+        v, now = await self._run("note", [k.inv(inv), k.inbox(inv)], [epoch, field, value])
+        return text(v), int(now)
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:
         keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]

@@ -20,17 +20,28 @@ def request_cancel(rt: Runtime, invocation_id: str, *, lease_lost: bool = False)
     f = rt.inflight.get(invocation_id)
     if f is None or f.task is None or f.settling:
         return
+    if f.cancel_requested and not lease_lost:
+        return  # asked before (pub/sub and renewal both report it): _insist follows it up
     if lease_lost:
         f.lease_lost = True
     else:
         f.cancel_requested = True
+        if f.waits is not None and f.waits.deliver_cancel():
+            # it waits durably: Cancelled is raised at that await, and it may compensate
+            asyncio.get_running_loop().create_task(_insist(f, after=rt.config.cancel_grace))
+            return
     f.task.cancel()
     asyncio.get_running_loop().create_task(_insist(f))
 
 
-async def _insist(f: InFlight) -> None:
+async def _insist(f: InFlight, after: float = 0.0) -> None:
     """Cancel again until the task ends: a cancellation that lands inside some redis-py awaits
-    can be swallowed (redis/redis-py#2028, #2551), which would leave the handler running."""
+    can be swallowed (redis/redis-py#2028, #2551), which would leave the handler running.
+    ``after``: the compensation's grace, before the first cancel."""
+    if after:
+        await asyncio.sleep(after)
+        if f.task is not None and not f.task.done() and not f.settling:
+            f.task.cancel()
     pauses = Backoff(first=0.1, cap=2.0)
     while f.task is not None and not f.task.done():
         await pauses.sleep()

@@ -18,6 +18,11 @@ class WorkerConfig:
     Partitions added to a service while the worker runs are picked up within ``layout_interval``.
     ``settle_patience``: how long an outcome write waits out Redis errors before the worker gives
     up on it and leaves the entry pending for reclaim (the scripts are idempotent and fenced).
+    ``suspend_after``: how long a handler's durable await (a child, a timer, a promise) waits in
+    memory before the invocation suspends (a handler's own ``suspend_after`` wins); it suspends at
+    once when other work waits for a slot. ``cancel_grace``: how long a cancelled handler may
+    compensate. ``relay_interval``: how often the outbox of each partition is swept (messages
+    for other slots are also relayed at once by whoever wrote them).
     """
 
     concurrency: int = 100
@@ -35,6 +40,9 @@ class WorkerConfig:
     reap_after: float = 3600.0  # consumers idle this long with nothing pending are deleted
     reap_every: float = 600.0  # seconds between reaping rounds (per partition)
     settle_patience: float = 60.0
+    suspend_after: float = 1.0  # a durable await waits this long in memory, then suspends
+    cancel_grace: float = 30.0  # a cancelled handler's compensation may run this long
+    relay_interval: float = 1.0  # seconds between sweeps of a partition's outbox
 
     @property
     def renew_interval(self) -> float:

@@ -62,7 +62,7 @@ async def dispatch(
     for cl in out:
         if cl.status == "skip":
             continue
-        flight = InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch)
+        flight = InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch, parent=cl.parent is not None)
         if cl.status == "cancel":
             await ex.settler.settle(flight, Complete(state="cancelled"))
             continue
@@ -78,6 +78,7 @@ async def dispatch(
             key=cl.key,
             deliveries=cl.deliveries,
             trace=cl.trace,
+            compensating=cl.status == "compensate",
         )
         ex.start(flight, c)
         started += 1

@@ -1,27 +1,46 @@
-"""What a handler sees: ``ctx``. Steps, children and calls, all fenced by the attempt's lease epoch."""
+"""What a handler sees: ``ctx``. Steps, children, timers and promises, all journaled and fenced
+by the attempt's lease epoch; a replay returns what the journal holds and goes on from there.
+
+The journal of an invocation is three keys in its slot: ``steps`` (step results), ``children``
+(child ids by call order) and ``inbox`` (what it awaited and got: child outcomes, promises,
+timers; ``lua/lib/wake.lua``). Remote waits go through ``reliq.worker.waits``, which suspends the
+attempt when they last longer than the grace period.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.backoff import Backoff, retrying
-from reliq.context import CallOptions, SendOptions
-from reliq.errors import LeaseLost
+from reliq.context import CallOptions, SendOptions, target_of
+from reliq.errors import (
+    Cancelled,
+    IdempotencyConflict,
+    LeaseLost,
+    Nondeterminism,
+    PromiseRejected,
+)
 from reliq.store.keys import ServiceKeys, check_name
+from reliq.worker.journal import Journal, child_value
+from reliq.worker.limits import Limiter
+from reliq.worker.waits import Item, Waits
 
 if TYPE_CHECKING:
     from reliq.client import Client
 
 log = logging.getLogger("reliq.worker.context")
 JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
+SUSPEND_AFTER = 1.0  # seconds a durable await waits in memory before the attempt suspends
 P = ParamSpec("P")
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
 
 
 class Context:
@@ -30,24 +49,10 @@ class Context:
     ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``epoch`` (the attempt's lease
     epoch), ``deadline`` (unix seconds when this attempt times out, or None),
     ``idempotency_key``, ``parent_id`` and ``traceparent`` describe it (``reliq.context.AnyContext``
-    is what it shares with ``SyncContext``); ``step``/``send``/``call`` make progress durable.
+    is what it shares with ``SyncContext``); ``step``, ``send``, ``call``, ``result``, ``sleep``,
+    ``sleep_until`` and ``promise`` make progress durable. ``cancelling`` is True in a run that
+    was started to let the handler compensate for a cancel.
     """
-
-    __slots__ = (
-        "_client",
-        "_order",
-        "_steps",
-        "_steps_loaded",
-        "attempt",
-        "deadline",
-        "epoch",
-        "handler",
-        "id",
-        "idempotency_key",
-        "parent_id",
-        "service",
-        "traceparent",
-    )
 
     def __init__(
         self,
@@ -63,6 +68,9 @@ class Context:
         parent_id: str | None,
         fresh: bool,
         traceparent: str | None = None,
+        cancelling: bool = False,
+        suspend_after: float = SUSPEND_AFTER,
+        limiter: Limiter | None = None,
     ) -> None:
         self._client = client
         self.id = id
@@ -74,9 +82,22 @@ class Context:
         self.parent_id = parent_id
         self.traceparent = traceparent
         self.epoch = epoch
-        self._order = 0
-        self._steps: dict[str, bytes] = {}
-        self._steps_loaded = fresh  # first delivery ever: nothing journaled yet, skip the read
+        self.cancelling = cancelling
+        self._compensate = cancelling  # raise Cancelled once, at the first await not journaled
+        self._keys: ServiceKeys = client.keys_of(id)
+        self.waits = Waits(client, self._keys, id, grace=suspend_after, deadline=deadline, limiter=limiter)
+        self._j = Journal(client, self._keys, id, epoch, fresh=fresh)
+
+    def _not_journaled(self) -> None:
+        """Reached an operation the journal has no answer for: in a compensating run, the first
+        one raises ``Cancelled`` (once; the compensation after it runs normally)."""
+        if self._compensate:
+            self._compensate = False
+            self._cancelled()
+
+    def _cancelled(self) -> None:
+        self.waits.cancel_seen = True
+        raise Cancelled(f"invocation {self.id} cancelled")
 
     @overload
     async def step(
@@ -94,13 +115,10 @@ class Context:
         """
         if not isinstance(name, str) or not 0 < len(name) <= 200:
             raise ValueError("step name must be 1-200 characters")
-        k = self._client.keys_of(self.id)
-        if not self._steps_loaded:
-            raw = await self._client.redis.hgetall(k.steps(self.id))
-            self._steps = {key.decode(): v for key, v in raw.items()}
-            self._steps_loaded = True
-        if name in self._steps:
-            return codec.decode(self._steps[name])
+        await self._j.load()
+        if name in self._j.steps:
+            return codec.decode(self._j.steps[name])
+        self._not_journaled()
         if inspect.iscoroutinefunction(fn):
             value = await fn(*args, **kwargs)
         else:
@@ -108,89 +126,172 @@ class Context:
             if inspect.isawaitable(value):
                 value = await value
         encoded = codec.encode(value)
-        if not await self._journal(k, name, encoded):
+        if not await self._journal(name, encoded):
             raise LeaseLost(self.id)
-        self._steps[name] = encoded
+        self._j.steps[name] = encoded
         return codec.decode(encoded)
 
-    async def _journal(self, k: ServiceKeys, name: str, encoded: bytes) -> bool:
+    async def _journal(self, name: str, encoded: bytes) -> bool:
         """Journal a step whose function already ran, waiting out a Redis outage (up to
         ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
         effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
         write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
         return await retrying(
-            lambda: self._client.scripts.step(k, self.id, self.epoch, name, encoded),
+            lambda: self._client.scripts.step(self._keys, self.id, self.epoch, name, encoded),
             what=f"journal of step {name!r} of {self.id}",
             deadline=JOURNAL_PATIENCE,
             backoff=Backoff(first=0.05, cap=2.0),
         )
 
-    async def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
-        """Register a child invocation; returns its id. The id derives from this invocation's id
-        plus ``key`` (or the call order), so a retried parent never creates it twice. ``delay``:
-        run it no sooner than that (seconds or timedelta)."""
+    async def send(
+        self, target: Any, handler: Any = None, payload: Any = None, **opts: Unpack[SendOptions]
+    ) -> str:
+        """Start a child invocation; returns its id (await its result later with ``result``).
+        ``target`` is a service name followed by the handler name and the payload, or a handler
+        function (``ctx.send(place, order)``). The id derives from this invocation's id plus
+        ``key`` (or the call order), so a replayed parent never creates it twice. ``delay``: run
+        it no sooner than that (seconds or timedelta)."""
+        return await self._send(self._j.next_order(), target, handler, payload, opts)
+
+    async def _send(self, order: int, target: Any, handler: Any, payload: Any, opts: SendOptions) -> str:
+        service, name, body = _resolve(target, handler, payload)
         key, delay = opts.get("key"), opts.get("delay")
-        check_name("service", service)
         if key is not None:
             codec.check_key(key)
-        self._order += 1
-        child_key = key if key is not None else f"#{self._order}"
-        cid = await self._client.child_id_for(service, self.id, child_key)
-        await self._client.send_json(
-            service,
-            handler,
-            codec.encode(payload),
-            delay=delay,
-            invocation_id=cid,
-            parent=self.id,
-            trace=self.traceparent,
-        )
-        linked = await self._client.scripts.link_child(
-            self._client.keys_of(self.id), self.id, self.epoch, cid, self._order
-        )
-        if not linked:
-            raise LeaseLost(self.id)
+        j = self._j
+        await j.load()
+        cid = await self._client.child_id_for(service, self.id, key if key is not None else f"#{order}")
+        journaled = j.children.get(order)
+        if journaled is not None and journaled != cid:
+            raise Nondeterminism(f"call #{order} of {self.id} was {journaled}, the replay asks for {cid}")
+        if f"c:{cid}" in j.inbox:
+            return cid  # finished: nothing to register
+        if journaled is None:
+            self._not_journaled()
+            linked = await self._client.scripts.link_child(self._keys, self.id, self.epoch, cid, order)
+            if linked == "fenced":
+                raise LeaseLost(self.id)
+            if linked == "cancelled":
+                self._cancelled()
+            if linked != "linked":
+                raise Nondeterminism(f"call #{order} of {self.id} was {linked}, the replay asks for {cid}")
+            j.children[order] = cid
+        try:
+            await self._client.send_json(
+                service,
+                name,
+                codec.encode(body),
+                delay=delay,
+                invocation_id=cid,
+                parent=self.id,
+                trace=self.traceparent,
+            )
+        except IdempotencyConflict:
+            raise Nondeterminism(f"child {cid} was started with another handler or payload") from None
         return cid
 
-    async def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
-        """Send a child invocation and wait for its result (a retried parent reuses the child and
-        its stored result), at most ``timeout`` s (default: this attempt's deadline). A failed
-        child raises ``InvocationFailed``."""
-        key, timeout = opts.get("key"), opts.get("timeout")
-        cid = await self.send(service, handler, payload, key=key)
+    @overload
+    async def call(
+        self, target: Callable[[Any, I], Awaitable[R]], handler: I, /, **opts: Unpack[CallOptions]
+    ) -> R: ...
+    @overload
+    async def call(
+        self, target: str, handler: str, payload: Any = None, /, **opts: Unpack[CallOptions]
+    ) -> Any: ...
+    async def call(
+        self, target: Any, handler: Any = None, payload: Any = None, /, **opts: Unpack[CallOptions]
+    ) -> Any:
+        """Start a child and wait for its result: ``send`` then ``result``. The wait is durable:
+        past the grace period the invocation suspends (holding no worker) and resumes when the
+        child ends. A failed or cancelled child raises ``InvocationFailed`` (``ChildFailed``,
+        ``ChildCancelled``): catch it to compensate; if it escapes, this invocation is parked
+        with reason ``child-failed``. ``timeout`` (seconds): a durable deadline; when it passes,
+        ``TimeoutError`` is raised and the child cancelled (``cancel_on_timeout=False``: it runs on)."""
+        order = self._j.next_order()
+        timeout = opts.get("timeout")
+        timer = self._j.next_timer() if timeout is not None else 0
+        cid = await self._send(order, target, handler, payload, {"key": opts.get("key")})
+        return await self._result(cid, timeout, timer, opts.get("cancel_on_timeout", True))
+
+    async def result(
+        self, child_id: str, *, timeout: float | None = None, cancel_on_timeout: bool = True
+    ) -> Any:
+        """The result of a child this invocation started (``send``), waiting durably (as ``call``)."""
+        timer = self._j.next_timer() if timeout is not None else 0
+        await self._j.load()
+        if child_id not in self._j.children.values():
+            raise ValueError(f"{child_id} is not a child of {self.id}")
+        return await self._result(child_id, timeout, timer, cancel_on_timeout)
+
+    async def _result(self, child_id: str, timeout: float | None, timer: int, cancel_on_timeout: bool) -> Any:
+        field = f"c:{child_id}"
+        item = Item(field, child=child_id)
         if timeout is None:
-            timeout = max(0.0, self.deadline - time.time()) if self.deadline else 365 * 24 * 3600.0
-        return await self._client.result(cid, timeout=timeout)
+            value = self._j.inbox.get(field)
+            if value is None:
+                self._not_journaled()
+                value = await self.waits.wait(item)
+            return child_value(child_id, value)
+        won, value = await self._j.race(self.waits, item, timer, timeout, self._not_journaled)
+        if won:
+            return child_value(child_id, value)
+        if cancel_on_timeout:
+            await self._client.cancel(child_id, who=f"parent {self.id}")
+        raise TimeoutError(f"child {child_id} not finished after {timeout} s")
+
+    async def sleep(self, duration: float | timedelta) -> None:
+        """Sleep durably: past the grace period the invocation suspends, and a timer in Redis
+        wakes it at the due time (across worker and server restarts)."""
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+        n = self._j.next_timer()
+        await self._sleep(n, seconds)
+
+    async def _sleep(self, n: int, seconds: float) -> None:
+        await self._j.load()
+        if f"t:{n}" in self._j.inbox:
+            return
+        due = await self._j.due(self.waits, n, seconds)
+        if self.waits.server_ms() >= due:
+            return
+        self._not_journaled()
+        await self.waits.wait(Item(f"t:{n}", due=due))
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Sleep durably until ``when`` (an aware datetime; naive means local time)."""
+        n = self._j.next_timer()
+        await self._j.server_offset(self.waits)
+        await self._sleep(n, when.timestamp() - self.waits.server_ms() / 1000)
+
+    async def promise(self, name: str, *, timeout: float | None = None) -> Any:
+        """Wait durably for a value from outside: ``Client.resolve(id, name, value)`` or
+        ``POST /invocations/{id}/promises/{name}``. A value resolved before this await is kept
+        and returned at once. A rejection raises ``PromiseRejected``; ``timeout`` (seconds) a
+        ``TimeoutError``."""
+        check_name("promise", name)
+        timer = self._j.next_timer() if timeout is not None else 0
+        await self._j.load()
+        field = f"p:{name}"
+        item = Item(field, alone=True)
+        if timeout is None:
+            value = await self._j.inbox_value(field)
+            if value is None:
+                self._not_journaled()
+                value = await self.waits.wait(item)
+        else:
+            won, value = await self._j.race(self.waits, item, timer, timeout, self._not_journaled)
+            if not won:
+                raise TimeoutError(f"promise {name!r} of {self.id} not resolved after {timeout} s")
+        self._j.inbox[field] = value
+        if value[:1] == b"R":
+            raise PromiseRejected(name, str(codec.decode(value[1:]) or ""))
+        return codec.decode(value[1:])
 
 
-class SyncContext:
-    """The context sync handlers get: same fields, blocking ``step``/``send``/``call`` (they run on
-    the worker's event loop while the handler's thread waits)."""
-
-    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop) -> None:
-        self._ctx = ctx
-        self._loop = loop
-        self.id, self.service, self.handler = ctx.id, ctx.service, ctx.handler
-        self.attempt, self.epoch, self.deadline = ctx.attempt, ctx.epoch, ctx.deadline
-        self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
-        self.traceparent = ctx.traceparent
-
-    @overload
-    def step(self, name: str, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
-    @overload
-    def step(self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
-    def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """``Context.step``, blocking: journaled once per invocation, replayed on later attempts."""
-        return asyncio.run_coroutine_threadsafe(
-            self._ctx.step(name, fn, *args, **kwargs), self._loop
-        ).result()
-
-    def send(self, service: str, handler: str, payload: Any = None, **opts: Unpack[SendOptions]) -> str:
-        """``Context.send``, blocking."""
-        coro = self._ctx.send(service, handler, payload, **opts)
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def call(self, service: str, handler: str, payload: Any = None, **opts: Unpack[CallOptions]) -> Any:
-        """``Context.call``, blocking."""
-        coro = self._ctx.call(service, handler, payload, **opts)
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+def _resolve(target: Any, handler: Any, payload: Any) -> tuple[str, str, Any]:
+    """(service, handler, payload) of ``send``/``call``'s arguments: names, or a handler function."""
+    if isinstance(target, str):
+        check_name("service", target)
+        check_name("handler", handler)
+        return target, handler, payload
+    service, name = target_of(target)
+    return service, name, handler

@@ -10,6 +10,12 @@ runs the handler and asks ``decide``; settle writes the outcome (and is the only
 - raised anything else (a timeout included): ``RetryLater(backoff)``, or
   ``Park("attempts-exhausted")`` at ``max_attempts``
 - the input does not decode: ``Park("invalid-input")``, status 422
+- a child's failure escaped (``ChildFailed``/``ChildCancelled``): ``Park("child-failed")`` at once
+  (a replay would meet the same journaled failure); a replay that asked for another child than
+  the journal holds (``Nondeterminism``): ``Park("nondeterminism")``
+- its durable awaits are pending past the grace (``Suspend``): ``Suspended`` (what it waits for)
+- cancelled (a cancel request, a compensating run): ``Complete("cancelled")`` whatever the
+  handler did after it saw ``Cancelled``
 - the lease is lost, or the worker shuts down: ``Abandon`` (nothing written; the entry stays
   pending and is released or reclaimed)
 - before running (``admit``): no such handler is a failure under the default policy (a newer
@@ -25,9 +31,10 @@ from typing import Literal
 
 import msgspec
 
-from reliq.errors import LeaseLost, Retry, Terminal
+from reliq.errors import Cancelled, ChildFailed, LeaseLost, Nondeterminism, Retry, Terminal
 from reliq.service import Policy
 from reliq.store.record import ErrorInfo
+from reliq.worker.waits import Suspend
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +51,7 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None
     key: str | None
     trace: str | None = None
+    compensating: bool = False  # a cancel was requested: run to let the handler compensate
 
 
 class Complete(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -63,8 +71,18 @@ class RetryLater(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class Park(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Failed for good: parked until an operator redrives or discards it."""
 
-    reason: Literal["terminal", "attempts-exhausted", "invalid-input", "crash-loop"]
+    reason: Literal[
+        "terminal", "attempts-exhausted", "invalid-input", "crash-loop", "child-failed", "nondeterminism"
+    ]
     error: ErrorInfo
+
+
+class Suspended(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Its durable awaits are not ready: end the attempt without holding a slot (``waits`` is the
+    record's ``waits`` JSON, ``detail`` a short text for the timeline)."""
+
+    waits: bytes
+    detail: str
 
 
 class Abandon(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -74,7 +92,7 @@ class Abandon(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     reason: Literal["lease-lost", "shutdown"]
 
 
-Outcome = Complete | RetryLater | Park | Abandon
+Outcome = Complete | RetryLater | Park | Suspended | Abandon
 
 
 class InvalidInput(Exception):
@@ -116,20 +134,31 @@ def decide(
     *,
     cancel_requested: bool = False,
     lease_lost: bool = False,
+    compensating: bool = False,
 ) -> Outcome:
     """The outcome of one attempt: ``happened`` is the encoded result, or what was raised
     (``InvalidInput`` when the payload did not decode, ``CancelledError`` when the task was
-    cancelled: by a cancel request, a lost lease, or the worker's shutdown)."""
+    cancelled: by a cancel request, a lost lease, or the worker's shutdown). ``compensating``: the
+    handler was shown ``Cancelled`` (a claim to compensate, or a cancel raised into its waits)."""
+    if lease_lost or isinstance(happened, LeaseLost):
+        return Abandon(reason="lease-lost")
+    if isinstance(happened, Suspend):
+        return Suspended(waits=happened.waits, detail=happened.detail)
+    if compensating or c.compensating:
+        shutdown = isinstance(happened, asyncio.CancelledError) and not isinstance(happened, Cancelled)
+        if shutdown and not cancel_requested:
+            return Abandon(reason="shutdown")
+        return Complete(state="cancelled")
     if isinstance(happened, bytes):
         return Complete(state="succeeded", result=happened)
     if isinstance(happened, asyncio.CancelledError):
-        if lease_lost:
-            return Abandon(reason="lease-lost")
         if cancel_requested:
             return Complete(state="cancelled")
         return Abandon(reason="shutdown")
-    if isinstance(happened, LeaseLost):
-        return Abandon(reason="lease-lost")
+    if isinstance(happened, ChildFailed):
+        return Park(reason="child-failed", error=error_info(happened))
+    if isinstance(happened, Nondeterminism):
+        return Park(reason="nondeterminism", error=error_info(happened))
     if isinstance(happened, InvalidInput):
         return Park(reason="invalid-input", error=error_info(happened.error, status=422))
     if isinstance(happened, Terminal):

@@ -5,6 +5,7 @@ attempt, and hand the outcome to ``settle``. Execute itself writes nothing to Re
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,13 @@ import msgspec
 
 from reliq import codec
 from reliq.service import Handler
-from reliq.worker.context import Context, SyncContext
+from reliq.worker.blocking import SyncContext
+from reliq.worker.context import Context
 from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
 from reliq.worker.inflight import InFlight, Runtime
 from reliq.worker.settle import Settler
 from reliq.worker.traced import HandlerCall, traced
+from reliq.worker.waits import Suspend
 
 
 class Executor:
@@ -61,10 +64,22 @@ class Executor:
         happened: bytes | BaseException
         try:
             happened = codec.encode(await self.call(h, c, args, c.trace))
-        except (Exception, asyncio.CancelledError) as e:
+        except (Exception, asyncio.CancelledError, Suspend) as e:
             happened = e
+        finally:
+            if f.waits is not None:
+                f.waits.close()
         f.settling = True
-        outcome = decide(h.policy, c, happened, cancel_requested=f.cancel_requested, lease_lost=f.lease_lost)
+        if f.waits is not None and f.waits.suspended is not None:
+            happened = f.waits.suspended  # it suspended, whatever the handler made of that
+        outcome = decide(
+            h.policy,
+            c,
+            happened,
+            cancel_requested=f.cancel_requested,
+            lease_lost=f.lease_lost,
+            compensating=f.waits is not None and f.waits.cancel_seen,
+        )
         if isinstance(outcome, Complete):
             self.settler.complete(f, outcome)
         else:
@@ -74,6 +89,8 @@ class Executor:
 
     async def _call(self, h: Handler, c: Claimed, args: tuple[Any, ...], trace: str | None) -> Any:
         timeout = h.policy.timeout
+        if c.compensating:
+            timeout = min(timeout or math.inf, self.rt.config.cancel_grace)
         deadline = time.time() + timeout if timeout else None
         ctx = Context(
             self.rt.client,
@@ -87,7 +104,15 @@ class Executor:
             parent_id=c.parent,
             fresh=c.deliveries == 1,
             traceparent=trace,
+            cancelling=c.compensating,
+            suspend_after=h.policy.suspend_after
+            if h.policy.suspend_after is not None
+            else self.rt.config.suspend_after,
+            limiter=self.rt.limiter,
         )
+        flight = self.rt.inflight.get(c.id)
+        if flight is not None:
+            flight.waits = ctx.waits
         call: Callable[[], Any]
         if h.is_async:
             call = partial(h.fn, ctx, *args)

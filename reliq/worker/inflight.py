@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reliq.client import Client
 from reliq.service import App
 from reliq.store.keys import ServiceKeys
 from reliq.worker.config import WorkerConfig
 from reliq.worker.limits import Limiter
+
+if TYPE_CHECKING:
+    from reliq.worker.waits import Waits
 
 
 @dataclass(eq=False, slots=True)  # slots: one GC-tracked object per entry, not two (hot path)
@@ -26,6 +30,8 @@ class InFlight:
     cancel_requested: bool = False
     lease_lost: bool = False
     settling: bool = False  # writing retry/park: let it finish, the script checks the flag itself
+    waits: Waits | None = None  # the handler's durable waits (a cancel is raised into them)
+    parent: bool = False  # has a parent: its outcome goes through the outbox (wake the relay)
 
 
 @dataclass(eq=False)
@@ -40,6 +46,9 @@ class Runtime:
     claiming: set[str] = field(default_factory=set)  # claim script under way
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     processed: int = 0
+    suspended: int = 0  # attempts that ended suspended
+    resumed: int = 0  # suspensions whose wait was over at once (queued again by the script)
+    relay_wake: asyncio.Event = field(default_factory=asyncio.Event)  # outbox messages written
 
     def holds(self, invocation_id: str) -> bool:
         """Is this worker still running, or settling, that invocation?"""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 
 class Limiter:
@@ -25,6 +26,18 @@ class Limiter:
         self.used = 0
         self.closed = False
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._listeners: set[asyncio.Event] = set()
+
+    @property
+    def contended(self) -> bool:
+        """Something waits for a slot and none is free: a handler that waits in memory for a
+        child, a timer or a promise should suspend and make room (``reliq.worker.waits``)."""
+        return bool(self._waiters) and self.free <= 0
+
+    def listen(self, event: asyncio.Event) -> Callable[[], None]:
+        """Set ``event`` whenever a read starts waiting for a slot; returns the unsubscribe."""
+        self._listeners.add(event)
+        return lambda: self._listeners.discard(event)
 
     @property
     def free(self) -> int:
@@ -45,6 +58,8 @@ class Limiter:
             return taken
         me = asyncio.get_running_loop().create_future()
         self._waiters.append(me)
+        for event in self._listeners:
+            event.set()
         try:
             await me
         finally:

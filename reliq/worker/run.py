@@ -32,6 +32,7 @@ from reliq.worker.limits import Limiter
 from reliq.worker.reap import reap_loop
 from reliq.worker.reclaim import reclaim_loop
 from reliq.worker.registry import publish_registry
+from reliq.worker.relay import relay_loop
 from reliq.worker.schedule import promote_loop
 from reliq.worker.settle import Settler
 
@@ -97,6 +98,7 @@ class Worker:
             cancel_listener(rt, services),
             heartbeat_loop(rt),
             self._watch_layouts(services, grown),
+            relay_loop(rt, services),
         ]
         bg = [_task(c) for c in support]
         feed = [_task(c) for k in services for c in self._feeders(k)]
@@ -111,6 +113,7 @@ class Worker:
                 )
                 if done == {more}:  # partitions were added to a service: consume them too
                     feed += [_task(c) for k in more.result() for c in self._feeders(k)]
+                    services.extend(more.result())  # the relay sweeps them too
                     more = asyncio.create_task(grown.get())
                     continue
                 for t in done:

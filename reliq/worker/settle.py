@@ -20,7 +20,7 @@ from reliq import codec
 from reliq.backoff import retrying
 from reliq.errors import TRANSIENT
 from reliq.store.keys import ServiceKeys
-from reliq.worker.decide import Abandon, Complete, Outcome, Park, RetryLater
+from reliq.worker.decide import Abandon, Complete, Outcome, Park, RetryLater, Suspended
 from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.settle")
@@ -48,6 +48,8 @@ class Settler:
 
     async def settle(self, f: InFlight, outcome: Outcome) -> None:
         """Write ``outcome`` of the attempt ``f`` holds (completions are queued for ``run``)."""
+        if f.parent:
+            self.rt.relay_wake.set()  # its outcome goes to its parent through the outbox
         if isinstance(outcome, Complete):
             self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
@@ -69,6 +71,17 @@ class Settler:
                     f.keys, f.id, f.entry, f.epoch, reason, error, self.rt.config.retention_ms
                 ),
             )
+        elif isinstance(outcome, Suspended):
+            waits, detail = outcome.waits, outcome.detail
+            status = await self._write(
+                f,
+                "suspend",
+                lambda: self.rt.client.scripts.suspend(f.keys, f.id, f.entry, f.epoch, waits, detail),
+            )
+            if status == "suspended":
+                self.rt.suspended += 1
+            elif status == "resumed":
+                self.rt.resumed += 1
         elif isinstance(outcome, Abandon) and outcome.reason == "lease-lost":
             log.warning("lease lost on %s; not committing", f.id)
 
@@ -78,6 +91,8 @@ class Settler:
         if slot is None:
             slot = self._buffer[f.keys.prefix] = (f.keys, [])
         slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result))
+        if f.parent:
+            self.rt.relay_wake.set()
         self.rt.unflushed.add(f.id)
         self._idle.clear()
         self._wake.set()
@@ -115,11 +130,12 @@ class Settler:
         """Wait until everything queued is written."""
         await self._idle.wait()
 
-    async def _write(self, f: InFlight, what: str, op: Callable[[], Awaitable[str]]) -> None:
+    async def _write(self, f: InFlight, what: str, op: Callable[[], Awaitable[str]]) -> str | None:
         try:
-            await self._retrying(f"{what} of {f.id}", op)
+            return await self._retrying(f"{what} of {f.id}", op)
         except GaveUp:
             self.given_up += 1
+            return None
 
     async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         try:

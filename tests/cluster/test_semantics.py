@@ -149,7 +149,7 @@ async def test_a_worker_that_lost_its_lease_is_fenced_out_on_the_partition_s_nod
         new = (await c.scripts.claim(k, "new", 30000, [(eid, acc.id)]))[0].epoch
         assert new == old + 1
         assert not await c.scripts.step(k, acc.id, old, "charge", b'"stale"')
-        assert not await c.scripts.link_child(k, acc.id, old, "x.abcdefghijklmnopqrstuvwxyz", 1)
+        assert await c.scripts.link_child(k, acc.id, old, "x.abcdefghijklmnopqrstuvwxyz", 1) == "fenced"
         assert await c.scripts.complete(k, 60000, [(acc.id, eid, old, "succeeded", b"1")]) == ["fenced"]
         assert await c.scripts.retry(k, acc.id, eid, old, 0, b"{}", 60000) == "fenced"
         assert await c.scripts.park(k, acc.id, eid, old, "terminal", b"{}", 60000) == "fenced"

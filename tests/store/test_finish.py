@@ -34,13 +34,13 @@ async def record(c: Client, k: ServiceKeys, inv: str) -> dict[str, str | None]:
 
 
 async def retained(c: Client, k: ServiceKeys, inv: str) -> list[bool]:
-    """Record, steps, children: does each have a TTL within the retention?"""
+    """Record, steps, children, inbox: does each have a TTL within the retention?"""
     return [0 < await c.redis.pttl(key) <= RETENTION for key in k.per_invocation(inv)]
 
 
 async def with_step_and_child(c: Client, k: ServiceKeys, h: Held) -> None:
     assert await run(c, "step", [k.inv(h.id), k.steps(h.id)], [h.epoch, "s", "1"]) == 1
-    assert await run(c, "link_child", [k.inv(h.id), k.children(h.id)], [h.epoch, "child", 1]) == 1
+    assert await run(c, "link_child", [k.inv(h.id), k.children(h.id)], [h.epoch, "child", 1]) == b"linked"
 
 
 async def last_event(c: Client, k: ServiceKeys, inv: str) -> list[object]:
@@ -60,7 +60,8 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
     async with client(url) as c:
         full, bare = await claimed(c, k), await claimed(c, k)
         await with_step_and_child(c, k, full)
-        keys = [k.stream, k.minutes, k.done_channel, *k.per_invocation(full.id), *k.per_invocation(bare.id)]
+        keys = [k.stream, k.minutes, k.done_channel, k.outbox]
+        keys += [*k.per_invocation(full.id), *k.per_invocation(bare.id)]
         done = [full.entry, full.epoch, "succeeded", "7", full.id]
         done += [bare.entry, bare.epoch, "cancelled", "", bare.id]
         args = [GROUP, RETENTION, *done]
@@ -69,8 +70,8 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
         assert rec["state"] == "succeeded" and rec["result"] == "7" and rec["finished"] == rec["updated"]
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
         assert (await last_event(c, k, full.id))[1:4] == ["succeeded", "w1", full.epoch]
-        assert await retained(c, k, full.id) == [True, True, True]
-        assert await retained(c, k, bare.id) == [True, False, False]  # no journal, no children: no keys
+        assert await retained(c, k, full.id) == [True, True, True, False]  # no inbox: no key
+        assert await retained(c, k, bare.id) == [True, False, False, False]  # no journal: no keys
         assert (await record(c, k, bare.id))["state"] == "cancelled"
         assert await acked(c, k, full.entry) and await acked(c, k, bare.entry)
 
@@ -80,7 +81,7 @@ async def test_park_fails_for_good_clears_the_holder_and_lists_it_parked(url: st
     async with client(url) as c:
         h = await claimed(c, k)
         await with_step_and_child(c, k, h)
-        keys = [*k.per_invocation(h.id), k.stream, k.parked, k.minutes, k.done_channel]
+        keys = [*k.per_invocation(h.id), k.stream, k.parked, k.minutes, k.done_channel, k.outbox]
         args = [GROUP, h.entry, h.epoch, "attempts", ERROR, h.id, RETENTION]
         assert text(await run(c, "park", keys, args)) == "ok"
         rec = await record(c, k, h.id)
@@ -92,7 +93,7 @@ async def test_park_fails_for_good_clears_the_holder_and_lists_it_parked(url: st
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
         assert rec["finished"] == rec["updated"] is not None
         assert (await last_event(c, k, h.id))[1:5] == ["parked", "w1", h.epoch, "attempts"]
-        assert await retained(c, k, h.id) == [True, True, True]
+        assert await retained(c, k, h.id) == [True, True, True, False]
         assert await c.redis.zscore(k.parked, h.id) is not None
         assert await acked(c, k, h.entry)
         await c.redis.zrem(k.parked, h.id)
@@ -103,13 +104,13 @@ async def test_retry_with_a_cancel_requested_finishes_cancelled(url: str, names:
     async with client(url) as c:
         h = await claimed(c, k)
         assert await c.cancel(h.id) == "cancelling"
-        keys = [*k.per_invocation(h.id), k.stream, k.delayed, k.minutes, k.done_channel]
+        keys = [*k.per_invocation(h.id), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox]
         args = [GROUP, h.entry, h.epoch, 1000, ERROR, h.id, RETENTION]
         assert text(await run(c, "retry", keys, args)) == "cancelled"
         rec = await record(c, k, h.id)
         assert (rec["state"], rec["error"], rec["cancel"]) == ("cancelled", ERROR, "1")
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
-        assert await retained(c, k, h.id) == [True, False, False]
+        assert await retained(c, k, h.id) == [True, False, False, False]
         assert await c.redis.zscore(k.delayed, h.id) is None and await acked(c, k, h.entry)
 
 
@@ -119,7 +120,8 @@ async def test_cancel_of_queued_work_finishes_it_without_a_holder(url: str, name
     async with client(url) as c:
         acc = await c.send(svc, "h", None)
         eid = (await c.redis.hget(k.inv(acc.id), "entry")).decode()
-        keys = [*k.per_invocation(acc.id), k.delayed, k.audit, k.done_channel]
+        keys = [*k.per_invocation(acc.id), k.delayed, k.audit, k.done_channel, k.outbox, k.stream]
+        keys.append(k.suspended)
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "cancelled"
         rec = await record(c, k, acc.id)
         assert (rec["state"], rec["cancel"], rec["entry"]) == ("cancelled", "1", eid)  # entry kept

@@ -28,7 +28,10 @@ async def make_due(c: Client, k: ServiceKeys, ids: list[str]) -> None:
 
 
 def promote_args(k: ServiceKeys, ids: list[str]) -> tuple[list[str], list[str]]:
-    return [k.delayed, k.stream, *(k.inv(i) for i in ids)], ids
+    keys = [k.delayed, k.stream, k.suspended]
+    for i in ids:
+        keys += [k.inv(i), k.inbox(i)]
+    return keys, ids
 
 
 async def entries_per_id(c: Client, k: ServiceKeys) -> Counter[str]:

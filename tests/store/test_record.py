@@ -33,7 +33,7 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         eid = await _read(c, k)
         [claimed] = await c.scripts.claim(k, "w", 30_000, [(eid, a.id)])
         assert await c.scripts.step(k, a.id, claimed.epoch, "s", b"1")
-        assert await c.scripts.link_child(k, a.id, claimed.epoch, f"{svc}.abcdefghijklmnopqrstuvwxyz", 1)
+        assert await c.scripts.link_child(k, a.id, claimed.epoch, f"{svc}.abcdefghijklmnopqrstuvwxyz", 1) == "linked"
         assert await c.scripts.renew(k, "w", 30_000, [(a.id, eid, claimed.epoch)]) == ["ok"]
         await _snapshot(c, k, a.id, seen)
         assert await c.scripts.complete(k, 60_000, [(a.id, eid, claimed.epoch, "succeeded", b"2")]) == ["ok"]
@@ -56,6 +56,17 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         assert await c.scripts.redrive(k, b.id, "ops") == "redriven"
         assert await c.scripts.cancel(k, b.id, 60_000) == "cancelled"
         await _snapshot(c, k, b.id, seen)
+        # c: register -> claim -> note (inbox) -> suspend (waits, suspensions) -> wake
+        d = await c.send(svc, "h", 3)
+        [[_, pending]] = await c.redis.xreadgroup(GROUP, "w", {k.stream: ">"}, count=10)
+        eid = next(e.decode() for e, f in pending if f[b"i"].decode() == d.id)
+        [claimed] = await c.scripts.claim(k, "w", 30_000, [(eid, d.id)])
+        assert (await c.scripts.note(k, d.id, claimed.epoch, "d:1", 60_000))[1] > 0
+        waits = b'[["p:go", 1, 0]]'
+        assert await c.scripts.suspend(k, d.id, eid, claimed.epoch, waits, "p:go") == "suspended"
+        await _snapshot(c, k, d.id, seen)
+        assert await c.scripts.wake(k, d.id, "p:go", b"V1") == "resumed"
+        await c.redis.delete(*k.per_invocation(d.id))
         assert seen <= FIELDS, f"written but not declared in record.Field: {sorted(seen - FIELDS)}"
         assert not FIELDS - seen, f"declared but never written: {sorted(FIELDS - seen)}"
         doc = await c.get(a.id)
@@ -70,7 +81,7 @@ def test_the_docstring_table_lists_every_field_and_the_states_are_the_literal() 
 
     doc = record.__doc__ or ""
     assert all(f"``{name}``" in doc for name in FIELDS)
-    assert TERMINAL < STATES and "running" in STATES and len(STATES) == 7
+    assert TERMINAL < STATES and "running" in STATES and len(STATES) == 8
     assert Field.TIMELINE == "tl" and len(FIELDS) == len([n for n in vars(Field) if n.isupper()])
 
 

@@ -5,8 +5,11 @@
 -- re-send of the same call after a lost reply returns the same claims without bumping again),
 -- ARGV[5..n+4] entry ids
 -- timeline: 'claimed' (or 'reclaimed' when the record was still running) per new claim
--- returns 10 values per entry: status ('run' | 'cancel' | 'skip'), epoch, handler, payload,
---   attempt, crashes, parent, idempotency key, deliveries, traceparent
+-- A cancel requested of an invocation with a journal (it suspended, ran steps or has children)
+-- runs it once more to compensate (status 'compensate'; the flag becomes '2': seen); without a
+-- journal it is settled as cancelled without running (status 'cancel').
+-- returns 10 values per entry: status ('run' | 'cancel' | 'compensate' | 'skip'), epoch, handler,
+--   payload, attempt, crashes, parent, idempotency key, deliveries, traceparent
 -- uses: clock, terminal, ack, timeline
 local now = now_ms()
 local lease = now + tonumber(ARGV[3])
@@ -14,14 +17,19 @@ local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
 -- the drain rate of a worker is bounded by the Lua time per invocation.
 local F = {'state', 'entry', 'cancel', 'claim', 'tl', 'epoch', 'handler', 'payload', 'attempt', 'crashes',
-  'parent', 'key', 'deliveries', 'trace'}
+  'parent', 'key', 'deliveries', 'trace', 'susp', 'step', 'kids'}
+local function status(r)
+  if r[3] == '2' or (r[3] == '1' and (r[15] or r[16] or r[17])) then return 'compensate' end
+  if r[3] == '1' then return 'cancel' end
+  return 'run'
+end
 for i = 2, #KEYS do
   local rec, eid = KEYS[i], ARGV[i + 3]
   local r = redis.call('HMGET', rec, unpack(F))
   local st = r[1]
   if st == 'running' and r[4] == ARGV[4] and r[2] == eid then
     -- a re-sent call: the same claim again, nothing bumped
-    if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end
+    out[#out + 1] = status(r)
     for j = 6, 14 do out[#out + 1] = r[j] or '' end
   elseif (not st) or TERMINAL[st] or r[2] ~= eid then
     -- unknown, finished, or a stale duplicate entry: never run it again
@@ -36,10 +44,12 @@ for i = 2, #KEYS do
     end
     local epoch = (tonumber(r[6]) or 0) + 1
     local deliveries = (tonumber(r[13]) or 0) + 1
+    local s = status(r)
+    if s == 'compensate' and r[3] ~= '2' then redis.call('HSET', rec, 'cancel', '2') end
     redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
       'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes,
       'tl', tl_push(r[5], tl_line(now, event, ARGV[2], epoch)))
-    if r[3] == '1' then out[#out + 1] = 'cancel' else out[#out + 1] = 'run' end
+    out[#out + 1] = s
     out[#out + 1] = epoch
     out[#out + 1] = r[7]
     out[#out + 1] = r[8]

@@ -1,33 +1,41 @@
 -- complete: settle a batch of finished attempts in one call. Epoch-fenced: a worker that lost its
 -- lease cannot commit or ack. Writes the outcome, starts retention, acks and deletes the entry.
--- KEYS[1] stream, KEYS[2] per-minute counters, KEYS[3] done channel, then per invocation 3 keys:
--- record, steps, children
+-- KEYS[1] stream, KEYS[2] per-minute counters, KEYS[3] done channel, KEYS[4] outbox, then per
+-- invocation 4 keys: record, steps, children, inbox
 -- ARGV[1] group, ARGV[2] retention ms, then per invocation 5 values:
 --   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), invocation id
 -- timeline: the final state; counters: succeeded / cancelled of this minute; the ids settled are
--- published on the done channel (one message)
+-- published on the done channel (one message); an invocation with a parent leaves the outcome
+-- in the outbox for the parent (lib/wake.lua relay)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
--- uses: clock, fence, ack, timeline, finish, notify
+-- uses: clock, fence, ack, timeline, finish, notify, wake
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
 local done = {}
-local n = (#KEYS - 3) / 3
+local n = (#KEYS - 4) / 4
 for i = 0, n - 1 do
-  local rec, steps, children = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
+  local b = 5 + 4 * i
+  local rec = KEYS[b]
   local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
-  -- 'step' is set by the step script, 'kids' by link_child: only then do those keys exist
-  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids')
+  -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note: only then do
+  -- those keys exist
+  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx')
   local refused = fence(r[1], r[2], epoch)
   if refused then
     out[#out + 1] = refused
   else
-    finish(rec, {r[5] and steps, r[6] and children}, ttl, now, state, {'result', result}, true, r[4],
-      tl_line(now, state, r[3], epoch))
+    local id = ARGV[7 + 5 * i]
+    finish(rec, {r[5] and KEYS[b + 1], r[6] and KEYS[b + 2], r[8] and KEYS[b + 3]}, ttl, now, state,
+      {'result', result}, true, r[4], tl_line(now, state, r[3], epoch))
+    if r[7] and r[7] ~= '' then
+      if state == 'succeeded' then relay(KEYS[4], 'done', r[7], id, 'S' .. result)
+      else relay(KEYS[4], 'done', r[7], id, 'C{}') end
+    end
     acked[#acked + 1] = eid
-    done[#done + 1] = ARGV[7 + 5 * i]
+    done[#done + 1] = id
     counts[state] = (counts[state] or 0) + 1
     out[#out + 1] = 'ok'
   end

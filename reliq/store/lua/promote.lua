@@ -1,22 +1,33 @@
--- promote: move due invocations from the delayed set to the stream. Safe with many workers running
--- it: an id is promoted only by the caller whose ZREM removed it.
--- KEYS[1] delayed set, KEYS[2] stream, KEYS[3..n+2] invocation records
+-- promote: move due invocations from the delayed set to the stream: scheduled sends, retries after
+-- their backoff, and suspended invocations whose timer is due (the timer fires into the inbox;
+-- the invocation resumes when that ends its wait, else waits on for its next timer). Safe with
+-- many workers running it: an id is promoted only by the caller whose ZREM removed it.
+-- KEYS[1] delayed set, KEYS[2] stream, KEYS[3] suspended set, then per id 2 keys: invocation
+-- record, inbox
 -- ARGV[1..n] invocation ids (same order as the records)
--- timeline: 'promoted'
--- returns the number of invocations promoted
--- uses: clock, timeline
+-- timeline: 'promoted', or 'resumed' (the timer)
+-- returns the number of invocations promoted or resumed
+-- uses: clock, timeline, wake
 local now = now_ms()
 local moved = 0
-for i = 3, #KEYS do
-  local id = ARGV[i - 2]
+for i = 1, #ARGV do
+  local id, rec, inbox = ARGV[i], KEYS[2 + 2 * i], KEYS[3 + 2 * i]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= now and redis.call('ZREM', KEYS[1], id) == 1 then
-    local r = redis.call('HMGET', KEYS[i], 'state', 'tl')
+    local r = redis.call('HMGET', rec, 'state', 'tl', 'waits')
     if r[1] == 'scheduled' or r[1] == 'retrying' then
       local eid = redis.call('XADD', KEYS[2], '*', 'i', id)
-      redis.call('HSET', KEYS[i], 'state', 'pending', 'entry', eid, 'updated', now,
+      redis.call('HSET', rec, 'state', 'pending', 'entry', eid, 'updated', now,
         'tl', tl_push(r[2], tl_line(now, 'promoted')))
       moved = moved + 1
+    elseif r[1] == 'suspended' then
+      local ready, nxt = waits_ready(inbox, r[3], now)
+      if ready then
+        resume(rec, KEYS[2], KEYS[1], KEYS[3], id, now, r[2], '', 'timer')
+        moved = moved + 1
+      elseif nxt then
+        redis.call('ZADD', KEYS[1], nxt, id)
+      end
     end
   end
 end

@@ -1,7 +1,9 @@
 -- redrive: put a failed invocation (parked or archived) back as a new attempt series. Idempotent:
--- a second redrive finds it no longer failed and does nothing. Steps already journaled are kept.
--- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] stream, KEYS[5] parked set,
--- KEYS[6] archive set, KEYS[7] audit stream
+-- a second redrive finds it no longer failed and does nothing. Steps, children and the inbox
+-- already journaled are kept. A parent that already saw this child fail keeps that outcome (the
+-- first outcome in an inbox stands).
+-- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] stream, KEYS[6] parked
+-- set, KEYS[7] archive set, KEYS[8] audit stream
 -- ARGV[1] invocation id, ARGV[2] who asked (timeline actor, audited; '' = library call, not audited)
 -- timeline: 'redriven'. An id whose record expired is removed from the parked and archive sets.
 -- returns 'redriven' | 'not_failed' | 'unknown'
@@ -9,23 +11,23 @@
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl')
 local st = r[1]
 if not st then
-  redis.call('ZREM', KEYS[5], ARGV[1])
   redis.call('ZREM', KEYS[6], ARGV[1])
+  redis.call('ZREM', KEYS[7], ARGV[1])
   return 'unknown'
 end
 if st ~= 'failed' then
-  audit(KEYS[7], ARGV[2], 'redrive', ARGV[1], 'not_failed')
+  audit(KEYS[8], ARGV[2], 'redrive', ARGV[1], 'not_failed')
   return 'not_failed'
 end
 local now = now_ms()
-for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
-redis.call('ZREM', KEYS[5], ARGV[1])
+for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 redis.call('ZREM', KEYS[6], ARGV[1])
-local eid = redis.call('XADD', KEYS[4], '*', 'i', ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+local eid = redis.call('XADD', KEYS[5], '*', 'i', ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', 1, 'crashes', 0, 'entry', eid,
   'reason', '', 'finished', '', 'updated', now, 'discarded', '',
   'tl', tl_push(r[2], tl_line(now, 'redriven', ARGV[2] or '')))
 redis.call('HDEL', KEYS[1], 'cancel')
 redis.call('HINCRBY', KEYS[1], 'redrives', 1)
-audit(KEYS[7], ARGV[2], 'redrive', ARGV[1], 'redriven')
+audit(KEYS[8], ARGV[2], 'redrive', ARGV[1], 'redriven')
 return 'redriven'

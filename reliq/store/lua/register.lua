@@ -20,6 +20,10 @@ for i = 3, #KEYS do
   if prev[1] then
     if prev[1] ~= f[2] then out[#out + 1] = 'conflict' else out[#out + 1] = 'previously_accepted' end
     out[#out + 1] = prev[2]
+  elseif prev[2] then
+    -- a tombstone: a parent's cancel reached this child before it was registered (cancel.lua)
+    out[#out + 1] = 'previously_accepted'
+    out[#out + 1] = prev[2]
   else
     local due = now
     if f[7] ~= '' then due = tonumber(f[7]) elseif f[6] ~= '' then due = now + tonumber(f[6]) end

@@ -4,8 +4,8 @@
 -- value pairs: result, error, reason, cancel flag), 'finished' and 'updated' = now, then, when
 -- `held` (it was running), the holder's 'owner', 'lease_until' and 'entry' cleared, then the
 -- timeline `tl` with `line` pushed. Retention starts on the record and on the keys in `others`
--- (its steps and children keys; a false slot is skipped: complete expires a key only when the
--- record says it exists).
+-- (its steps, children and inbox keys; a false slot is skipped: complete expires a key only when
+-- the record says it exists).
 local function finish(rec, others, ttl, now, state, set, held, tl, line)
   -- built by index, without closures or vararg tables: this runs once per finished invocation
   local a = {'state', state}
@@ -20,7 +20,7 @@ local function finish(rec, others, ttl, now, state, set, held, tl, line)
   a[n + 1], a[n + 2] = 'tl', tl_push(tl, line)
   redis.call('HSET', rec, unpack(a))
   redis.call('PEXPIRE', rec, ttl)
-  for i = 1, 2 do
+  for i = 1, 3 do
     if others[i] then redis.call('PEXPIRE', others[i], ttl) end
   end
 end

@@ -1,0 +1,50 @@
+-- uses: timeline
+-- wake: suspension's shared rules. A suspended invocation's record field 'waits' is a JSON array
+-- of [inbox field, any, due ms]: what its handler awaits. Inbox values start with their kind:
+-- 'S' child succeeded, 'F' child failed, 'C' child cancelled, 'V' promise value, 'R' promise
+-- rejected, 'T' timer fired. Items with any = 1 (a deadline, a promise) end the wait alone; the
+-- others (children, sleeps) end it when all are in, or as soon as one of them failed.
+-- A timer item (due > 0) fires here when due: 'T' is written to its field.
+-- returns ready (boolean), and the next due time of a timer not fired yet (or nil)
+local function waits_ready(inbox, waits_json, now)
+  local ok, waits = pcall(cjson.decode, waits_json or '')
+  if (not ok) or type(waits) ~= 'table' or #waits == 0 then return true, nil end
+  local alls, done, nxt = 0, 0, nil
+  for _, w in ipairs(waits) do
+    local f, any, due = w[1], w[2] == 1, tonumber(w[3]) or 0
+    local v = redis.call('HGET', inbox, f)
+    if (not v) and due > 0 then
+      if due <= now then
+        redis.call('HSET', inbox, f, 'T')
+        v = 'T'
+      elseif (not nxt) or due < nxt then
+        nxt = due
+      end
+    end
+    if not any then alls = alls + 1 end
+    if v then
+      local kind = string.sub(v, 1, 1)
+      if any or kind == 'F' or kind == 'C' or kind == 'R' then return true, nil end
+      done = done + 1
+    end
+  end
+  return alls > 0 and done == alls, nxt
+end
+
+-- resume: a suspended invocation is triggered again: a new stream entry, state 'pending', out of
+-- the suspended set (and of the delayed set, where a timer of its may wait).
+local function resume(rec, stream, delayed, suspended, id, now, tl, actor, detail)
+  local eid = redis.call('XADD', stream, '*', 'i', id)
+  redis.call('HSET', rec, 'state', 'pending', 'entry', eid, 'waits', '', 'updated', now,
+    'tl', tl_push(tl, tl_line(now, 'resumed', actor, 0, detail)))
+  redis.call('ZREM', suspended, id)
+  redis.call('ZREM', delayed, id)
+  return eid
+end
+
+-- relay: a message for another slot (a parent to wake, a child to cancel), written in the same
+-- script as the change it follows from and delivered at least once by the workers' relay
+-- (reliq/worker/relay.py), which deletes it only after the target's script applied it.
+local function relay(outbox, kind, target, source, value)
+  redis.call('XADD', outbox, '*', 'k', kind, 't', target, 's', source, 'v', value or '')
+end

@@ -1,0 +1,27 @@
+-- suspend: end an attempt whose handler waits only for durable things (children, timers,
+-- promises) that are not ready: it holds no worker slot and no stream entry while it waits.
+-- Epoch-fenced. When what it waits for is ready already (it arrived meanwhile), or a cancel was
+-- requested, it is queued again at once instead.
+-- KEYS[1] record, KEYS[2] inbox, KEYS[3] stream, KEYS[4] delayed set, KEYS[5] suspended set
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] waits (JSON, lib/wake.lua),
+-- ARGV[5] invocation id, ARGV[6] what it waits for (timeline detail)
+-- timeline: 'suspended' (what for), and 'resumed' when queued again at once
+-- returns 'suspended' | 'resumed' | 'fenced' | 'noop'
+-- uses: clock, fence, ack, timeline, wake
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl', 'cancel', 'susp')
+local refused = fence(r[1], r[2], ARGV[3])
+if refused then return refused end
+local now = now_ms()
+ack(KEYS[3], ARGV[1], {ARGV[2]})
+redis.call('HSET', KEYS[1], 'susp', (tonumber(r[6]) or 0) + 1, 'owner', '', 'lease_until', '', 'entry', '')
+local tl = tl_push(r[4], tl_line(now, 'suspended', r[3], ARGV[3], ARGV[6]))
+local ready, nxt = waits_ready(KEYS[2], ARGV[4], now)
+if ready or r[5] == '1' then
+  if r[5] == '1' then redis.call('HSET', KEYS[1], 'cancel', '2') end
+  resume(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[5], now, tl, '', r[5] == '1' and 'cancel' or 'ready')
+  return 'resumed'
+end
+redis.call('HSET', KEYS[1], 'state', 'suspended', 'waits', ARGV[4], 'updated', now, 'tl', tl)
+redis.call('ZADD', KEYS[5], now, ARGV[5])
+if nxt then redis.call('ZADD', KEYS[4], nxt, ARGV[5]) end
+return 'suspended'

@@ -1,0 +1,134 @@
+"""The journal of one invocation as its handler replays it: step results, child ids by call order,
+and the inbox (what it awaited and got: child outcomes, promises, timers; ``lua/lib/wake.lua``).
+
+Three keys in the invocation's slot, read once per attempt (not at all on a first delivery:
+nothing can be journaled yet, but a promise resolved early is read when it is awaited). Positions
+(the call order of children, the number of a timer) are handed out when an operation starts,
+before it awaits anything, so concurrent operations (``asyncio.gather``) get the same positions on
+every replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from reliq import codec
+from reliq.errors import LeaseLost, child_outcome
+from reliq.store.keys import ServiceKeys
+from reliq.worker.waits import Item, Waits
+
+if TYPE_CHECKING:
+    from reliq.client import Client
+
+
+class Journal:
+    def __init__(
+        self, client: Client, keys: ServiceKeys, invocation_id: str, epoch: int, *, fresh: bool
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.id = invocation_id
+        self.epoch = epoch
+        self.steps: dict[str, bytes] = {}
+        self.inbox: dict[str, bytes] = {}
+        self.children: dict[int, str] = {}  # call order -> child id
+        self.order = 0  # children handed out
+        self.timers = 0  # timers handed out (sleeps and deadlines)
+        self._loading: asyncio.Future[None] | None = None
+        if fresh:  # first delivery ever: nothing journaled yet, skip the read
+            self._loading = asyncio.get_running_loop().create_future()
+            self._loading.set_result(None)
+        self._offset_known = False
+
+    async def load(self) -> None:
+        """Read the journal once (concurrent callers share the one read)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._read())
+        await asyncio.shield(self._loading)
+
+    async def _read(self) -> None:
+        k = self.keys
+        async with self.client.redis.pipeline(transaction=False) as p:
+            p.hgetall(k.steps(self.id))
+            p.hgetall(k.inbox(self.id))
+            p.zrange(k.children(self.id), 0, -1, withscores=True)
+            steps, inbox, children = await p.execute()
+        self.steps = {key.decode(): v for key, v in steps.items()}
+        self.inbox = {key.decode(): v for key, v in inbox.items()}
+        self.children = {int(score): codec.text(cid) for cid, score in children}
+
+    def next_order(self) -> int:
+        self.order += 1
+        return self.order
+
+    def next_timer(self) -> int:
+        self.timers += 1
+        return self.timers
+
+    async def inbox_value(self, field: str) -> bytes | None:
+        """A field of the inbox: journaled, or read now (a promise may be resolved any time)."""
+        value = self.inbox.get(field)
+        if value is None:
+            value = await self.client.redis.hget(self.keys.inbox(self.id), field)
+            if value is not None:
+                self.inbox[field] = value
+        return value
+
+    async def note(self, waits: Waits, field: str, value: str | int) -> bytes:
+        """Journal a value of this attempt in the inbox (first value stands; fenced)."""
+        stored, now = await self.client.scripts.note(self.keys, self.id, self.epoch, field, value)
+        if not now:
+            raise LeaseLost(self.id)
+        waits.offset_ms = now - int(time.time() * 1000)
+        self._offset_known = True
+        self.inbox[field] = stored.encode()
+        return stored.encode()
+
+    async def due(self, waits: Waits, n: int, seconds: float) -> int:
+        """Timer ``n``'s due time (server ms): journaled at its first run, the same ever after."""
+        journaled = self.inbox.get(f"d:{n}")
+        if journaled is None:
+            return int(await self.note(waits, f"d:{n}", max(0, int(seconds * 1000))))
+        await self.server_offset(waits)
+        return int(journaled)
+
+    async def server_offset(self, waits: Waits) -> None:
+        if not self._offset_known:
+            waits.offset_ms = await self.client.server_time_ms() - int(time.time() * 1000)
+            self._offset_known = True
+
+    async def race(
+        self, waits: Waits, item: Item, n: int, timeout: float, on_wait: Any
+    ) -> tuple[bool, bytes]:
+        """``item`` against the durable deadline ``n``: (True, the item's value), or (False, b'')
+        when the deadline won. Which one won is journaled (``x:<n>``) when the deadline wins, so
+        every replay takes the same branch. ``on_wait`` is called before waiting (a compensating
+        run raises ``Cancelled`` there)."""
+        marker = self.inbox.get(f"x:{n}")
+        if marker is None:
+            value = self.inbox.get(item.field) if item.child else await self.inbox_value(item.field)
+            if value is not None:
+                return True, value
+            due = await self.due(waits, n, timeout)
+            if f"t:{n}" not in self.inbox and waits.server_ms() < due:
+                on_wait()
+                item.alone = True
+                winner, value = await waits.first([item, Item(f"t:{n}", alone=True, due=due)])
+                if winner is item:
+                    return True, value
+            marker = await self.note(waits, f"x:{n}", "t")
+        if marker == b"t":
+            return False, b""
+        return True, self.inbox.get(item.field, b"")
+
+
+def child_value(child_id: str, value: bytes) -> Any:
+    """A child's journaled outcome: its result, or the exception its failure raises."""
+    kind, body = value[:1], value[1:]
+    if kind == b"S":
+        return codec.decode(body)
+    error = codec.decode(body) if body else None
+    state = "cancelled" if kind == b"C" else "failed"
+    raise child_outcome(child_id, state, error if isinstance(error, dict) else None)
