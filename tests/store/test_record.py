@@ -33,7 +33,8 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         eid = await _read(c, k)
         [claimed] = await c.scripts.claim(k, "w", 30_000, [(eid, a.id)])
         assert await c.scripts.step(k, a.id, claimed.epoch, "s", b"1")
-        assert await c.scripts.link_child(k, a.id, claimed.epoch, f"{svc}.abcdefghijklmnopqrstuvwxyz", 1) == "linked"
+        kid = f"{svc}.abcdefghijklmnopqrstuvwxyz"
+        assert await c.scripts.link_child(k, a.id, claimed.epoch, kid, 1) == "linked"
         assert await c.scripts.renew(k, "w", 30_000, [(a.id, eid, claimed.epoch)]) == ["ok"]
         await _snapshot(c, k, a.id, seen)
         assert await c.scripts.complete(k, 60_000, [(a.id, eid, claimed.epoch, "succeeded", b"2")]) == ["ok"]
