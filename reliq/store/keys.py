@@ -42,7 +42,8 @@ Per invocation ``I`` of service ``S`` (no TTL while live; retention TTL once ter
 ``reliq:{S}:steps:<I>``            hash    step name -> msgspec JSON of the step's result
 ``reliq:{S}:children:<I>``         zset    child invocation ids, scored by call order
 ``reliq:{S}:inbox:<I>``            hash    what a handler awaited and got (``lua/lib/wake.lua``):
-                                           ``c:<child>`` outcomes, ``p:<name>`` promises, ``d:<n>``
+                                           ``c:<child>`` outcomes, ``n:<order>`` the handler of
+                                           the child at that position, ``p:<name>`` promises, ``d:<n>``
                                            timer due times, ``t:<n>`` fired timers, ``x:<n>`` which
                                            of two waits won
 =================================  ======  =====================================================

@@ -194,9 +194,13 @@ class Scripts:
     async def step(self, k: ServiceKeys, inv: str, epoch: int, name: str, value: bytes) -> bool:
         return bool(await self._run("step", [k.inv(inv), k.steps(inv)], [epoch, name, value]))
 
-    async def link_child(self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int) -> str:
-        """'linked' | 'fenced' | 'cancelled' | the other child id journaled at ``order``."""
-        return text(await self._run("link_child", [k.inv(inv), k.children(inv)], [epoch, child, order]))
+    async def link_child(
+        self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int, handler: str = ""
+    ) -> str:
+        """'linked' | 'fenced' | 'cancelled' | what the journal holds at ``order`` when it is
+        another call (a child id, or 'handler <name>')."""
+        keys = [k.inv(inv), k.children(inv), k.inbox(inv)]
+        return text(await self._run("link_child", keys, [epoch, child, order, handler]))
 
     async def cancel(
         self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "", *, tombstone: bool = False

@@ -162,13 +162,16 @@ class Context:
         await j.load()
         cid = await self._client.child_id_for(service, self.id, key if key is not None else f"#{order}")
         journaled = j.children.get(order)
-        if journaled is not None and journaled != cid:
-            raise Nondeterminism(f"call #{order} of {self.id} was {journaled}, the replay asks for {cid}")
+        was = j.inbox.get(f"n:{order}")
+        if journaled is not None and (journaled != cid or (was is not None and was.decode() != name)):
+            raise Nondeterminism(
+                f"call #{order} of {self.id} was {journaled} ({was!r}), the replay asks for {cid} ({name})"
+            )
         if f"c:{cid}" in j.inbox:
             return cid  # finished: nothing to register
         if journaled is None:
             self._not_journaled()
-            linked = await self._client.scripts.link_child(self._keys, self.id, self.epoch, cid, order)
+            linked = await self._client.scripts.link_child(self._keys, self.id, self.epoch, cid, order, name)
             if linked == "fenced":
                 raise LeaseLost(self.id)
             if linked == "cancelled":

@@ -40,7 +40,8 @@ async def retained(c: Client, k: ServiceKeys, inv: str) -> list[bool]:
 
 async def with_step_and_child(c: Client, k: ServiceKeys, h: Held) -> None:
     assert await run(c, "step", [k.inv(h.id), k.steps(h.id)], [h.epoch, "s", "1"]) == 1
-    assert await run(c, "link_child", [k.inv(h.id), k.children(h.id)], [h.epoch, "child", 1]) == b"linked"
+    keys = [k.inv(h.id), k.children(h.id), k.inbox(h.id)]
+    assert await run(c, "link_child", keys, [h.epoch, "child", 1, "h"]) == b"linked"
 
 
 async def last_event(c: Client, k: ServiceKeys, inv: str) -> list[object]:
@@ -70,7 +71,7 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
         assert rec["state"] == "succeeded" and rec["result"] == "7" and rec["finished"] == rec["updated"]
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
         assert (await last_event(c, k, full.id))[1:4] == ["succeeded", "w1", full.epoch]
-        assert await retained(c, k, full.id) == [True, True, True, False]  # no inbox: no key
+        assert await retained(c, k, full.id) == [True, True, True, True]
         assert await retained(c, k, bare.id) == [True, False, False, False]  # no journal: no keys
         assert (await record(c, k, bare.id))["state"] == "cancelled"
         assert await acked(c, k, full.entry) and await acked(c, k, bare.entry)
@@ -93,7 +94,7 @@ async def test_park_fails_for_good_clears_the_holder_and_lists_it_parked(url: st
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
         assert rec["finished"] == rec["updated"] is not None
         assert (await last_event(c, k, h.id))[1:5] == ["parked", "w1", h.epoch, "attempts"]
-        assert await retained(c, k, h.id) == [True, True, True, False]
+        assert await retained(c, k, h.id) == [True, True, True, True]
         assert await c.redis.zscore(k.parked, h.id) is not None
         assert await acked(c, k, h.entry)
         await c.redis.zrem(k.parked, h.id)
