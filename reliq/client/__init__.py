@@ -11,19 +11,17 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.client import producer
+from reliq.client import actions, producer
 from reliq.client.cache import LRU
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
-from reliq.client.relay import relay_tree
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
 from reliq.errors import (
     IdempotencyConflict,
     InvocationCancelled,
     InvocationFailed,
-    PromiseAlreadySettled,
     UnknownInvocation,
 )
 from reliq.store import counts, registry
@@ -43,7 +41,6 @@ from reliq.store.keys import (
 from reliq.store.layout import Layout, read_layout, write_layout
 from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
 from reliq.store.registry import HandlerEntry, Heartbeat
-from reliq.store.replies import Cancelled, Redriven, Woken
 from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
@@ -292,65 +289,12 @@ class Client:
             raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
         raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
 
-    # -- actions ------------------------------------------------------------------------------
-    async def cancel(self, invocation_id: str, *, who: str = "") -> Cancelled:
-        """Cancel an invocation and, down the tree, every child it started that has not finished:
-        'cancelled' (was queued/delayed and never journaled anything; it never runs),
-        'cancelling' (running, suspended, or with a journal: its handler sees ``Cancelled`` at its
-        current await and may compensate), 'terminal' (already finished). Unknown ids raise.
-        ``who``: the actor written to the timeline and the audit stream ('' = not audited)."""
-        k = self.keys_of(invocation_id)
-        outcome = await self.scripts.cancel(k, invocation_id, self.retention_ms, who)
-        if outcome == "unknown":
-            raise UnknownInvocation(invocation_id)
-        if outcome == "cancelling":
-            await self.redis.publish(k.cancel_channel, invocation_id)
-        if outcome != "terminal":
-            await relay_tree(self, k)  # the children now (the workers' relays would within a second)
-        return outcome
-
-    async def resolve(self, invocation_id: str, name: str, value: Any = None) -> Woken:
-        """Resolve the promise ``name`` of an invocation (``await ctx.promise(name)``) with a JSON
-        value; it may be resolved before the handler reaches the await. Returns 'resumed'
-        (it was suspended on it) or 'stored'. Raises ``PromiseAlreadySettled`` (resolved or
-        rejected before: the first value stands), ``UnknownInvocation``, or ``InvocationFailed``
-        when the invocation already finished."""
-        return await self._settle_promise(invocation_id, name, b"V" + codec.encode(value))
-
-    async def reject(self, invocation_id: str, name: str, message: str) -> Woken:
-        """Reject the promise ``name``: its await raises ``PromiseRejected(message)``. Same
-        answers and errors as ``resolve``."""
-        return await self._settle_promise(invocation_id, name, b"R" + codec.encode(str(message)))
-
-    async def _settle_promise(self, invocation_id: str, name: str, value: bytes) -> Woken:
-        check_name("promise", name)
-        k = self.keys_of(invocation_id)
-        status = await self.scripts.wake(k, invocation_id, f"p:{name}", value, "client")
-        if status == "unknown":
-            raise UnknownInvocation(invocation_id)
-        if status == "duplicate":
-            raise PromiseAlreadySettled(f"promise {name!r} of {invocation_id} was settled before")
-        if status == "terminal":
-            state = await self.state(invocation_id) or "finished"
-            raise InvocationFailed(invocation_id, state, {"message": "the invocation already finished"})
-        return status
-
-    async def redrive(self, invocation_id: str) -> Redriven:
-        """Put a parked (failed) invocation back as a new attempt series: 'redriven' | 'not_failed'."""
-        outcome = await self.scripts.redrive(self.keys_of(invocation_id), invocation_id)
-        if outcome == "unknown":
-            raise UnknownInvocation(invocation_id)
-        return outcome
-
-    async def parked(self, service: str, limit: int = 100) -> list[str]:
-        """Ids in the service's parked sets (every partition), newest first."""
-        n = max(0, min(limit, 1000))
-        found: list[tuple[float, str]] = []
-        for k in await self.partition_keys(service):
-            found += [
-                (s, codec.text(i)) for i, s in await self.redis.zrevrange(k.parked, 0, n - 1, withscores=True)
-            ]
-        return [i for _, i in sorted(found, reverse=True)[:n]]
+    # -- actions (``reliq.client.actions``): cancel down the tree, promises, redrive -----------
+    cancel = actions.cancel
+    resolve = actions.resolve
+    reject = actions.reject
+    redrive = actions.redrive
+    parked = actions.parked
 
     # -- what workers registered, and how much work waits --------------------------------------
     async def services(self) -> set[str]:

@@ -4,7 +4,7 @@ marked ``# error`` must be reported; nothing else may be."""
 
 from typing import assert_type
 
-from reliq import Context, SyncContext
+from reliq import Client, Context, SyncContext
 from reliq.context import AnyContext
 
 
@@ -33,3 +33,28 @@ def sync_handler(ctx: SyncContext) -> None:
     assert_type(ctx.step("charge", charge, "o1", 500), dict[str, int])
     assert_type(describe(ctx), str)
     ctx.step("reserve", reserve, 1)  # error
+
+
+class PlaceOrder:
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+
+
+class Receipt:
+    total: int = 0
+
+
+async def place(ctx: Context, order: PlaceOrder) -> Receipt:
+    return Receipt()
+
+
+async def parent_handler(ctx: Context) -> None:
+    # a handler reference: the payload is checked against its input, the result typed as it returns
+    assert_type(await ctx.call(place, PlaceOrder("a")), Receipt)
+    await ctx.call(place, "not an order")  # error
+
+
+async def producer(client: Client) -> None:
+    assert_type(await client.call(place, PlaceOrder("a")), Receipt)
+    await client.send(place, PlaceOrder("a"))
+    await client.send(place, 42)  # error
