@@ -17,6 +17,7 @@ from reliq import (
     InvocationCancelled,
     InvocationFailed,
     Service,
+    SyncContext,
     Terminal,
 )
 
@@ -181,3 +182,20 @@ async def test_cancelling_a_parent_cancels_its_children_and_lets_it_compensate(
             with pytest.raises(InvocationCancelled):
                 await c.result(kid, 10)
     assert compensated == {"undo": 1}
+
+
+async def test_sync_handlers_call_sleep_and_suspend_too(url: str, names: Names) -> None:
+    svc = Service(names("sync"))
+
+    @svc.handler
+    def child(ctx: SyncContext, n: int) -> int:
+        return n + 1
+
+    @svc.handler
+    def parent(ctx: SyncContext, n: int) -> int:
+        ctx.sleep(0.05)
+        return int(ctx.call(svc.name, "child", n)) * 10
+
+    async with running(svc, url, suspend_after=0.0, concurrency=2), client(url) as c:
+        ids = [(await c.send(svc.name, "parent", n)).id for n in range(5)]
+        assert await asyncio.gather(*(c.result(i, 20) for i in ids)) == [(n + 1) * 10 for n in range(5)]
