@@ -33,12 +33,12 @@ log = logging.getLogger("reliq.client.relay")
 BATCH = 200
 
 
-async def relay_once(client: Client, k: ServiceKeys) -> list[ServiceKeys]:
+async def relay_once(client: Client, k: ServiceKeys) -> tuple[int, list[ServiceKeys]]:
     """Apply up to ``BATCH`` messages of the partition's outbox, oldest first, and delete them.
-    Returns the partitions the messages went to (their own outboxes may have new messages)."""
+    Returns how many, and the partitions cancels went to (their outboxes may have new messages)."""
     entries = await client.redis.xrange(k.outbox, "-", "+", count=BATCH)
     if not entries:
-        return []
+        return 0, []
     touched: dict[str, ServiceKeys] = {}
     done: list[str] = []
     for eid, fields in entries:
@@ -63,7 +63,7 @@ async def relay_once(client: Client, k: ServiceKeys) -> list[ServiceKeys]:
             log.error("outbox %s: message %s of unknown kind %r; dropped", k.outbox, text(eid), kind)
         done.append(text(eid))
     await client.redis.xdel(k.outbox, *done)
-    return list(touched.values())
+    return len(entries), list(touched.values())
 
 
 async def relay_tree(client: Client, k: ServiceKeys, *, limit: int = 1000) -> None:
@@ -74,5 +74,8 @@ async def relay_tree(client: Client, k: ServiceKeys, *, limit: int = 1000) -> No
     while todo and rounds < limit:
         _, keys = todo.popitem()
         rounds += 1
-        for nxt in await relay_once(client, keys):
+        handled, touched = await relay_once(client, keys)
+        if handled == BATCH:
+            todo[keys.prefix] = keys  # more where those came from
+        for nxt in touched:
             todo[nxt.prefix] = nxt

@@ -27,9 +27,7 @@ async def relay_loop(rt: Runtime, partitions: list[ServiceKeys]) -> None:
         rt.relay_wake.clear()
         for k in list(partitions):
             try:
-                while True:
-                    touched = await relay_once(rt.client, k)
-                    if len(touched) < BATCH and not await rt.client.redis.xlen(k.outbox):
-                        break
+                while (await relay_once(rt.client, k))[0] == BATCH:
+                    pass
             except TRANSIENT as e:
                 log.warning("relay of %s failed: %s", k.outbox, e)
