@@ -40,6 +40,7 @@ async def test_a_cancel_reaches_a_child_not_registered_yet(url: str, names: Name
         await c.redis.xadd(k.outbox, {"k": "cancel", "t": kid, "s": f"{svc}.bbbbbbbbbbbbbbbbbbbbbbbbbb"})
         await relay_tree(c, k)
         assert await c.state(kid) == "cancelled"
-        late = await c.send_json(svc, "h", b"1", invocation_id=kid, parent=f"{svc}.bbbbbbbbbbbbbbbbbbbbbbbbbb")
+        parent = f"{svc}.bbbbbbbbbbbbbbbbbbbbbbbbbb"
+        late = await c.send_json(svc, "h", b"1", invocation_id=kid, parent=parent)
         assert (late.status, late.state) == ("previously_accepted", "cancelled")
         assert await c.redis.xlen(k.stream) == 0
