@@ -52,6 +52,7 @@ def _worker_config(a: argparse.Namespace) -> WorkerConfig:
         heartbeat_interval=a.heartbeat_interval,
         consumer=a.consumer,
         retention=a.retention,
+        suspend_after=a.suspend_after,
     )
 
 

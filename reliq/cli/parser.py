@@ -27,6 +27,12 @@ def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--heartbeat-interval", type=float, default=5.0, help="seconds; dead after 3 missed beats"
         )
         sp.add_argument("--retention", type=float, default=24 * 3600.0, help="seconds")
+        sp.add_argument(
+            "--suspend-after",
+            type=float,
+            default=1.0,
+            help="seconds a durable await (child, timer, promise) waits in memory before suspending",
+        )
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
     w.add_argument(
         "--partitions", default=None, help="consume only these partitions, e.g. 0,2 or 0-3 (default all)"

@@ -39,6 +39,8 @@ def worker_command(redis_url: str, app_spec: str, config: WorkerConfig) -> list[
         str(config.batch),
         "--retention",
         str(config.retention),
+        "--suspend-after",
+        str(config.suspend_after),
     ]
 
 

@@ -143,8 +143,16 @@ class Context:
             backoff=Backoff(first=0.05, cap=2.0),
         )
 
+    @overload
     async def send(
-        self, target: Any, handler: Any = None, payload: Any = None, **opts: Unpack[SendOptions]
+        self, target: Callable[[Any, I], Any], handler: I, /, **opts: Unpack[SendOptions]
+    ) -> str: ...
+    @overload
+    async def send(
+        self, target: str, handler: str, payload: Any = None, /, **opts: Unpack[SendOptions]
+    ) -> str: ...
+    async def send(
+        self, target: Any, handler: Any = None, payload: Any = None, /, **opts: Unpack[SendOptions]
     ) -> str:
         """Start a child invocation; returns its id (await its result later with ``result``).
         ``target`` is a service name followed by the handler name and the payload, or a handler

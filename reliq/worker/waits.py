@@ -126,6 +126,9 @@ class Waits:
             for item in items:
                 if item in self.pending:
                     self.pending.remove(item)
+        for item in items:  # mark the losers' exceptions (Suspend, Cancelled) retrieved
+            if item.fut is not None and item.fut.done() and not item.fut.cancelled():
+                item.fut.exception()
         winner = next(i for i in items if i.fut is not None and i.fut.done())
         assert winner.fut is not None
         return winner, winner.fut.result()

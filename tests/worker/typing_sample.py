@@ -58,3 +58,8 @@ async def producer(client: Client) -> None:
     assert_type(await client.call(place, PlaceOrder("a")), Receipt)
     await client.send(place, PlaceOrder("a"))
     await client.send(place, 42)  # error
+
+
+async def sender(ctx: Context) -> None:
+    assert_type(await ctx.send(place, PlaceOrder("a")), str)
+    await ctx.send(place, 7)  # error
