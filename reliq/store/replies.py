@@ -17,7 +17,8 @@ from reliq.store.record import State
 
 RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
 ClaimStatus = Literal["run", "cancel", "compensate", "skip"]
-Settled = Literal["ok", "fenced", "noop"]  # complete, park
+Settled = Literal["ok", "fenced", "noop"]  # park
+Completed = Literal["ok", "fenced", "noop", "keys"]  # complete
 Retried = Literal["ok", "cancelled", "fenced", "noop"]
 Renewed = Literal["ok", "cancel", "lost"]
 Cancelled = Literal["cancelled", "cancelling", "terminal", "unknown"]
@@ -54,6 +55,7 @@ as_register: _Status[RegisterStatus] = _Status(RegisterStatus)
 as_state: _Status[State] = _Status(State)
 as_claim_status: _Status[ClaimStatus] = _Status(ClaimStatus)
 as_settled: _Status[Settled] = _Status(Settled)
+as_completed: _Status[Completed] = _Status(Completed)
 as_retried: _Status[Retried] = _Status(Retried)
 as_renewed: _Status[Renewed] = _Status(Renewed)
 as_cancelled: _Status[Cancelled] = _Status(Cancelled)

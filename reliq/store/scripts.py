@@ -24,6 +24,7 @@ from reliq.store.layout import Layout
 from reliq.store.replies import (
     Cancelled,
     Claim,
+    Completed,
     Discarded,
     Redriven,
     Registered,
@@ -36,6 +37,7 @@ from reliq.store.replies import (
     Suspended,
     Woken,
     as_cancelled,
+    as_completed,
     as_discarded,
     as_redriven,
     as_released,
@@ -143,15 +145,25 @@ class Scripts:
         return claims(entries, reply)
 
     async def complete(
-        self, k: ServiceKeys, retention_ms: int, items: Sequence[tuple[str, str, int, str, bytes]]
-    ) -> list[Settled]:
-        """``items``: (invocation id, entry id, epoch, final state, result)."""
+        self,
+        k: ServiceKeys,
+        retention_ms: int,
+        items: Sequence[tuple[str, str, int, str, bytes] | tuple[str, str, int, str, bytes, bool]],
+    ) -> list[Completed]:
+        """``items``: (invocation id, entry id, epoch, final state, result[, journal]). Without
+        ``journal`` (an attempt that touched no journal key) only the record key is passed; the
+        script answers 'keys' when the record says a journal key exists: call again with it."""
         keys = [k.stream, k.minutes, k.done_channel, k.outbox]
         args: list[Arg] = [GROUP, retention_ms]
-        for inv, eid, epoch, state, result in items:
-            keys.extend(k.per_invocation(inv))
-            args.extend((eid, epoch, state, result, inv))
-        return [as_settled(x) for x in await self._run("complete", keys, args)]
+        for item in items:
+            inv, eid, epoch, state, result = item[:5]
+            if len(item) == 5 or item[5]:
+                keys.extend(k.per_invocation(inv))
+                args.extend((eid, epoch, state, result, "j"))
+            else:
+                keys.append(k.inv(inv))
+                args.extend((eid, epoch, state, result, ""))
+        return [as_completed(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int

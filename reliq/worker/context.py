@@ -126,6 +126,7 @@ class Context:
             if inspect.isawaitable(value):
                 value = await value
         encoded = codec.encode(value)
+        self.waits.touched = True
         if not await self._journal(name, encoded):
             raise LeaseLost(self.id)
         self._j.steps[name] = encoded
@@ -179,6 +180,7 @@ class Context:
             return cid  # finished: nothing to register
         if journaled is None:
             self._not_journaled()
+            self.waits.touched = True
             linked = await self._client.scripts.link_child(self._keys, self.id, self.epoch, cid, order, name)
             if linked == "fenced":
                 raise LeaseLost(self.id)

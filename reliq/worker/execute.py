@@ -70,6 +70,8 @@ class Executor:
             if f.waits is not None:
                 f.waits.close()
         f.settling = True
+        if f.waits is not None and f.waits.touched:
+            f.journal = True  # it wrote a journal key: settle expires it
         if f.waits is not None and f.waits.suspended is not None:
             happened = f.waits.suspended  # it suspended, whatever the handler made of that
         outcome = decide(
@@ -113,6 +115,7 @@ class Executor:
         flight = self.rt.inflight.get(c.id)
         if flight is not None:
             flight.waits = ctx.waits
+            flight.journal = c.deliveries > 1  # a first delivery has none until ctx writes one
         call: Callable[[], Any]
         if h.is_async:
             call = partial(h.fn, ctx, *args)

@@ -32,6 +32,7 @@ class InFlight:
     settling: bool = False  # writing retry/park: let it finish, the script checks the flag itself
     waits: Waits | None = None  # the handler's durable waits (a cancel is raised into them)
     parent: bool = False  # has a parent: its outcome goes through the outbox (wake the relay)
+    journal: bool = True  # may have journal keys (steps, children, inbox) that settle must expire
 
 
 @dataclass(eq=False)

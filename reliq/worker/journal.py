@@ -78,6 +78,7 @@ class Journal:
 
     async def note(self, waits: Waits, field: str, value: str | int) -> bytes:
         """Journal a value of this attempt in the inbox (first value stands; fenced)."""
+        waits.touched = True
         stored, now = await self.client.scripts.note(self.keys, self.id, self.epoch, field, value)
         if not now:
             raise LeaseLost(self.id)

@@ -29,7 +29,8 @@ FLUSH_BATCH = 500  # completions per script call
 # OOM and the like recover when memory frees up; a script error that never does surfaces after
 # settle_patience instead of hot-looping
 _RETRIED: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
-_Item = tuple[str, str, int, str, bytes]  # invocation id, entry id, epoch, state, result
+# invocation id, entry id, epoch, state, result, journal (pass its journal keys too)
+_Item = tuple[str, str, int, str, bytes, bool]
 
 
 class GaveUp(Exception):
@@ -90,7 +91,7 @@ class Settler:
         slot = self._buffer.get(f.keys.prefix)  # one buffer per partition: one slot per script call
         if slot is None:
             slot = self._buffer[f.keys.prefix] = (f.keys, [])
-        slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result))
+        slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result, f.journal))
         if f.parent:
             self.rt.relay_wake.set()
         self.rt.unflushed.add(f.id)
@@ -122,6 +123,10 @@ class Settler:
         except GaveUp:
             self.given_up += len(batch)
         else:
+            again = [(*item[:5], True) for item, st in zip(batch, statuses, strict=True) if st == "keys"]
+            if again:  # rare: an attempt that touched no journal, of an invocation that has one
+                await self._flush(keys, again)
+                batch = [item for item, st in zip(batch, statuses, strict=True) if st != "keys"]
             self.fenced += statuses.count("fenced")
             self.rt.processed += len(batch)
         self.rt.unflushed.difference_update(item[0] for item in batch)

@@ -96,6 +96,7 @@ class Waits:
         self.pending: list[Item] = []
         self.suspended: Suspend | None = None
         self.cancel_seen = False  # the handler was shown Cancelled: the attempt ends cancelled
+        self.touched = False  # this attempt wrote a journal key (steps, children, inbox)
         self._wake = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -211,6 +212,7 @@ class Waits:
                     item.fut.set_result(value)
 
     async def _journal(self, field_name: str, value: bytes) -> bytes:
+        self.touched = True
         status = await self.client.scripts.wake(self.keys, self.id, field_name, value, self.id)
         if status == "duplicate":
             first = await self.client.redis.hget(self.keys.inbox(self.id), field_name)

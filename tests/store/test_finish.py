@@ -63,8 +63,8 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
         await with_step_and_child(c, k, full)
         keys = [k.stream, k.minutes, k.done_channel, k.outbox]
         keys += [*k.per_invocation(full.id), *k.per_invocation(bare.id)]
-        done = [full.entry, full.epoch, "succeeded", "7", full.id]
-        done += [bare.entry, bare.epoch, "cancelled", "", bare.id]
+        done = [full.entry, full.epoch, "succeeded", "7", "j"]
+        done += [bare.entry, bare.epoch, "cancelled", "", "j"]
         args = [GROUP, RETENTION, *done]
         assert text(await run(c, "complete", keys, args)) == ["ok", "ok"]
         rec = await record(c, k, full.id)
@@ -130,3 +130,21 @@ async def test_cancel_of_queued_work_finishes_it_without_a_holder(url: str, name
         assert (await retained(c, k, acc.id))[0]
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "terminal"
         await c.redis.delete(k.stream)
+
+
+async def test_complete_without_journal_keys_asks_for_them_when_the_record_has_some(
+    url: str, names: Names
+) -> None:
+    """An attempt that touched no journal passes the record alone (a smaller call); when the record
+    says a journal key exists, nothing is written and the answer is 'keys'."""
+    k = ServiceKeys(names())
+    async with client(url) as c:
+        bare, full = await claimed(c, k), await claimed(c, k)
+        await with_step_and_child(c, k, full)
+        items = [(bare.id, bare.entry, bare.epoch, "succeeded", b"1", False)]
+        items.append((full.id, full.entry, full.epoch, "succeeded", b"2", False))
+        assert await c.scripts.complete(k, RETENTION, items) == ["ok", "keys"]
+        assert (await record(c, k, bare.id))["state"] == "succeeded"
+        assert (await record(c, k, full.id))["state"] == "running"
+        assert await c.scripts.complete(k, RETENTION, [(*items[1][:5], True)]) == ["ok"]
+        assert await retained(c, k, full.id) == [True, True, True, True]

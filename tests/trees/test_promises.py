@@ -98,3 +98,21 @@ async def test_a_promise_with_a_timeout_times_out_durably(url: str, names: Names
         assert await c.result(acc.id, 10) == "timed out"
         inv = await c.get(acc.id)
         assert inv is not None and inv.suspensions >= 1  # it waited suspended, the timer woke it
+
+
+async def test_a_promise_nobody_awaits_expires_with_the_invocation(url: str, names: Names) -> None:
+    """The inbox written from outside before the first run is expired when it finishes (the
+    worker's small completion call, which names no journal keys, is told to name them)."""
+    svc = Service(names("unused"))
+
+    @svc.handler
+    async def ignore(ctx: Context) -> str:
+        return "done"
+
+    async with client(url) as c:
+        acc = await c.send(svc.name, "ignore", None, delay=60)
+        await c.resolve(acc.id, "whatever", 1)
+        await c.redis.zadd(c.keys_of(acc.id).delayed, {acc.id: 0})
+        async with running(svc, url):
+            assert await c.result(acc.id, 10) == "done"
+        assert await c.redis.pttl(c.keys_of(acc.id).inbox(acc.id)) > 0

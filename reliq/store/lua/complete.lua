@@ -1,13 +1,16 @@
 -- complete: settle a batch of finished attempts in one call. Epoch-fenced: a worker that lost its
 -- lease cannot commit or ack. Writes the outcome, starts retention, acks and deletes the entry.
 -- KEYS[1] stream, KEYS[2] per-minute counters, KEYS[3] done channel, KEYS[4] outbox, then per
--- invocation 4 keys: record, steps, children, inbox
+-- invocation its record, followed by its steps, children and inbox keys when its ARGV says 'j'
+-- (an attempt that never touched a journal passes the record alone: the call stays small)
 -- ARGV[1] group, ARGV[2] retention ms, then per invocation 5 values:
---   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), invocation id
+--   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), 'j' or ''
+-- The invocation id is the record key's suffix (after 'inv:').
 -- timeline: the final state; counters: succeeded / cancelled of this minute; the ids settled are
 -- published on the done channel (one message); an invocation with a parent leaves the outcome
 -- in the outbox for the parent (lib/wake.lua relay)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
+--   | 'keys' (it has journal keys that were not passed: nothing written, call again with them)
 -- uses: clock, fence, ack, timeline, finish, notify, wake
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
@@ -15,20 +18,30 @@ local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
 local done = {}
-local n = (#KEYS - 4) / 4
-for i = 0, n - 1 do
-  local b = 5 + 4 * i
-  local rec = KEYS[b]
+local pfx = #KEYS[1] - 6 + 4  -- 'reliq:{S}:stream' -> the length of 'reliq:{S}:inv:'
+local kc = 5
+for i = 0, (#ARGV - 2) / 5 - 1 do
+  local rec = KEYS[kc]
   local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
-  -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note: only then do
-  -- those keys exist
+  local j = ARGV[7 + 5 * i] == 'j'
+  local steps, children, inbox
+  if j then
+    steps, children, inbox = KEYS[kc + 1], KEYS[kc + 2], KEYS[kc + 3]
+    kc = kc + 4
+  else
+    kc = kc + 1
+  end
+  -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note/link_child: only
+  -- then do those keys exist
   local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx')
   local refused = fence(r[1], r[2], epoch)
   if refused then
     out[#out + 1] = refused
+  elseif (not j) and (r[5] or r[6] or r[8]) then
+    out[#out + 1] = 'keys'
   else
-    local id = ARGV[7 + 5 * i]
-    finish(rec, {r[5] and KEYS[b + 1], r[6] and KEYS[b + 2], r[8] and KEYS[b + 3]}, ttl, now, state,
+    local id = string.sub(rec, pfx + 1)
+    finish(rec, {r[5] and steps, r[6] and children, r[8] and inbox}, ttl, now, state,
       {'result', result}, true, r[4], tl_line(now, state, r[3], epoch))
     if r[7] and r[7] ~= '' then
       if state == 'succeeded' then relay(KEYS[4], 'done', r[7], id, 'S' .. result)
