@@ -119,16 +119,20 @@ class Context:
         if name in self._j.steps:
             return codec.decode(self._j.steps[name])
         self._not_journaled()
-        if inspect.iscoroutinefunction(fn):
-            value = await fn(*args, **kwargs)
-        else:
-            value = await asyncio.to_thread(fn, *args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
-        encoded = codec.encode(value)
-        self.waits.touched = True
-        if not await self._journal(name, encoded):
-            raise LeaseLost(self.id)
+        self.waits.busy += 1  # no suspension while the step runs and until it is journaled
+        try:
+            if inspect.iscoroutinefunction(fn):
+                value = await fn(*args, **kwargs)
+            else:
+                value = await asyncio.to_thread(fn, *args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            encoded = codec.encode(value)
+            self.waits.touched = True
+            if not await self._journal(name, encoded):
+                raise LeaseLost(self.id)
+        finally:
+            self.waits.step_done()
         self._j.steps[name] = encoded
         return codec.decode(encoded)
 

@@ -12,7 +12,7 @@ lists the items (``waits``) in the record. What ends the wait then re-triggers t
 (``wake``, or ``promote`` for timers), and the next attempt replays to where it stopped.
 
 Only ``ctx`` awaits are durable: anything else the handler awaits next to them is abandoned when
-it suspends (put side effects in ``ctx.step``).
+it suspends (put side effects in ``ctx.step``: an attempt never suspends while a step runs).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class Waits:
         self.suspended: Suspend | None = None
         self.cancel_seen = False  # the handler was shown Cancelled: the attempt ends cancelled
         self.touched = False  # this attempt wrote a journal key (steps, children, inbox)
+        self.busy = 0  # steps running now: the attempt does not suspend under a running step
         self._wake = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -147,6 +148,11 @@ class Waits:
         self.pending.clear()  # once: the compensation after it awaits normally
         return True
 
+    def step_done(self) -> None:
+        """A step finished: the watcher may suspend now if it was waiting for that."""
+        self.busy -= 1
+        self._wake.set()
+
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
@@ -174,7 +180,7 @@ class Waits:
                     if self.deadline is not None:
                         suspend_at = min(suspend_at, now + self.deadline - time.time() - 0.5)
                     pressed = self.limiter is not None and self.limiter.contended
-                    if now >= suspend_at or pressed:
+                    if (now >= suspend_at or pressed) and not self.busy:
                         self._suspend()
                         return
                     pause = min(RECHECK, suspend_at - now)

@@ -9,7 +9,7 @@ import pytest
 
 from reliq import App, Context, Service
 
-from ..conftest import Names, client, running
+from ..conftest import Names, client, running, wait_until
 
 
 async def test_parents_outnumbering_slots_all_complete(url: str, names: Names) -> None:
@@ -108,3 +108,31 @@ async def test_send_now_await_later(url: str, names: Names) -> None:
         assert await c.result(acc.id, 20) == [102, 101]
         inv = await c.get(acc.id)
         assert inv is not None and len(inv.children) == 2
+
+
+async def test_an_attempt_does_not_suspend_while_a_step_runs(url: str, names: Names) -> None:
+    """A step running next to a durable wait (gather) finishes and is journaled before the attempt
+    suspends: its effect is not repeated by the replay."""
+    svc = Service(names("busy"))
+    effects: list[str] = []
+
+    @svc.handler
+    async def slow_effect(ctx: Context) -> str:
+        async def effect() -> str:
+            await asyncio.sleep(0.3)  # longer than the grace below
+            effects.append(ctx.id)
+            return "done"
+
+        got = await asyncio.gather(ctx.step("effect", effect), ctx.promise("go"))
+        return str(got[0])
+
+    async with running(svc, url, suspend_after=0.0), client(url) as c:
+        acc = await c.send(svc.name, "slow_effect")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, what="suspended after the step")
+        await c.resolve(acc.id, "go", 1)
+        assert await c.result(acc.id, 10) == "done"
+    assert len(effects) == 1
