@@ -2,7 +2,8 @@
 error with traceback, steps), its timeline, its parent and children with their states, and its
 pending entry (owner, alive?, idle); while suspended, what it waits for with each wait's state
 (a child's state, a promise resolved or rejected, a timer fired). Bounded: at most 200 children
-are looked up. Everything is read in the invocation's partition (its id says which); parent and children each in their own.
+are looked up. Everything is read in the invocation's partition (its id says which); parent and
+children each in their own.
 
 >>> d = await detail(client, "orders.3v9k...")
 >>> [(e.event, e.actor, e.epoch) for e in d.timeline]
