@@ -47,6 +47,7 @@ async def wait_states(client: Client, asked: Sequence[tuple[str, Sequence[Wait]]
     flat: list[WaitItem] = []
     for how, w in plan:
         raw = next(got) if how else None
+        state: str | None
         if how == "child":
             state = text(raw) if raw else "expired"
         else:
