@@ -54,18 +54,19 @@ def describe(w: WaitItem) -> str:
         what = f"timer due {w.due}" if w.due else f"timer {w.target}"
     else:
         what = f"{w.kind} {w.target}"
-    return what + (f" ({w.state})" if w.state else "") + (" [ends the wait alone]" if w.alone else "")
+    return what + (f" ({w.state})" if w.state else "")
 
 
 def tree_view(node: TreeNode) -> Tree:
+    from rich.markup import escape
     from rich.tree import Tree
 
     def label(n: TreeNode) -> str:
-        return f"{n.id}  {n.handler or '?'}  [bold]{n.state}[/]"
+        return f"{escape(n.id)}  {escape(n.handler or '?')}  [bold]{escape(n.state)}[/]"
 
     def grow(t: Tree, n: TreeNode) -> None:
         for w in n.waits:
-            t.add(f"[dim]waits for {describe(w)}[/]")
+            t.add(f"[dim]waits for {escape(describe(w))}[/]")
         for c in n.children:
             grow(t.add(label(c)), c)
         if n.children_total > len(n.children):
