@@ -21,6 +21,8 @@ from reliq import UnknownInvocation
 from reliq.admin import actions as operate
 from reliq.admin import detail
 from reliq.admin import overview as inspect
+from reliq.admin import suspended as waiting
+from reliq.admin import tree as family
 from reliq.store.keys import InvalidName
 
 from .invocations import without_traceback
@@ -134,6 +136,43 @@ async def parked(
     except ValueError as e:
         raise _bad(e) from None
     return _json(page)
+
+
+@router.get("/services/{service}/suspended", summary="Suspended invocations and their waits", responses=_READ)
+async def suspended(
+    request: Request,
+    service: str,
+    cursor: str | None = _CURSOR,
+    limit: str | None = _LIMIT,
+    partition: str | None = _PARTITION,
+) -> Response:
+    name = await _service(request, service)
+    try:
+        page = await waiting.suspended(
+            state_of(request).client,
+            name,
+            cursor=cursor or None,
+            limit=_num(limit, 100),
+            partition=_part(partition),
+        )
+    except ValueError as e:
+        raise _bad(e) from None
+    return _json(page)
+
+
+@router.get(
+    "/invocations/{invocation_id}/tree", summary="The function tree under an invocation", responses=_READ
+)
+async def tree(
+    request: Request, invocation_id: str, depth: int = Query(1, ge=0, le=family.MAX_DEPTH)
+) -> Response:
+    try:
+        node = await family.tree(state_of(request).client, invocation_id, depth=depth)
+    except InvalidName:
+        raise _NOT_FOUND from None
+    if node is None:
+        raise _NOT_FOUND
+    return _json(node)
 
 
 @router.get("/invocations/{invocation_id}", summary="One invocation with timeline", responses=_READ)

@@ -23,6 +23,7 @@ from . import (
     metrics_route,
     openapi,
     problems,
+    promises,
     services,
     tokens,
 )
@@ -131,6 +132,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     problems.install(api)
     api.router.routes.extend(ingress.routes)
     api.include_router(invocations.router)
+    api.include_router(promises.router)
     api.include_router(admin.router)
     api.include_router(health.router)
     api.include_router(services.router)

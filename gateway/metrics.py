@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.routing import Match
 
 OTHER = "other"  # the route label of every request that matches no route (404s, junk paths)
@@ -25,9 +27,29 @@ def route_label(scope: MutableMapping[str, Any]) -> str:
     return "/" + str(scope["path"]).lstrip("/").split("/", 1)[0]
 
 
+class Resumptions(Collector):
+    """``reliq_service_resumed_total``: suspended invocations queued again, per service. The
+    count lives in Redis (the field ``resumed`` of each partition's ``minutes`` hash, bumped by the
+    resume path of the Lua scripts), so it is a true counter shared by every gateway; the scrape
+    reads it (``/metrics``) and this collector reports what was read."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "reliq_service_resumed", "Suspended invocations queued again (resumptions)", labels=["service"]
+        )
+        for service, n in sorted(self.totals.items()):
+            family.add_metric([service], n)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.resumed = Resumptions()
+        self.registry.register(self.resumed)
         self.requests = Counter(
             "reliq_gateway_requests", "HTTP requests", ["route", "status"], registry=self.registry
         )
@@ -66,6 +88,12 @@ class Metrics:
         )
         self.delayed = Gauge(
             "reliq_service_delayed", "Scheduled or retrying invocations", ["service"], registry=self.registry
+        )
+        self.suspended = Gauge(
+            "reliq_service_suspended",
+            "Suspended invocations (waiting for children, timers or promises)",
+            ["service"],
+            registry=self.registry,
         )
 
     def set_batches(self, flushes: int, placed: int) -> None:

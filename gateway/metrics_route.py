@@ -1,6 +1,6 @@
 """GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
-backlog, pending, parked and delayed counts summed over partitions (``Client.counts``), read at
-scrape time so they are never stale."""
+backlog, pending, parked, delayed and suspended counts and its resumptions (a counter), summed over
+partitions (``Client.counts``), read at scrape time so they are never stale."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ async def metrics(request: Request) -> Response:
         m.pending.labels(service=service).set(c.pending)
         m.parked.labels(service=service).set(c.parked)
         m.delayed.labels(service=service).set(c.delayed)
+        m.suspended.labels(service=service).set(c.suspended)
+        m.resumed.totals[service] = c.resumed
     m.set_batches(st.placer.flushes, st.placer.placed)
     m.waiters.set(st.waiting.active)
     return Response(m.render(), media_type="text/plain; version=0.0.4")

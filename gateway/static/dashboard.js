@@ -3,7 +3,7 @@
 
 const REFRESH_MS = 2000;
 const S = { token: sessionStorage.getItem("reliq.token") || "", paused: false, timer: null,
-  selected: new Set(), cursors: [], view: null, busy: false };
+  selected: new Set(), cursors: [], view: null, busy: false, open: new Set(), inv: null };
 
 const $ = (sel, el = document) => el.querySelector(sel);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
@@ -29,14 +29,16 @@ const owner = (name, alive) => (name == null ? "—" : `<span class="mono">${esc
 
 class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
 
-async function api(path, method = "GET") {
+async function api(path, method = "GET", json = undefined) {
   const headers = { Accept: "application/json" };
   if (S.token) headers.Authorization = "Bearer " + S.token;
-  const r = await fetch(path, { method, headers, credentials: "omit" });
-  const body = await r.json().catch(() => null);
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const r = await fetch(path, { method, headers, body, credentials: "omit" });
+  const doc = await r.json().catch(() => null);
   if (r.status === 401) { $("#auth").hidden = false; throw new ApiError(401, "a token is needed"); }
-  if (!r.ok) throw new ApiError(r.status, (body && (body.detail || body.title)) || r.statusText);
-  return body;
+  if (!r.ok) throw new ApiError(r.status, (doc && (doc.detail || doc.title)) || r.statusText);
+  return doc;
 }
 
 function flash(msg, isError = false) {
@@ -62,6 +64,7 @@ function route() {
   const params = new URLSearchParams(query || "");
   if (parts[0] === "s" && parts[2] === "pending") return { view: pending, service: parts[1], params, key: path };
   if (parts[0] === "s" && parts[2] === "parked") return { view: parked, service: parts[1], params, key: path };
+  if (parts[0] === "s" && parts[2] === "suspended") return { view: suspended, service: parts[1], params, key: path };
   if (parts[0] === "i") return { view: invocation, id: parts[1], params, key: path };
   if (parts[0] === "audit") return { view: audit, params, key: path };
   return { view: overview, params, key: "/" };
@@ -76,7 +79,8 @@ function nav(r) {
   const svc = r.service ? enc(r.service) : null;
   const links = [["#/", "overview", r.view === overview], ["#/audit", "audit", r.view === audit]];
   if (svc) links.splice(1, 0, [`#/s/${svc}/pending`, `${esc(r.service)} pending`, r.view === pending],
-    [`#/s/${svc}/parked`, `${esc(r.service)} parked`, r.view === parked]);
+    [`#/s/${svc}/parked`, `${esc(r.service)} parked`, r.view === parked],
+    [`#/s/${svc}/suspended`, `${esc(r.service)} suspended`, r.view === suspended]);
   $("#nav").innerHTML = links.map(([h, t, on]) => `<a href="${h}" class="${on ? "active" : ""}">${t}</a>`).join("");
 }
 
@@ -86,7 +90,8 @@ async function render(full) {
     if (!S.view || S.view.key !== r.key) { S.selected.clear(); S.cursors = []; window.scrollTo(0, 0); }
     S.view = { key: r.key, query: r.params.toString() };
     nav(r);
-    $("#main").innerHTML = (r.view.frame ? r.view.frame(r) : "") + '<div id="data"><p class="muted">loading…</p></div>';
+    $("#main").innerHTML = (r.view.frame ? r.view.frame(r) : "") + '<div id="data"><p class="muted">loading…</p></div>'
+      + (r.view.tail ? r.view.tail(r) : ""); // the tail outlives refreshes (forms, the expanded tree)
     if (r.view.bind) r.view.bind(r);
   }
   await refresh();
@@ -153,7 +158,8 @@ async function overview() {
         ${stat("in stream", s.stream_length)}${stat("never delivered", s.lag ?? "—")}
         ${stat("pending", s.pending, `#/s/${svc}/pending`, deadHolding.length)}
         ${stat("oldest pending idle", o ? dur(o.idle_ms) : "—", o ? `#/s/${svc}/pending` : null)}
-        ${stat("delayed", s.delayed)}${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
+        ${stat("delayed", s.delayed)}${stat("suspended", s.suspended ?? 0, `#/s/${svc}/suspended`)}
+        ${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
         ${stat("archived", s.archived, `#/s/${svc}/parked?archived=true`)}${stat("lost entries", s.lost, null, s.lost > 0)}
       </div>${chart(s.minutes)}${many ? partitionTable(s) : ""}
       <table><thead><tr><th>consumer (${s.consumers_total})</th><th>pending</th><th>idle</th><th>in flight</th><th>processed</th></tr></thead>
@@ -295,6 +301,79 @@ parked.after = () => {
   bindRowActions();
 };
 
+// ---- suspended -------------------------------------------------------------------------------
+const waitText = (w) => {
+  const what = w.kind === "child" ? `child ${invLink(w.target)}` : w.kind === "promise" ? `promise <b>${esc(w.target)}</b>`
+    : `timer ${w.due ? "due " + new Date(w.due).toLocaleString() : esc(w.target)}`;
+  return `<span class="wait" data-wait="${esc(w.kind)}:${esc(w.target)}">${what}${w.state ? " " + badge(w.state) : ' <span class="muted">waiting</span>'}</span>`;
+};
+suspended.frame = (r) => `<h1>Suspended · ${esc(r.service)}</h1><p class="muted">Invocations waiting for children, timers or
+  promises without holding a worker. A promise is resolved from the invocation's page (or <code>POST /invocations/{id}/promises/{name}</code>).</p>`;
+async function suspended(r) {
+  const q = new URLSearchParams({ limit: "200" });
+  for (const k of ["partition", "cursor"]) if (r.params.get(k)) q.set(k, r.params.get(k));
+  const d = await api(`/admin/services/${enc(r.service)}/suspended?${q}`);
+  const rows = d.items.map((i) => `<tr data-invocation="${esc(i.invocation_id)}" data-partition="${i.partition}">
+    <td>p${i.partition}</td><td>${invLink(i.invocation_id)}</td><td>${esc(i.handler ?? "—")}</td>
+    <td>${ago(i.suspended_at, d.now)}</td><td>${i.suspensions ?? "—"}</td>
+    <td>${i.expired ? '<span class="muted">expired</span>' : i.waits.map(waitText).join("<br>") || "—"}</td></tr>`).join("");
+  return `<p class="muted">${d.total} suspended${d.next_cursor ? " (showing the newest 200)" : ""}</p>
+    <table><thead><tr><th>part.</th><th>invocation</th><th>handler</th><th>suspended</th><th>suspensions</th><th>waits for</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="6" class="muted">nothing suspended</td></tr>'}</tbody></table>`;
+}
+
+// ---- the live tree (fetched lazily: one level per expanded node) and the promise form ---------
+async function treeNode(t, root) {
+  const kids = await Promise.all(t.children.map(async (c) => {
+    if (c.children_total && S.open.has(c.id)) return treeNode(await api(`/admin/invocations/${enc(c.id)}/tree?depth=1`), false);
+    return treeNode(c, false);
+  }));
+  const open = root || S.open.has(t.id), more = t.children_total > t.children.length;
+  const twisty = root || !t.children_total ? '<span class="twisty"></span>'
+    : `<button type="button" class="twisty" data-toggle="${esc(t.id)}" title="${open ? "collapse" : "expand"}">${open ? "▾" : "▸"} ${t.children_total}</button>`;
+  const waits = t.waits.length ? ` <span class="muted">waits for</span> ${t.waits.map(waitText).join(", ")}` : "";
+  const below = kids.join("") + (more && open && kids.length ? `<li class="muted">… ${t.children_total - kids.length} more</li>` : "");
+  return `<li data-node="${esc(t.id)}" data-state="${esc(t.state)}">${twisty}${invLink(t.id)} <span class="muted">${esc(t.handler ?? "?")}</span>
+    ${badge(t.state)}${waits}${open && below ? `<ul>${below}</ul>` : ""}</li>`;
+}
+async function drawTree(id) {
+  const box = $("#live-tree");
+  if (!box) return;
+  const t = await api(`/admin/invocations/${enc(id)}/tree?depth=1`);
+  box.innerHTML = `<ul class="ftree">${await treeNode(t, true)}</ul>`;
+  box.dataset.drawn = String(Number(box.dataset.drawn || 0) + 1); // redraws so far (a test waits for one)
+  box.querySelectorAll("button[data-toggle]").forEach((b) => {
+    b.onclick = () => { const k = b.dataset.toggle; S.open.has(k) ? S.open.delete(k) : S.open.add(k); drawTree(id); };
+  });
+}
+invocation.frame = () => `<section id="promise-box" hidden><h2>Resolve a promise it waits for</h2>
+  <form id="promise-form" class="filters"><label>promise <select name="name" id="promise-name"></select></label>
+  <label>value (JSON) <input name="value" id="promise-value" value="null" size="40" autocomplete="off"></label>
+  <button type="submit" class="primary">resolve</button></form></section>`;
+invocation.tail = (r) => `<h2>Live tree</h2><div id="live-tree" data-root="${esc(r.id)}"><p class="muted">loading…</p></div>`;
+function promiseForm(r) {
+  const d = S.inv, box = $("#promise-box");
+  if (!box || !d) return;
+  const open = d.invocation.state === "suspended" ? (d.waits || []).filter((w) => w.kind === "promise" && !w.state) : [];
+  box.hidden = !open.length;
+  const sel = $("#promise-name"), names = open.map((w) => w.target);
+  if (sel.dataset.names !== names.join(",")) {
+    sel.dataset.names = names.join(",");
+    sel.innerHTML = names.map((n) => `<option value="${esc(n)}">${esc(n)}</option>`).join("");
+  }
+  $("#promise-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    let value;
+    try { value = JSON.parse($("#promise-value").value); } catch (e) { flash(`value: not JSON (${e.message})`, true); return; }
+    const name = sel.value;
+    try {
+      const res = await api(`/invocations/${enc(r.id)}/promises/${enc(name)}`, "POST", { value });
+      flash(`promise ${name}: ${res.status}`);
+    } catch (e) { flash(`promise ${name} failed: ${e.message}`, true); }
+    await refresh();
+  };
+}
+
 // ---- one invocation --------------------------------------------------------------------------
 const EVENT_TEXT = {
   accepted: (e) => `accepted (${esc(e.detail || "pending")})`, claimed: (e) => `claimed by ${esc(e.actor)} (epoch ${e.epoch})`,
@@ -305,6 +384,7 @@ const EVENT_TEXT = {
 };
 async function invocation(r) {
   const d = await api(`/admin/invocations/${enc(r.id)}`);
+  S.inv = d;
   const inv = d.invocation, now = Date.now();
   const fact = (k, v) => `<div><span>${k}</span>${v}</div>`;
   const pe = d.pending_entry;
@@ -341,13 +421,18 @@ async function invocation(r) {
       reclaimed when the lease runs out (${until(inv.lease_until, now)}); "release entry now" lets a live worker take it
       at its next reclaim scan</p>` : ""}
     <div class="actions">${actions}</div>
+    ${(d.waits || []).length ? `<h2>Waits for</h2><ul class="waits" id="waits">${d.waits.map((w) => `<li>${waitText(w)}</li>`).join("")}</ul>` : ""}
     <h2>Timeline</h2><ol class="timeline" id="timeline">${timeline}</ol>
     <h2>Function tree</h2>${tree}
     <h2>Steps journal</h2>${steps ? `<table><thead><tr><th>step</th><th>value</th></tr></thead><tbody>${steps}</tbody></table>` : '<p class="muted">no steps</p>'}
     <h2>Input</h2><pre>${esc(JSON.stringify(inv.payload, null, 2))}</pre>
     ${inv.state === "succeeded" ? `<h2>Result</h2><pre>${esc(JSON.stringify(inv.result, null, 2))}</pre>` : ""}${err}`;
 }
-invocation.after = bindRowActions;
+invocation.after = (r) => {
+  bindRowActions();
+  promiseForm(r);
+  drawTree(r.id).catch(() => {});
+};
 
 // ---- audit -----------------------------------------------------------------------------------
 async function audit() {

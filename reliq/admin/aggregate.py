@@ -101,6 +101,7 @@ def service(
         parked=sum(p.parked for p in parts),
         archived=sum(p.archived for p in parts),
         lost=sum(p.lost for p in parts),
+        suspended=sum(p.suspended for p in parts),
         consumers=consumers,
         consumers_total=consumers_total,
         minutes=minutes(parts),

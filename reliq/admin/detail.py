@@ -1,7 +1,9 @@
 """One invocation, everything an operator asks about it: the status document (input, result or
 error with traceback, steps), its timeline, its parent and children with their states, and its
-pending entry (owner, alive?, idle). Bounded: at most 200 children are looked up. Everything is
-read in the invocation's partition (its id says which); parent and children each in their own.
+pending entry (owner, alive?, idle); while suspended, what it waits for with each wait's state
+(a child's state, a promise resolved or rejected, a timer fired). Bounded: at most 200 children
+are looked up. Everything is read in the invocation's partition (its id says which); parent and
+children each in their own.
 
 >>> d = await detail(client, "orders.3v9k...")
 >>> [(e.event, e.actor, e.epoch) for e in d.timeline]
@@ -13,6 +15,7 @@ from redis.exceptions import ResponseError
 
 from reliq.admin.documents import Detail, EntryRef, Relative
 from reliq.admin.paging import alive
+from reliq.admin.suspended import wait_states
 from reliq.admin.timeline import parse_timeline
 from reliq.client import Client
 from reliq.codec import text
@@ -73,6 +76,7 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
                 idle_ms=int(rows[0]["time_since_delivered"]),
                 deliveries=int(rows[0]["times_delivered"]),
             )
+    waiting = (await wait_states(client, [(invocation_id, inv.waits)]))[0] if inv.waits else []
     return Detail(
         invocation=inv,
         timeline=parse_timeline(h.get(Field.TIMELINE)),
@@ -82,4 +86,5 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         parked=in_parked is not None,
         archived=in_archive is not None,
         partition=k.partition,
+        waits=waiting,
     )

@@ -52,6 +52,7 @@ class Minute(msgspec.Struct, frozen=True, kw_only=True):
     failed: int = 0
     retried: int = 0
     cancelled: int = 0
+    resumed: int = 0  # suspended invocations queued again
 
 
 class Numbers(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +67,7 @@ class Numbers(msgspec.Struct, frozen=True, kw_only=True):
     parked: int
     archived: int
     lost: int
+    suspended: int = 0
 
 
 class PartitionOverview(Numbers, frozen=True, kw_only=True):
@@ -153,6 +155,52 @@ class ParkedPage(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int = 1
 
 
+class WaitItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One thing a suspended invocation waits for (``record.Wait``) and where it stands:
+    ``state`` is the child's state (``expired`` when its record is gone), ``resolved`` /
+    ``rejected`` for a promise, ``fired`` for a timer, or None while it has not happened."""
+
+    kind: str  # child | promise | timer
+    target: str = ""  # child id, promise name, or the timer's journal number
+    due: int | None = None  # a timer's due time (ms)
+    alone: bool = False  # ends the wait by itself (a deadline, a promise)
+    state: str | None = None
+
+
+class SuspendedItem(msgspec.Struct, frozen=True, kw_only=True):
+    invocation_id: str
+    suspended_at: int
+    handler: str | None = None
+    state: str | None = None  # 'suspended'; another state if it moved on since the set was read
+    suspensions: int | None = None
+    waits: list[WaitItem] = []
+    expired: bool = False
+    partition: int = 0
+
+
+class SuspendedPage(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    now: int
+    total: int
+    items: list[SuspendedItem]
+    next_cursor: str | None
+    partition: int | None = None
+    partitions: int = 1
+
+
+class TreeNode(msgspec.Struct, frozen=True, kw_only=True):
+    """An invocation in a function tree: its state, what it waits for when suspended, and its
+    children down to the depth asked (``children_total`` > ``len(children)`` when cut)."""
+
+    id: str
+    service: str
+    handler: str | None
+    state: str
+    waits: list[WaitItem] = []
+    children_total: int = 0
+    children: list[TreeNode] = []
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """One timeline event (see lua/lib/timeline.lua)."""
 
@@ -191,6 +239,7 @@ class Detail(msgspec.Struct, frozen=True, kw_only=True):
     parked: bool
     archived: bool
     partition: int = 0
+    waits: list[WaitItem] = []  # while suspended: what it waits for, with each one's state
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,7 +30,7 @@ __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "
 
 MINUTES = 15
 MAX_CONSUMERS = aggregate.MAX_CONSUMERS
-_PER_PARTITION = 10  # commands per partition in service_overview's pipeline
+_PER_PARTITION = 11  # commands per partition in service_overview's pipeline
 
 
 async def services(client: Client) -> list[str]:
@@ -72,11 +72,12 @@ def _read(p: Any, k: ServiceKeys) -> None:
     p.xlen(k.lost)
     p.xinfo_consumers(k.stream, GROUP)
     p.hgetall(k.minutes)
+    p.zcard(k.suspended)
 
 
 def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
     """One partition's numbers (consumers still without liveness) and its group's consumers."""
-    xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes = replies
+    xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes, suspended = replies
     group = next((g for g in groups if text(g["name"]) == GROUP), None) if isinstance(groups, list) else None
     first = None
     if isinstance(oldest, list) and oldest:
@@ -103,6 +104,7 @@ def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOvervi
         parked=int(parked_n),
         archived=int(archived),
         lost=int(lost),
+        suspended=int(suspended),
         consumers=[],
         consumers_total=len(infos),
         minutes=_minutes(minutes, now),

@@ -11,15 +11,26 @@ the last item shown: ``<entry id>`` alone, or ``<entry id>@<source>`` when the n
 the same entry id in a later source (ids are per stream, so two partitions can hold the same
 id). A source after the cursor's source then starts at the id itself (inclusive), the others
 just after it (exclusive). A plain id means "after this id in every source".
+
+Sorted-set pages (``zset_page``: the parked sets, the archives, the suspended sets). Order: score
+(a time, descending), then partition, then id (descending, as ``ZREVRANGE`` orders equal scores).
+The cursor is ``<score>@<invocation id>`` of the last item shown (the id says its partition). The
+next page reads, per partition, ``ZREVRANGEBYSCORE`` from the cursor's score, exclusive for
+partitions before the cursor's, inclusive after it; in the cursor's own partition it also reads
+the members with the same score (one ``ZCOUNT``) and skips those not after the cursor. So a page
+costs the layout read, at most one ``ZCOUNT``, and one pipeline of ``ZCARD`` + one range of
+``limit + 1`` per partition.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from reliq.client import Client
-from reliq.store.keys import ServiceKeys
+from reliq.codec import text
+from reliq.store.keys import ServiceKeys, locate
 from reliq.store.layout import Layout, parse_layout
 
 MAX_LIMIT = 500
@@ -95,3 +106,65 @@ def next_cursor(eid: str, source: str, following: str | None) -> str:
     """The cursor after an item (``eid`` in ``source``): the tie-break is only spelled out when
     the following item (already read) has the same entry id."""
     return f"{eid}@{source}" if following == eid else eid
+
+
+Row = tuple[bytes, float, int]  # (member, score, partition)
+
+
+class ZPage(NamedTuple):
+    now: int
+    total: int  # members of the sets read (every partition in scope)
+    rows: list[Row]  # the page, in order
+    next_cursor: str | None
+    partitions: int  # the layout's high
+
+
+def _zcursor(cursor: str | None) -> tuple[int, str, int] | None:
+    """(score, id, partition) of a cursor; ``None`` (or ``"0"``) is the first page."""
+    if not cursor or cursor == "0":
+        return None
+    score, at, member = cursor.partition("@")
+    if not at or not score.isdigit() or len(score) > 15:
+        raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
+    return int(score), member, locate(member)[1]  # InvalidName is a ValueError
+
+
+async def zset_page(
+    client: Client,
+    service: str,
+    key: Callable[[ServiceKeys], str],
+    *,
+    cursor: str | None,
+    limit: int,
+    partition: int | None,
+) -> ZPage:
+    """One page of the sorted sets ``key(partition keys)`` of every partition (or one), merged."""
+    limit, after = clamp(limit), _zcursor(cursor)
+    sc = await scope(client, service, partition)
+    same_ms = 0
+    if after and any(k.partition == after[2] for k in sc.keys):
+        same_ms = int(await client.redis.zcount(key(client.keys(service, after[2])), after[0], after[0]))
+    async with client.redis.pipeline(transaction=False) as p:
+        p.time()
+        for k in sc.keys:
+            p.zcard(key(k))
+            if after is None:
+                p.zrevrange(key(k), 0, limit, withscores=True)
+            else:
+                score, _, cp = after
+                top = f"({score}" if k.partition < cp else score
+                extra = same_ms if k.partition == cp else 0
+                p.zrevrangebyscore(key(k), top, "-inf", start=0, num=limit + 1 + extra, withscores=True)
+        replies = await p.execute()
+    total, rows = 0, []
+    for i, k in enumerate(sc.keys):
+        total += int(replies[1 + 2 * i])
+        for m, s in replies[2 + 2 * i]:
+            if after and k.partition == after[2] and s == after[0] and text(m) >= after[1]:
+                continue  # same score as the cursor, at or before it
+            rows.append((m, s, k.partition))
+    rows.sort(key=lambda r: r[0], reverse=True)  # newest first; same score: lower partition, id desc
+    rows.sort(key=lambda r: (-r[1], r[2]))
+    last = rows[limit - 1] if len(rows) > limit else None
+    nxt = f"{int(last[1])}@{text(last[0])}" if last else None
+    return ZPage(_ms(replies[0]), total, rows[:limit], nxt, sc.layout.high)

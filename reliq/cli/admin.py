@@ -17,7 +17,9 @@ import msgspec
 from reliq.admin import actions as operate
 from reliq.admin import detail
 from reliq.admin import overview as inspect
+from reliq.admin import tree as family
 from reliq.admin.documents import AuditPage, Detail, ParkedPage, PendingPage
+from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import InvalidName
@@ -43,7 +45,7 @@ def add_parsers(sub: Any) -> None:
     u = sub.add_parser("audit", help="audit log of admin actions, newest first")
     u.add_argument("--service", default=None)
     u.add_argument("--cursor", default=None, help="next_cursor of the previous page")
-    i = sub.add_parser("inspect", help="one invocation: record, timeline, steps, parent, children")
+    i = sub.add_parser("inspect", help="one invocation: record, timeline, steps, waits, its tree")
     i.add_argument("id")
     r = sub.add_parser("redrive", help="redrive a parked invocation, or --all of a service")
     target = r.add_mutually_exclusive_group(required=True)
@@ -152,6 +154,10 @@ def _detail(console: Console, d: Detail) -> None:
         e = d.pending_entry
         alive = "alive" if e.owner_alive else "[red]dead[/]"
         console.print(f"pending entry {e.entry_id} held by {e.owner} ({alive}), idle {_ago(e.idle_ms)}")
+    if inv.suspensions:
+        console.print(f"suspensions {inv.suspensions}")
+    for w in d.waits:
+        console.print(f"waits for {describe(w)}", markup=False, highlight=False)
     console.print(f"input: {msgspec.json.encode(inv.payload).decode()[:200]}")
     if inv.result is not None:
         console.print(f"result: {msgspec.json.encode(inv.result).decode()[:200]}")
@@ -214,7 +220,7 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
             d = await detail.detail(c, a.id)
             if d is None:
                 raise UnknownInvocation(a.id)
-            return d, d
+            return d, (d, await family.tree(c, a.id, depth=TREE_DEPTH))
         if a.cmd == "redrive" and a.all:
             bulk = await operate.redrive_parked(
                 c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition
@@ -238,7 +244,8 @@ def run(a: argparse.Namespace) -> None:
         raise SystemExit(2) from None
     if a.json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
-    elif isinstance(view, Detail):
-        _detail(console, view)
+    elif isinstance(view, tuple) and isinstance(view[0], Detail):
+        _detail(console, view[0])
+        print_tree(console, view[1])
     else:
         console.print(view)

@@ -1,6 +1,6 @@
 """How much work a service holds, summed over its partitions (``0..high-1``): what the gateway's
 admission control (backlog) and its ``/metrics`` gauges report. Counts only (XLEN, ZCARD, the
-XPENDING summary): a few cheap reads per partition, whatever the backlog."""
+XPENDING summary, the running total of resumptions): a few cheap reads per partition, whatever the backlog."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     pending: int = 0  # of those, delivered to a consumer and not yet acked
     parked: int = 0  # failed for good
     delayed: int = 0  # scheduled, or retrying after a backoff
+    suspended: int = 0  # waiting for children, timers or promises without holding a worker
+    resumed: int = 0  # suspended invocations queued again, in total (a counter)
 
 
 async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
@@ -28,14 +30,19 @@ async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
 
 
 async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCounts:
-    xlen = parked = delayed = pending = 0
+    xlen = parked = delayed = pending = suspended = resumed = 0
     for k in parts:
         async with redis.pipeline(transaction=False) as p:
             p.xlen(k.stream)
             p.zcard(k.parked)
             p.zcard(k.delayed)
-            x, pk, d = await p.execute()
-        xlen, parked, delayed = xlen + x, parked + pk, delayed + d
+            p.zcard(k.suspended)
+            p.hget(k.minutes, "resumed")
+            x, pk, d, s, r = await p.execute()
+        xlen, parked, delayed, suspended = xlen + x, parked + pk, delayed + d, suspended + s
+        resumed += int(r or 0)
         with contextlib.suppress(Exception):  # no group yet: nothing pending
             pending += (await redis.xpending(k.stream, GROUP))["pending"]
-    return QueueCounts(backlog=xlen, pending=pending, parked=parked, delayed=delayed)
+    return QueueCounts(
+        backlog=xlen, pending=pending, parked=parked, delayed=delayed, suspended=suspended, resumed=resumed
+    )

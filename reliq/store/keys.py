@@ -18,7 +18,8 @@ key                                type    content
 ``reliq:{S}:audit``                stream  (capped, ~5000) operator actions: who, action, target,
                                            result; written by the action scripts themselves
 ``reliq:{S}:minutes``              hash    per-minute outcome counters, 60 slots (minute mod 60):
-                                           ``<slot>`` = minute, ``<slot>:<outcome>`` = count
+                                           ``<slot>`` = minute, ``<slot>:<outcome>`` = count;
+                                           ``resumed`` = resumptions since the key exists
 ``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
 ``reliq:{S}:outbox``               stream  messages for other slots, written in the same script as
                                            the change they follow from: ``k`` = ``done`` (a child
@@ -73,7 +74,8 @@ from base64 import b32encode
 
 GROUP = "reliq"
 SERVICES = "reliq:services"
-OUTCOMES = ("succeeded", "failed", "retried", "cancelled")  # the counters of ``minutes``
+# the counters of ``minutes`` (``resumed``: suspended invocations queued again, lua/lib/wake.lua)
+OUTCOMES = ("succeeded", "failed", "retried", "cancelled", "resumed")
 RELEASE_IDLE_MS = 2**40  # idle time a released entry is given: older than any visibility timeout
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

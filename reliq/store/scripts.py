@@ -180,7 +180,7 @@ class Scripts:
         return as_settled(reply)
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
-        keys = [k.delayed, k.stream, k.suspended]
+        keys = [k.delayed, k.stream, k.suspended, k.minutes]
         for i in ids:
             keys += (k.inv(i), k.inbox(i))
         return int(await self._run("promote", keys, ids))
@@ -219,19 +219,20 @@ class Scripts:
     ) -> Cancelled:
         """``tombstone``: a parent's cancel reached this child; an unknown id gets a cancelled
         record, so that a registration arriving later never runs."""
-        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.stream, k.suspended]
+        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.stream]
+        keys += (k.suspended, k.minutes)
         args: list[Arg] = [inv, retention_ms, who, "1" if tombstone else "", k.service]
         return as_cancelled(await self._run("cancel", keys, args))
 
     async def suspend(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, waits: bytes, detail: str
     ) -> Suspended:
-        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended]
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.minutes]
         return as_suspended(await self._run("suspend", keys, [GROUP, eid, epoch, waits, inv, detail]))
 
     async def wake(self, k: ServiceKeys, inv: str, field: str, value: bytes, who: str = "") -> Woken:
         """Store ``value`` in the inbox field (first value stands); resume when that ends the wait."""
-        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.done_channel]
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.done_channel, k.minutes]
         return as_woken(await self._run("wake", keys, [field, value, inv, who]))
 
     async def note(

@@ -30,6 +30,8 @@ async def test_junk_paths_add_no_series_and_known_routes_keep_their_labels(url: 
         assert (await http.get("/invocations/nosuch.aaaaaaaaaaaaaaaaaaaaaaaaaa")).status_code == 404
         assert (await http.get("/send/x/y")).status_code == 405  # a route, the wrong method
         assert (await http.get("/admin/services")).status_code == 200
+        promise = await http.post(f"/invocations/{inv}/promises/approval", json={"value": 1})
+        assert promise.status_code in (200, 409)  # stored, or 409 when the noop already finished
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/junk-0")).status_code == 404
         before = await series(http)

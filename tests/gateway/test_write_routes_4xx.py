@@ -1,4 +1,4 @@
-"""Every 4xx of every write route (send, call, cancel, the admin actions, the bulk redrive) is a
+"""Every 4xx of every write route (send, call, cancel, promises, the admin actions, the bulk redrive) is a
 problem document and writes nothing: no new key, no stream entry, no changed set (issue 12,
 finding 3: ``/call`` used to place before it checked ``Prefer``; finding 6: ``?at=`` overflowed
 into a 500)."""
@@ -80,6 +80,21 @@ def write_cases(s: str, done: str) -> list[tuple[str, str, dict[str, Any], int]]
             ("POST", f"/admin/invocations/{unknown}/{action}", {}, 404),
             ("POST", f"/admin/invocations/{done}/{action}", {"headers": CROSS}, 403),
         ]
+    promise = f"/invocations/{done}/promises/approval"
+    cases += [
+        ("POST", "/invocations/nonsense/promises/approval", {"json": {"value": 1}}, 400),
+        ("POST", f"/invocations/{unknown}/promises/approval", {"json": {"value": 1}}, 404),
+        ("POST", f"/invocations/{done}/promises/Not%20A%20Name", {"json": {"value": 1}}, 400),
+        ("POST", promise, {"json": {"value": 1}}, 409),  # finished: takes no value
+        ("POST", promise, {"json": {"error": "no"}}, 409),
+        ("POST", promise, {"json": {"value": 1, "error": "both"}}, 400),
+        ("POST", promise, {"json": {"error": 7}}, 400),
+        ("POST", promise, {"content": b'{"value": ', "headers": JSON}, 400),
+        ("POST", promise, {"content": b"", "headers": JSON}, 400),
+        ("POST", promise, {"content": b"v=1", "headers": {"content-type": "text/plain"}}, 415),
+        ("POST", promise, {"content": b"x" * (1024 * 1024 + 1), "headers": JSON}, 413),
+        ("POST", promise, {"json": {"value": 1}, "headers": CROSS}, 403),
+    ]
     bulk = f"/admin/services/{s}/parked/redrive"
     cases += [
         ("POST", "/admin/services/nosuchservice/parked/redrive", {}, 404),

@@ -122,7 +122,7 @@ async def test_cancel_of_queued_work_finishes_it_without_a_holder(url: str, name
         acc = await c.send(svc, "h", None)
         eid = (await c.redis.hget(k.inv(acc.id), "entry")).decode()
         keys = [*k.per_invocation(acc.id), k.delayed, k.audit, k.done_channel, k.outbox, k.stream]
-        keys.append(k.suspended)
+        keys += (k.suspended, k.minutes)
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "cancelled"
         rec = await record(c, k, acc.id)
         assert (rec["state"], rec["cancel"], rec["entry"]) == ("cancelled", "1", eid)  # entry kept

@@ -2,8 +2,8 @@
 -- their backoff, and suspended invocations whose timer is due (the timer fires into the inbox;
 -- the invocation resumes when that ends its wait, else waits on for its next timer). Safe with
 -- many workers running it: an id is promoted only by the caller whose ZREM removed it.
--- KEYS[1] delayed set, KEYS[2] stream, KEYS[3] suspended set, then per id 2 keys: invocation
--- record, inbox
+-- KEYS[1] delayed set, KEYS[2] stream, KEYS[3] suspended set, KEYS[4] per-minute counters
+-- ('resumed'), then per id 2 keys: invocation record, inbox
 -- ARGV[1..n] invocation ids (same order as the records)
 -- timeline: 'promoted', or 'resumed' (the timer)
 -- returns the number of invocations promoted or resumed
@@ -11,7 +11,7 @@
 local now = now_ms()
 local moved = 0
 for i = 1, #ARGV do
-  local id, rec, inbox = ARGV[i], KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local id, rec, inbox = ARGV[i], KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= now and redis.call('ZREM', KEYS[1], id) == 1 then
     local r = redis.call('HMGET', rec, 'state', 'tl', 'waits')
@@ -23,7 +23,7 @@ for i = 1, #ARGV do
     elseif r[1] == 'suspended' then
       local ready, nxt = waits_ready(inbox, r[3], now)
       if ready then
-        resume(rec, KEYS[2], KEYS[1], KEYS[3], id, now, r[2], '', 'timer')
+        resume(rec, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, now, r[2], '', 'timer')
         moved = moved + 1
       elseif nxt then
         redis.call('ZADD', KEYS[1], nxt, id)

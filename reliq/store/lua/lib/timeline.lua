@@ -61,7 +61,7 @@ local function count_minute(key, now, outcome, n)
   local slot = tostring(minute % 60)
   if redis.call('HGET', key, slot) ~= tostring(minute) then
     redis.call('HSET', key, slot, minute, slot .. ':succeeded', 0, slot .. ':failed', 0,
-      slot .. ':retried', 0, slot .. ':cancelled', 0)
+      slot .. ':retried', 0, slot .. ':cancelled', 0, slot .. ':resumed', 0)
   end
   redis.call('HINCRBY', key, slot .. ':' .. outcome, n)
 end

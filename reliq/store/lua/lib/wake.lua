@@ -32,13 +32,17 @@ local function waits_ready(inbox, waits_json, now)
 end
 
 -- resume: a suspended invocation is triggered again: a new stream entry, state 'pending', out of
--- the suspended set (and of the delayed set, where a timer of its may wait).
-local function resume(rec, stream, delayed, suspended, id, now, tl, actor, detail)
+-- the suspended set (and of the delayed set, where a timer of its may wait). Counted as the
+-- outcome 'resumed' in the per-minute counters, and in their field 'resumed' (a running total,
+-- never reset: what /metrics reports as a counter).
+local function resume(rec, stream, delayed, suspended, minutes, id, now, tl, actor, detail)
   local eid = redis.call('XADD', stream, '*', 'i', id)
   redis.call('HSET', rec, 'state', 'pending', 'entry', eid, 'waits', '', 'updated', now,
     'tl', tl_push(tl, tl_line(now, 'resumed', actor, 0, detail)))
   redis.call('ZREM', suspended, id)
   redis.call('ZREM', delayed, id)
+  count_minute(minutes, now, 'resumed', 1)
+  redis.call('HINCRBY', minutes, 'resumed', 1)
   return eid
 end
 
