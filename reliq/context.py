@@ -67,3 +67,14 @@ def target_of(fn: Any) -> tuple[str, str]:
     if target is None:
         raise TypeError(f"{fn!r} is not a reliq handler (register it with @service.handler)")
     return (str(target[0]), str(target[1]))
+
+
+def resolve_target(target: Any, handler: Any, payload: Any) -> tuple[str, str, Any]:
+    """(service, handler, payload) of ``send``/``call``'s arguments: names, or a handler function
+    followed by the payload."""
+    if isinstance(target, str):
+        if not isinstance(handler, str):
+            raise TypeError("call by name: (service, handler, payload)")
+        return target, handler, payload
+    service, name = target_of(target)
+    return service, name, handler

@@ -12,18 +12,12 @@ from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.client import actions, producer
+from reliq.client import outcome as outcome_path
 from reliq.client.cache import LRU
-from reliq.client.outcome import read as read_outcome
-from reliq.client.outcome import wait as wait_outcome
 from reliq.client.producer import Options
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
-from reliq.errors import (
-    IdempotencyConflict,
-    InvocationCancelled,
-    InvocationFailed,
-    UnknownInvocation,
-)
+from reliq.errors import IdempotencyConflict
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
@@ -39,7 +33,7 @@ from reliq.store.keys import (
     partition_of_token,
 )
 from reliq.store.layout import Layout, read_layout, write_layout
-from reliq.store.record import TERMINAL, Accepted, Field, Invocation, found, parse
+from reliq.store.record import Accepted
 from reliq.store.registry import HandlerEntry, Heartbeat
 from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
@@ -254,40 +248,12 @@ class Client:
         accepted = await self.send(service, handler, payload, key=key)
         return await self.result(accepted.id, timeout=timeout)
 
-    # -- lookups ------------------------------------------------------------------------------
-    async def get(self, invocation_id: str) -> Invocation | None:
-        """The status document of an invocation, or None if unknown/expired."""
-        k = self.keys_of(invocation_id)
-        async with self.redis.pipeline(transaction=False) as p:
-            p.hgetall(k.inv(invocation_id))
-            p.hgetall(k.steps(invocation_id))
-            p.zrange(k.children(invocation_id), 0, -1)
-            rec, steps, children = await p.execute()
-        if not found(rec):
-            return None
-        return parse(invocation_id, rec, steps, children)
-
-    async def state(self, invocation_id: str) -> str | None:
-        raw = await self.redis.hget(self.keys_of(invocation_id).inv(invocation_id), Field.STATE)
-        return codec.text(raw) if raw else None
-
-    # The result path (``reliq.client.outcome``): where an invocation stands, and waiting for its end.
-    outcome = read_outcome
-    wait = wait_outcome
-
-    async def result(self, invocation_id: str, timeout: float = 30.0) -> Any:
-        """Wait until the invocation is finished and return its result. Raises ``InvocationFailed``
-        (failed/cancelled), ``UnknownInvocation``, or ``TimeoutError``."""
-        out = await self.wait(invocation_id, timeout)
-        if out is None:
-            raise UnknownInvocation(invocation_id)
-        if out.state == "succeeded":
-            return codec.decode(out.result)
-        if out.state == "cancelled":
-            raise InvocationCancelled(invocation_id, out.state, codec.decode(out.error))
-        if out.state in TERMINAL:
-            raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
-        raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
+    # -- lookups and the result path (``reliq.client.outcome``) ------------------------------
+    get = outcome_path.get
+    state = outcome_path.state
+    outcome = outcome_path.read
+    wait = outcome_path.wait
+    result = outcome_path.result
 
     # -- actions (``reliq.client.actions``): cancel down the tree, promises, redrive -----------
     cancel = actions.cancel

@@ -12,11 +12,13 @@ waiter per tick; one pub/sub connection per server serves every waiter of the pr
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from reliq.store.record import TERMINAL
+from reliq import codec
+from reliq.errors import InvocationCancelled, InvocationFailed, UnknownInvocation
+from reliq.store.record import TERMINAL, Field, Invocation, found, parse
 
 if TYPE_CHECKING:
     from reliq.client import Client
@@ -64,3 +66,37 @@ async def wait(
                 return out
             at_most = await waiters.subscribe(channel)  # inf, or a short pause while it cannot
             await waiter.sleep(min(pause, remaining, at_most))
+
+
+async def get(client: Client, invocation_id: str) -> Invocation | None:
+    """The status document of an invocation, or None if unknown/expired."""
+    k = client.keys_of(invocation_id)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.hgetall(k.inv(invocation_id))
+        p.hgetall(k.steps(invocation_id))
+        p.zrange(k.children(invocation_id), 0, -1)
+        rec, steps, children = await p.execute()
+    if not found(rec):
+        return None
+    return parse(invocation_id, rec, steps, children)
+
+
+async def state(client: Client, invocation_id: str) -> str | None:
+    """The invocation's state, or None if unknown/expired."""
+    raw = await client.redis.hget(client.keys_of(invocation_id).inv(invocation_id), Field.STATE)
+    return codec.text(raw) if raw else None
+
+
+async def result(client: Client, invocation_id: str, timeout: float = 30.0) -> Any:
+    """Wait until the invocation is finished and return its result. Raises ``InvocationFailed``
+    (``InvocationCancelled`` when cancelled), ``UnknownInvocation``, or ``TimeoutError``."""
+    out = await wait(client, invocation_id, timeout)
+    if out is None:
+        raise UnknownInvocation(invocation_id)
+    if out.state == "succeeded":
+        return codec.decode(out.result)
+    if out.state == "cancelled":
+        raise InvocationCancelled(invocation_id, out.state, codec.decode(out.error))
+    if out.state in TERMINAL:
+        raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
+    raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.backoff import Backoff, retrying
-from reliq.context import CallOptions, SendOptions, target_of
+from reliq.context import CallOptions, SendOptions, resolve_target
 from reliq.errors import (
     Cancelled,
     IdempotencyConflict,
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 log = logging.getLogger("reliq.worker.context")
-JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
 SUSPEND_AFTER = 1.0  # seconds a durable await waits in memory before the attempt suspends
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -129,24 +127,12 @@ class Context:
                     value = await value
             encoded = codec.encode(value)
             self.waits.touched = True
-            if not await self._journal(name, encoded):
+            if not await self._j.step(name, encoded):
                 raise LeaseLost(self.id)
         finally:
             self.waits.step_done()
         self._j.steps[name] = encoded
         return codec.decode(encoded)
-
-    async def _journal(self, name: str, encoded: bytes) -> bool:
-        """Journal a step whose function already ran, waiting out a Redis outage (up to
-        ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
-        effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
-        write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
-        return await retrying(
-            lambda: self._client.scripts.step(self._keys, self.id, self.epoch, name, encoded),
-            what=f"journal of step {name!r} of {self.id}",
-            deadline=JOURNAL_PATIENCE,
-            backoff=Backoff(first=0.05, cap=2.0),
-        )
 
     @overload
     async def send(
@@ -167,7 +153,7 @@ class Context:
         return await self._send(self._j.next_order(), target, handler, payload, opts)
 
     async def _send(self, order: int, target: Any, handler: Any, payload: Any, opts: SendOptions) -> str:
-        service, name, body = _resolve(target, handler, payload)
+        service, name, body = resolve_target(target, handler, payload)
         key, delay = opts.get("key"), opts.get("delay")
         if key is not None:
             codec.check_key(key)
@@ -302,13 +288,3 @@ class Context:
         if value[:1] == b"R":
             raise PromiseRejected(name, str(codec.decode(value[1:]) or ""))
         return codec.decode(value[1:])
-
-
-def _resolve(target: Any, handler: Any, payload: Any) -> tuple[str, str, Any]:
-    """(service, handler, payload) of ``send``/``call``'s arguments: names, or a handler function."""
-    if isinstance(target, str):
-        check_name("service", target)
-        check_name("handler", handler)
-        return target, handler, payload
-    service, name = target_of(target)
-    return service, name, handler

@@ -15,12 +15,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reliq import codec
+from reliq.backoff import Backoff, retrying
 from reliq.errors import LeaseLost, child_outcome
 from reliq.store.keys import ServiceKeys
 from reliq.worker.waits import Item, Waits
 
 if TYPE_CHECKING:
     from reliq.client import Client
+
+
+JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
 
 
 class Journal:
@@ -58,6 +62,18 @@ class Journal:
         self.steps = {key.decode(): v for key, v in steps.items()}
         self.inbox = {key.decode(): v for key, v in inbox.items()}
         self.children = {int(score): codec.text(cid) for cid, score in children}
+
+    async def step(self, name: str, encoded: bytes) -> bool:
+        """Journal a step whose function already ran, waiting out a Redis outage (up to
+        ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
+        effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
+        write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
+        return await retrying(
+            lambda: self.client.scripts.step(self.keys, self.id, self.epoch, name, encoded),
+            what=f"journal of step {name!r} of {self.id}",
+            deadline=JOURNAL_PATIENCE,
+            backoff=Backoff(first=0.05, cap=2.0),
+        )
 
     def next_order(self) -> int:
         self.order += 1
