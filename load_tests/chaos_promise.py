@@ -2,7 +2,8 @@
 parent it sent, with ``reliq.Client.resolve`` through the same connection path as the workers
 (the fault proxy when there is one). Each parent's resolve is retried on errors until it is
 answered; then, 0-2 s later, it is resolved a second time on purpose, which must be refused
-(``PromiseAlreadySettled``: the first value stands), also when the parent has finished meanwhile. Every attempt is one line of promises.jsonl.
+(``PromiseAlreadySettled``: the first value stands), also when the parent has finished
+meanwhile. Every attempt is one line of promises.jsonl.
 
 Outcomes of one attempt: ``resumed`` / ``stored`` (accepted), ``settled`` (refused: a value was
 there; fine for a retry whose earlier attempt landed unseen, and what the second resolve must

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from reliq import Client, Context, Service
+from reliq import Context, Service
 from reliq.devserver.embedded import EmbeddedValkey
 
 from ..conftest import Names, client, running, wait_until
