@@ -51,6 +51,11 @@ clean:
 chaos: $(STAMP)
 	$(BIN)/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all --seed 1 --drain-timeout 300
 
+## make chaos-tree: function trees (parent, 3 children, a durable sleep, a promise) under every nemesis
+.PHONY: chaos-tree
+chaos-tree: $(STAMP)
+	$(BIN)/python -m load_tests.chaos --workload tree --n 2000 --duration 120 --nemesis all --seed 1 --drain-timeout 180
+
 ## make chaos-failover: SIGKILL Cluster primaries (3 kills) under load, replica promoted; lost and
 ## duplicated work with gateway durability none, then replicas:1; exits non-zero on a loss under replicas:1
 .PHONY: chaos-failover

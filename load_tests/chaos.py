@@ -2,11 +2,14 @@
 
     .venv/bin/python -m load_tests.chaos --n 2000 --duration 60 --nemesis kill-worker,kill-valkey --seed 1
     .venv/bin/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all
+    .venv/bin/python -m load_tests.chaos --workload tree --n 400 --duration 30 --nemesis kill-worker
     .venv/bin/python -m load_tests.chaos --check load_tests/results/chaos-<ts>   # re-check a kept run
 
 The harness owns every process of the system under test (chaos_proc), drives N idempotent
 ``POST /send`` requests through the gateways (chaos_client) while the nemeses break things
 (chaos_nemesis), stops the faults, waits for the system to drain, and checks (chaos_check).
+``--workload tree`` sends function trees instead (a parent, three children, a durable sleep, a
+promise the client resolves: chaos_promise, chaos_check_tree).
 It exits 1 on any violation and keeps the run directory (history.jsonl, witness.db,
 faults.jsonl, procs.jsonl, snapshot.json, summary.json, logs, the Valkey AOF) for replay.
 """
@@ -30,9 +33,10 @@ from reliq import Client
 
 from .chaos_app import Witness
 from .chaos_check import Report, check, table
-from .chaos_client import Load, Plan, read_history
+from .chaos_client import Load, Plan, Workload, read_history
 from .chaos_nemesis import PROXY_NEMESES, Env, Fault, parse, run_all
 from .chaos_proc import ProcEvent, System, wait_ping
+from .chaos_promise import Resolver, read_resolutions
 from .chaos_proxy import FaultProxy
 from .chaos_snapshot import Snapshot, take_snapshot, unsettled
 
@@ -53,6 +57,7 @@ class Config:
     drain_timeout: float = 120.0
     results: Path = RESULTS
     keep: bool = False
+    workload: Workload = "work"
 
 
 async def _until(what: str, timeout: float, probe: Callable[[], Awaitable[bool]]) -> None:
@@ -69,7 +74,8 @@ async def _until(what: str, timeout: float, probe: Callable[[], Awaitable[bool]]
 async def execute(cfg: Config, workdir: Path) -> Report:
     """Run the system under faults, drain, snapshot, check; write every artifact to ``workdir``."""
     Witness.create(workdir / "witness.db")
-    plan = Plan.make(cfg.n, f"s{cfg.seed}", "poison" in cfg.nemeses)
+    poison = "poison" in cfg.nemeses and cfg.workload == "work"  # trees have no poison variant
+    plan = Plan.make(cfg.n, f"s{cfg.seed}", poison, cfg.workload)
     (workdir / "plan.json").write_bytes(msgspec.json.encode(plan))
     system = System(workdir, n_gateways=cfg.gateways, n_workers=cfg.workers, visibility=cfg.visibility)
     stop_sup, stop_nem = asyncio.Event(), asyncio.Event()
@@ -96,7 +102,11 @@ async def execute(cfg: Config, workdir: Path) -> Report:
                 plan, urls, SERVICE, workdir / "history.jsonl", seed=cfg.seed, window=cfg.duration * 0.8
             )
             give_up = time.monotonic() + cfg.duration + cfg.retry_grace
-            load_task = asyncio.create_task(load.run(give_up))
+            # the promises go the workers' way to Valkey (through the proxy when there is one)
+            promised = await stack.enter_async_context(Client(system.reliq_url))
+            resolver = Resolver(promised, workdir / "promises.jsonl", seed=cfg.seed, give_up_at=give_up)
+            on_ack = resolver.start if cfg.workload == "tree" else None
+            load_task = asyncio.create_task(load.run(give_up, on_ack))
             env = Env(system=system, proxy=proxy, stop=stop_nem, seed=cfg.seed)
             nem_task = asyncio.create_task(run_all(env, list(cfg.nemeses)))
             with contextlib.suppress(TimeoutError):  # the fault window (pacing, not waiting for an outcome)
@@ -108,6 +118,7 @@ async def execute(cfg: Config, workdir: Path) -> Report:
                 flush=True,
             )
             await load_task
+            await resolver.wait()
             ids = list(load.acked.values())
 
             async def drained() -> bool:
@@ -140,7 +151,8 @@ def recheck(workdir: Path, visibility: float) -> Report:
     procs = [msgspec.json.decode(x, type=ProcEvent) for x in _lines(workdir / "procs.jsonl")]
     snap = msgspec.json.decode((workdir / "snapshot.json").read_bytes(), type=Snapshot)
     history = read_history(workdir / "history.jsonl")
-    return check(SERVICE, plan, history, faults, procs, snap, workdir / "witness.db", visibility)
+    promises = read_resolutions(workdir / "promises.jsonl")
+    return check(SERVICE, plan, history, faults, procs, snap, workdir / "witness.db", visibility, promises)
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -165,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of faults")
     p.add_argument("--nemesis", default="kill-worker,kill-valkey,poison", help="comma list, or all")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workload", choices=["work", "tree"], default="work", help="one handler, or trees")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--gateways", type=int, default=2)
     p.add_argument("--visibility", type=float, default=3.0, help="worker visibility timeout (s)")
@@ -191,9 +204,11 @@ def main(argv: list[str] | None = None) -> None:
             drain_timeout=a.drain_timeout,
             results=a.results,
             keep=a.keep,
+            workload=a.workload,
         )
         print(
-            f"chaos: n={cfg.n} duration={cfg.duration:.0f}s nemeses={','.join(cfg.nemeses)} seed={cfg.seed}"
+            f"chaos: workload={cfg.workload} n={cfg.n} duration={cfg.duration:.0f}s "
+            f"nemeses={','.join(cfg.nemeses)} seed={cfg.seed}"
         )
         try:
             report, workdir = run(cfg)

@@ -6,6 +6,11 @@ system under test about what ran.
   The effect is one INSERT with no unique constraint: only ``ctx.step`` stands between a retry and
   a second row. Poison jobs (``kind="fail"``) always raise, so they end parked.
 - ``crash``: SIGKILLs its own worker process; reliq must park it as a crash loop.
+- ``tree`` (``--workload tree``): a parent that journals its own effect, calls three children
+  (``leaf`` and ``nap`` at once through ``asyncio.gather``, then ``leaf``), the napper in a durable
+  ``ctx.sleep``, and waits in between for the promise ``approve``, which the chaos client
+  resolves; it returns its effect's nonce, its children's results and the promise's value, so
+  the checker can see that each child's outcome reached its parent once.
 
 Tables (created by the harness before any worker starts, see ``Witness.create``):
 ``executions(key, inv_id, worker_pid, attempt, kind, ts)``,
@@ -93,29 +98,89 @@ witness = Witness(os.environ.get("RELIQ_CHAOS_WITNESS", "chaos-witness.db"))
 svc = Service(SERVICE)
 
 
+async def witnessed(ctx: Context, key: str) -> str:
+    """The side effect of ``key`` through ``ctx.step("effect")``: one witness row per run of the
+    step; a row whose journal write raised is reported ``unjournaled``. Returns its nonce."""
+    made: list[str] = []
+
+    async def effect() -> str:
+        # no await inside: a cancellation cannot land between the insert and ``made``
+        nonce = witness.effect(key, ctx.id, "effect")
+        made.append(nonce)
+        return nonce
+
+    try:
+        nonce: str = await ctx.step("effect", effect)
+    except BaseException:
+        for n in made:  # the effect ran but its journal did not land (or we cannot tell)
+            witness.unjournaled(key, ctx.id, n)
+        raise
+    return nonce
+
+
 @svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5)
 async def work(ctx: Context, job: Job) -> str:
     witness.execution(job.key, ctx.id, ctx.attempt, job.kind)
     if job.kind == "fail":
         raise RuntimeError(f"poison job {job.key}")
-    made: list[str] = []
-
-    async def effect() -> str:
-        # no await inside: a cancellation cannot land between the insert and ``made``
-        nonce = witness.effect(job.key, ctx.id, "effect")
-        made.append(nonce)
-        return nonce
-
     await asyncio.sleep(job.ms / 1000)
-    try:
-        nonce: str = await ctx.step("effect", effect)
-    except BaseException:
-        for n in made:  # the effect ran but its journal did not land (or we cannot tell)
-            witness.unjournaled(job.key, ctx.id, n)
-        raise
+    nonce = await witnessed(ctx, job.key)
     # journaled but not yet completed: a crash here must replay the step, not redo the effect
     await asyncio.sleep(job.ms / 1000)
     return nonce
+
+
+class Tree(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    ms: int = 0  # simulated work after the parent's effect
+    nap_ms: int = 500  # the napper child's durable sleep
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # the parent's key + "/<position>"
+    nap_ms: int = 0
+
+
+class TreeResult(msgspec.Struct, frozen=True, kw_only=True):
+    effect: str  # the parent's journaled nonce
+    children: list[str]  # each child's journaled nonce, in call order
+    promise: str  # the value the client resolved ``approve`` with
+
+
+PROMISE = "approve"
+
+
+def promise_value(key: str) -> str:
+    """What the chaos client resolves a parent's promise with (the checker expects it back)."""
+    return f"approved:{key}"
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def leaf(ctx: Context, node: Node) -> str:
+    witness.execution(node.key, ctx.id, ctx.attempt, "leaf")
+    return await witnessed(ctx, node.key)
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def nap(ctx: Context, node: Node) -> str:
+    witness.execution(node.key, ctx.id, ctx.attempt, "nap")
+    nonce = await witnessed(ctx, node.key)
+    await ctx.sleep(node.nap_ms / 1000)  # longer than suspend_after: suspends, a timer wakes it
+    return nonce
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def tree(ctx: Context, job: Tree) -> TreeResult:
+    witness.execution(job.key, ctx.id, ctx.attempt, "tree")
+    nonce = await witnessed(ctx, job.key)
+    await asyncio.sleep(job.ms / 1000)
+    first, napped = await asyncio.gather(
+        ctx.call(leaf, Node(key=f"{job.key}/0")),
+        ctx.call(nap, Node(key=f"{job.key}/1", nap_ms=job.nap_ms)),
+    )
+    value = await ctx.promise(PROMISE)
+    last = await ctx.call(leaf, Node(key=f"{job.key}/2"))
+    return TreeResult(effect=nonce, children=[first, napped, last], promise=str(value))
 
 
 @svc.handler(max_deliveries=2)

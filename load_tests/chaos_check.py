@@ -16,9 +16,11 @@ import msgspec
 from reliq.store.keys import keyed_id
 from reliq.store.record import TERMINAL
 
+from .chaos_check_tree import TREE_VIOLATIONS, check_tree, effects_explained
 from .chaos_client import Attempt, Plan
 from .chaos_nemesis import Fault
 from .chaos_proc import ProcEvent
+from .chaos_promise import Resolution
 from .chaos_snapshot import Snapshot
 
 VIOLATIONS = (
@@ -34,6 +36,7 @@ VIOLATIONS = (
     "rejected (4xx)",
     "lost entries (reliq:{S}:lost)",
     "unexpected valkey exits",
+    *TREE_VIOLATIONS,
 )
 
 
@@ -109,6 +112,7 @@ def check(
     snap: Snapshot,
     witness: Path,
     visibility: float,
+    resolutions: list[Resolution] | None = None,
 ) -> Report:
     executions, effects, unjournaled = read_witness(witness)
     ex: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
@@ -143,23 +147,10 @@ def check(
         if len(ex.get(key, [])) > st.deliveries:  # every run needs its own claim (epoch bump)
             bad["executions without a claim"].append(f"{key} ran {len(ex[key])}x, {st.deliveries} claims")
         if kind == "ok":
-            dup_exec += max(0, len(ex.get(key, [])) - 1)
+            dup_exec += max(0, len(ex.get(key, [])) - 1 - st.suspensions)
             if st.state in TERMINAL and st.state != "succeeded":
                 bad["unexpected parked"].append(f"{key} {st.state} {st.reason}")
-            rows = ef.get(key, [])
-            journaled_at = next((ts for n, _, ts in rows if n == st.journaled), None)
-            if st.state == "succeeded" and journaled_at is None:
-                bad["journal mismatch"].append(key)
-            for nonce, pid, ts in rows:
-                if nonce == st.journaled:
-                    continue
-                # explained: its ctx.step raised (lease lost, Redis down), or its worker died and
-                # the journaled effect came later (a rerun after the journal would come after it)
-                died_first = pid in dead_workers and (journaled_at is None or ts < journaled_at)
-                if nonce in unjournaled or died_first:
-                    rerun += 1
-                else:
-                    bad["duplicated effects"].append(f"{key} nonce {nonce} pid {pid}")
+            rerun += effects_explained(key, st, ef.get(key, []), unjournaled, dead_workers, bad)
     poison_ids = {state[k].id for k in plan.keys if plan.kinds[k] != "ok" and state[k].state is not None}
     parked = set(snap.parked)
     bad["poison not parked"] += sorted(poison_ids - parked)
@@ -178,6 +169,13 @@ def check(
     ]
     valkey_exits = [e for e in procs if e.event == "exit" and not e.expected and e.role == "valkey"]
     bad["unexpected valkey exits"] = [str(e.pid) for e in valkey_exits]
+    tree_counters: dict[str, int] = {}
+    if plan.workload == "tree":
+        tree_counters = check_tree(
+            plan, acked, snap, witness, ef, unjournaled, dead_workers, resolutions or [], bad
+        )
+        rerun += tree_counters.pop("effects re-run (died before journal)")
+        dup_exec += tree_counters.pop("duplicate executions")
     violations = {name: len(v) for name, v in bad.items()}
     counters = {
         "invocations": len(plan.keys),
@@ -194,6 +192,7 @@ def check(
         "process restarts": sum(1 for e in procs if e.event == "start")
         - len({(e.role, e.slot) for e in procs}),
         "unexpected worker/gateway exits": len(unexpected_exits),
+        **tree_counters,
     }
     acks = [a.t1 for a in history if a.outcome == "ok"]
     return Report(

@@ -16,6 +16,7 @@ import msgspec
 
 Outcome = Literal["ok", "failed", "unknown"]
 Kind = Literal["ok", "fail", "crash"]
+Workload = Literal["work", "tree"]
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,13 +35,15 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """The workload: which keys exist and which of them are poison."""
+    """The workload: which keys exist and which of them are poison. ``workload``: each key is one
+    ``work`` invocation, or one ``tree`` (a parent with three children and a promise)."""
 
     keys: list[str]
     kinds: dict[str, Kind]
+    workload: Workload = "work"
 
     @classmethod
-    def make(cls, n: int, run: str, poison: bool) -> Plan:
+    def make(cls, n: int, run: str, poison: bool, workload: Workload = "work") -> Plan:
         keys = [f"{run}-{i:06d}" for i in range(n)]
         kinds: dict[str, Kind] = {}
         for i, k in enumerate(keys):
@@ -49,7 +52,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
                 kinds[k] = "fail"  # 1 % always raise -> parked (attempts exhausted)
         if poison and n > 1:
             kinds[keys[n // 2]] = "crash"  # kills its worker -> parked (crash loop)
-        return cls(keys=keys, kinds=kinds)
+        return cls(keys=keys, kinds=kinds, workload=workload)
 
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
@@ -91,7 +94,8 @@ class Load:
             f.writelines(self._lines)
         self._lines.clear()
 
-    async def run(self, give_up_at: float, on_ack: Callable[[], None] | None = None) -> None:
+    async def run(self, give_up_at: float, on_ack: Callable[[str, str], None] | None = None) -> None:
+        """Send every key; ``on_ack(key, id)`` after each key's first 2xx."""
         sem = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         t_start = time.monotonic()
@@ -105,7 +109,7 @@ class Load:
                 async with sem:
                     await self._send(http, i, key, give_up_at)
                 if on_ack is not None and key in self.acked:
-                    on_ack()
+                    on_ack(key, self.acked[key])
 
             try:
                 async with asyncio.TaskGroup() as tg:
@@ -116,9 +120,13 @@ class Load:
 
     async def _send(self, http: httpx.AsyncClient, i: int, key: str, give_up_at: float) -> None:
         kind = self.plan.kinds[key]
-        handler = "crash" if kind == "crash" else "work"
         ms = 10 + (i * 7919) % 190  # 10-200 ms of simulated work, fixed per key
-        body = msgspec.json.encode({"key": key, "kind": "ok" if kind == "crash" else kind, "ms": ms})
+        if self.plan.workload == "tree":
+            handler = "tree"
+            body = msgspec.json.encode({"key": key, "ms": ms // 4, "nap_ms": 300 + (i * 104729) % 700})
+        else:
+            handler = "crash" if kind == "crash" else "work"
+            body = msgspec.json.encode({"key": key, "kind": "ok" if kind == "crash" else kind, "ms": ms})
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
         pause = 0.05
         for n in range(1000):  # bounded: also by give_up_at

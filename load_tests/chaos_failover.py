@@ -54,10 +54,11 @@ from reliq.store.record import TERMINAL
 from . import chaos_check
 from .chaos_app import Witness
 from .chaos_check import Report, check, read_witness
-from .chaos_client import Attempt, Load, Plan, read_history
+from .chaos_client import Attempt, Load, Plan, Workload, read_history
 from .chaos_nemesis import Fault
 from .chaos_proc import ProcEvent, System
-from .chaos_snapshot import Pending, Snapshot, key_states
+from .chaos_promise import Resolver, read_resolutions
+from .chaos_snapshot import Pending, Snapshot, children_states, key_states
 from .cluster_util import acall, aowner, replication, slot_of, spawn, spread_service, until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -94,6 +95,7 @@ class Config(msgspec.Struct, kw_only=True):
     retry_grace: float = 60.0
     drain_timeout: float = 90.0
     keep: bool = False
+    workload: Workload = "work"
 
 
 class Result(msgspec.Struct, kw_only=True):
@@ -199,13 +201,14 @@ async def _unsettled(client: Client, service: str, ids: list[str]) -> int:
     open_ = sum(1 for s in states if s is None or s.decode() not in TERMINAL)
     for k in await client.partition_keys(service):
         open_ += int(await client.redis.xlen(k.stream)) + int(await client.redis.zcard(k.delayed))
+        open_ += int(await client.redis.zcard(k.suspended)) + int(await client.redis.xlen(k.outbox))
     return open_
 
 
 async def _snapshot(client: Client, service: str, keys: list[str], acked: dict[str, str]) -> Snapshot:
     states = await key_states(client, {k: acked.get(k) or keyed_id(service, k, PARTITIONS) for k in keys})
     pending: list[Pending] = []
-    lost = stream_len = delayed = 0
+    lost = stream_len = delayed = suspended = outbox = 0
     for k in await client.partition_keys(service):
         for p in await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000):
             pending.append(
@@ -219,6 +222,8 @@ async def _snapshot(client: Client, service: str, keys: list[str], acked: dict[s
         lost += int(await client.redis.xlen(k.lost))
         stream_len += int(await client.redis.xlen(k.stream))
         delayed += int(await client.redis.zcard(k.delayed))
+        suspended += int(await client.redis.zcard(k.suspended))
+        outbox += int(await client.redis.xlen(k.outbox))
     k0 = client.keys(service)
     node = await client.topology.node_for(k0.consumer_prefix)
     live = [c.decode()[len(k0.consumer_prefix) :] async for c in node.scan_iter(k0.consumer_prefix + "*")]
@@ -230,12 +235,15 @@ async def _snapshot(client: Client, service: str, keys: list[str], acked: dict[s
         lost_entries=lost,
         stream_len=stream_len,
         delayed=delayed,
+        children=await children_states(client, states),
+        suspended=suspended,
+        outbox=outbox,
     )
 
 
 async def execute(cfg: Config, workdir: Path) -> Result:
     Witness.create(workdir / "witness.db")
-    plan = Plan.make(cfg.n, f"f{cfg.seed}", False)
+    plan = Plan.make(cfg.n, f"f{cfg.seed}", False, cfg.workload)
     (workdir / "plan.json").write_bytes(msgspec.json.encode(plan))
     cluster = EmbeddedCluster(
         workdir / "cluster", primaries=3, replicas=1, node_timeout_ms=cfg.node_timeout_ms
@@ -251,7 +259,7 @@ async def execute(cfg: Config, workdir: Path) -> Result:
     kills: list[Kill] = []
     load: Load | None = None
     try:
-        async with Client(cluster.url) as client:
+        async with Client(cluster.url) as client, Client(cluster.url) as promised:
             await client.set_partitions(service, PARTITIONS)
             system.restart_dead()
             sup = asyncio.create_task(system.supervise(stop_sup))
@@ -268,13 +276,16 @@ async def execute(cfg: Config, workdir: Path) -> Result:
                 plan, urls, service, workdir / "history.jsonl", seed=cfg.seed, window=cfg.duration * 0.8
             )
             give_up = time.monotonic() + cfg.duration + cfg.retry_grace
-            load_task = asyncio.create_task(load.run(give_up))
+            resolver = Resolver(promised, workdir / "promises.jsonl", seed=cfg.seed, give_up_at=give_up)
+            on_ack = resolver.start if cfg.workload == "tree" else None
+            load_task = asyncio.create_task(load.run(give_up, on_ack))
             nem = asyncio.create_task(_primary_kills(cfg, cluster, service, stop_nem, kills))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(nem), cfg.duration)
             stop_nem.set()
             await nem
             await load_task
+            await resolver.wait()
             print(f"load done ({len(load.acked)} acked); draining", flush=True)
             ids = list(load.acked.values())
 
@@ -332,10 +343,13 @@ def recheck(workdir: Path, service: str, visibility: float) -> Report:
     procs = [msgspec.json.decode(x, type=ProcEvent) for x in _read_lines(workdir / "procs.jsonl")]
     snap = msgspec.json.decode((workdir / "snapshot.json").read_bytes(), type=Snapshot)
     history = read_history(workdir / "history.jsonl")
+    promises = read_resolutions(workdir / "promises.jsonl")
     original = chaos_check.keyed_id  # the checker compares acked ids with keyed_id(service, key)
     chaos_check.keyed_id = lambda s, k: keyed_id(s, k, PARTITIONS)  # type: ignore[assignment]
     try:
-        return check(service, plan, history, faults, procs, snap, workdir / "witness.db", visibility)
+        return check(
+            service, plan, history, faults, procs, snap, workdir / "witness.db", visibility, promises
+        )
     finally:
         chaos_check.keyed_id = original  # type: ignore[assignment]
 
@@ -500,6 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--restart-after", type=float, default=1.0, help="s after promotion")
     p.add_argument("--sync-delay", type=int, default=0, help="repl-diskless-sync-delay (Valkey: 5)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workload", choices=["work", "tree"], default="work", help="one handler, or trees")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--results", type=Path, default=RESULTS)
     a = p.parse_args(argv)
@@ -516,8 +531,13 @@ def main(argv: list[str] | None = None) -> None:
             sync_delay=a.sync_delay,
             seed=a.seed,
             keep=a.keep,
+            workload=a.workload,
         )
-        print(f"chaos-failover: durability={cfg.durability} n={cfg.n} kills={cfg.kills}", flush=True)
+        print(
+            f"chaos-failover: workload={cfg.workload} durability={cfg.durability} n={cfg.n} "
+            f"kills={cfg.kills}",
+            flush=True,
+        )
         res = run(cfg, a.results)
         print(msgspec.json.format(msgspec.json.encode(res.summary)).decode(), flush=True)
         results.append(res)

@@ -5,6 +5,7 @@ keys, with the harness's own direct connection (never through the fault proxy)."
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 
@@ -22,6 +23,10 @@ class KeyState(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 0
     deliveries: int = 0
     crashes: int = 0
+    parent: str | None = None
+    result: Any = None  # tree parents: the result document
+    children: list[str] = []  # child ids in call order
+    suspensions: int = 0
 
 
 class Pending(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,19 +44,25 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     lost_entries: int
     stream_len: int
     delayed: int
+    children: list[KeyState] = []  # tree workload: every parent's children, key "<parent key>/<i>"
+    suspended: int = 0  # ids left in reliq:{S}:suspended
+    outbox: int = 0  # relay messages left in reliq:{S}:outbox
 
 
 async def unsettled(client: Client, service: str, ids: list[str]) -> int:
-    """How much is still moving: acked invocations not finished, plus stream/delayed/pending."""
+    """How much is still moving: acked invocations not finished, plus the stream, the delayed and
+    suspended sets and the relay's outbox (a tree's children live there)."""
     k = client.keys(service)
     async with client.redis.pipeline(transaction=False) as p:
         for inv in ids:
             p.hget(k.inv(inv), "state")
         p.xlen(k.stream)
         p.zcard(k.delayed)
-        *states, xlen, delayed = await p.execute()
+        p.zcard(k.suspended)
+        p.xlen(k.outbox)
+        *states, xlen, delayed, suspended, outbox = await p.execute()
     open_ = sum(1 for s in states if s is None or s.decode() not in TERMINAL)
-    return open_ + int(xlen) + int(delayed)
+    return open_ + int(xlen) + int(delayed) + int(suspended) + int(outbox)
 
 
 async def key_states(client: Client, ids: dict[str, str], concurrency: int = 32) -> list[KeyState]:
@@ -73,9 +84,19 @@ async def key_states(client: Client, ids: dict[str, str], concurrency: int = 32)
             attempt=doc.attempt,
             deliveries=doc.deliveries,
             crashes=doc.crashes,
+            parent=doc.parent_id,
+            result=doc.result,
+            children=doc.children,
+            suspensions=doc.suspensions,
         )
 
     return list(await asyncio.gather(*(one(key, inv) for key, inv in ids.items())))
+
+
+async def children_states(client: Client, parents: list[KeyState]) -> list[KeyState]:
+    """The records of every parent's children, keyed ``<parent key>/<call position>``."""
+    ids = {f"{p.key}/{i}": c for p in parents for i, c in enumerate(p.children)}
+    return await key_states(client, ids)
 
 
 async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
@@ -102,4 +123,7 @@ async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapsh
         lost_entries=int(await client.redis.xlen(k.lost)),
         stream_len=int(await client.redis.xlen(k.stream)),
         delayed=int(await client.redis.zcard(k.delayed)),
+        children=await children_states(client, states),
+        suspended=int(await client.redis.zcard(k.suspended)),
+        outbox=int(await client.redis.xlen(k.outbox)),
     )

@@ -36,8 +36,9 @@ async def resolve(client: Client, invocation_id: str, name: str, value: Any = No
     """Resolve the promise ``name`` of an invocation (``await ctx.promise(name)``) with a JSON
     value; it may be resolved before the handler reaches the await. Returns 'resumed'
     (it was suspended on it) or 'stored'. Raises ``PromiseAlreadySettled`` (resolved or
-    rejected before: the first value stands), ``UnknownInvocation``, or ``InvocationFailed``
-    when the invocation already finished."""
+    rejected before: the first value stands; also after the invocation finished, so a retried
+    resolve learns that its first attempt landed), ``UnknownInvocation``, or
+    ``InvocationFailed`` when the invocation finished without a value for this promise."""
     return await _settle_promise(client, invocation_id, name, b"V" + codec.encode(value))
 
 

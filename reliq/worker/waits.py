@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from reliq.backoff import Backoff
 from reliq.client.outcome import Outcome, read
-from reliq.errors import Cancelled
+from reliq.errors import TRANSIENT, Cancelled
 from reliq.store.keys import ServiceKeys
 from reliq.worker.limits import Limiter
 
 if TYPE_CHECKING:
     from reliq.client import Client
 
+log = logging.getLogger("reliq.worker.waits")
 RECHECK = 2.0  # seconds between re-reads of what an attempt waits for (pub/sub is lossy)
 
 
@@ -158,7 +161,13 @@ class Waits:
             self._watcher.cancel()
 
     async def _watch(self) -> None:
+        """Re-read the pending items until each is answered or the attempt suspends. A Redis
+        error does not end it (the handler would wait forever, its lease renewed): it re-reads
+        after a backoff, and the grace period runs on meanwhile, so a long outage suspends the
+        attempt. Any other error fails the pending awaits (the attempt is retried)."""
         unhook = self.limiter.listen(self._wake) if self.limiter is not None else None
+        retry = Backoff(first=0.05, cap=RECHECK)
+        failing = False
         try:
             with contextlib.ExitStack() as watching:
                 watched: set[str] = set()
@@ -172,7 +181,13 @@ class Waits:
                             w.woken = self._wake
                             await self.client.waiters.subscribe(channel)
                             watched.add(ch)
-                    await self._probe()
+                    try:
+                        await self._probe()
+                        failing = False
+                        retry.reset()
+                    except TRANSIENT as e:
+                        failing = True
+                        log.warning("re-reading the waits of %s failed (%s); retrying", self.id, e)
                     if not self.pending:
                         return
                     now = time.monotonic()
@@ -184,12 +199,20 @@ class Waits:
                         self._suspend()
                         return
                     pause = min(RECHECK, suspend_at - now)
+                    if failing:
+                        pause = min(pause, retry.next())
                     dues = [i.due for i in self.pending if i.due]
                     if dues:
                         pause = min(pause, max(0.0, (min(dues) - self.server_ms()) / 1000))
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(pause):
                             await self._wake.wait()
+        except Exception as e:
+            log.exception("the waits of %s failed", self.id)
+            for item in self.pending:
+                if item.fut is not None and not item.fut.done():
+                    item.fut.set_exception(e)
+            self.pending.clear()
         finally:
             if unhook is not None:
                 unhook()

@@ -100,7 +100,7 @@ async def test_suspended_pages_waits_tree_and_cli(url: str, names: Names) -> Non
             assert code == 0 and json.loads(out)["status"] == "resumed"
             assert await c.result(parents[0], 15) == 50
             code, out = await reliq(url, "resolve", kids[0], "go", '{"add": 6}')
-            assert code == 1 and len(out.strip().splitlines()) == 1 and "finished" in out
+            assert code == 1 and len(out.strip().splitlines()) == 1 and "settled before" in out
             code, out = await reliq(url, "resolve", kids[1], "go", "{nope")
             assert code == 2 and len(out.strip().splitlines()) == 1 and "malformed JSON" in out
             code, out = await reliq(url, "reject", "nonsense", "go", "no")

@@ -16,6 +16,7 @@ from load_tests.chaos_app import Witness
 from load_tests.chaos_check import VIOLATIONS, check, table
 from load_tests.chaos_client import Attempt, Plan
 from load_tests.chaos_proc import ProcEvent
+from load_tests.chaos_promise import Resolution
 from load_tests.chaos_snapshot import KeyState, Snapshot
 from reliq.store.keys import keyed_id
 
@@ -84,3 +85,88 @@ def test_the_checker_counts_lost_work_and_duplicated_effects(tmp_path: Path) -> 
     assert {k: v for k, v in report.violations.items() if v} == {"lost": 1, "duplicated effects": 1}
     assert report.counters["effects re-run (died before journal)"] == 1
     assert report.counters["duplicate executions"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_chaos_smoke_tree_workload(tmp_path: Path) -> None:
+    """``--workload tree`` in miniature: parents with three children, a durable sleep and a
+    promise the client resolves twice, under worker and Valkey SIGKILLs."""
+    cfg = Config(
+        n=120,
+        duration=12.0,
+        nemeses=("kill-worker", "kill-valkey"),
+        seed=3,
+        workers=2,
+        gateways=1,
+        visibility=2.0,
+        retry_grace=30.0,
+        drain_timeout=40.0,
+        results=tmp_path,
+        workload="tree",
+    )
+    report, workdir = run(cfg)
+    print(table(report))
+    assert report.ok, f"{report.violations} {report.examples} (run kept in {workdir})"
+    c = report.counters
+    assert c["acked"] == cfg.n and c["children"] == 3 * cfg.n
+    assert c["second resolves refused as settled"] == cfg.n
+    assert c["suspensions (parents + children)"] >= cfg.n  # every napper suspends at least
+    assert c["faults injected"] >= 2
+
+
+def test_the_checker_sees_a_broken_tree(tmp_path: Path) -> None:
+    """The tree checks on a hand-made run: a child created twice, a parent result missing a
+    child's outcome, a second resolve accepted, a parent left suspended and never resolved."""
+    db = tmp_path / "witness.db"
+    Witness.create(db)
+    plan = Plan(keys=["p", "q"], kinds={"p": "ok", "q": "ok"}, workload="tree")
+    pid, qid = keyed_id("chaos", "p"), keyed_id("chaos", "q")
+    kids = [f"chaos.kid{i}" for i in range(3)]
+    history = [
+        Attempt(key=k, n=0, gateway=0, t0=0.0, t1=0.1, outcome="ok", status=202, id=i)
+        for k, i in (("p", pid), ("q", qid))
+    ]
+    runs = [("p", pid, "tree"), ("q", qid, "tree"), ("p/0", "chaos.other", "leaf")]
+    runs += [(f"p/{i}", kid, "leaf") for i, kid in enumerate(kids)]
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.executemany("INSERT INTO executions VALUES (?,?,1,1,?,1.0)", runs)
+        c.executemany(
+            "INSERT INTO effects VALUES (?,?,'effect',?,1,1.0)",
+            [("p", pid, "np"), ("q", qid, "nq")] + [(f"p/{i}", kid, f"n{i}") for i, kid in enumerate(kids)],
+        )
+
+    def kid(i: int) -> KeyState:
+        return KeyState(
+            key=f"p/{i}", id=kids[i], state="succeeded", journaled=f"n{i}", deliveries=2, parent=pid
+        )
+
+    result = {"effect": "np", "children": ["n0", "n0", "n2"], "promise": "approved:p"}  # n1 missing
+    snap = Snapshot(
+        keys=[
+            KeyState(
+                key="p", id=pid, state="succeeded", journaled="np", deliveries=3, result=result, children=kids
+            ),
+            KeyState(key="q", id=qid, state="suspended", journaled="nq", deliveries=1),
+        ],
+        parked=[],
+        pending=[],
+        live_consumers=[],
+        lost_entries=0,
+        stream_len=0,
+        delayed=0,
+        children=[kid(i) for i in range(3)],
+        suspended=1,
+    )
+    resolutions = [
+        Resolution(key="p", id=pid, n=0, t0=0.2, t1=0.3, outcome="stored"),
+        Resolution(key="p", id=pid, n=1, t0=0.4, t1=0.5, outcome="stored", second=True),  # accepted twice
+        Resolution(key="q", id=qid, n=0, t0=0.2, t1=0.3, outcome="error", detail="ConnectionError"),
+    ]
+    report = check("chaos", plan, history, [], [], snap, db, visibility=3.0, resolutions=resolutions)
+    assert {k: v for k, v in report.violations.items() if v} == {
+        "children not as called": 1,  # p/0 ran as two ids
+        "wrong tree result": 1,
+        "second resolve not refused as settled": 1,
+        "promise not resolved": 1,  # q
+        "stuck": 2,  # q suspended, and the suspended set not empty
+    }

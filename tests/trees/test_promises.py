@@ -38,8 +38,10 @@ async def test_resolve_after_the_await_resumes_the_suspended_invocation(url: str
         assert inv is not None and [(w.kind, w.target) for w in inv.waits] == [("promise", "approval")]
         assert await c.resolve(acc.id, "approval", {"ok": True}) == "resumed"
         assert await c.result(acc.id, 10) == "o1:True"
-        with pytest.raises(InvocationFailed):  # finished: nothing to resolve any more
+        with pytest.raises(PromiseAlreadySettled):  # a re-sent resolve hears its first one landed
             await c.resolve(acc.id, "approval", {"ok": False})
+        with pytest.raises(InvocationFailed):  # finished: nothing to resolve any more
+            await c.resolve(acc.id, "other", 1)
 
 
 async def test_resolve_before_the_await_keeps_the_value_and_twice_is_refused(url: str, names: Names) -> None:

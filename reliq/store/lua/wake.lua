@@ -7,11 +7,16 @@
 -- ARGV[1] inbox field ('c:<child id>' | 'p:<promise name>'), ARGV[2] value (kind letter + JSON,
 -- lib/wake.lua), ARGV[3] invocation id, ARGV[4] who (timeline actor)
 -- timeline: 'resumed' (the field) when queued again
--- returns 'resumed' | 'stored' | 'duplicate' (the field had a value) | 'terminal' | 'unknown'
+-- returns 'resumed' | 'stored' | 'duplicate' (the field had a value, also after the invocation
+-- finished: a re-sent resolve whose first send landed must hear that, not 'terminal') | 'terminal'
+-- (finished without a value in the field) | 'unknown'
 -- uses: clock, terminal, notify, wake
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl', 'waits')
 if not r[1] then return 'unknown' end
-if TERMINAL[r[1]] then return 'terminal' end
+if TERMINAL[r[1]] then
+  if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 'duplicate' end
+  return 'terminal'
+end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 'duplicate' end
 redis.call('HSET', KEYS[1], 'ibx', 1)
 notify(KEYS[6], {ARGV[3]})
