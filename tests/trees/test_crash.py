@@ -102,6 +102,7 @@ async def test_sigkill_while_children_run(url: str, workers: Workers) -> None:
     assert workers.pids("effect") == {a.pid} and workers.pids("after") == {b.pid}
 
 
+@pytest.mark.semantics  # the outcome crosses slots on a Cluster
 async def test_a_child_outcome_the_relay_never_delivered_waits_in_the_outbox(
     url: str, workers: Workers
 ) -> None:
