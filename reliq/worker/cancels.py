@@ -18,7 +18,17 @@ log = logging.getLogger("reliq.worker.cancels")
 def request_cancel(rt: Runtime, invocation_id: str, *, lease_lost: bool = False) -> None:
     """Cancel a running handler: because a cancel was asked for, or because the lease is gone."""
     f = rt.inflight.get(invocation_id)
-    if f is None or f.task is None or f.settling:
+    if f is None or f.task is None:
+        return
+    if f.compensating and not lease_lost:
+        return  # this run is the cancel's answer: its compensation is bounded by cancel_grace
+    if not f.started:
+        # a task cancelled before its first step never runs, its bookkeeping included (the
+        # invocation would stay 'running', its slot lost): execute honours the note instead
+        f.lease_lost = f.lease_lost or lease_lost
+        f.cancel_requested = f.cancel_requested or not lease_lost
+        return
+    if f.settling:
         return
     if f.cancel_requested and not lease_lost:
         return  # asked before (pub/sub and renewal both report it): _insist follows it up

@@ -62,7 +62,14 @@ async def dispatch(
     for cl in out:
         if cl.status == "skip":
             continue
-        flight = InFlight(id=cl.id, keys=k, entry=cl.entry, epoch=cl.epoch, parent=cl.parent is not None)
+        flight = InFlight(
+            id=cl.id,
+            keys=k,
+            entry=cl.entry,
+            epoch=cl.epoch,
+            parent=cl.parent is not None,
+            compensating=cl.status == "compensate",
+        )
         if cl.status == "cancel":
             await ex.settler.settle(flight, Complete(state="cancelled"))
             continue

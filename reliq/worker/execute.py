@@ -61,26 +61,35 @@ class Executor:
             await self.settler.settle(f, decide(h.policy, c, InvalidInput(e)))
             return
         f.settling = False
+        f.started = True
         happened: bytes | BaseException
-        try:
-            happened = codec.encode(await self.call(h, c, args, c.trace))
-        except (Exception, asyncio.CancelledError, Suspend) as e:
-            happened = e
-        finally:
-            if f.waits is not None:
-                f.waits.close()
+        if f.cancel_requested or f.lease_lost:
+            happened = asyncio.CancelledError()  # asked before it started: as if at its first await
+        else:
+            try:
+                happened = codec.encode(await self.call(h, c, args, c.trace))
+            except (Exception, asyncio.CancelledError, Suspend) as e:
+                happened = e
+            finally:
+                if f.waits is not None:
+                    f.waits.close()
         f.settling = True
         if f.waits is not None and f.waits.touched:
             f.journal = True  # it wrote a journal key: settle expires it
-        if f.waits is not None and f.waits.suspended is not None:
-            happened = f.waits.suspended  # it suspended, whatever the handler made of that
+        compensating = f.waits is not None and f.waits.cancel_seen
+        suspended = f.waits.suspended if f.waits is not None else None
+        # it suspended, whatever the handler made of that; but a compensating handler that ended
+        # by itself has ended: a wait it left behind (the other branch of a gather) must not keep
+        # a cancelled invocation suspended
+        if suspended is not None and (isinstance(happened, Suspend) or not (compensating or c.compensating)):
+            happened = suspended
         outcome = decide(
             h.policy,
             c,
             happened,
             cancel_requested=f.cancel_requested,
             lease_lost=f.lease_lost,
-            compensating=f.waits is not None and f.waits.cancel_seen,
+            compensating=compensating,
         )
         if isinstance(outcome, Complete):
             self.settler.complete(f, outcome)

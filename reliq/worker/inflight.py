@@ -30,6 +30,8 @@ class InFlight:
     cancel_requested: bool = False
     lease_lost: bool = False
     settling: bool = False  # writing retry/park: let it finish, the script checks the flag itself
+    started: bool = False  # its handler runs (before that, a cancel is noted, not thrown in)
+    compensating: bool = False  # claimed to compensate: the cancel it answers must not cut it short
     waits: Waits | None = None  # the handler's durable waits (a cancel is raised into them)
     parent: bool = False  # has a parent: its outcome goes through the outbox (wake the relay)
     journal: bool = True  # may have journal keys (steps, children, inbox) that settle must expire

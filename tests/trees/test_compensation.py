@@ -1,0 +1,122 @@
+"""The worker's side of a cancel that reaches a handler: a cancel message that lands before the
+handler's task took its first step, or during a compensation, or a durable wait left behind by a
+``gather`` branch in a compensating run, never leaves the invocation running or suspended."""
+
+from __future__ import annotations
+
+import asyncio
+
+from reliq import Cancelled, Context, Service
+from reliq.worker.cancels import request_cancel
+from reliq.worker.decide import Claimed
+from reliq.worker.inflight import InFlight
+
+from ..conftest import Names, client, running, wait_until
+
+
+async def test_a_cancel_before_the_handler_task_starts_ends_it_cancelled(url: str, names: Names) -> None:
+    """A task cancelled before its first step never runs its body, cleanup included: the
+    invocation stayed 'running' (lease renewed forever) and its slot was lost. The cancel's pub/sub
+    message lands in that window when the cancel also queued the attempt (a compensating run)."""
+    svc = Service(names())
+    ran: list[str] = []
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        ran.append(ctx.id)
+
+    async with running(svc, url, concurrency=2) as w, client(url) as c:
+        start = w.executor.start
+
+        def start_then_cancel(flight: InFlight, claimed: Claimed) -> None:
+            start(flight, claimed)
+            request_cancel(w.rt, claimed.id)  # before the task's first step
+
+        w.executor.start = start_then_cancel  # type: ignore[method-assign]
+        acc = await c.send(svc.name, "job")
+
+        async def cancelled() -> bool:
+            return await c.state(acc.id) == "cancelled"
+
+        await wait_until(cancelled, timeout=10, what="the invocation to end cancelled")
+        await wait_until(lambda: not w.rt.inflight, what="the in-flight table empty")
+        assert w.rt.limiter.free == 2
+    assert ran == []
+
+
+async def test_a_cancel_message_during_the_compensation_does_not_interrupt_it(url: str, names: Names) -> None:
+    """The compensating run is the cancel's own doing: a cancel message reaching it (the pub/sub
+    of the same cancel, late, or relayed twice) must not cut its compensation short."""
+    svc = Service(names())
+    compensating = asyncio.Event()
+    compensated: list[str] = []
+
+    async def refund(inv: str) -> str:
+        compensating.set()
+        await asyncio.sleep(0.3)
+        compensated.append(inv)
+        return "refunded"
+
+    @svc.handler(suspend_after=0.0)
+    async def order(ctx: Context) -> None:
+        try:
+            await ctx.promise("paid")
+        except Cancelled:
+            await ctx.step("refund", refund, ctx.id)
+            raise
+
+    async with running(svc, url) as w, client(url) as c:
+        acc = await c.send(svc.name, "order")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, what="suspended on the promise")
+        assert await c.cancel(acc.id) == "cancelling"
+        await asyncio.wait_for(compensating.wait(), 10)
+        request_cancel(w.rt, acc.id)  # the cancel message again, mid-compensation
+
+        async def cancelled() -> bool:
+            return await c.state(acc.id) == "cancelled"
+
+        await wait_until(cancelled, timeout=10, what="cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"refund": "refunded"}
+    assert compensated == [acc.id]
+
+
+async def test_a_wait_left_behind_by_a_gather_does_not_keep_a_cancelled_invocation(
+    url: str, names: Names
+) -> None:
+    """In the compensating run one branch of the gather raises Cancelled, the handler compensates
+    and ends; the other branch's wait (a promise nobody resolves) suspended meanwhile. The
+    handler's own ending stands: cancelled, not suspended on that promise forever."""
+    svc = Service(names())
+
+    async def slow_refund() -> str:
+        await asyncio.sleep(0.3)  # the other branch suspends meanwhile (suspend_after 0)
+        return "refunded"
+
+    @svc.handler(suspend_after=0.0)
+    async def order(ctx: Context) -> None:
+        try:
+            await asyncio.gather(ctx.promise("a"), ctx.promise("b"))
+        except Cancelled:
+            await ctx.step("refund", slow_refund)
+            raise
+
+    async with running(svc, url), client(url) as c:
+        acc = await c.send(svc.name, "order")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, what="suspended on the promises")
+        assert await c.cancel(acc.id) == "cancelling"
+
+        async def cancelled() -> bool:
+            return await c.state(acc.id) == "cancelled"
+
+        await wait_until(cancelled, timeout=10, what="cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"refund": "refunded"}
