@@ -21,6 +21,8 @@ key                                type    content
                                            ``<slot>`` = minute, ``<slot>:<outcome>`` = count
 ``reliq:{S}:lost``                 stream  (capped) entry ids XAUTOCLAIM reported as deleted
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
+``reliq:{S}:schemas``              hash    schema version -> input JSON schema, every version a
+                                           worker published (heartbeats name the live ones)
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
 ``reliq:{S}:done``                 sharded pub/sub channel (SPUBLISH), one per partition: ids that
@@ -43,7 +45,7 @@ Global: ``reliq:services`` (set of service names that workers registered).
 
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
-lost, inv/steps/children). ``layout``, ``registry``, ``consumer:<name>`` and the ``cancel``
+lost, inv/steps/children). ``layout``, ``registry``, ``schemas``, ``consumer:<name>`` and the ``cancel``
 channel are service-wide and always use ``{S}``.
 
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
@@ -188,6 +190,7 @@ class ServiceKeys:
         "partition",
         "prefix",
         "registry",
+        "schemas",
         "service",
         "steps_prefix",
         "stream",
@@ -213,6 +216,7 @@ class ServiceKeys:
         self.minutes = self.prefix + "minutes"
         self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
+        self.schemas = base + "schemas"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"
         self.children_prefix = self.prefix + "children:"
