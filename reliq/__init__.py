@@ -10,6 +10,7 @@
 """
 
 from reliq.client import Client
+from reliq.client.sync import SyncClient
 from reliq.errors import IdempotencyConflict, InvocationFailed, LeaseLost, Retry, Terminal, UnknownInvocation
 from reliq.service import App, Handler, Service
 from reliq.store.durability import Durability
@@ -32,6 +33,7 @@ __all__ = [
     "LeaseLost",
     "Retry",
     "Service",
+    "SyncClient",
     "SyncContext",
     "Terminal",
     "UnknownInvocation",
