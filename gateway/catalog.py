@@ -6,6 +6,7 @@ live workers run (``reliq.client.schemas``), each compiled once into a validator
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -39,6 +40,7 @@ class Catalog:
         self._cache: LRU[str, tuple[float, dict[str, HandlerInfo]]] = LRU()
         self._static: dict[str, dict[str, HandlerInfo]] = {}  # from the App: computed once
         self.compiled = Compiled()
+        self._refreshing: dict[str, asyncio.Future[dict[str, HandlerInfo]]] = {}
 
     async def handlers(self, service: str) -> dict[str, HandlerInfo]:
         if service in self._static:
@@ -58,6 +60,15 @@ class Catalog:
         hit = self._cache.get(service)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
+        # one refresh per service at a time: the requests arriving meanwhile wait for it instead
+        # of each reading the registry (under load, the whole connection count would, every 2 s)
+        task = self._refreshing.get(service)
+        if task is None:
+            task = self._refreshing[service] = asyncio.ensure_future(self._refresh(service))
+            task.add_done_callback(lambda _: self._refreshing.pop(service, None))
+        return await asyncio.shield(task)
+
+    async def _refresh(self, service: str) -> dict[str, HandlerInfo]:
         found = {
             name: HandlerInfo(
                 service=service,
