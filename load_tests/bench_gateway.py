@@ -13,7 +13,9 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
 (c2) a second gateway *without* ``--app`` (the workers' code), as compose and the image run it:
     ``POST /send/bench/typed`` with ``{"sku": "a", "qty": 1}``, validated against the JSON schema a
     worker published in the registry (the worker is started and stopped before any load, so
-    nothing drains during the measurement, as in (c))
+    nothing drains during the measurement, as in (c)). Before (c) and before (c2) the AOF is
+    rewritten (``BGREWRITEAOF``, waited for), so that a rewrite (c)'s writes trigger is not charged
+    to (c2)
 (d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c2)
     and once it has drained the stream (c) and (c2) filled
 (e) end to end: ``POST /send/bench/noop`` while that worker runs; besides the send rate it reports
@@ -161,6 +163,20 @@ def wait_published(r: redis.Redis, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def settle_aof(r: redis.Redis, timeout: float = 60.0) -> None:
+    """Rewrite the AOF now and wait for it: an automatic rewrite triggered by one phase's writes
+    (at 100% growth) would otherwise land in the next phase and be charged to it."""
+    r.bgrewriteaof()
+    deadline = time.monotonic() + timeout
+    while True:
+        info = r.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("AOF rewrite did not finish")
+        time.sleep(0.05)
+
+
 def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
     print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
     wrk(url, WARMUP_S, lua, latency=False)
@@ -193,7 +209,9 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
         results.append(measure("(a) FastAPI /noop", f"{base}/noop", duration, lua))
         results.append(measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
+        settle_aof(r)
         results.append(measure("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", duration, lua))
+        settle_aof(r)
         reg_url = f"http://127.0.0.1:{reg_port}/send/bench/typed"
         results.append(
             measure("(c2) reliq /send fsync, no --app (registry schema)", reg_url, duration, typed)
