@@ -16,13 +16,14 @@ import sys
 from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.cli import admin as cli_admin
 from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
 from reliq.client import Client
-from reliq.errors import TRANSIENT
 from reliq.loading import LoadError, extra_for, load_app, serve_gateway
 from reliq.store.topology import as_cluster_url
 from reliq.worker.config import WorkerConfig
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"reliq {a.cmd} needs the {extra} extra: pip install 'reliq[{extra}]'", file=sys.stderr)
         raise SystemExit(2) from None
-    except TRANSIENT as e:  # Redis unreachable (the worker waits for it instead; see run_worker)
+    except (RedisConnectionError, RedisTimeoutError) as e:  # Redis unreachable (a worker waits instead)
         print(
             f"reliq {a.cmd}: Redis at {a.redis_url} is not reachable ({type(e).__name__}: {e})",
             file=sys.stderr,
