@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 
 ## make dev: embedded Valkey (AOF, fsync always) + example workers
 dev: $(STAMP)
-	$(BIN)/python -m reliq dev examples.shop:app
+	$(BIN)/python -m reliq dev examples.shop:app  # = `reliq dev` with no argument (reliq.examples.shop)
 
 ## make bench: one worker process draining no-op tasks, reliq vs peers (own venvs, made on first
 ## use), then the gateway under wrk; results in load_tests/results/

@@ -24,6 +24,7 @@ from reliq import codec, tracing
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
+from . import validation
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response
 from .problems import Problem
@@ -106,6 +107,8 @@ async def _register(request: Request, st: GatewayState) -> Any:
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
     if info.input_type is not None and info.takes_input:
         check_input(value, info.input_type)
+    elif info.validators and info.takes_input:  # no App: the schemas live workers publish
+        validation.check(info.validators, value)
     await st.gate.require()
     t0 = time.perf_counter()
     place = partial(

@@ -1,16 +1,34 @@
 """GET /services: every registered service and its handlers with their input JSON schemas (from
-the catalog: the App the gateway was given, or the registry workers publish)."""
+the catalog: the App the gateway was given, or the registry workers publish). Without the App,
+each handler also lists the schema versions in force (``versions``, current first, with the
+live consumers running each): during a rolling deploy a body valid under any of them is
+accepted (``reliq.client.schemas`` has the rule)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from .catalog import HandlerInfo
 from .problems import documented
 from .state import state_of
 
 router = APIRouter()
+
+
+def _handler(info: HandlerInfo) -> dict[str, Any]:
+    doc: dict[str, Any] = {"input_schema": info.input_schema}
+    if info.versions:
+        doc["schema_version"] = info.versions[0].version
+        doc["versions"] = [
+            {"version": v.version, "consumers": list(v.consumers), "input_schema": v.input_schema}
+            for v in info.versions
+        ]
+        doc["rule"] = "accept a body valid under any version in force" if len(info.versions) > 1 else "one"
+    return doc
 
 
 @router.get(
@@ -20,5 +38,5 @@ router = APIRouter()
 )
 async def services(request: Request) -> Response:
     found = await state_of(request).catalog.services()
-    doc = {s: {h: {"input_schema": i.input_schema} for h, i in hs.items()} for s, hs in found.items()}
+    doc = {s: {h: _handler(i) for h, i in hs.items()} for s, hs in found.items()}
     return Response(msgspec.json.encode({"services": doc}), media_type="application/json")

@@ -10,8 +10,14 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
 (a) bare FastAPI ``POST /noop`` (load_tests/baseline_app.py)
 (b) bare FastAPI ``POST /xadd``: one awaited redis-py asyncio XADD per request
 (c) reliq gateway ``POST /send/bench/noop`` at durability fsync
-(d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c)
-    and once it has drained the stream (c) filled
+(c2) a second gateway *without* ``--app`` (the workers' code), as compose and the image run it:
+    ``POST /send/bench/typed`` with ``{"sku": "a", "qty": 1}``, validated against the JSON schema a
+    worker published in the registry (the worker is started and stopped before any load, so
+    nothing drains during the measurement, as in (c)). Before (c) and before (c2) the AOF is
+    rewritten (``BGREWRITEAOF``, waited for), so that a rewrite (c)'s writes trigger is not charged
+    to (c2)
+(d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c2)
+    and once it has drained the stream (c) and (c2) filled
 (e) end to end: ``POST /send/bench/noop`` while that worker runs; besides the send rate it reports
     how many invocations were *completed* per second in the same window (sent minus the growth of
     the stream, which holds exactly the entries not settled yet)
@@ -50,6 +56,7 @@ RESULTS = ROOT / "load_tests" / "results"
 CONNECTIONS = 64
 WARMUP_S = 2
 LUA = 'wrk.method = "POST"\nwrk.body = "null"\nwrk.headers["Content-Type"] = "application/json"\n'
+TYPED = LUA.replace('"null"', '\'{"sku": "a", "qty": 1}\'')
 UVICORN = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1"]
 _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
 
@@ -148,6 +155,28 @@ def wait_drained(r: redis.Redis, consumer: str, timeout: float = 300.0) -> dict[
     return {"entries": backlog, "seconds": round(seconds, 2), "per_s": round(backlog / max(seconds, 1e-9))}
 
 
+def wait_published(r: redis.Redis, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not r.hexists(ServiceKeys("bench").registry, "typed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker did not publish bench's registry")
+        time.sleep(0.01)
+
+
+def settle_aof(r: redis.Redis, timeout: float = 60.0) -> None:
+    """Rewrite the AOF now and wait for it: an automatic rewrite triggered by one phase's writes
+    (at 100% growth) would otherwise land in the next phase and be charged to it."""
+    r.bgrewriteaof()
+    deadline = time.monotonic() + timeout
+    while True:
+        info = r.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("AOF rewrite did not finish")
+        time.sleep(0.05)
+
+
 def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
     print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
     wrk(url, WARMUP_S, lua, latency=False)
@@ -155,25 +184,38 @@ def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
 
 
 def bench(duration: int, work: Path) -> dict[str, Any]:
-    lua = work / "post.lua"
+    lua, typed = work / "post.lua", work / "typed.lua"
     lua.write_text(LUA)
+    typed.write_text(TYPED)
     results: list[dict[str, Any]] = []
     drain: dict[str, Any] = {}
     with ExitStack() as stack:
         server = stack.enter_context(EmbeddedValkey(data_dir=work / "valkey"))
         r = stack.enter_context(redis.Redis.from_url(server.url))
         env = {**os.environ, "BENCH_REDIS_URL": server.url}
-        base_port, gw_port = free_port(), free_port()
+        base_port, gw_port, reg_port = free_port(), free_port(), free_port()
+        with running("publisher", reliq(server.url, "worker", "load_tests.noop_app:bench"), work):
+            wait_published(r)  # the registry holds bench's schemas; the worker stops before any load
         stack.enter_context(running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env))
         wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
         gw = ["gateway", "--port", str(gw_port), "--app", "load_tests.noop_app:bench"]
         gw += ["--durability", "fsync"]
         stack.enter_context(running("gateway", reliq(server.url, *gw), work))
         wait_http(f"http://127.0.0.1:{gw_port}/readyz", "gateway", work)
+        stack.enter_context(
+            running("registry-gateway", reliq(server.url, "gateway", "--port", str(reg_port)), work)
+        )
+        wait_http(f"http://127.0.0.1:{reg_port}/readyz", "registry-gateway", work)
         base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
         results.append(measure("(a) FastAPI /noop", f"{base}/noop", duration, lua))
         results.append(measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
+        settle_aof(r)
         results.append(measure("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", duration, lua))
+        settle_aof(r)
+        reg_url = f"http://127.0.0.1:{reg_port}/send/bench/typed"
+        results.append(
+            measure("(c2) reliq /send fsync, no --app (registry schema)", reg_url, duration, typed)
+        )
         worker = ["worker", "load_tests.noop_app:bench", "--consumer", "bench-gw-1"]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
         drain = wait_drained(r, "bench-gw-1")
@@ -229,7 +271,7 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{r['max_ms_vs_a']:.2f} | {r['non_2xx']} | {r['socket_errors']} |"
         )
     d = doc["drain_before_d"]
-    lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) left in "]
+    lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]
     lines[-1] += f"{d['seconds']} s ({d['per_s']}/s)."
     for r in doc["results"]:
         if "completed_per_s" in r:

@@ -10,6 +10,7 @@
 """
 
 from reliq.client import Client
+from reliq.client.sync import SyncClient
 from reliq.errors import (
     Cancelled,
     ChildCancelled,
@@ -54,6 +55,7 @@ __all__ = [
     "PromiseRejected",
     "Retry",
     "Service",
+    "SyncClient",
     "SyncContext",
     "Terminal",
     "UnknownInvocation",

@@ -7,8 +7,10 @@ the import graph one-way (tests/test_architecture.py checks it), and a worker-on
 loads FastAPI.
 
 A name that does not resolve raises ``LoadError`` (a ``ValueError`` with a one-line message);
-the CLI prints it and exits 2. An exception raised while the user's module runs its own
-imports is a bug in that module and propagates with its traceback.
+the CLI prints it and exits 2. So does an optional dependency that is not installed
+(``MissingExtra``: ``reliq gateway`` without the ``gateway`` extra). An exception raised while
+the user's module runs its own imports is a bug in that module and propagates with its
+traceback.
 """
 
 from __future__ import annotations
@@ -21,10 +23,34 @@ from typing import Protocol, cast
 from reliq.service import App, Service
 
 GATEWAY_SERVE = "gateway.serve:serve"
+# top-level module of an optional dependency -> the extra that installs it
+EXTRAS = {
+    "fastapi": "gateway",
+    "starlette": "gateway",
+    "pydantic": "gateway",
+    "uvicorn": "gateway",
+    "httptools": "gateway",
+    "prometheus_client": "gateway",
+    "jsonschema_rs": "gateway",
+    "opentelemetry": "otel",
+}
 
 
 class LoadError(ValueError):
     """A ``MODULE:ATTRIBUTE`` name that does not resolve to what was asked for."""
+
+
+class MissingExtra(LoadError):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+    def __init__(self, command: str, extra: str) -> None:
+        super().__init__(f"reliq {command} needs the {extra} extra: pip install 'reliq[{extra}]'")
+        self.extra = extra
+
+
+def extra_for(error: ModuleNotFoundError) -> str | None:
+    """The extra that would have installed the module ``error`` found missing, if any."""
+    return EXTRAS.get((error.name or "").split(".")[0])
 
 
 class ServeGateway(Protocol):
@@ -60,9 +86,22 @@ def load_app(spec: str) -> App:
     return App.of(obj)
 
 
-def serve_gateway(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:
-    """Run the HTTP gateway in this process until it is stopped (``gateway.serve.serve``)."""
-    serve = load_object(GATEWAY_SERVE)
+def gateway_server(command: str = "gateway") -> ServeGateway:
+    """``gateway.serve.serve``, imported now: without the gateway extra, ``MissingExtra``."""
+    try:
+        serve = load_object(GATEWAY_SERVE)
+    except ModuleNotFoundError as e:
+        extra = extra_for(e)
+        if extra is None:
+            raise
+        raise MissingExtra(command, extra) from None
+    except LoadError:  # the gateway package itself is not there (a worker-only install)
+        raise MissingExtra(command, "gateway") from None
     if not callable(serve):
         raise LoadError(f"{GATEWAY_SERVE} is not callable")
-    cast(ServeGateway, serve)(redis_url, host, port, app, durability)
+    return cast(ServeGateway, serve)
+
+
+def serve_gateway(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:
+    """Run the HTTP gateway in this process until it is stopped (``gateway.serve.serve``)."""
+    gateway_server()(redis_url, host, port, app, durability)

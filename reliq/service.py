@@ -13,7 +13,7 @@ import msgspec
 from reliq.context import mark_target
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
-from reliq.store.registry import HandlerEntry
+from reliq.store.registry import HandlerEntry, schema_version
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,10 +64,12 @@ class Handler:
 
     def describe(self) -> HandlerEntry:
         """The registry entry workers publish for this handler (``reliq.store.registry``)."""
+        schema = self.schema()
         return HandlerEntry(
             service=self.service,
             handler=self.name,
-            input_schema=self.schema(),
+            input_schema=schema,
+            schema_version=schema_version(schema),
             sync=not self.is_async,
             takes_input=self.takes_input,
             max_attempts=self.policy.max_attempts,

@@ -35,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "semantics: a core semantics test, run against one server and against a Cluster"
     )
+    config.addinivalue_line(
+        "markers", "slow: builds or installs something (seconds, not minutes); still part of `make test`"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

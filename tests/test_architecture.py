@@ -41,6 +41,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "reliq.cli": LIBRARY | {"reliq.devserver"},
     "reliq.__main__": frozenset({"reliq.cli"}),
     "reliq": CORE | {"reliq.worker"},
+    # the bundled examples are user code: they see the public API only
+    "reliq.examples": frozenset({"reliq"}),
     # the gateway is a client of the library; the CLI and the dev servers are not for it
     "gateway": LIBRARY,
 }

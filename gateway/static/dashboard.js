@@ -132,8 +132,22 @@ function chart(minutes) {
     ${tot("succeeded")} succeeded · ${tot("retried")} retried · ${tot("failed")} failed (parked)</div>`;
 }
 
+// the input schema in force per handler (GET /services); two or more during a rolling deploy
+function schemas(handlers) {
+  const names = Object.keys(handlers || {}).sort();
+  if (!names.length) return "";
+  const one = (n) => {
+    const h = handlers[n], vs = h.versions || [];
+    if (vs.length < 2) return `<span class="handler">${esc(n)}${h.schema_version ? ` <code>${esc(h.schema_version)}</code>` : ""}</span>`;
+    const who = (v) => `<code>${esc(v.version)}</code> (${v.consumers.map(esc).join(", ") || "registry"})`;
+    return `<span class="handler rolling" data-handler="${esc(n)}">${esc(n)} <span class="badge warn">${vs.length} schemas in force</span>
+      current ${who(vs[0])}; also accepted: ${vs.slice(1).map(who).join(", ")}</span>`;
+  };
+  return `<div class="schemas">handlers: ${names.map(one).join(" · ")}</div>`;
+}
+
 async function overview() {
-  const d = await api("/admin/services");
+  const [d, cat] = await Promise.all([api("/admin/services"), api("/services").catch(() => ({ services: {} }))]);
   const dur_ = d.durability || {};
   const db = $("#durability");
   db.textContent = "durability " + (dur_.level || "?");
@@ -161,7 +175,7 @@ async function overview() {
         ${stat("delayed", s.delayed)}${stat("suspended", s.suspended ?? 0, `#/s/${svc}/suspended`)}
         ${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
         ${stat("archived", s.archived, `#/s/${svc}/parked?archived=true`)}${stat("lost entries", s.lost, null, s.lost > 0)}
-      </div>${chart(s.minutes)}${many ? partitionTable(s) : ""}
+      </div>${schemas(cat.services[s.service])}${chart(s.minutes)}${many ? partitionTable(s) : ""}
       <table><thead><tr><th>consumer (${s.consumers_total})</th><th>pending</th><th>idle</th><th>in flight</th><th>processed</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="5" class="muted">no consumers</td></tr>'}</tbody></table></section>`;
   }).join("") + "</div>";

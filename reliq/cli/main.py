@@ -3,8 +3,9 @@
 The grammar is in ``reliq.cli.parser``. The commands that run something (``worker``, ``dev``,
 ``gateway``, ``redis``) call ``reliq.worker.run``, ``reliq.devserver`` and the gateway (by name,
 through ``reliq.loading``); the others print the JSON document of one ``Client`` call, or an
-admin view (``reliq.cli.admin``). A name that does not load, or an argument the library
-refuses, ends with a one-line error and no traceback.
+admin view (``reliq.cli.admin``). A name that does not load, a missing optional dependency
+(exit 2), an unreachable Redis, a port in use, or an argument the library refuses (exit 1) ends
+with a one-line error and no traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.cli import admin as cli_admin
@@ -22,7 +25,7 @@ from reliq.cli import trees as cli_trees
 from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
 from reliq.client import Client
-from reliq.loading import LoadError, load_app, serve_gateway
+from reliq.loading import LoadError, extra_for, load_app, serve_gateway
 from reliq.store.topology import as_cluster_url
 from reliq.worker.config import WorkerConfig
 
@@ -125,6 +128,18 @@ def main(argv: list[str] | None = None) -> None:
             cli_trees.run(a)
         else:
             _client_cmd(a)
-    except LoadError as e:  # a MODULE:APP that does not load: one line, like a usage error
+    except LoadError as e:  # a MODULE:APP that does not load, a missing extra: one line, exit 2
         print(str(e), file=sys.stderr)
         raise SystemExit(2) from None
+    except ModuleNotFoundError as e:  # an optional dependency this command needs
+        extra = extra_for(e)
+        if extra is None:
+            raise
+        print(f"reliq {a.cmd} needs the {extra} extra: pip install 'reliq[{extra}]'", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (RedisConnectionError, RedisTimeoutError) as e:  # Redis unreachable (a worker waits instead)
+        print(
+            f"reliq {a.cmd}: Redis at {a.redis_url} is not reachable ({type(e).__name__}: {e})",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None

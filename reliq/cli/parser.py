@@ -17,9 +17,12 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``worker`` and ``dev`` share the worker tuning flags (``dev`` passes them on)."""
     w = sub.add_parser("worker", help="run the handlers of MODULE:APP")
-    d = sub.add_parser("dev", help="embedded Valkey (AOF, fsync always) + a worker for MODULE:APP")
+    d = sub.add_parser(
+        "dev", help="embedded Valkey (AOF, fsync always) + workers for MODULE:APP (default: the examples)"
+    )
+    w.add_argument("app", help="MODULE:APP, e.g. mymodule:app")
+    d.add_argument("app", nargs="?", default=None, help="MODULE:APP (default reliq.examples.shop:app)")
     for sp in (w, d):
-        sp.add_argument("app")
         sp.add_argument("--concurrency", type=int, default=100, help="handlers running at once")
         sp.add_argument("--batch", type=int, default=100, help="entries read and claimed per call")
         sp.add_argument("--visibility-timeout", type=float, default=30.0)

@@ -15,6 +15,7 @@ from reliq.client import actions, producer
 from reliq.client import outcome as outcome_path
 from reliq.client.cache import LRU
 from reliq.client.producer import Options
+from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
 from reliq.errors import IdempotencyConflict
@@ -270,6 +271,9 @@ class Client:
     async def handlers(self, service: str) -> dict[str, HandlerEntry]:
         """The registry entries of ``service``'s handlers (input schema, limits) by name."""
         return await registry.read_handlers(self.redis, self.keys(service))
+
+    # Which input schemas are in force per handler (``reliq.client.schemas``: live workers' versions).
+    handler_schemas = handler_schemas
 
     async def heartbeats(self, service: str, consumers: Sequence[str]) -> dict[str, Heartbeat | None]:
         """Each consumer's latest heartbeat; None for a dead one."""

@@ -28,6 +28,8 @@ key                                type    content
                                            least once by the workers' relay, deleted once applied
 ``reliq:{S}:suspended``            zset    invocation id -> when it suspended (ms)
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
+``reliq:{S}:schemas``              hash    schema version -> input JSON schema, every version a
+                                           worker published (heartbeats name the live ones)
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
 ``reliq:{S}:done``                 sharded pub/sub channel (SPUBLISH), one per partition: ids that
@@ -55,8 +57,8 @@ Global: ``reliq:services`` (set of service names that workers registered).
 
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
-lost, outbox, suspended, inv/steps/children/inbox). ``layout``, ``registry``, ``consumer:<name>``
-and the ``cancel`` channel are service-wide and always use ``{S}``.
+lost, outbox, suspended, inv/steps/children/inbox). ``layout``, ``registry``, ``schemas``,
+``consumer:<name>`` and the ``cancel`` channel are service-wide and always use ``{S}``.
 
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
 partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
@@ -203,6 +205,7 @@ class ServiceKeys:
         "partition",
         "prefix",
         "registry",
+        "schemas",
         "service",
         "steps_prefix",
         "stream",
@@ -231,6 +234,7 @@ class ServiceKeys:
         self.suspended = self.prefix + "suspended"
         self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
+        self.schemas = base + "schemas"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"
         self.children_prefix = self.prefix + "children:"

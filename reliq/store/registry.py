@@ -6,6 +6,7 @@ key (``reliq.store.keys``)          type    content
 ==================================  ======  ==================================================
 ``reliq:services``                  set     service names a worker ever registered
 ``reliq:{S}:registry``              hash    handler name -> JSON ``HandlerEntry``
+``reliq:{S}:schemas``               hash    schema version -> input JSON schema (every version)
 ``reliq:{S}:consumer:<name>``       string  JSON ``Heartbeat``; TTL 3 beats: no key = dead
 ==================================  ======  ==================================================
 
@@ -13,10 +14,16 @@ Workers encode these documents, and producers (``Client.handlers``, ``Client.hea
 the gateway decode them. Workers and gateways of different releases share one Redis during a
 rolling upgrade, so the field names never change; a new field gets a default (an older writer
 leaves it out), and readers ignore fields they do not know (a newer writer may add them).
+
+A handler's **schema version** is a digest of its input schema (``schema_version``). The registry
+entry holds the schema of the worker that started last; each worker's heartbeat names the version
+of every handler it runs, so a reader can tell which versions live workers run during a rolling
+deploy and fetch their schemas from ``reliq:{S}:schemas``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +44,18 @@ class HandlerEntry(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int | None = None
     timeout: float | None = None
     max_deliveries: int | None = None
+    schema_version: str = ""  # ``schema_version(input_schema)``; "" from older writers
+
+
+def schema_version(schema: dict[str, Any]) -> str:
+    """A short digest of a JSON schema, the same for the same schema whatever its key order."""
+    canonical = msgspec.json.encode(schema, order="sorted")
+    return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def version_of(entry: HandlerEntry) -> str:
+    """The entry's schema version (computed for an entry from an older writer)."""
+    return entry.schema_version or schema_version(entry.input_schema)
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,11 +72,13 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int | None = None
     processed: int | None = None
     at: int | None = None
+    schemas: dict[str, str] = {}  # handler -> schema version this consumer runs
 
 
 encode = msgspec.json.Encoder().encode
 decode_entry = msgspec.json.Decoder(HandlerEntry).decode
 decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
+decode_schema = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 async def read_services(redis: RedisClient) -> set[str]:
@@ -76,3 +97,13 @@ async def read_heartbeats(
         return {}
     beats = await redis.mget([k.consumer(c) for c in consumers])
     return {c: None if b is None else decode_heartbeat(b) for c, b in zip(consumers, beats, strict=True)}
+
+
+async def read_schemas(
+    redis: RedisClient, k: ServiceKeys, versions: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The published schemas of ``versions`` (a version nobody published is left out)."""
+    if not versions:
+        return {}
+    docs = await redis.hmget(k.schemas, list(versions))
+    return {v: decode_schema(d) for v, d in zip(versions, docs, strict=True) if d is not None}

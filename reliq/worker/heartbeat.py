@@ -9,38 +9,42 @@ import os
 import socket
 import time
 
+import msgspec
+
 from reliq.errors import TRANSIENT
 from reliq.store.registry import Heartbeat, encode
 from reliq.worker.inflight import Runtime
+from reliq.worker.registry import schema_versions
 
 log = logging.getLogger("reliq.worker.heartbeat")
 
 
-async def beat(rt: Runtime, started: float) -> None:
+async def beat(rt: Runtime, started: float, versions: dict[str, dict[str, str]] | None = None) -> None:
     ttl_ms = int(rt.config.heartbeat_interval * 3000)
-    doc = encode(
-        Heartbeat(
-            consumer=rt.consumer,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            started=int(started * 1000),
-            inflight=len(rt.inflight),
-            concurrency=rt.config.concurrency,
-            processed=rt.processed,
-            at=int(time.time() * 1000),
-        )
+    doc_all = Heartbeat(
+        consumer=rt.consumer,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started=int(started * 1000),
+        inflight=len(rt.inflight),
+        concurrency=rt.config.concurrency,
+        processed=rt.processed,
+        at=int(time.time() * 1000),
     )
+    versions = schema_versions(rt.app) if versions is None else versions
     async with rt.client.redis.pipeline(transaction=False) as p:
         for s in rt.app.services:
+            doc = encode(msgspec.structs.replace(doc_all, schemas=versions.get(s, {})))
             p.set(rt.client.keys(s).consumer(rt.consumer), doc, px=ttl_ms)
         await p.execute()
 
 
 async def heartbeat_loop(rt: Runtime) -> None:
     started = time.time()
+    versions = schema_versions(rt.app)  # code does not change while the process runs
     while not rt.stopping.is_set():
         try:
-            await beat(rt, started)
+            await beat(rt, started, versions)
         except TRANSIENT as e:
             log.warning("heartbeat failed: %s", e)
         await rt.sleep(rt.config.heartbeat_interval)

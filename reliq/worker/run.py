@@ -137,6 +137,7 @@ class Worker:
         registry and read the server's durability, waiting (with backoff, up to 5 s between tries)
         for Redis to become reachable instead of exiting."""
         pauses = Backoff(first=0.1, cap=5.0)
+        said = False
         while not self.rt.stopping.is_set():
             try:
                 services = await self._partitions()
@@ -146,7 +147,11 @@ class Worker:
                 return await self.client.durability(), services
             except TRANSIENT as e:
                 pause = pauses.next()
-                log.warning("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, pause)
+                if not said:  # once, not every retry: the worker keeps waiting, quietly
+                    said = True
+                    log.warning("redis not reachable (%s); waiting for it (retrying up to every 5 s)", e)
+                else:
+                    log.debug("redis not reachable yet (%s); retrying in %.1f s", type(e).__name__, pause)
                 await self.rt.sleep(pause)
         return None
 

@@ -96,13 +96,14 @@ async def test_a_worker_started_before_the_server_waits_for_it(tmp_path: Path, n
     log.close()
     try:
         await wait_until(
-            lambda: "not reachable yet" in (tmp_path / "worker.log").read_text(), what="the worker to wait"
+            lambda: "waiting for it" in (tmp_path / "worker.log").read_text(), what="the worker to wait"
         )
         assert worker.poll() is None  # waiting, not exited
         with EmbeddedValkey(port=port, data_dir=tmp_path / "valkey"):
             async with client(url) as c:
                 acc = await c.send(service, "slow", 0.0)
                 assert (await c.result(acc.id, timeout=20)) == worker.pid
+        assert (tmp_path / "worker.log").read_text().count("not reachable") == 1  # said once, not per retry
     finally:
         worker.terminate()
         worker.wait(30)

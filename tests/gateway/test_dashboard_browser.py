@@ -177,3 +177,42 @@ def test_operator_finds_dead_owner_and_parked_work_and_redrives_it(system: Syste
         expect(page.locator("table")).to_contain_text("redrive")
         browser.close()
     assert s.http("GET", f"/invocations/{failed}")["result"] == "charged o-42"
+
+
+def test_a_rolling_deploy_shows_which_schemas_are_in_force(system: System) -> None:
+    """Two live workers run two releases of one handler: the dashboard says both schemas are in
+    force, which one is current and which consumers run each; the gateway (no --app) takes both."""
+    from playwright.sync_api import expect, sync_playwright
+
+    s = system
+    s.spawn("gateway", "gateway", "--port", str(s.port), "--durability", "fsync")
+    for consumer, release in (("old-release", "v1"), ("new-release", "v2")):
+        opts = ["--heartbeat-interval", "0.3", "--consumer", consumer]
+        s.spawn(consumer, "worker", f"tests.gateway.rolling_app:{release}", *opts)
+        poll(f"{consumer} live", lambda c=consumer: _runs(s, c))
+    poll("gateway ready", lambda: s.http("GET", "/readyz"))
+
+    def both_in_force() -> Any:
+        entry = s.http("GET", "/services")["services"].get(s.service, {}).get("take", {})
+        return entry if len(entry.get("versions", [])) == 2 else None
+
+    entry = poll("two schemas in force", both_in_force)
+    assert [v["consumers"] for v in entry["versions"]] == [["new-release"], ["old-release"]]
+    for body in (7, "x"):  # valid under one release each: both accepted
+        assert s.http("POST", f"/send/{s.service}/take?delay=1h", body)["status"] == "accepted"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{s.base}/dashboard")
+        rolling = page.locator(
+            f'section.card[data-service="{s.service}"] .handler.rolling[data-handler="take"]'
+        )
+        expect(rolling).to_contain_text("2 schemas in force")
+        expect(rolling).to_contain_text(f"current {entry['versions'][0]['version']} (new-release)")
+        expect(rolling).to_contain_text(f"also accepted: {entry['versions'][1]['version']} (old-release)")
+        browser.close()
+
+
+def _runs(s: System, consumer: str) -> bool:
+    entry = s.http("GET", "/services")["services"].get(s.service, {}).get("take", {})
+    return any(consumer in v["consumers"] for v in entry.get("versions", []))
