@@ -94,6 +94,8 @@ class SyncClient:
     wait = blocking(Client.wait)
     cancel = blocking(Client.cancel)
     redrive = blocking(Client.redrive)
+    resolve = blocking(Client.resolve)
+    reject = blocking(Client.reject)
     parked = blocking(Client.parked)
     services = blocking(Client.services)
     handlers = blocking(Client.handlers)
