@@ -30,12 +30,21 @@ dev: $(STAMP)
 	$(BIN)/python -m reliq dev examples.shop:app  # = `reliq dev` with no argument (reliq.examples.shop)
 
 ## make bench: one worker process draining no-op tasks, reliq vs peers (own venvs, made on first
-## use), then the gateway under wrk; results in load_tests/results/
+## use), then the gateway under wrk, then function trees; results in load_tests/results/
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench: wrk not found; install it first: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m load_tests.bench_workers
 	$(BIN)/python -m load_tests.bench_gateway --duration 8
+	$(MAKE) bench-trees
 	$(MAKE) bench-cluster
+
+## make bench-trees: durable function trees with one worker (trees/s against a plain invocation,
+## with and without suspension; RSS with 10,000 suspended vs 100), then a parent calling a child
+## over HTTP, reliq vs Restate (when the Restate anchor is set up: see load_tests/bench_trees_restate.py)
+.PHONY: bench-trees
+bench-trees: $(STAMP)
+	$(BIN)/python -m load_tests.bench_trees
+	$(BIN)/python -m load_tests.bench_trees_restate
 
 ## make bench-cluster: send and drain rates with 1, 2, 3 partitions on a 3-primary Valkey Cluster
 ## vs a single node (2 shared cores: overhead and correctness, not speed-up); results in load_tests/results/

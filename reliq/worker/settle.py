@@ -44,13 +44,14 @@ class Settler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._relayed: set[str] = set()  # queued completions of invocations with a parent
         self.fenced = 0
         self.given_up = 0
 
     async def settle(self, f: InFlight, outcome: Outcome) -> None:
-        """Write ``outcome`` of the attempt ``f`` holds (completions are queued for ``run``)."""
-        if f.parent:
-            self.rt.relay_wake.set()  # its outcome goes to its parent through the outbox
+        """Write ``outcome`` of the attempt ``f`` holds (completions are queued for ``run``).
+        An outcome with a parent wakes the relay once its script has written the outbox message
+        (woken earlier, the relay finds the outbox empty and sleeps until the next sweep)."""
         if isinstance(outcome, Complete):
             self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
@@ -85,6 +86,8 @@ class Settler:
                 self.rt.resumed += 1
         elif isinstance(outcome, Abandon) and outcome.reason == "lease-lost":
             log.warning("lease lost on %s; not committing", f.id)
+        if f.parent and not isinstance(outcome, Complete):
+            self.rt.relay_wake.set()  # its outcome goes to its parent through the outbox
 
     def complete(self, f: InFlight, outcome: Complete) -> None:
         """Queue a final outcome, without awaiting anything (the hot path: one per success)."""
@@ -93,7 +96,7 @@ class Settler:
             slot = self._buffer[f.keys.prefix] = (f.keys, [])
         slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result, f.journal))
         if f.parent:
-            self.rt.relay_wake.set()
+            self._relayed.add(f.id)  # wake the relay after the flush that writes its message
         self.rt.unflushed.add(f.id)
         self._idle.clear()
         self._wake.set()
@@ -130,6 +133,11 @@ class Settler:
             self.fenced += statuses.count("fenced")
             self.rt.processed += len(batch)
         self.rt.unflushed.difference_update(item[0] for item in batch)
+        if self._relayed:
+            before = len(self._relayed)
+            self._relayed.difference_update(item[0] for item in batch)
+            if len(self._relayed) < before:
+                self.rt.relay_wake.set()
 
     async def drain(self) -> None:
         """Wait until everything queued is written."""
