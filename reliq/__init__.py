@@ -26,6 +26,7 @@ from reliq.errors import (
     UnknownInvocation,
 )
 from reliq.service import App, Handler, Service
+from reliq.store.cron import InvalidSchedule, Schedule, ScheduleConflict, ScheduleInfo
 from reliq.store.durability import Durability
 from reliq.store.record import Accepted, ErrorInfo, Invocation
 from reliq.worker.blocking import SyncContext
@@ -45,6 +46,7 @@ __all__ = [
     "ErrorInfo",
     "Handler",
     "IdempotencyConflict",
+    "InvalidSchedule",
     "Invocation",
     "InvocationCancelled",
     "InvocationFailed",
@@ -53,6 +55,9 @@ __all__ = [
     "PromiseAlreadySettled",
     "PromiseRejected",
     "Retry",
+    "Schedule",
+    "ScheduleConflict",
+    "ScheduleInfo",
     "Service",
     "SyncContext",
     "Terminal",

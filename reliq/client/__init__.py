@@ -12,6 +12,7 @@ from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.client import actions, producer
+from reliq.client import schedules as _schedules
 from reliq.client.cache import LRU
 from reliq.client.outcome import read as read_outcome
 from reliq.client.outcome import wait as wait_outcome
@@ -27,6 +28,7 @@ from reliq.errors import (
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
+from reliq.store.cron_scripts import CronScripts
 from reliq.store.durability import Durability
 from reliq.store.keys import (
     ServiceKeys,
@@ -72,6 +74,7 @@ class Client:
             self._owns = False
         self.redis: RedisClient = typed(redis)
         self.scripts = Scripts(self.redis)
+        self.cron_scripts = CronScripts(self.redis)
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
@@ -295,6 +298,13 @@ class Client:
     reject = actions.reject
     redrive = actions.redrive
     parked = actions.parked
+
+    # -- schedules (``reliq.client.schedules``) ------------------------------------------------
+    create_schedule = _schedules.create_schedule
+    schedules = _schedules.schedules
+    pause_schedule = _schedules.pause_schedule
+    resume_schedule = _schedules.resume_schedule
+    delete_schedule = _schedules.delete_schedule
 
     # -- what workers registered, and how much work waits --------------------------------------
     async def services(self) -> set[str]:
