@@ -14,6 +14,7 @@ from reliq import App, Client
 
 from . import (
     admin,
+    admin_schedules,
     dashboard,
     fastpath,
     health,
@@ -132,6 +133,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.router.routes.extend(ingress.routes)
     api.include_router(invocations.router)
     api.include_router(admin.router)
+    api.include_router(admin_schedules.router)
     api.include_router(health.router)
     api.include_router(services.router)
     api.include_router(metrics_route.router)

@@ -18,6 +18,7 @@ import msgspec
 
 from reliq import codec
 from reliq.cli import admin as cli_admin
+from reliq.cli import schedules as cli_schedules
 from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
 from reliq.client import Client
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
             COMMANDS[a.cmd](a)
         elif a.cmd in cli_admin.COMMANDS:
             cli_admin.run(a)
+        elif a.cmd == "schedules":
+            cli_schedules.run(a)
         else:
             _client_cmd(a)
     except LoadError as e:  # a MODULE:APP that does not load: one line, like a usage error
