@@ -10,6 +10,7 @@
 """
 
 from reliq.client import Client
+from reliq.client.replyto import Reply
 from reliq.errors import (
     Cancelled,
     ChildCancelled,
@@ -54,6 +55,7 @@ __all__ = [
     "Nondeterminism",
     "PromiseAlreadySettled",
     "PromiseRejected",
+    "Reply",
     "Retry",
     "Schedule",
     "ScheduleConflict",

@@ -165,6 +165,7 @@ class Client:
         key: str | None = None,
         delay: float | timedelta | None = None,
         at: datetime | None = None,
+        reply_to: tuple[str, str] | str | None = None,
     ) -> Accepted: ...
     @overload
     async def send(
@@ -177,6 +178,7 @@ class Client:
         key: str | None = None,
         delay: float | timedelta | None = None,
         at: datetime | None = None,
+        reply_to: tuple[str, str] | str | None = None,
     ) -> Accepted: ...
     async def send(
         self,
@@ -188,15 +190,19 @@ class Client:
         key: str | None = None,
         delay: float | timedelta | None = None,
         at: datetime | None = None,
+        reply_to: tuple[str, str] | str | None = None,
     ) -> Accepted:
         """Register an invocation durably; returns its id. ``send("svc", "handler", payload)``, or
         by reference to the handler function, ``send(place, order)`` (mypy checks the payload's
         type). Same ``key`` + same payload -> same id (``previously_accepted``); same key +
-        different payload raises ``IdempotencyConflict``."""
+        different payload raises ``IdempotencyConflict``. ``reply_to=("billing", "on_charged")``: when
+        it finishes, that handler is sent a ``reliq.Reply`` with its outcome (once)."""
         if not isinstance(service, str):
             (service, name), payload = target_of(service), handler
             handler = name
-        return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
+        return await self.send_json(
+            service, handler, codec.encode(payload), key=key, delay=delay, at=at, reply_to=reply_to
+        )
 
     async def send_json(
         self, service: str, handler: str, body: bytes, **options: Unpack[Options]

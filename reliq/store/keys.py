@@ -158,6 +158,12 @@ def tick_id(service: str, schedule: str, tick_ms: int) -> str:
     return make_id(service, _token(b"tick\0" + f"{service}\0{schedule}\0{tick_ms}".encode()), 0)
 
 
+def reply_token(service: str, source_id: str) -> str:
+    """The token of the reply invocation that carries ``source_id``'s outcome to ``service``:
+    derived, so a reply relayed twice is registered once."""
+    return _token(b"reply\0" + service.encode() + b"\0" + source_id.encode())
+
+
 def keyed_id(service: str, key: str, partitions: int = 1) -> str:
     """The invocation id an idempotency key maps to (stable: same service + key + partition
     count -> same id; the partition comes from the key, so a retry lands on the same one)."""
