@@ -64,5 +64,7 @@ async def place_reply(client: Client, to: str, source: str, value: bytes) -> str
     payload = codec.encode(doc)
     inv = await client.route(service, reply_token(service, source))
     reg = Registration(id=inv, fp=codec.fingerprint(handler, payload), handler=handler, payload=payload)
-    await client.register_many(client.where(inv), [reg])
+    [(status, _)] = await client.register_many(client.where(inv), [reg])
+    if status == "conflict":  # a redriven source that finished again: its first reply stands
+        log.warning("reply of %s to %s: a reply with another outcome exists; kept that one", source, to)
     return inv
