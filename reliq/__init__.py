@@ -10,6 +10,7 @@
 """
 
 from reliq.client import Client
+from reliq.client.replyto import Reply
 from reliq.client.sync import SyncClient
 from reliq.errors import (
     Cancelled,
@@ -27,6 +28,7 @@ from reliq.errors import (
     UnknownInvocation,
 )
 from reliq.service import App, Handler, Service
+from reliq.store.cron import InvalidSchedule, Schedule, ScheduleConflict, ScheduleInfo
 from reliq.store.durability import Durability
 from reliq.store.record import Accepted, ErrorInfo, Invocation
 from reliq.worker.blocking import SyncContext
@@ -46,6 +48,7 @@ __all__ = [
     "ErrorInfo",
     "Handler",
     "IdempotencyConflict",
+    "InvalidSchedule",
     "Invocation",
     "InvocationCancelled",
     "InvocationFailed",
@@ -53,7 +56,11 @@ __all__ = [
     "Nondeterminism",
     "PromiseAlreadySettled",
     "PromiseRejected",
+    "Reply",
     "Retry",
+    "Schedule",
+    "ScheduleConflict",
+    "ScheduleInfo",
     "Service",
     "SyncClient",
     "SyncContext",

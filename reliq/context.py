@@ -7,13 +7,14 @@ classes add ``step``, ``send`` and ``call`` (awaitable on ``Context``, blocking 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypedDict
 
 
 class AnyContext(Protocol):
     """The invocation (``id``, ``service``, ``handler``, ``idempotency_key``, ``parent_id``,
-    ``traceparent``) and this attempt (``attempt`` is 1-based, ``epoch`` its lease epoch,
+    ``traceparent``, ``scheduled_for``: the tick of the schedule that placed it, aware UTC, or
+    None) and this attempt (``attempt`` is 1-based, ``epoch`` its lease epoch,
     ``deadline`` unix seconds when it times out, or None)."""
 
     @property
@@ -34,6 +35,8 @@ class AnyContext(Protocol):
     def parent_id(self) -> str | None: ...
     @property
     def traceparent(self) -> str | None: ...
+    @property
+    def scheduled_for(self) -> datetime | None: ...
 
 
 class SendOptions(TypedDict, total=False):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypedDict, TypeVar, Unpack, get_type_hints, overload
 
 import msgspec
 
-from reliq.context import mark_target
+from reliq.context import mark_target, target_of
+from reliq.store.cron import CatchUp, Schedule
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
 from reliq.store.registry import HandlerEntry, schema_version
@@ -114,6 +116,7 @@ class Service:
         self.name = check_name("service", name)
         self.partitions = None if partitions is None else check_partitions(partitions)
         self.handlers: dict[str, Handler] = {}
+        self.schedules: dict[str, Schedule] = {}  # declared with @svc.cron; workers publish them
 
     @overload
     def handler(self, fn: F, /) -> F: ...
@@ -136,6 +139,58 @@ class Service:
             return f
 
         return register(fn) if fn is not None else register
+
+    def cron(
+        self,
+        expression: str | None = None,
+        /,
+        *,
+        every: timedelta | float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "latest",
+        max_catch_up: int = 10,
+        payload: Any = None,
+    ) -> Callable[[F], F]:
+        """Run a handler on a schedule: ``@svc.cron("*/5 * * * *", tz="Europe/Berlin")`` (6
+        fields: seconds first) or ``@svc.cron(every=timedelta(minutes=5))``, above
+        ``@svc.handler(...)`` or alone (then the function becomes a handler with default options).
+        Each tick runs once however many workers run (``ctx.scheduled_for`` is the tick's time);
+        ``catch_up`` says what happens to ticks missed while no worker ran (``reliq.store.cron``).
+        ``name`` defaults to the handler's name. An invalid expression or zone raises here."""
+        secs = every.total_seconds() if isinstance(every, timedelta) else every
+
+        def register(f: F) -> F:
+            target = getattr(f, "__reliq_target__", None)
+            if target is None or target[0] != self.name:
+                f = self.handler(f)
+            hname = target_of(f)[1]
+            spec = Schedule(
+                name=name or hname,
+                handler=hname,
+                cron=expression,
+                every=secs,
+                tz=tz,
+                catch_up=catch_up,
+                max_catch_up=max_catch_up,
+                payload=payload,
+                origin="code",
+            ).checked()
+            if spec.name in self.schedules:
+                raise ValueError(f"schedule {self.name}.{spec.name} declared twice")
+            self.schedules[spec.name] = spec
+            return f
+
+        Schedule(
+            name=name or "check",
+            handler="check",
+            cron=expression,
+            every=secs,
+            tz=tz,
+            catch_up=catch_up,
+            max_catch_up=max_catch_up,
+        ).checked()  # fail at decoration
+        return register
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, handlers={sorted(self.handlers)})"

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.cli import admin as cli_admin
+from reliq.cli import schedules as cli_schedules
 from reliq.cli import trees as cli_trees
 from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
             cli_admin.run(a)
         elif a.cmd in cli_trees.COMMANDS:
             cli_trees.run(a)
+        elif a.cmd == "schedules":
+            cli_schedules.run(a)
         else:
             _client_cmd(a)
     except LoadError as e:  # a MODULE:APP that does not load, a missing extra: one line, exit 2

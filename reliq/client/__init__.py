@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.client import actions, producer
 from reliq.client import outcome as outcome_path
+from reliq.client import schedules as _schedules
 from reliq.client.cache import LRU
-from reliq.client.producer import Options
+from reliq.client.producer import Options, SendArgs
 from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
@@ -22,6 +23,7 @@ from reliq.errors import IdempotencyConflict
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
+from reliq.store.cron_scripts import CronScripts
 from reliq.store.durability import Durability
 from reliq.store.keys import (
     ServiceKeys,
@@ -67,6 +69,7 @@ class Client:
             self._owns = False
         self.redis: RedisClient = typed(redis)
         self.scripts = Scripts(self.redis)
+        self.cron_scripts = CronScripts(self.redis)
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
@@ -153,42 +156,25 @@ class Client:
         service: Callable[[Any, I], Awaitable[Any]] | Callable[[Any, I], Any],
         handler: I,
         /,
-        *,
-        key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
+        **opts: Unpack[SendArgs],
     ) -> Accepted: ...
     @overload
     async def send(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        /,
-        *,
-        key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
+        self, service: str, handler: str, payload: Any = None, /, **opts: Unpack[SendArgs]
     ) -> Accepted: ...
     async def send(
-        self,
-        service: Any,
-        handler: Any,
-        payload: Any = None,
-        /,
-        *,
-        key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
+        self, service: Any, handler: Any, payload: Any = None, /, **opts: Unpack[SendArgs]
     ) -> Accepted:
         """Register an invocation durably; returns its id. ``send("svc", "handler", payload)``, or
         by reference to the handler function, ``send(place, order)`` (mypy checks the payload's
-        type). Same ``key`` + same payload -> same id (``previously_accepted``); same key +
-        different payload raises ``IdempotencyConflict``."""
+        type). Options: ``key`` (same key + same payload -> same id, ``previously_accepted``;
+        same key + different payload raises ``IdempotencyConflict``), ``delay`` or ``at``,
+        ``reply_to=("billing", "on_charged")`` (when it finishes, that handler is sent a
+        ``reliq.Reply`` with its outcome, once)."""
         if not isinstance(service, str):
             (service, name), payload = target_of(service), handler
             handler = name
-        return await self.send_json(service, handler, codec.encode(payload), key=key, delay=delay, at=at)
+        return await self.send_json(service, handler, codec.encode(payload), **opts)
 
     async def send_json(
         self, service: str, handler: str, body: bytes, **options: Unpack[Options]
@@ -262,6 +248,13 @@ class Client:
     reject = actions.reject
     redrive = actions.redrive
     parked = actions.parked
+
+    # -- schedules (``reliq.client.schedules``) ------------------------------------------------
+    create_schedule = _schedules.create_schedule
+    schedules = _schedules.schedules
+    pause_schedule = _schedules.pause_schedule
+    resume_schedule = _schedules.resume_schedule
+    delete_schedule = _schedules.delete_schedule
 
     # -- what workers registered, and how much work waits --------------------------------------
     async def services(self) -> set[str]:

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
+from reliq.client import replyto
 from reliq.errors import NotConfirmed
 from reliq.store.keys import locate
 from reliq.store.scripts import Registered, Registration, pairs
@@ -37,6 +38,15 @@ Where = tuple[str, int]  # (service, partition): one registration batch, one scr
 MAX_DELAY = 366 * 24 * 3600.0  # seconds: the furthest ahead ``delay`` or ``at`` may schedule
 
 
+class SendArgs(TypedDict, total=False):
+    """The options of ``Client.send`` (``Options`` without the ones ``ctx.send`` sets)."""
+
+    key: str | None  # idempotency key: same key and payload -> same invocation
+    delay: float | timedelta | None  # seconds (or a timedelta) from now
+    at: datetime | None  # due time (aware)
+    reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
+
+
 class Options(TypedDict, total=False):
     """How to place one invocation, besides service, handler and payload (``Client.send_json``)."""
 
@@ -46,6 +56,7 @@ class Options(TypedDict, total=False):
     invocation_id: str | None  # a derived id (``ctx.send``'s children); default: from key, or fresh
     parent: str | None  # the parent invocation's id
     trace: str | None  # W3C traceparent
+    reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
 
 
 def seconds(delay: float | timedelta | None) -> float | None:
@@ -87,6 +98,7 @@ async def prepare(
     invocation_id: str | None = None,
     parent: str | None = None,
     trace: str | None = None,
+    reply_to: tuple[str, str] | str | None = None,
 ) -> Registration:
     """The registration of one invocation. Names and ``key`` must be valid already: the callers
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
@@ -106,6 +118,7 @@ async def prepare(
         delay_ms=None if d is None else int(d * 1000),
         due_ms=None if at is None else due_ms(at, time.time()),
         trace=trace or "",
+        reply="" if reply_to is None else replyto.target(reply_to),
     )
 
 

@@ -13,6 +13,8 @@ the outbox until applied.
   under ``c:<child>`` and resumes the parent when that ends its wait.
 - ``cancel`` (``t`` child, ``s`` parent): the child's ``cancel`` (a tombstone when the child is
   not registered yet), which relays the cancel on to its own children.
+- ``reply`` (``t`` ``service/handler``, ``s`` the finished invocation, ``v`` its outcome): registers
+  the reply invocation, whose id derives from ``s`` (``reliq.client.replyto``).
 
 Workers sweep the outbox of every partition they consume (``reliq.worker.relay``); whoever wrote
 messages relays them at once too (settle after a child's outcome, ``Client.cancel`` for a tree).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from reliq.client.replyto import place_reply
 from reliq.codec import text
 from reliq.store.keys import InvalidName, ServiceKeys
 
@@ -44,6 +47,10 @@ async def relay_once(client: Client, k: ServiceKeys) -> tuple[int, list[ServiceK
     for eid, fields in entries:
         f = {text(a): b for a, b in fields.items()}
         kind, target, source = text(f.get("k", b"")), text(f.get("t", b"")), text(f.get("s", b""))
+        if kind == "reply":  # t: 'service/handler', not an id (reliq.client.replyto)
+            await place_reply(client, target, source, bytes(f.get("v", b"C{}")))
+            done.append(text(eid))
+            continue
         try:
             tk = client.keys_of(target)
         except InvalidName:

@@ -30,6 +30,15 @@ key                                type    content
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
 ``reliq:{S}:schemas``              hash    schema version -> input JSON schema, every version a
                                            worker published (heartbeats name the live ones)
+``reliq:{S}:schedules``            hash    schedule name -> JSON ``Schedule`` (``store/cron.py``):
+                                           declared ones written by workers at start, others
+                                           by ``Client.create_schedule``
+``reliq:{S}:ticks``                hash    per schedule: ``<name>`` = the last tick decided (ms;
+                                           placed or skipped by the catch-up policy),
+                                           ``<name>:i`` = the last tick's invocation id,
+                                           ``<name>:p`` = paused since (ms), absent when active
+``reliq:{S}:cron``                 zset    schedule name -> next fire time (ms) of every active
+                                           schedule: what the workers' tick loop looks at
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
 ``reliq:{S}:done``                 sharded pub/sub channel (SPUBLISH), one per partition: ids that
@@ -58,7 +67,9 @@ Global: ``reliq:services`` (set of service names that workers registered).
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
 lost, outbox, suspended, inv/steps/children/inbox). ``layout``, ``registry``, ``schemas``,
-``consumer:<name>`` and the ``cancel`` channel are service-wide and always use ``{S}``.
+``consumer:<name>``, ``schedules``, ``ticks``, ``cron`` and the ``cancel`` channel are
+service-wide and always use ``{S}``; schedule ticks are placed in partition 0, so one script
+writes a tick and its cursor.
 
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
 partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
@@ -146,6 +157,18 @@ def child_token(service: str, parent_id: str, key: str) -> str:
     return _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
 
 
+def tick_id(service: str, schedule: str, tick_ms: int) -> str:
+    """The invocation id of one tick of a schedule (always partition 0, where the schedule's keys
+    are): every worker that places the tick derives the same id, so registration keeps one."""
+    return make_id(service, _token(b"tick\0" + f"{service}\0{schedule}\0{tick_ms}".encode()), 0)
+
+
+def reply_token(service: str, source_id: str) -> str:
+    """The token of the reply invocation that carries ``source_id``'s outcome to ``service``:
+    derived, so a reply relayed twice is registered once."""
+    return _token(b"reply\0" + service.encode() + b"\0" + source_id.encode())
+
+
 def keyed_id(service: str, key: str, partitions: int = 1) -> str:
     """The invocation id an idempotency key maps to (stable: same service + key + partition
     count -> same id; the partition comes from the key, so a retry lands on the same one)."""
@@ -193,6 +216,7 @@ class ServiceKeys:
         "cancel_channel",
         "children_prefix",
         "consumer_prefix",
+        "cron",
         "delayed",
         "done_channel",
         "inbox_prefix",
@@ -205,11 +229,13 @@ class ServiceKeys:
         "partition",
         "prefix",
         "registry",
+        "schedules",
         "schemas",
         "service",
         "steps_prefix",
         "stream",
         "suspended",
+        "ticks",
     )
 
     def __init__(self, service: str, partition: int = 0) -> None:
@@ -235,6 +261,9 @@ class ServiceKeys:
         self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
         self.schemas = base + "schemas"
+        self.schedules = base + "schedules"
+        self.ticks = base + "ticks"
+        self.cron = base + "cron"
         self.inv_prefix = self.prefix + "inv:"
         self.steps_prefix = self.prefix + "steps:"
         self.children_prefix = self.prefix + "children:"

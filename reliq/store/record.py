@@ -21,6 +21,10 @@ field             type    meaning                                             wr
 ``key``           str     idempotency key, ``''`` when none                   register
 ``parent``        str     parent invocation id, ``''`` for a top-level send   register
 ``trace``         str     W3C traceparent of the sender, ``''`` when none     register
+``reply``         str     ``service/handler`` that gets the outcome (reply-   register (only when set)
+                          to): the finishing script writes an outbox
+                          ``reply`` message
+``sched``         ms      the schedule tick this invocation is (cron)         register (only when set)
 ``created``       ms      accepted                                            register
 ``due``           ms      when it runs: now, the scheduled time, or the next  register, retry, retry_now
                           attempt's time while ``retrying``
@@ -97,6 +101,8 @@ class Field:
     KEY: Final = "key"
     PARENT: Final = "parent"
     TRACE: Final = "trace"
+    REPLY: Final = "reply"
+    SCHEDULED: Final = "sched"
     CREATED: Final = "created"
     DUE: Final = "due"
     ENTRY: Final = "entry"
@@ -191,6 +197,8 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     finished: int | None = None
     parent_id: str | None = None
     traceparent: str | None = None
+    reply_to: str | None = None
+    scheduled_for: int | None = None
     idempotency_key: str | None = None
     reason: str | None = None
     cancel_requested: bool = False
@@ -251,6 +259,8 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         finished=_int(h.get(F.FINISHED)),
         parent_id=_str(h.get(F.PARENT)),
         traceparent=_str(h.get(F.TRACE)),
+        reply_to=_str(h.get(F.REPLY)),
+        scheduled_for=_int(h.get(F.SCHEDULED)),
         idempotency_key=_str(h.get(F.KEY)),
         reason=_str(h.get(F.REASON)),
         cancel_requested=h.get(F.CANCEL) == b"1",

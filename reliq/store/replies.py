@@ -79,6 +79,8 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     delay_ms: int | None = None
     due_ms: int | None = None
     trace: str = ""
+    reply: str = ""  # 'service/handler' that gets the outcome (reply-to), '' when none
+    scheduled_ms: int | None = None  # the schedule tick this invocation is (cron), None when not
 
 
 class Registered(NamedTuple):
@@ -113,9 +115,10 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None = None
     key: str | None = None
     trace: str | None = None
+    scheduled_ms: int | None = None
 
 
-CLAIM_WIDTH = 10  # values per entry in claim.lua's reply
+CLAIM_WIDTH = 11  # values per entry in claim.lua's reply
 
 
 def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Claim]:
@@ -124,7 +127,7 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
         raise UnexpectedReply(f"claim replied {len(reply)} values for {len(entries)} entries")
     out = []
     for n, (eid, inv) in enumerate(entries):
-        # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace
+        # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace, sched
         v = reply[CLAIM_WIDTH * n : CLAIM_WIDTH * n + CLAIM_WIDTH]
         status = as_claim_status(v[0])
         if status == "skip":
@@ -144,6 +147,7 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
                 key=text(v[7]) or None,
                 deliveries=int(v[8]),
                 trace=text(v[9]) or None,
+                scheduled_ms=int(v[10]) if v[10] else None,
             )
         )
     return out

@@ -128,7 +128,9 @@ class Scripts:
         for r in items:
             delay = "" if r.delay_ms is None else str(r.delay_ms)
             due = "" if r.due_ms is None else str(r.due_ms)
-            small = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
+            small: tuple[str, ...] = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
+            if r.reply or r.scheduled_ms is not None:  # optional: only then the two extra values
+                small += (r.reply, "" if r.scheduled_ms is None else str(r.scheduled_ms))
             args += [_pack(small), r.payload]
         if pipe is not None:
             await self._s["register"](keys=keys, args=args, client=pipe)

@@ -24,7 +24,7 @@ class SyncContext:
         self.id, self.service, self.handler = ctx.id, ctx.service, ctx.handler
         self.attempt, self.epoch, self.deadline = ctx.attempt, ctx.epoch, ctx.deadline
         self.idempotency_key, self.parent_id = ctx.idempotency_key, ctx.parent_id
-        self.traceparent = ctx.traceparent
+        self.traceparent, self.scheduled_for = ctx.traceparent, ctx.scheduled_for
         self.cancelling = ctx.cancelling
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:

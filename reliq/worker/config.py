@@ -43,6 +43,7 @@ class WorkerConfig:
     suspend_after: float = 1.0  # a durable await waits this long in memory, then suspends
     cancel_grace: float = 30.0  # a cancelled handler's compensation may run this long
     relay_interval: float = 1.0  # seconds between sweeps of a partition's outbox
+    cron_grace: float = 2.0  # seconds a schedule tick may be late and still count as on time
 
     @property
     def renew_interval(self) -> float:

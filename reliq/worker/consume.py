@@ -85,6 +85,7 @@ async def dispatch(
             key=cl.key,
             deliveries=cl.deliveries,
             trace=cl.trace,
+            scheduled_ms=cl.scheduled_ms,
             compensating=cl.status == "compensate",
         )
         ex.start(flight, c)

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
@@ -46,7 +46,8 @@ class Context:
 
     ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``epoch`` (the attempt's lease
     epoch), ``deadline`` (unix seconds when this attempt times out, or None),
-    ``idempotency_key``, ``parent_id`` and ``traceparent`` describe it (``reliq.context.AnyContext``
+    ``idempotency_key``, ``parent_id``, ``traceparent`` and ``scheduled_for`` (the tick of a
+    schedule that placed it) describe it (``reliq.context.AnyContext``
     is what it shares with ``SyncContext``); ``step``, ``send``, ``call``, ``result``, ``sleep``,
     ``sleep_until`` and ``promise`` make progress durable. ``cancelling`` is True in a run that
     was started to let the handler compensate for a cancel.
@@ -66,6 +67,7 @@ class Context:
         parent_id: str | None,
         fresh: bool,
         traceparent: str | None = None,
+        scheduled_ms: int | None = None,
         cancelling: bool = False,
         suspend_after: float = SUSPEND_AFTER,
         limiter: Limiter | None = None,
@@ -79,6 +81,10 @@ class Context:
         self.idempotency_key = idempotency_key
         self.parent_id = parent_id
         self.traceparent = traceparent
+        # the tick of a schedule this invocation is (aware, UTC); None when not started by one
+        self.scheduled_for = (
+            None if scheduled_ms is None else datetime.fromtimestamp(scheduled_ms / 1000, UTC)
+        )
         self.epoch = epoch
         self.cancelling = cancelling
         self._compensate = cancelling  # raise Cancelled once, at the first await not journaled

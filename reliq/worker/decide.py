@@ -51,6 +51,7 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None
     key: str | None
     trace: str | None = None
+    scheduled_ms: int | None = None  # the schedule tick this invocation is (cron)
     compensating: bool = False  # a cancel was requested: run to let the handler compensate
 
 

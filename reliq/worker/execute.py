@@ -115,6 +115,7 @@ class Executor:
             parent_id=c.parent,
             fresh=c.deliveries == 1,
             traceparent=trace,
+            scheduled_ms=c.scheduled_ms,
             cancelling=c.compensating,
             suspend_after=h.policy.suspend_after
             if h.policy.suspend_after is not None

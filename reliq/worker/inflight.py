@@ -50,6 +50,7 @@ class Runtime:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     processed: int = 0
     suspended: int = 0  # attempts that ended suspended
+    ticks_placed: int = 0  # schedule ticks this worker placed (worker/cron.py)
     resumed: int = 0  # suspensions whose wait was over at once (queued again by the script)
     relay_wake: asyncio.Event = field(default_factory=asyncio.Event)  # outbox messages written
 

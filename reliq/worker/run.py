@@ -24,6 +24,7 @@ from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys
 from reliq.worker.cancels import cancel_listener
 from reliq.worker.config import WorkerConfig, default_consumer
 from reliq.worker.consume import ensure_group, read_loop
+from reliq.worker.cron import publish_schedules, tick_loop
 from reliq.worker.execute import Executor
 from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop
 from reliq.worker.inflight import Runtime
@@ -99,6 +100,7 @@ class Worker:
             heartbeat_loop(rt),
             self._watch_layouts(services, grown),
             relay_loop(rt, services),
+            *(tick_loop(rt, self.client.keys(name)) for name in self.app.services),
         ]
         bg = [_task(c) for c in support]
         feed = [_task(c) for k in services for c in self._feeders(k)]
@@ -144,6 +146,7 @@ class Worker:
                 for k in services:
                     await ensure_group(self.rt, k)
                 await publish_registry(self.rt)
+                await publish_schedules(self.rt)
                 return await self.client.durability(), services
             except TRANSIENT as e:
                 pause = pauses.next()

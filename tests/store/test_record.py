@@ -6,6 +6,7 @@ from __future__ import annotations
 from reliq import Client
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.record import FIELDS, STATES, TERMINAL, Field, fields, found, parse
+from reliq.store.replies import Registration
 
 from ..conftest import Names, client
 
@@ -68,6 +69,19 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         await _snapshot(c, k, d.id, seen)
         assert await c.scripts.wake(k, d.id, "p:go", b"V1") == "resumed"
         await c.redis.delete(*k.per_invocation(d.id))
+        # d: a tick of a schedule with a reply target (the optional fields of register)
+        e = Registration(
+            id=f"{svc}.bcdefghijklmnopqrstuvwxyza",
+            fp="f",
+            handler="h",
+            payload=b"4",
+            reply="billing/on_charged",
+            scheduled_ms=5,
+        )
+        [(status, _)] = await c.scripts.register_many(k, [e])
+        assert status == "accepted"
+        await _snapshot(c, k, e.id, seen)
+        await c.redis.delete(k.inv(e.id), k.stream)
         assert seen <= FIELDS, f"written but not declared in record.Field: {sorted(seen - FIELDS)}"
         assert not FIELDS - seen, f"declared but never written: {sorted(FIELDS - seen)}"
         doc = await c.get(a.id)

@@ -56,7 +56,7 @@ async def test_a_claim_reply_is_one_struct_per_entry_in_order(url: str, names: N
 
 
 def test_a_reply_of_the_wrong_width_or_status_is_refused() -> None:
-    entry = [b"run", 1, b"h", b"null", 1, 0, b"", b"", 1, b""]
+    entry = [b"run", 1, b"h", b"null", 1, 0, b"", b"", 1, b"", b""]
     assert len(entry) == CLAIM_WIDTH
     [c] = claims([("1-0", "s.x")], entry)
     assert (c.status, c.handler, c.parent, c.key, c.trace) == ("run", "h", None, None, None)

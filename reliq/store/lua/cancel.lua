@@ -14,7 +14,7 @@
 -- timeline: 'cancel-requested' or 'cancelled'
 -- returns 'cancelled' | 'cancelling' | 'terminal' | 'unknown'
 -- uses: clock, terminal, timeline, finish, notify, wake
-local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl', 'parent', 'susp', 'step', 'kids')
+local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl', 'parent', 'susp', 'step', 'kids', 'reply')
 local st = r[1]
 local who = ARGV[3] or ''
 local ttl = tonumber(ARGV[2])
@@ -55,4 +55,5 @@ finish(KEYS[1], {KEYS[2], KEYS[3], KEYS[4]}, ttl, now, 'cancelled', {'cancel', '
 audit(KEYS[6], who, 'cancel', ARGV[1], 'cancelled')
 notify(KEYS[7], {ARGV[1]})
 if r[4] and r[4] ~= '' then relay(KEYS[8], 'done', r[4], ARGV[1], 'C{}') end
+if r[8] then relay(KEYS[8], 'reply', r[8], ARGV[1], 'C{}') end
 return 'cancelled'

@@ -8,8 +8,8 @@
 -- A cancel requested of an invocation with a journal (it suspended, ran steps or has children)
 -- runs it once more to compensate (status 'compensate'; the flag becomes '2': seen); without a
 -- journal it is settled as cancelled without running (status 'cancel').
--- returns 10 values per entry: status ('run' | 'cancel' | 'compensate' | 'skip'), epoch, handler,
---   payload, attempt, crashes, parent, idempotency key, deliveries, traceparent
+-- returns 11 values per entry: status ('run' | 'cancel' | 'compensate' | 'skip'), epoch, handler,
+--   payload, attempt, crashes, parent, idempotency key, deliveries, traceparent, scheduled tick ms
 -- uses: clock, terminal, ack, timeline
 local now = now_ms()
 local lease = now + tonumber(ARGV[3])
@@ -17,7 +17,7 @@ local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
 -- the drain rate of a worker is bounded by the Lua time per invocation.
 local F = {'state', 'entry', 'cancel', 'claim', 'tl', 'epoch', 'handler', 'payload', 'attempt', 'crashes',
-  'parent', 'key', 'deliveries', 'trace', 'susp', 'step', 'kids'}
+  'parent', 'key', 'deliveries', 'trace', 'susp', 'step', 'kids', 'sched'}
 local function status(r)
   if r[3] == '2' or (r[3] == '1' and (r[15] or r[16] or r[17])) then return 'compensate' end
   if r[3] == '1' then return 'cancel' end
@@ -31,11 +31,12 @@ for i = 2, #KEYS do
     -- a re-sent call: the same claim again, nothing bumped
     out[#out + 1] = status(r)
     for j = 6, 14 do out[#out + 1] = r[j] or '' end
+    out[#out + 1] = r[18] or ''
   elseif (not st) or TERMINAL[st] or r[2] ~= eid then
     -- unknown, finished, or a stale duplicate entry: never run it again
     ack(KEYS[1], ARGV[1], {eid})
-    for _ = 1, 10 do out[#out + 1] = '' end
-    out[#out - 9] = 'skip'
+    for _ = 1, 11 do out[#out + 1] = '' end
+    out[#out - 10] = 'skip'
   else
     local event, crashes = 'claimed', tonumber(r[10]) or 0
     if st == 'running' then
@@ -59,6 +60,7 @@ for i = 2, #KEYS do
     out[#out + 1] = r[12]
     out[#out + 1] = deliveries
     out[#out + 1] = r[14] or ''
+    out[#out + 1] = r[18] or ''
   end
 end
 return out

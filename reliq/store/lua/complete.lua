@@ -8,7 +8,7 @@
 -- The invocation id is the record key's suffix (after 'inv:').
 -- timeline: the final state; counters: succeeded / cancelled of this minute; the ids settled are
 -- published on the done channel (one message); an invocation with a parent leaves the outcome
--- in the outbox for the parent (lib/wake.lua relay)
+-- in the outbox for the parent, one with a reply target for that handler (lib/wake.lua relay)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
 --   | 'keys' (it has journal keys that were not passed: nothing written, call again with them)
 -- uses: clock, fence, ack, timeline, finish, notify, wake
@@ -33,7 +33,7 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
   end
   -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note/link_child: only
   -- then do those keys exist
-  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx')
+  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx', 'reply')
   local refused = fence(r[1], r[2], epoch)
   if refused then
     out[#out + 1] = refused
@@ -43,10 +43,10 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
     local id = string.sub(rec, pfx + 1)
     finish(rec, {r[5] and steps, r[6] and children, r[8] and inbox}, ttl, now, state,
       {'result', result}, true, r[4], tl_line(now, state, r[3], epoch))
-    if r[7] and r[7] ~= '' then
-      if state == 'succeeded' then relay(KEYS[4], 'done', r[7], id, 'S' .. result)
-      else relay(KEYS[4], 'done', r[7], id, 'C{}') end
-    end
+    local v = 'C{}'
+    if state == 'succeeded' then v = 'S' .. result end
+    if r[7] and r[7] ~= '' then relay(KEYS[4], 'done', r[7], id, v) end
+    if r[9] then relay(KEYS[4], 'reply', r[9], id, v) end
     acked[#acked + 1] = eid
     done[#done + 1] = id
     counts[state] = (counts[state] or 0) + 1

@@ -8,7 +8,7 @@
 -- timeline: 'parked' (reason); counters: failed; the id is published on the done channel
 -- returns 'ok' | 'fenced' | 'noop'
 -- uses: clock, fence, ack, timeline, finish, notify, wake
-local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl', 'parent')
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl', 'parent', 'reply')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end
 local now = now_ms()
@@ -21,4 +21,5 @@ ack(KEYS[5], ARGV[1], {ARGV[2]})
 count_minute(KEYS[7], now, 'failed', 1)
 notify(KEYS[8], {ARGV[6]})
 if r[5] and r[5] ~= '' then relay(KEYS[9], 'done', r[5], ARGV[6], 'F' .. ARGV[5]) end
+if r[6] then relay(KEYS[9], 'reply', r[6], ARGV[6], 'F' .. ARGV[5]) end
 return 'ok'

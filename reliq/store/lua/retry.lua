@@ -7,7 +7,7 @@
 -- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
 -- uses: clock, fence, ack, timeline, finish, notify, wake
-local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel', 'owner', 'tl', 'parent')
+local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel', 'owner', 'tl', 'parent', 'reply')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end
 local now = now_ms()
@@ -18,6 +18,7 @@ if r[3] == '1' or r[3] == '2' then
   count_minute(KEYS[7], now, 'cancelled', 1)
   notify(KEYS[8], {ARGV[6]})
   if r[6] and r[6] ~= '' then relay(KEYS[9], 'done', r[6], ARGV[6], 'C' .. ARGV[5]) end
+  if r[7] then relay(KEYS[9], 'reply', r[7], ARGV[6], 'C' .. ARGV[5]) end
   return 'cancelled'
 end
 local due = now + tonumber(ARGV[4])

@@ -1,0 +1,134 @@
+"""The admin API of schedules, under ``/admin/services/{service}/schedules``: list, create,
+pause, resume, delete. Each route calls one ``Client`` schedule method (``reliq.client.schedules``).
+A bad definition is a 400 problem naming the field (``field``), and nothing is stored; a
+different schedule by the same name is a 409."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from reliq import InvalidSchedule, ScheduleConflict
+from reliq.admin import overview as inspect
+from reliq.store.cron import CatchUp
+from reliq.store.keys import InvalidName
+
+from .problems import Problem, documented
+from .state import state_of
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class NewSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of a create: ``cron`` (5 fields, or 6 with seconds first) or ``every`` (seconds)."""
+
+    name: str
+    handler: str
+    cron: str | None = None
+    every: float | None = None
+    tz: str = "UTC"
+    catch_up: CatchUp = "latest"
+    max_catch_up: int = 10
+    payload: Any = None
+
+
+_decode = msgspec.json.Decoder(NewSchedule).decode
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(doc), status_code=status, media_type="application/json")
+
+
+async def _service(request: Request, service: str) -> str:
+    if not await inspect.known_service(state_of(request).client, service):
+        raise Problem(404, "Not Found", f"no service {service!r} is registered")
+    return service
+
+
+@router.get(
+    "/services/{service}/schedules",
+    summary="Schedules of a service: definition, last tick and its state, next fire, paused",
+    responses=documented(200, 401, 404),
+)
+async def list_schedules(request: Request, service: str) -> Response:
+    name = await _service(request, service)
+    return _json(await state_of(request).client.schedules(name))
+
+
+@router.post(
+    "/services/{service}/schedules",
+    summary="Create a schedule (idempotent for the same definition)",
+    responses=documented(200, 400, 401, 403, 404, 409),
+)
+async def create_schedule(request: Request, service: str) -> Response:
+    name = await _service(request, service)
+    try:
+        body = _decode(await request.body())
+    except msgspec.DecodeError as e:  # ValidationError included: its text names the field path
+        raise Problem(400, "Bad Request", str(e)) from None
+    try:
+        status = await state_of(request).client.create_schedule(
+            name,
+            body.name,
+            body.handler,
+            cron_expr=body.cron,
+            every=body.every,
+            tz=body.tz,
+            catch_up=body.catch_up,
+            max_catch_up=body.max_catch_up,
+            payload=body.payload,
+        )
+    except InvalidSchedule as e:
+        raise Problem(400, "Bad Request", str(e), field=e.field) from None
+    except ScheduleConflict as e:
+        raise Problem(409, "Conflict", str(e)) from None
+    return _json({"status": status}, 201 if status == "created" else 200)
+
+
+async def _set(
+    request: Request, service: str, action: Literal["pause", "resume", "delete"], name: str
+) -> Response:
+    svc = await _service(request, service)
+    client = state_of(request).client
+    try:
+        run = {
+            "pause": client.pause_schedule,
+            "resume": client.resume_schedule,
+            "delete": client.delete_schedule,
+        }
+        status = await run[action](svc, name)
+    except InvalidName:
+        status = "unknown"
+    if status == "unknown":
+        raise Problem(404, "Not Found", f"no schedule {name!r} in {service!r}")
+    return _json({"status": status})
+
+
+@router.post(
+    "/services/{service}/schedules/{name}/pause",
+    summary="Pause a schedule (no ticks until resumed)",
+    responses=documented(200, 401, 403, 404),
+)
+async def pause_schedule(request: Request, service: str, name: str) -> Response:
+    return await _set(request, service, "pause", name)
+
+
+@router.post(
+    "/services/{service}/schedules/{name}/resume",
+    summary="Resume a schedule (ticks from now on; those that fell in the pause never run)",
+    responses=documented(200, 401, 403, 404),
+)
+async def resume_schedule(request: Request, service: str, name: str) -> Response:
+    return await _set(request, service, "resume", name)
+
+
+@router.delete(
+    "/services/{service}/schedules/{name}",
+    summary="Delete a schedule",
+    responses=documented(200, 401, 403, 404),
+)
+async def delete_schedule(request: Request, service: str, name: str) -> Response:
+    return await _set(request, service, "delete", name)

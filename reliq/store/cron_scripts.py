@@ -1,0 +1,59 @@
+"""Typed wrappers of the schedule scripts (``lua/cron_*.lua``): save, tick, set. Kept apart from
+``scripts.py`` (the invocation scripts); loaded and called the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+from redis.commands.core import AsyncScript
+
+from reliq.store.commands import RedisClient
+from reliq.store.keys import ServiceKeys
+from reliq.store.replies import Registration, _Status
+from reliq.store.sources import source
+
+Saved = Literal["created", "updated", "unchanged", "exists"]
+Set = Literal["paused", "resumed", "deleted", "unknown"]
+Ticked = Literal["placed", "moved", "paused", "gone"]
+_pack = msgspec.msgpack.Encoder().encode
+_saved: _Status[Saved] = _Status(Saved)
+_set: _Status[Set] = _Status(Set)
+_ticked: _Status[Ticked] = _Status(Ticked)
+
+
+class CronScripts:
+    """The schedule scripts, registered on one client."""
+
+    NAMES = ("cron_save", "cron_set", "cron_tick")
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._s: dict[str, AsyncScript] = {n: redis.register_script(source(n)) for n in self.NAMES}
+
+    async def save(self, k: ServiceKeys, name: str, spec: bytes, mode: Literal["declare", "create"]) -> Saved:
+        keys = [k.schedules, k.ticks, k.cron]
+        return _saved(await self._s["cron_save"](keys=keys, args=[name, spec, mode]))
+
+    async def set(self, k: ServiceKeys, action: Literal["pause", "resume", "delete"], name: str) -> Set:
+        return _set(await self._s["cron_set"](keys=[k.schedules, k.ticks, k.cron], args=[action, name]))
+
+    async def tick(
+        self,
+        k: ServiceKeys,
+        name: str,
+        cursor: str,
+        spec: bytes,
+        new_cursor: int,
+        next_fire: int,
+        ticks: Sequence[Registration],
+    ) -> tuple[Ticked, int]:
+        """Place ``ticks`` (registrations in partition 0) and move the cursor, if it still reads
+        ``cursor`` and the schedule ``spec``; (status, ticks placed by this call)."""
+        keys = [k.stream, k.delayed, k.schedules, k.ticks, k.cron, *(k.inv(r.id) for r in ticks)]
+        args: list[str | bytes | int] = [k.service, name, cursor, spec, new_cursor, next_fire]
+        for r in ticks:
+            sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
+            args += [_pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched)), r.payload]
+        status, placed = await self._s["cron_tick"](keys=keys, args=args)
+        return _ticked(status), int(placed)

@@ -1,0 +1,26 @@
+-- place: write one new invocation record and its trigger: a stream entry, or a delayed-set member
+-- when it is due later. The caller has checked that the record does not exist yet.
+-- f: the registration as register.lua receives it, {id, fingerprint, handler, parent id or '',
+--   idempotency key or '', delay ms or '', due time (unix ms) or '', traceparent or '',
+--   [reply target 'service/handler' or '', [scheduled tick (unix ms) or '']]}
+-- returns the new state ('pending' | 'scheduled')
+-- uses: timeline
+local function place(rec, stream, delayed, service, f, payload, now)
+  local due = now
+  if f[7] ~= '' then due = tonumber(f[7]) elseif f[6] ~= '' then due = now + tonumber(f[6]) end
+  local state, entry = 'pending', ''
+  if due > now then
+    state = 'scheduled'
+    redis.call('ZADD', delayed, due, f[1])
+  else
+    entry = redis.call('XADD', stream, '*', 'i', f[1])
+  end
+  redis.call('HSET', rec, 'state', state, 'fp', f[2], 'service', service, 'handler', f[3],
+    'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', 1, 'deliveries', 0,
+    'crashes', 0, 'epoch', 0, 'entry', entry, 'created', now, 'updated', now, 'due', due,
+    'trace', f[8], 'tl', tl_line(now, 'accepted', '', 0, state, state == 'scheduled' and due or 0))
+  -- optional fields, written only when set (the common registration stays as small as before)
+  if f[9] and f[9] ~= '' then redis.call('HSET', rec, 'reply', f[9]) end
+  if f[10] and f[10] ~= '' then redis.call('HSET', rec, 'sched', f[10]) end
+  return state
+end

@@ -1,0 +1,101 @@
+"""Cron: the workers place schedule ticks. There is no scheduler process: every worker runs one
+tick loop per service, and whichever is alive places the ticks.
+
+Each round reads the schedules due now from ``reliq:{S}:cron`` (name -> next fire time), plans
+each one's ticks from its cursor (``store/cron.plan``: catch-up policy, grace) and calls
+``cron_tick.lua``, which places them and moves the cursor only if no other worker moved it
+first. A tick's id derives from (schedule, tick time), so it is placed once however many
+workers race for it, and a re-sent script call places nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+
+from reliq import codec
+from reliq.errors import TRANSIENT
+from reliq.store import cron
+from reliq.store.keys import ServiceKeys, tick_id
+from reliq.store.replies import Registration
+from reliq.worker.inflight import Runtime
+
+log = logging.getLogger("reliq.worker.cron")
+MAX_SLEEP = 1.0
+BATCH = 100  # schedules handled per round
+
+
+async def publish_schedules(rt: Runtime) -> None:
+    """Store the schedules declared with ``@svc.cron`` (the code's version wins; a paused one
+    stays paused)."""
+    for s in rt.app.services.values():
+        k = rt.client.keys(s.name)
+        for spec in s.schedules.values():
+            await rt.client.cron_scripts.save(k, spec.name, cron.encode(spec), "declare")
+
+
+def registrations(k: ServiceKeys, s: cron.Schedule, ticks: list[int]) -> list[Registration]:
+    body = codec.encode(s.payload)
+    fp = codec.fingerprint(s.handler, body)
+    return [
+        Registration(id=tick_id(k.service, s.name, t), fp=fp, handler=s.handler, payload=body, scheduled_ms=t)
+        for t in ticks
+    ]
+
+
+async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
+    """Place what is due at ``now`` (server ms, estimated); returns the pause before the next round."""
+    redis = rt.client.redis
+    due = [codec.text(n) for n in await redis.zrangebyscore(k.cron, "-inf", now, start=0, num=BATCH)]
+    broken = False
+    if due:
+        async with redis.pipeline(transaction=False) as p:
+            p.hmget(k.schedules, due)
+            p.hmget(k.ticks, due)
+            specs, cursors = await p.execute()
+        grace = int(rt.config.cron_grace * 1000)
+        for name, raw, cur in zip(due, specs, cursors, strict=True):
+            try:
+                s = cron.decode(raw) if raw else None
+            except msgspec.DecodeError as e:
+                log.error("schedule %s.%s cannot be read: %s", k.service, name, e)
+                broken = True
+                continue
+            if s is None:  # deleted: the script takes it out of the zset
+                await rt.client.cron_scripts.tick(k, name, "", b"", now, now, [])
+                continue
+            plan = cron.plan(s, int(cur) if cur else now, now, grace)
+            _, placed = await rt.client.cron_scripts.tick(
+                k,
+                name,
+                codec.text(cur) if cur else "",
+                raw,
+                plan.cursor,
+                plan.next_fire,
+                registrations(k, s, plan.ticks),
+            )
+            rt.ticks_placed += placed
+        if len(due) == BATCH:
+            return 0.0
+    nxt = await redis.zrange(k.cron, 0, 0, withscores=True)
+    if not nxt:
+        return MAX_SLEEP
+    return max(0.05 if broken else 0.0, min(MAX_SLEEP, (float(nxt[0][1]) - now) / 1000))
+
+
+async def tick_loop(rt: Runtime, k: ServiceKeys) -> None:
+    offset_ms: int | None = None  # server clock minus ours, re-measured every 60 rounds
+    rounds = 0
+    while not rt.stopping.is_set():
+        rounds += 1
+        try:
+            if offset_ms is None or rounds % 60 == 0:
+                offset_ms = await rt.client.server_time_ms() - int(time.time() * 1000)
+            pause = await tick_once(rt, k, int(time.time() * 1000) + offset_ms)
+        except TRANSIENT as e:
+            log.warning("tick loop of %s failed: %s", k.service, e)
+            pause = MAX_SLEEP
+        if pause > 0:
+            await rt.sleep(pause)
