@@ -25,10 +25,11 @@ from reliq.errors import (
     Nondeterminism,
     PromiseRejected,
 )
-from reliq.store.keys import ServiceKeys, check_name
-from reliq.worker.journal import Journal, child_value
+from reliq.store.keys import check_name
+from reliq.worker.attempt import Attempt
+from reliq.worker.journal import child_value
 from reliq.worker.limits import Limiter
-from reliq.worker.waits import Item, Waits
+from reliq.worker.waits import Item
 
 if TYPE_CHECKING:
     from reliq.client import Client
@@ -41,7 +42,7 @@ I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
 
 
-class Context:
+class Context(Attempt):
     """The handler's view of its invocation.
 
     ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``epoch`` (the attempt's lease
@@ -72,12 +73,10 @@ class Context:
         suspend_after: float = SUSPEND_AFTER,
         limiter: Limiter | None = None,
     ) -> None:
-        self._client = client
-        self.id = id
+        Attempt.__init__(self, client, id, epoch, deadline, fresh, suspend_after, limiter)
         self.service = service
         self.handler = handler
         self.attempt = attempt
-        self.deadline = deadline
         self.idempotency_key = idempotency_key
         self.parent_id = parent_id
         self.traceparent = traceparent
@@ -85,12 +84,8 @@ class Context:
         self.scheduled_for = (
             None if scheduled_ms is None else datetime.fromtimestamp(scheduled_ms / 1000, UTC)
         )
-        self.epoch = epoch
         self.cancelling = cancelling
         self._compensate = cancelling  # raise Cancelled once, at the first await not journaled
-        self._keys: ServiceKeys = client.keys_of(id)
-        self.waits = Waits(client, self._keys, id, grace=suspend_after, deadline=deadline, limiter=limiter)
-        self._j = Journal(client, self._keys, id, epoch, fresh=fresh)
 
     def _not_journaled(self) -> None:
         """Reached an operation the journal has no answer for: in a compensating run, the first

@@ -124,7 +124,7 @@ class Executor:
         )
         flight = self.rt.inflight.get(c.id)
         if flight is not None:
-            flight.waits = ctx.waits
+            ctx.on_waits = partial(setattr, flight, "waits")
             flight.journal = c.deliveries > 1  # a first delivery has none until ctx writes one
         call: Callable[[], Any]
         if h.is_async:

@@ -1,0 +1,66 @@
+"""The state of one attempt besides what a handler reads: its keys, its journal
+(``reliq.worker.journal``) and its durable waits (``reliq.worker.waits``), each made on first use:
+most handlers never touch the journal, and the hot path stays lean."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from reliq.store.keys import ServiceKeys
+from reliq.worker.journal import Journal
+from reliq.worker.limits import Limiter
+from reliq.worker.waits import Waits
+
+if TYPE_CHECKING:
+    from reliq.client import Client
+
+
+class Attempt:
+    def __init__(
+        self,
+        client: Client,
+        id: str,
+        epoch: int,
+        deadline: float | None,
+        fresh: bool,
+        grace: float,
+        limiter: Limiter | None,
+    ) -> None:
+        self._client = client
+        self.id = id
+        self.epoch = epoch
+        self.deadline = deadline
+        self._fresh, self._grace, self._limiter = fresh, grace, limiter
+        self._key_cache: ServiceKeys | None = None
+        self._waits: Waits | None = None
+        self._journal: Journal | None = None
+        self.on_waits: Callable[[Waits], None] | None = None  # the worker's hook (cancels reach it)
+
+    @property
+    def _keys(self) -> ServiceKeys:
+        if self._key_cache is None:
+            self._key_cache = self._client.keys_of(self.id)
+        return self._key_cache
+
+    @property
+    def waits(self) -> Waits:
+        """This attempt's durable waits (``reliq.worker.waits``)."""
+        if self._waits is None:
+            self._waits = Waits(
+                self._client,
+                self._keys,
+                self.id,
+                grace=self._grace,
+                deadline=self.deadline,
+                limiter=self._limiter,
+            )
+            if self.on_waits is not None:
+                self.on_waits(self._waits)
+        return self._waits
+
+    @property
+    def _j(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self._client, self._keys, self.id, self.epoch, fresh=self._fresh)
+        return self._journal
