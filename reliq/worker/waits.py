@@ -4,8 +4,9 @@ a timer, a promise), and the decision to suspend.
 Every durable await is an ``Item``: the inbox field its answer is journaled under
 (``lua/lib/wake.lua`` lists the kinds). An item already answered in the journal returns at once
 (a replay). Otherwise it waits in memory for a grace period (``suspend_after``): a child that
-finishes meanwhile is read from its record and journaled by the waiting parent itself (the
-``wake`` script, first value stands), a promise or a timer likewise. When the grace passes, or
+finishes meanwhile is read from its record (a failure is journaled by the waiting parent itself,
+with the ``wake`` script, first value stands; a success is final and the relay journals it), a
+promise or a timer likewise. When the grace passes, or
 the worker has work waiting for a slot (``pressure``), every pending await of the attempt is
 answered with ``Suspend``: the handler unwinds, and settle writes the ``suspend`` script, which
 lists the items (``waits``) in the record. What ends the wait then re-triggers the invocation
@@ -229,7 +230,10 @@ class Waits:
             if item.child is not None:
                 out = await read(self.client, item.child)
                 value = as_value(out) if out is not None else None
-                if value is not None:
+                if value is not None and value[:1] != b"S":
+                    # a failure is journaled here, so that a redrive of the child cannot change
+                    # what a replay of this parent sees; a success is final, and the relay
+                    # delivers the same value into the inbox (one round trip less per call)
                     value = await self._journal(item.field, value)
             elif item.due:
                 value = b"T" if now >= item.due else None
