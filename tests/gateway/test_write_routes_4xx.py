@@ -55,6 +55,11 @@ def write_cases(s: str, done: str) -> list[tuple[str, str, dict[str, Any], int]]
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": "k" * 256}}, 400),
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": "a\tb"}}, 400),
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": ""}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "billing"}}, 400),  # no handler
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "Bill/on"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "bill/on/x"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "/on"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "a{b}/on"}}, 400),
             ("POST", route + "?delay=soon", {"json": ORDER, "headers": key}, 400),
             ("POST", route + "?delay=9000h", {"json": ORDER, "headers": key}, 400),  # over 366 days
             ("POST", route + "?delay=-5", {"json": ORDER, "headers": key}, 400),
