@@ -25,7 +25,7 @@ from reliq.client import replyto
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
-from . import validation
+from . import debouncing, validation
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response
 from .problems import Problem
@@ -117,6 +117,7 @@ async def _register(request: Request, st: GatewayState) -> Any:
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
     reply = reply_to(request)
+    debounced = debouncing.options(request, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
@@ -127,16 +128,12 @@ async def _register(request: Request, st: GatewayState) -> Any:
         validation.check(info.validators, value)
     await st.gate.require()
     t0 = time.perf_counter()
-    place = partial(
-        st.placer.place,
-        service,
-        handler,
-        canonical(value),
-        key=key,
-        delay=delay,
-        at=at,
-        reply_to=reply,
-    )
+    if debounced is not None:
+        place = partial(debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply)
+    else:
+        place = partial(
+            st.placer.place, service, handler, canonical(value), key=key, delay=delay, at=at, reply_to=reply
+        )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:
             accepted = await place(trace=tp)
