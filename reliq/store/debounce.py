@@ -32,6 +32,8 @@ class Outcome(NamedTuple):
 class DebounceScript:
     """``debounce.lua``, registered on one client."""
 
+    NAMES = ("debounce",)
+
     def __init__(self, redis: RedisClient) -> None:
         self._s: AsyncScript = redis.register_script(source("debounce"))
 
