@@ -36,6 +36,7 @@ async def burst(c: Any, svc: Service, mode: str, window: float) -> list[Any]:
     return out
 
 
+@pytest.mark.semantics  # also on a Cluster: the key, the record and the delayed set share one slot
 @pytest.mark.parametrize(("mode", "window", "expected"), [("debounce", 0.8, 99), ("throttle", 2.5, 0)])
 async def test_a_burst_with_one_key_runs_once_after_the_window(
     url: str, names: Names, mode: str, window: float, expected: int
@@ -49,9 +50,9 @@ async def test_a_burst_with_one_key_runs_once_after_the_window(
         assert await c.result(sent[0].id, timeout=15) == expected
         assert runs == [expected]
         assert (await c.counts(svc.name)).delayed == 0
-        again = await c.send(svc.name, "bump", 7, debounce=window, debounce_key="k", mode=mode)
+        again = await c.send(svc.name, "bump", 7, debounce=0.3, debounce_key="k", mode=mode)
         assert again.status == "accepted" and again.id != sent[0].id  # the window closed: a new one
-        other = await c.send(svc.name, "bump", 8, debounce=window, debounce_key="other", mode=mode)
+        other = await c.send(svc.name, "bump", 8, debounce=0.3, debounce_key="other", mode=mode)
         assert other.status == "accepted" and other.id != again.id  # another key, another window
         await wait_until(lambda: len(runs) == 3, what="the two new windows to run")
         assert sorted(runs[1:]) == [7, 8]
@@ -83,3 +84,17 @@ async def test_bad_debounce_input_raises_and_writes_nothing(url: str, names: Nam
             with pytest.raises(ValueError):
                 await c.send(svc, "bump", 1, **opts)
         assert not [k for k in await keyspace(url) if svc.encode() in k]
+
+
+async def test_concurrent_first_sends_converge_on_one_window(url: str, names: Names) -> None:
+    """50 sends at once all read "no window", one opens it; the script answers the others
+    ``moved`` and they join it on their next round."""
+    svc, runs = counter(names())
+    async with client(url) as c, running(svc, url):
+        sent = await asyncio.gather(
+            *(c.send(svc.name, "bump", n, debounce=0.5, debounce_key="k", mode="throttle") for n in range(50))
+        )
+        assert len({a.id for a in sent}) == 1
+        assert sorted(a.status for a in sent) == ["accepted"] + ["debounced"] * 49
+        first = next(a for a in sent if a.status == "accepted")
+        assert await c.result(first.id, timeout=15) == runs[0] and len(runs) == 1

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 MAX_WINDOW = 24 * 3600.0  # seconds
 MODES = ("debounce", "throttle")
-_ROUNDS = 16  # reads of a key whose window moved under the caller (each is a window that ended)
+_ROUNDS = 16  # rounds when the key moved under the caller (a window opened or ended meanwhile)
 
 
 def window_ms(window: float | timedelta) -> int:
