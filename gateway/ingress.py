@@ -21,10 +21,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reliq import codec, tracing
+from reliq.client import replyto
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
-from . import validation
+from . import debouncing, validation
 from .body import canonical, check_input, parse_json, read_body
 from .outcome import outcome_response
 from .problems import Problem
@@ -87,6 +88,20 @@ def idempotency_key(request: Request) -> str | None:
         raise Problem(400, "Bad Request", str(e)) from None
 
 
+def reply_to(request: Request) -> str | None:
+    """``Reply-To: billing/on_charged``: the handler that is sent this invocation's outcome."""
+    raw = request.headers.get("reply-to")
+    if raw is None:
+        return None
+    service, slash, handler = raw.strip().partition("/")
+    try:
+        if not slash:
+            raise InvalidName("Reply-To must be service/handler")
+        return replyto.target((service, handler))
+    except InvalidName as e:
+        raise Problem(400, "Bad Request", f"invalid Reply-To {raw[:64]!r}: {e}") from None
+
+
 async def _register(request: Request, st: GatewayState) -> Any:
     """Check every header, query parameter and the body, then place: a 4xx places nothing."""
     service, handler = request.path_params["service"], request.path_params["handler"]
@@ -101,6 +116,8 @@ async def _register(request: Request, st: GatewayState) -> Any:
     key = idempotency_key(request)
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
+    reply = reply_to(request)
+    debounced = debouncing.options(request, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
@@ -111,15 +128,12 @@ async def _register(request: Request, st: GatewayState) -> Any:
         validation.check(info.validators, value)
     await st.gate.require()
     t0 = time.perf_counter()
-    place = partial(
-        st.placer.place,
-        service,
-        handler,
-        canonical(value),
-        key=key,
-        delay=delay,
-        at=at,
-    )
+    if debounced is not None:
+        place = partial(debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply)
+    else:
+        place = partial(
+            st.placer.place, service, handler, canonical(value), key=key, delay=delay, at=at, reply_to=reply
+        )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:
             accepted = await place(trace=tp)

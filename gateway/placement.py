@@ -55,10 +55,13 @@ class Placer:
         delay: float | None,
         at: datetime | None,
         trace: str = "",
+        reply_to: str | None = None,
     ) -> Accepted:
         """Place one invocation (names and key already checked by ingress) with the next batch
         of its partition; answer once that batch is confirmed."""
-        item = await self.client.prepare(service, handler, body, key=key, delay=delay, at=at, trace=trace)
+        item = await self.client.prepare(
+            service, handler, body, key=key, delay=delay, at=at, trace=trace, reply_to=reply_to
+        )
         where = self.client.where(item.id)
         future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
         self._queues[where].append((item, future))

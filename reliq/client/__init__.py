@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.client import actions, producer
+from reliq.client import actions, debounce, producer
 from reliq.client import outcome as outcome_path
 from reliq.client import schedules as _schedules
 from reliq.client.cache import LRU
-from reliq.client.producer import Options, SendArgs
+from reliq.client.producer import Options, SendArgs, SendOptions
 from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
@@ -24,6 +24,7 @@ from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
 from reliq.store.cron_scripts import CronScripts
+from reliq.store.debounce import DebounceScript
 from reliq.store.durability import Durability
 from reliq.store.keys import (
     ServiceKeys,
@@ -70,6 +71,7 @@ class Client:
         self.redis: RedisClient = typed(redis)
         self.scripts = Scripts(self.redis)
         self.cron_scripts = CronScripts(self.redis)
+        self.debounce_script = DebounceScript(self.redis)
         self.retention_ms = int(
             (retention.total_seconds() if isinstance(retention, timedelta) else retention) * 1000
         )
@@ -170,14 +172,15 @@ class Client:
         type). Options: ``key`` (same key + same payload -> same id, ``previously_accepted``;
         same key + different payload raises ``IdempotencyConflict``), ``delay`` or ``at``,
         ``reply_to=("billing", "on_charged")`` (when it finishes, that handler is sent a
-        ``reliq.Reply`` with its outcome, once)."""
+        ``reliq.Reply`` with its outcome, once), ``debounce=seconds, debounce_key="k"`` and
+        ``mode="throttle"`` (``reliq.client.debounce``: status ``debounced`` names the joined one)."""
         if not isinstance(service, str):
             (service, name), payload = target_of(service), handler
             handler = name
         return await self.send_json(service, handler, codec.encode(payload), **opts)
 
     async def send_json(
-        self, service: str, handler: str, body: bytes, **options: Unpack[Options]
+        self, service: str, handler: str, body: bytes, **options: Unpack[SendOptions]
     ) -> Accepted:
         """Like ``send`` for an already-encoded JSON payload; ``options`` as ``Client.prepare``."""
         check_name("service", service)
@@ -185,7 +188,10 @@ class Client:
         key = options.get("key")
         if key is not None:
             codec.check_key(key)
-        reg = await self.prepare(service, handler, body, **options)
+        if {"debounce", "debounce_key", "mode"} & options.keys():
+            return await debounce.send(self, service, handler, body, options)
+        placed: Options = options
+        reg = await self.prepare(service, handler, body, **placed)
         [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
             raise IdempotencyConflict(reg.id)

@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +45,9 @@ class SendArgs(TypedDict, total=False):
     delay: float | timedelta | None  # seconds (or a timedelta) from now
     at: datetime | None  # due time (aware)
     reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
+    debounce: float | timedelta | None  # seconds: collapse sends with one debounce_key (client/debounce.py)
+    debounce_key: str | None  # the key sends collapse by (per handler); not an idempotency key
+    mode: Literal["debounce", "throttle"]  # run the latest payload (default) or the first
 
 
 class Options(TypedDict, total=False):
@@ -57,6 +60,14 @@ class Options(TypedDict, total=False):
     parent: str | None  # the parent invocation's id
     trace: str | None  # W3C traceparent
     reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
+
+
+class SendOptions(Options, total=False):
+    """``Options`` and debounce (``Client.send_json``; ``reliq.client.debounce``)."""
+
+    debounce: float | timedelta | None  # seconds: collapse sends with one debounce_key (client/debounce.py)
+    debounce_key: str | None  # the key sends collapse by (per handler); not an idempotency key
+    mode: Literal["debounce", "throttle"]  # run the latest payload (default) or the first
 
 
 def seconds(delay: float | timedelta | None) -> float | None:

@@ -169,6 +169,11 @@ def reply_token(service: str, source_id: str) -> str:
     return _token(b"reply\0" + service.encode() + b"\0" + source_id.encode())
 
 
+def debounce_token(service: str, handler: str, key: str) -> str:
+    """The token of a debounce key (scoped per handler): its partition, and ``ServiceKeys.debounce``."""
+    return _token(b"debounce\0" + f"{service}\0{handler}\0".encode() + key.encode())
+
+
 def keyed_id(service: str, key: str, partitions: int = 1) -> str:
     """The invocation id an idempotency key maps to (stable: same service + key + partition
     count -> same id; the partition comes from the key, so a retry lands on the same one)."""
@@ -269,6 +274,9 @@ class ServiceKeys:
         self.children_prefix = self.prefix + "children:"
         self.inbox_prefix = self.prefix + "inbox:"
         self.consumer_prefix = base + "consumer:"
+
+    def debounce(self, token: str) -> str:
+        return self.prefix + "debounce:" + token  # hash: the open window's 'id' and 'mode' (TTL)
 
     def inv(self, invocation_id: str) -> str:
         return self.inv_prefix + invocation_id

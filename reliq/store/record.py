@@ -172,7 +172,7 @@ class Accepted(msgspec.Struct, frozen=True, kw_only=True):
     """Answer to a send: the invocation id, and whether this call created it."""
 
     id: str
-    status: Literal["accepted", "previously_accepted"]
+    status: Literal["accepted", "previously_accepted", "debounced"]  # debounced: joined a window
     state: str = "pending"
 
 

@@ -46,6 +46,9 @@ async def test_replicas_mode_waits_for_the_replica_and_503s_without_one(tmp_path
         async with gateway(primary.url, svc, durability="replicas:1", wait_timeout_ms=200) as http:
             r = await http.post("/send/rep/noop", json=None, headers={"Idempotency-Key": "k1"})
             assert r.status_code == 503 and "retry with the same Idempotency-Key" in r.json()["detail"]
+            window = {"debounce": "30s", "debounce-key": "d"}  # a debounced send waits for the replica too
+            r = await http.post("/send/rep/noop", json=None, headers=window)
+            assert r.status_code == 503 and "send again" in r.json()["detail"]
             replica = EmbeddedValkey(
                 data_dir=tmp_path / "replica", extra={"replicaof": f"127.0.0.1 {primary.port}"}
             ).start()
@@ -60,6 +63,10 @@ async def test_replicas_mode_waits_for_the_replica_and_503s_without_one(tmp_path
                 assert ok.json()["durability"] == "replicas:1"
                 # the retry converged on the invocation the unconfirmed attempt had placed
                 assert ok.json()["status"] == "previously_accepted"
+                first, second = [(await http.post("/send/rep/noop", json=None, headers=window)) for _ in "ab"]
+                assert first.status_code == second.status_code == 202, (first.text, second.text)
+                assert first.json()["durability"] == "replicas:1" and second.json()["status"] == "debounced"
+                assert first.json()["id"] == second.json()["id"]  # the window the unconfirmed send opened
             finally:
                 replica.stop()
 

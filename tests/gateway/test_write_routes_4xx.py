@@ -55,6 +55,31 @@ def write_cases(s: str, done: str) -> list[tuple[str, str, dict[str, Any], int]]
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": "k" * 256}}, 400),
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": "a\tb"}}, 400),
             ("POST", route, {"json": ORDER, "headers": {"idempotency-key": ""}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "billing"}}, 400),  # no handler
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "Bill/on"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "bill/on/x"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "/on"}}, 400),
+            ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "a{b}/on"}}, 400),
+        ]
+        window = {"debounce": "2s", "debounce-key": "d"}
+        for bad in (
+            {"debounce": "-1"},
+            {"debounce": "0"},
+            {"debounce": "48h"},  # longer than a day
+            {"debounce": "soon"},
+            {"debounce-key": ""},
+            {"debounce-key": "k" * 256},
+            {"debounce-mode": "sometimes"},
+            {"debounce": None},  # a key without a window
+            {"debounce-key": None},
+            {"idempotency-key": "pw9"},  # not with an idempotency key
+        ):
+            headers = {k: v for k, v in {**window, **bad}.items() if v is not None}
+            cases.append(("POST", route, {"json": ORDER, "headers": headers}, 400))
+        cases.append(("POST", route + "?delay=5s", {"json": ORDER, "headers": window}, 400))
+        cases.append(("POST", route, {"json": ORDER, "headers": {"debounce-mode": "throttle"}}, 400))
+        cases.append(("POST", route, {"json": {"order_id": 1}, "headers": window}, 422))  # the body too
+        cases += [
             ("POST", route + "?delay=soon", {"json": ORDER, "headers": key}, 400),
             ("POST", route + "?delay=9000h", {"json": ORDER, "headers": key}, 400),  # over 366 days
             ("POST", route + "?delay=-5", {"json": ORDER, "headers": key}, 400),

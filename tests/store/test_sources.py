@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from reliq.store.cron_scripts import CronScripts
+from reliq.store.debounce import DebounceScript
 from reliq.store.record import TERMINAL
 from reliq.store.scripts import Scripts
 from reliq.store.sources import libs, source, uses
@@ -33,7 +34,8 @@ def called(lua: str, name: str) -> bool:
 
 
 def test_every_script_file_has_a_contract_header_and_is_wrapped() -> None:
-    assert SCRIPTS and {p.stem for p in SCRIPTS} == {*Scripts.NAMES, *CronScripts.NAMES}
+    wrapped = {*Scripts.NAMES, *CronScripts.NAMES, *DebounceScript.NAMES}
+    assert SCRIPTS and {p.stem for p in SCRIPTS} == wrapped
     for lua in SCRIPTS:
         head = lua.read_text()
         assert "KEYS[1]" in head and "returns" in head, lua.name
@@ -69,7 +71,7 @@ def test_libraries_come_once_each_after_what_they_use() -> None:
     assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish", "notify", "wake"]
     assert libs("cancel") == ["clock", "terminal", "timeline", "finish", "notify", "wake"]
     assert libs("reap") == [] and source("reap") == (LUA / "reap.lua").read_text()
-    for name in (*Scripts.NAMES, *CronScripts.NAMES):
+    for name in (*Scripts.NAMES, *CronScripts.NAMES, *DebounceScript.NAMES):
         order = libs(name)
         assert len(order) == len(set(order)), name
         for i, lib in enumerate(order):
@@ -96,7 +98,7 @@ def test_no_script_redefines_a_library_function_or_retypes_the_clock() -> None:
 async def test_every_script_assembles_and_loads_on_a_real_server(url: str, names: Names) -> None:
     names()  # the leak check runs; nothing is written
     async with client(url) as c:
-        for name in (*Scripts.NAMES, *CronScripts.NAMES):
+        for name in (*Scripts.NAMES, *CronScripts.NAMES, *DebounceScript.NAMES):
             sha = await c.redis.script_load(source(name))
             assert (await c.redis.script_exists(sha)) == [True], name
 

@@ -1,0 +1,40 @@
+"""``Reply-To: service/handler`` on ``/send`` and ``/call``: the outcome reaches that handler as a
+new invocation, once, exactly as ``Client.send(..., reply_to=...)`` (the record carries ``reply``).
+Bad headers are in ``test_write_routes_4xx`` (400, nothing written)."""
+
+from __future__ import annotations
+
+from reliq import Context, Reply, Service
+
+from ..conftest import Names, client, running, wait_until
+from .conftest import gateway
+
+
+async def test_reply_to_header_sends_the_outcome_to_the_named_handler_once(url: str, names: Names) -> None:
+    pay, billing = Service(names("pay")), Service(names("bill"))
+    replies: list[Reply] = []
+
+    @pay.handler(max_attempts=1)
+    async def charge(ctx: Context, cents: int) -> dict[str, int]:
+        return {"charged": cents}
+
+    @billing.handler
+    async def on_charged(ctx: Context, reply: Reply) -> None:
+        replies.append(reply)
+
+    target = {"reply-to": f"{billing.name}/on_charged"}
+    async with gateway(url, pay) as http, client(url) as c:
+        async with running(pay, url, relay_interval=0.2), running(billing, url):
+            sent = await http.post(f"/send/{pay.name}/charge", json=5, headers=target)
+            assert sent.status_code == 202, sent.text
+            called = await http.post(f"/call/{pay.name}/charge", json=6, headers=target)
+            assert called.status_code == 200, called.text
+            sid, cid = sent.json()["id"], called.headers["reliq-invocation-id"]
+            record = await c.redis.hget(c.keys_of(sid).inv(sid), "reply")
+            assert record == f"{billing.name}/on_charged".encode()
+            await wait_until(lambda: len(replies) >= 2, what="two replies")
+            replied = await c.backlog(billing.name)
+        by_id = {r.id: r for r in replies}
+        assert len(replies) == 2 and replied == 0
+        assert by_id[sid].state == "succeeded" and by_id[sid].result == {"charged": 5}
+        assert by_id[cid].state == "succeeded" and by_id[cid].result == {"charged": 6}
