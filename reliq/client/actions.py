@@ -3,16 +3,19 @@ redrive, list the parked. Bound as ``Client`` methods."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from reliq import codec
 from reliq.client.relay import relay_tree
-from reliq.errors import InvocationFailed, PromiseAlreadySettled, UnknownInvocation
+from reliq.errors import TRANSIENT, InvocationFailed, PromiseAlreadySettled, UnknownInvocation
 from reliq.store.keys import check_name
 from reliq.store.replies import Cancelled, Redriven, Woken
 
 if TYPE_CHECKING:
     from reliq.client import Client
+
+log = logging.getLogger("reliq.client.actions")
 
 
 async def cancel(client: Client, invocation_id: str, *, who: str = "") -> Cancelled:
@@ -28,7 +31,14 @@ async def cancel(client: Client, invocation_id: str, *, who: str = "") -> Cancel
     if outcome == "cancelling":
         await client.redis.publish(k.cancel_channel, invocation_id)
     if outcome != "terminal":
-        await relay_tree(client, k)  # the children now (the workers' relays would within a second)
+        try:  # the children now; the cancel itself is recorded, and the workers' sweeps relay it too
+            await relay_tree(client, k)
+        except TRANSIENT as e:
+            log.warning(
+                "cancel of %s recorded; relaying it to its children failed (%s): the workers will",
+                invocation_id,
+                e,
+            )
     return outcome
 
 

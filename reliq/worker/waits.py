@@ -174,15 +174,15 @@ class Waits:
                 watched: set[str] = set()
                 while self.pending:
                     self._wake.clear()
-                    for item in list(self.pending):
-                        ch = item.child or self.id
-                        if ch not in watched:
-                            channel = self.client.keys_of(ch).done_channel
-                            w = watching.enter_context(self.client.waiters.watch(ch, channel))
-                            w.woken = self._wake
-                            await self.client.waiters.subscribe(channel)
-                            watched.add(ch)
                     try:
+                        for item in list(self.pending):
+                            ch = item.child or self.id
+                            if ch not in watched:
+                                channel = self.client.keys_of(ch).done_channel
+                                w = watching.enter_context(self.client.waiters.watch(ch, channel))
+                                w.woken = self._wake
+                                watched.add(ch)
+                                await self.client.waiters.subscribe(channel)  # a re-read covers a miss
                         await self._probe()
                         failing = False
                         retry.reset()
