@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 ## make test: create .venv when missing, install reliq with test extras, lint, type-check, run the suite
 test: $(STAMP) lint typecheck unit
 
+## the suite runs on 4 xdist workers: its tests mostly wait on Valkey and subprocesses, not on CPU
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check reliq gateway tests examples load_tests
