@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reliq import codec, tracing
-from reliq.client import replyto
+from reliq.client import callbacks, replyto
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
 
@@ -102,6 +102,22 @@ def reply_to(request: Request) -> str | None:
         raise Problem(400, "Bad Request", f"invalid Reply-To {raw[:64]!r}: {e}") from None
 
 
+def callback(request: Request, hosts: frozenset[str], reply: str | None) -> str | None:
+    """``Callback-URL: https://hooks.example.com/x``: the outcome is POSTed there (signed) by the
+    built-in callback handler; its host must be on ``RELIQ_CALLBACK_HOSTS`` (422 otherwise)."""
+    raw = request.headers.get("callback-url")
+    if raw is None:
+        return reply
+    if reply is not None:
+        raise Problem(400, "Bad Request", "Reply-To and Callback-URL exclude each other")
+    try:
+        return f"{callbacks.TARGET} {callbacks.check_url(raw.strip(), hosts)}"
+    except callbacks.CallbackHostRefused as e:
+        raise Problem(422, "Unprocessable Content", f"Callback-URL refused: {e}") from None
+    except callbacks.InvalidCallbackURL as e:
+        raise Problem(400, "Bad Request", f"invalid Callback-URL: {e}") from None
+
+
 async def _register(request: Request, st: GatewayState) -> Any:
     """Check every header, query parameter and the body, then place: a 4xx places nothing."""
     service, handler = request.path_params["service"], request.path_params["handler"]
@@ -116,7 +132,7 @@ async def _register(request: Request, st: GatewayState) -> Any:
     key = idempotency_key(request)
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
-    reply = reply_to(request)
+    reply = callback(request, st.settings.callback_hosts, reply_to(request))
     debounced = debouncing.options(request, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)

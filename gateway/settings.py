@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from reliq.client.callbacks import CallbackSettings
 from reliq.store.topology import as_cluster_url
 
 _REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
@@ -42,6 +43,7 @@ class GatewaySettings:
     # without tokens, any with tokens (gateway.edge)
     allowed_hosts: tuple[str, ...] | None = None
     public_origins: tuple[str, ...] = ()  # e.g. https://reliq.example.com: browser writes allowed
+    callback_hosts: frozenset[str] = frozenset()  # hosts a Callback-URL may name (RELIQ_CALLBACK_HOSTS)
 
     def __post_init__(self) -> None:
         if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
@@ -81,6 +83,7 @@ class GatewaySettings:
             "tokens": tokens,
             "allowed_hosts": _items(env.get("RELIQ_ALLOWED_HOSTS", "")) or None,
             "public_origins": _items(env.get("RELIQ_PUBLIC_ORIGIN", "")),
+            "callback_hosts": CallbackSettings.from_env(env).hosts,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if env.get("RELIQ_CLUSTER", "") not in ("", "0", "false"):

@@ -33,6 +33,7 @@ EXTRAS = {
     "prometheus_client": "gateway",
     "jsonschema_rs": "gateway",
     "opentelemetry": "otel",
+    "httpx": "callbacks",
 }
 
 

@@ -172,7 +172,8 @@ class Client:
         type). Options: ``key`` (same key + same payload -> same id, ``previously_accepted``;
         same key + different payload raises ``IdempotencyConflict``), ``delay`` or ``at``,
         ``reply_to=("billing", "on_charged")`` (when it finishes, that handler is sent a
-        ``reliq.Reply`` with its outcome, once), ``debounce=seconds, debounce_key="k"`` and
+        ``reliq.Reply`` with its outcome, once) or ``callback_url=`` (POSTed there, signed:
+        ``reliq.client.callbacks``), ``debounce=seconds, debounce_key="k"`` and
         ``mode="throttle"`` (``reliq.client.debounce``: status ``debounced`` names the joined one)."""
         if not isinstance(service, str):
             (service, name), payload = target_of(service), handler
@@ -188,6 +189,8 @@ class Client:
         key = options.get("key")
         if key is not None:
             codec.check_key(key)
+        if "callback_url" in options:
+            options = producer.with_callback(options)
         if {"debounce", "debounce_key", "mode"} & options.keys():
             return await debounce.send(self, service, handler, body, options)
         placed: Options = options

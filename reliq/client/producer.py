@@ -19,14 +19,14 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 from redis.exceptions import AskError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
-from reliq.client import replyto
+from reliq.client import callbacks, replyto
 from reliq.errors import NotConfirmed
 from reliq.store.keys import locate
 from reliq.store.scripts import Registered, Registration, pairs
@@ -45,6 +45,7 @@ class SendArgs(TypedDict, total=False):
     delay: float | timedelta | None  # seconds (or a timedelta) from now
     at: datetime | None  # due time (aware)
     reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
+    callback_url: str | None  # POST the outcome there (client/callbacks.py); not with reply_to
     debounce: float | timedelta | None  # seconds: collapse sends with one debounce_key (client/debounce.py)
     debounce_key: str | None  # the key sends collapse by (per handler); not an idempotency key
     mode: Literal["debounce", "throttle"]  # run the latest payload (default) or the first
@@ -63,11 +64,25 @@ class Options(TypedDict, total=False):
 
 
 class SendOptions(Options, total=False):
-    """``Options`` and debounce (``Client.send_json``; ``reliq.client.debounce``)."""
+    """``Options``, a callback URL and debounce (``Client.send_json``; ``reliq.client.debounce``)."""
 
+    callback_url: str | None  # POST the outcome there (client/callbacks.py); not with reply_to
     debounce: float | timedelta | None  # seconds: collapse sends with one debounce_key (client/debounce.py)
     debounce_key: str | None  # the key sends collapse by (per handler); not an idempotency key
     mode: Literal["debounce", "throttle"]  # run the latest payload (default) or the first
+
+
+def with_callback(options: SendOptions) -> SendOptions:
+    """``options`` with ``callback_url`` turned into its reply target (the host checked against
+    ``RELIQ_CALLBACK_HOSTS``: ``InvalidCallbackURL`` / ``CallbackHostRefused``)."""
+    out = dict(options)
+    url = out.pop("callback_url", None)
+    if url is None:
+        return cast(SendOptions, out)
+    if out.get("reply_to") is not None:
+        raise ValueError("callback_url and reply_to exclude each other")
+    out["reply_to"] = callbacks.reply_target(cast(str, url))
+    return cast(SendOptions, out)
 
 
 def seconds(delay: float | timedelta | None) -> float | None:

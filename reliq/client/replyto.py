@@ -3,7 +3,9 @@ carries the target in its record (``reply``); the script that finishes it (compl
 cancel, retry's cancel) writes a ``reply`` message into its own partition's outbox in the same
 call, and the relay (``reliq.client.relay``) places the reply invocation in the target's slot.
 The reply's id derives from the source's id, so a message applied twice (two relays, or a crash
-between the apply and the delete) registers one invocation."""
+between the apply and the delete) registers one invocation. An HTTP callback is a reply to the
+built-in ``reliq-callbacks/deliver`` with the URL after a space (``reliq.client.callbacks``): its
+invocation carries a ``Callback`` (the ``Reply`` plus ``url``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from reliq import codec
+from reliq.client import callbacks
 from reliq.store.keys import InvalidName, check_name, reply_token
 from reliq.store.replies import Registration
 
@@ -37,8 +40,17 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
     error: Any = None
 
 
+class Callback(Reply, frozen=True, kw_only=True):
+    """What the built-in callback handler receives: the ``Reply`` and the URL to POST it to."""
+
+    url: str
+
+
 def target(reply_to: tuple[str, str] | str) -> str:
-    """``("billing", "on_charged")`` or ``"billing/on_charged"`` as stored: ``billing/on_charged``."""
+    """``("billing", "on_charged")`` or ``"billing/on_charged"`` as stored: ``billing/on_charged``
+    (a callback's target, ``callbacks.reply_target(url)``, passes as it is)."""
+    if isinstance(reply_to, str) and reply_to.startswith(callbacks.TARGET + " "):
+        return reply_to
     service, handler = reply_to if isinstance(reply_to, tuple) else reply_to.partition("/")[::2]
     return f"{check_name('service', service)}/{check_name('handler', handler)}"
 
@@ -46,6 +58,7 @@ def target(reply_to: tuple[str, str] | str) -> str:
 async def place_reply(client: Client, to: str, source: str, value: bytes) -> str | None:
     """Register the reply carrying ``source``'s outcome (``value``: ``S``/``F``/``C`` + JSON) to
     ``to`` (``service/handler``); its id, or None for a malformed target (logged, dropped)."""
+    to, _, url = to.partition(" ")  # "service/handler" or a callback: "reliq-callbacks/deliver URL"
     try:
         service, handler = target(to).split("/")
     except InvalidName as e:
@@ -55,11 +68,11 @@ async def place_reply(client: Client, to: str, source: str, value: bytes) -> str
     body = codec.decode(value[1:]) if len(value) > 1 else None
     if state != "succeeded" and body == {}:
         body = None
-    doc = Reply(
-        id=source,
-        state=state,
-        result=body if state == "succeeded" else None,
-        error=None if state == "succeeded" else body,
+    result, error = (body, None) if state == "succeeded" else (None, body)
+    doc = (
+        Callback(id=source, state=state, result=result, error=error, url=url)
+        if url
+        else Reply(id=source, state=state, result=result, error=error)
     )
     payload = codec.encode(doc)
     inv = await client.route(service, reply_token(service, source))

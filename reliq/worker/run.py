@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 
 from reliq.backoff import Backoff
 from reliq.client import Client
+from reliq.client.callbacks import CallbackSettings
 from reliq.errors import TRANSIENT
 from reliq.service import App, Service
 from reliq.store.durability import Durability
 from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys
+from reliq.worker.callbacks import with_callbacks
 from reliq.worker.cancels import cancel_listener
 from reliq.worker.config import WorkerConfig, default_consumer
 from reliq.worker.consume import ensure_group, read_loop
@@ -56,7 +58,7 @@ class Worker:
         config: WorkerConfig | None = None,
     ) -> None:
         self.config = config or WorkerConfig()
-        self.app = App.of(app)
+        self.app = with_callbacks(App.of(app), self.config.callbacks or CallbackSettings.from_env())
         self.client = Client(redis_url, redis=redis, retention=self.config.retention)
         self.rt = Runtime(
             app=self.app,

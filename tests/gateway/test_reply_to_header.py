@@ -1,12 +1,17 @@
 """``Reply-To: service/handler`` on ``/send`` and ``/call``: the outcome reaches that handler as a
 new invocation, once, exactly as ``Client.send(..., reply_to=...)`` (the record carries ``reply``).
-Bad headers are in ``test_write_routes_4xx`` (400, nothing written)."""
+``Callback-URL`` is a reply to the built-in callback handler, which POSTs it. Bad headers are in
+``test_write_routes_4xx`` (400 or 422, nothing written)."""
 
 from __future__ import annotations
 
+import msgspec
+
 from reliq import Context, Reply, Service
+from reliq.client.callbacks import SERVICE, TARGET, CallbackSettings, verify
 
 from ..conftest import Names, client, running, wait_until
+from ..test_callbacks import hook
 from .conftest import gateway
 
 
@@ -38,3 +43,25 @@ async def test_reply_to_header_sends_the_outcome_to_the_named_handler_once(url: 
         assert len(replies) == 2 and replied == 0
         assert by_id[sid].state == "succeeded" and by_id[sid].result == {"charged": 5}
         assert by_id[cid].state == "succeeded" and by_id[cid].result == {"charged": 6}
+
+
+async def test_callback_url_header_posts_the_outcome_to_an_allowed_host(url: str, names: Names) -> None:
+    pay = Service(names("pay"))
+    names.used.append(SERVICE)
+
+    @pay.handler(max_attempts=1)
+    async def charge(ctx: Context, cents: int) -> dict[str, int]:
+        return {"charged": cents}
+
+    local = frozenset({"127.0.0.1"})
+    cb = CallbackSettings(hosts=local, secret=b"s3", backoff=0.05)
+    async with hook(fail=0) as h, gateway(url, pay, callback_hosts=local) as http, client(url) as c:
+        async with running(pay, url, relay_interval=0.2, callbacks=cb):
+            sent = await http.post(f"/send/{pay.name}/charge", json=5, headers={"callback-url": h.url})
+            assert sent.status_code == 202, sent.text
+            sid = sent.json()["id"]
+            assert await c.redis.hget(c.keys_of(sid).inv(sid), "reply") == f"{TARGET} {h.url}".encode()
+            await wait_until(lambda: h.got, what="the POST")
+        headers, body, _ = h.got[0]
+        assert verify(b"s3", headers["reliq-signature"], body)
+        assert msgspec.json.decode(body)["result"] == {"charged": 5}

@@ -15,6 +15,7 @@ from .test_ingress import shop
 
 ORDER = {"order_id": "o", "amount_cents": 1}
 JSON = {"content-type": "application/json"}
+HOOK = {"callback-url": "https://hooks.example.com/reliq"}  # on the allowlist of the test's gateway
 CROSS = {"sec-fetch-site": "cross-site", "origin": "http://evil.example"}
 _SIZE = {
     b"string": "strlen",
@@ -60,6 +61,32 @@ def write_cases(s: str, done: str) -> list[tuple[str, str, dict[str, Any], int]]
             ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "bill/on/x"}}, 400),
             ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "/on"}}, 400),
             ("POST", route, {"json": ORDER, "headers": {**key, "reply-to": "a{b}/on"}}, 400),
+            (
+                "POST",
+                route,
+                {"json": ORDER, "headers": {**key, "callback-url": "http://evil.example/x"}},
+                422,
+            ),
+            ("POST", route, {"json": ORDER, "headers": {**key, "callback-url": "hooks.example.com/x"}}, 400),
+            (
+                "POST",
+                route,
+                {"json": ORDER, "headers": {**key, "callback-url": "ftp://hooks.example.com"}},
+                400,
+            ),
+            (
+                "POST",
+                route,
+                {"json": ORDER, "headers": {**key, "callback-url": "http://hooks.example.com:0x"}},
+                400,
+            ),
+            (
+                "POST",
+                route,
+                {"json": ORDER, "headers": {**key, "callback-url": "http://a:b@hooks.example.com"}},
+                400,
+            ),
+            ("POST", route, {"json": ORDER, "headers": {**key, **HOOK, "reply-to": "bill/on"}}, 400),  # both
         ]
         window = {"debounce": "2s", "debounce-key": "d"}
         for bad in (
@@ -137,7 +164,8 @@ def write_cases(s: str, done: str) -> list[tuple[str, str, dict[str, Any], int]]
 
 async def test_every_4xx_of_every_write_route_writes_nothing(url: str, names: Names) -> None:
     svc = shop(names())
-    async with gateway(url, svc) as http, client(url) as c:
+    hooks = frozenset({"hooks.example.com"})
+    async with gateway(url, svc, callback_hosts=hooks) as http, client(url) as c:
         async with running(svc, url):  # registers the service and finishes one invocation
             done = (await c.send(svc.name, "place", ORDER)).id
             await wait_until(lambda: c.state(done), what="done")
