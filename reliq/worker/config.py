@@ -14,19 +14,19 @@ from reliq.client.callbacks import CallbackSettings
 class WorkerConfig:
     """Worker tuning. Times in seconds.
 
-        ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
-        before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
-        ``partitions``: consume only these partition numbers (of every service); None = all.
-        Partitions added to a service while the worker runs are picked up within ``layout_interval``.
-        ``settle_patience``: how long an outcome write waits out Redis errors before the worker gives
-        up on it and leaves the entry pending for reclaim (the scripts are idempotent and fenced).
-        ``suspend_after``: how long a handler's durable await (a child, a timer, a promise) waits in
-        memory before the invocation suspends (a handler's own ``suspend_after`` wins); it suspends at
-        once when other work waits for a slot. ``cancel_grace``: how long a cancelled handler may
-        compensate. ``callbacks``: the HTTP callback settings (``reliq.worker.callbacks``; None reads
-        ``RELIQ_CALLBACK_*``; with hosts set, this worker delivers callbacks). ``relay_interval``:
-        how often the outbox of each partition is swept (messages for other slots are also relayed
-        at once by whoever wrote them).
+    ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
+    before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
+    ``partitions``: consume only these partition numbers (of every service); None = all.
+    Partitions added to a service while the worker runs are picked up within ``layout_interval``.
+    ``settle_patience``: how long an outcome write waits out Redis errors before the worker gives
+    up on it and leaves the entry pending for reclaim (the scripts are idempotent and fenced).
+    ``suspend_after``: how long a handler's durable await (a child, a timer, a promise) waits in
+    memory before the invocation suspends (a handler's own ``suspend_after`` wins); it suspends at
+    once when other work waits for a slot. ``cancel_grace``: how long a cancelled handler may
+    compensate. ``callbacks``: the HTTP callback settings (``reliq.worker.callbacks``; None reads
+    ``RELIQ_CALLBACK_*``; with hosts set, this worker delivers callbacks). ``relay_interval``:
+    how often the outbox of each partition is swept (messages for other slots are also relayed
+    at once by whoever wrote them).
     """
 
     concurrency: int = 100
