@@ -47,8 +47,46 @@ _SUMMARY = {
 }
 
 
-def _param(name: str, where: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": schema}
+def _param(
+    name: str, where: str, schema: dict[str, Any], required: bool = False, about: str = ""
+) -> dict[str, Any]:
+    doc = {"name": name, "in": where, "required": required, "schema": schema}
+    return {**doc, "description": about} if about else doc
+
+
+_TEXT = {"type": "string"}
+# the headers of /send and /call besides Idempotency-Key (docs/http-api.md)
+_HEADERS = [
+    _param(
+        "Reply-To",
+        "header",
+        {**_TEXT, "examples": ["billing/on_charged"]},
+        about="service/handler sent this invocation's outcome (a reliq.Reply) once it finishes; "
+        "not with Callback-URL",
+    ),
+    _param(
+        "Callback-URL",
+        "header",
+        {**_TEXT, "format": "uri", "examples": ["https://hooks.example.com/reliq"]},
+        about="POST the outcome there, signed (Reliq-Signature: t=...,v1=HMAC-SHA256), retried with "
+        "backoff; the host must be on RELIQ_CALLBACK_HOSTS (422 otherwise); not with Reply-To",
+    ),
+    _param(
+        "Debounce",
+        "header",
+        {**_TEXT, "examples": ["2s", "500ms", "PT5S"]},
+        about="debounce window (with Debounce-Key): sends with one key within it run once; "
+        "not with Idempotency-Key, delay or at",
+    ),
+    _param("Debounce-Key", "header", _TEXT, about="the key sends collapse by (with Debounce)"),
+    _param(
+        "Debounce-Mode",
+        "header",
+        {**_TEXT, "examples": ["debounce", "throttle"]},
+        about="debounce (default: run once after the window with the latest payload) or throttle "
+        "(run once with the first)",
+    ),
+]
 
 
 def _operation(verb: str, schema: dict[str, Any], *, service: str = "", handler: str = "") -> dict[str, Any]:
@@ -57,6 +95,7 @@ def _operation(verb: str, schema: dict[str, Any], *, service: str = "", handler:
         _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}),
         _param("delay", "query", {"type": "string", "examples": ["30s", "PT30S"]}),
         _param("at", "query", {"type": "string", "format": "date-time"}),
+        *_HEADERS,
     ]
     if verb == "call":
         params.append(_param("Prefer", "header", {"type": "string", "examples": ["wait=10"]}))

@@ -1,0 +1,39 @@
+"""The OpenAPI document names every header /send and /call read: Idempotency-Key, Reply-To,
+Callback-URL and the debounce headers (Prefer on /call), on the generic and the per-handler paths;
+and every header it names is one the gateway acts on (a bad value of each is refused)."""
+
+from __future__ import annotations
+
+from ..conftest import Names, running
+from .conftest import gateway
+from .test_ingress import shop
+
+ORDER = {"order_id": "o", "amount_cents": 1}
+HEADERS = {"Idempotency-Key", "Reply-To", "Callback-URL", "Debounce", "Debounce-Key", "Debounce-Mode"}
+BAD = {  # a value of each header (with what the gateway needs beside it) that it refuses
+    "Idempotency-Key": {"idempotency-key": "a\tb"},
+    "Reply-To": {"reply-to": "billing"},
+    "Callback-URL": {"callback-url": "ftp://x"},
+    "Debounce": {"debounce": "soon", "debounce-key": "k"},
+    "Debounce-Key": {"debounce": "2s", "debounce-key": ""},
+    "Debounce-Mode": {"debounce": "2s", "debounce-key": "k", "debounce-mode": "sometimes"},
+    "Prefer": {"prefer": "wait=abc"},
+}
+
+
+async def test_send_and_call_document_their_headers_and_each_one_is_honoured(url: str, names: Names) -> None:
+    svc = shop(names())
+    async with running(svc, url), gateway(url, svc) as http:
+        doc = (await http.get("/openapi.json")).json()
+        for verb in ("send", "call"):
+            for path in (f"/{verb}/{{service}}/{{handler}}", f"/{verb}/{svc.name}/place"):
+                params = doc["paths"][path]["post"]["parameters"]
+                headers = {p["name"] for p in params if p["in"] == "header"}
+                assert headers == HEADERS | ({"Prefer"} if verb == "call" else set()), (path, headers)
+                assert all(p.get("description") for p in params if p["name"] in HEADERS - {"Idempotency-Key"})
+                for name in headers:
+                    r = await http.post(f"/{verb}/{svc.name}/place", json=ORDER, headers=BAD[name])
+                    assert r.status_code == 400, (verb, name, r.text)
+                    assert r.headers["content-type"] == "application/problem+json"
+        callback = next(p for p in params if p["name"] == "Callback-URL")
+        assert "RELIQ_CALLBACK_HOSTS" in callback["description"] and "422" in callback["description"]
