@@ -65,6 +65,7 @@ function route() {
   if (parts[0] === "s" && parts[2] === "pending") return { view: pending, service: parts[1], params, key: path };
   if (parts[0] === "s" && parts[2] === "parked") return { view: parked, service: parts[1], params, key: path };
   if (parts[0] === "s" && parts[2] === "suspended") return { view: suspended, service: parts[1], params, key: path };
+  if (parts[0] === "s" && parts[2] === "schedules") return { view: schedules, service: parts[1], params, key: path };
   if (parts[0] === "i") return { view: invocation, id: parts[1], params, key: path };
   if (parts[0] === "audit") return { view: audit, params, key: path };
   return { view: overview, params, key: "/" };
@@ -80,7 +81,8 @@ function nav(r) {
   const links = [["#/", "overview", r.view === overview], ["#/audit", "audit", r.view === audit]];
   if (svc) links.splice(1, 0, [`#/s/${svc}/pending`, `${esc(r.service)} pending`, r.view === pending],
     [`#/s/${svc}/parked`, `${esc(r.service)} parked`, r.view === parked],
-    [`#/s/${svc}/suspended`, `${esc(r.service)} suspended`, r.view === suspended]);
+    [`#/s/${svc}/suspended`, `${esc(r.service)} suspended`, r.view === suspended],
+    [`#/s/${svc}/schedules`, `${esc(r.service)} schedules`, r.view === schedules]);
   $("#nav").innerHTML = links.map(([h, t, on]) => `<a href="${h}" class="${on ? "active" : ""}">${t}</a>`).join("");
 }
 
@@ -175,6 +177,7 @@ async function overview() {
         ${stat("delayed", s.delayed)}${stat("suspended", s.suspended ?? 0, `#/s/${svc}/suspended`)}
         ${stat("parked", s.parked, `#/s/${svc}/parked`, s.parked > 0)}
         ${stat("archived", s.archived, `#/s/${svc}/parked?archived=true`)}${stat("lost entries", s.lost, null, s.lost > 0)}
+        ${stat("schedules", "⏱", `#/s/${svc}/schedules`)}
       </div>${schemas(cat.services[s.service])}${chart(s.minutes)}${many ? partitionTable(s) : ""}
       <table><thead><tr><th>consumer (${s.consumers_total})</th><th>pending</th><th>idle</th><th>in flight</th><th>processed</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="5" class="muted">no consumers</td></tr>'}</tbody></table></section>`;
@@ -335,6 +338,44 @@ async function suspended(r) {
     <table><thead><tr><th>part.</th><th>invocation</th><th>handler</th><th>suspended</th><th>suspensions</th><th>waits for</th></tr></thead>
     <tbody>${rows || '<tr><td colspan="6" class="muted">nothing suspended</td></tr>'}</tbody></table>`;
 }
+
+// ---- schedules -------------------------------------------------------------------------------
+schedules.frame = (r) => `<h1>Schedules · ${esc(r.service)}</h1><p class="muted">Each tick is one invocation whose id
+  derives from (schedule, tick time): however many workers run, it is placed once. A paused schedule places no ticks;
+  resuming starts from now (ticks that fell in the pause never run). A schedule declared with <code>@svc.cron</code>
+  comes back when a worker that declares it starts.</p>`;
+async function schedules(r) {
+  const svc = enc(r.service), now = Date.now();
+  const d = await api(`/admin/services/${svc}/schedules`);
+  const rows = d.map((i) => {
+    const s = i.schedule, n = esc(s.name), paused = i.paused_since != null;
+    const when = s.cron ? `<code>${esc(s.cron)}</code> ${esc(s.tz)}` : `every ${esc(s.every)} s`;
+    const btn = (a, label, cls = "") => `<button class="${cls}" data-sched="${a}" data-name="${n}">${label}</button>`;
+    return `<tr data-schedule="${n}" data-paused="${paused}"><td><b>${n}</b> <span class="muted">${esc(s.origin)}</span></td>
+      <td>${esc(s.handler)}</td><td>${when}</td><td>${esc(s.catch_up)}${s.catch_up === "all" ? " ≤ " + esc(s.max_catch_up) : ""}</td>
+      <td class="next" title="${i.next_fire ? new Date(i.next_fire).toISOString() : ""}">${paused ? "—" : until(i.next_fire, now)}</td>
+      <td class="last" title="${i.last_tick ? new Date(i.last_tick).toISOString() : ""}">${ago(i.last_tick, now)}</td>
+      <td class="outcome">${i.last_state ? badge(i.last_state) : "—"} ${i.last_id ? invLink(i.last_id) : ""}</td>
+      <td class="status">${paused ? `<span class="badge warn">paused</span> ${ago(i.paused_since, now)}` : '<span class="badge ok">active</span>'}</td>
+      <td>${paused ? btn("resume", "resume", "primary") : btn("pause", "pause")} ${btn("delete", "delete", "danger")}</td></tr>`;
+  }).join("");
+  return `<table><thead><tr><th>schedule</th><th>handler</th><th>when</th><th>catch-up</th><th>next fire</th><th>last tick</th>
+    <th>last outcome</th><th>state</th><th></th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="9" class="muted">no schedules</td></tr>'}</tbody></table>`;
+}
+schedules.after = (r) => {
+  document.querySelectorAll("#data button[data-sched]").forEach((b) => {
+    b.onclick = async () => {
+      const a = b.dataset.sched, name = b.dataset.name, base = `/admin/services/${enc(r.service)}/schedules/${enc(name)}`;
+      if (a === "delete" && !window.confirm(`Delete schedule ${name}?`)) return;
+      try {
+        const res = await api(a === "delete" ? base : `${base}/${a}`, a === "delete" ? "DELETE" : "POST");
+        flash(`${a} ${name}: ${res.status}`);
+      } catch (e) { flash(`${a} ${name} failed: ${e.message}`, true); }
+      await refresh();
+    };
+  });
+};
 
 // ---- the live tree (fetched lazily: one level per expanded node) and the promise form ---------
 async function treeNode(t, root) {

@@ -1,6 +1,7 @@
 """Handlers for the dashboard browser test, run by real `reliq worker` subprocesses: one that hangs
 (so SIGKILL leaves its entry pending with a dead owner), and one that fails until a marker file
-exists (so it ends parked, and a redrive after the marker appears succeeds)."""
+exists (so it ends parked, and a redrive after the marker appears succeeds), and one a schedule
+fires."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def charge(ctx: SyncContext, order: str) -> str:  # sync: runs in the worker's t
     if not MARKER.exists():
         raise RuntimeError(f"card declined for {order}")
     return f"charged {order}"
+
+
+@svc.handler
+async def ping(ctx: Context) -> str:  # what the schedules test's schedule fires
+    return "pong"
 
 
 app = App([svc])

@@ -216,3 +216,47 @@ def test_a_rolling_deploy_shows_which_schemas_are_in_force(system: System) -> No
 def _runs(s: System, consumer: str) -> bool:
     entry = s.http("GET", "/services")["services"].get(s.service, {}).get("take", {})
     return any(consumer in v["consumers"] for v in entry.get("versions", []))
+
+
+def test_schedules_show_next_fire_last_tick_and_outcome_and_pause_resume_delete(system: System) -> None:
+    """A schedule created through the admin API shows its next fire time, last tick, last outcome
+    and state; pause, resume and delete from the page reach the store."""
+    from playwright.sync_api import expect, sync_playwright
+
+    s = system
+    s.spawn("gateway", "gateway", "--port", str(s.port), "--durability", "fsync")
+    s.spawn("ticker", "worker", "tests.gateway.dash_app:app", "--heartbeat-interval", "0.3")
+    poll("gateway ready", lambda: s.http("GET", "/readyz"))
+    poll("handlers registered", lambda: s.service in s.http("GET", "/services")["services"])
+    base = f"/admin/services/{s.service}/schedules"
+    s.http("POST", base, {"name": "beat", "handler": "ping", "every": 1})
+
+    def listed() -> Any:
+        [info] = s.http("GET", base)
+        return info if info["last_state"] == "succeeded" else None
+
+    poll("a tick that succeeded", listed)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("dialog", lambda d: d.accept())
+        page.goto(f"{s.base}/dashboard")
+        page.locator(f'section.card[data-service="{s.service}"]').get_by_role(
+            "link", name="schedules"
+        ).click()
+        row = page.locator('tr[data-schedule="beat"]')
+        expect(row.locator(".outcome")).to_contain_text("succeeded")
+        expect(row.locator(".next")).to_contain_text("in ")
+        expect(row.locator(".last")).to_contain_text(" ago")
+        expect(row.locator(".status")).to_contain_text("active")
+        row.get_by_role("button", name="pause").click()
+        expect(row.locator(".status")).to_contain_text("paused")
+        expect(row.locator(".next")).to_have_text("—")
+        assert s.http("GET", base)[0]["paused_since"] is not None
+        row.get_by_role("button", name="resume").click()
+        expect(row.locator(".status")).to_contain_text("active")
+        assert s.http("GET", base)[0]["paused_since"] is None
+        row.get_by_role("button", name="delete").click()
+        expect(row).to_have_count(0)
+        browser.close()
+    assert s.http("GET", base) == []
