@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m load_tests.bench_gateway --duration 8
 	$(MAKE) bench-trees
 	$(MAKE) bench-cluster
+	$(MAKE) bench-cron
 
 ## make bench-trees: durable function trees with one worker (trees/s against a plain invocation,
 ## with and without suspension; RSS with 10,000 suspended vs 100), then a parent calling a child
@@ -46,6 +47,12 @@ bench: $(STAMP)
 bench-trees: $(STAMP)
 	$(BIN)/python -m load_tests.bench_trees
 	$(BIN)/python -m load_tests.bench_trees_restate
+
+## make bench-cron: tick placement with 1,000 schedules on one service and 3 worker processes
+## (Redis commands per tick, scheduled time -> handler start p50/p99, exactly once checked)
+.PHONY: bench-cron
+bench-cron: $(STAMP)
+	$(BIN)/python -m load_tests.bench_cron
 
 ## make bench-cluster: send and drain rates with 1, 2, 3 partitions on a 3-primary Valkey Cluster
 ## vs a single node (2 shared cores: overhead and correctness, not speed-up); results in load_tests/results/

@@ -1,7 +1,7 @@
-"""Cron with real processes: three workers race for every tick of a per-second schedule; two are
-SIGKILLed midway; then every worker is stopped for several ticks and one restarts. An independent
+"""Cron with real processes: three workers race for every tick of per-second schedules; two are
+SIGKILLed midway; then every worker is stopped for 10 ticks and one restarts. An independent
 witness (a file the handler appends to) shows one invocation per tick, no gaps while any worker
-lived, and the ``latest`` catch-up policy after the outage."""
+lived, and each catch-up policy (latest, all, none) obeyed exactly after the outage."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from pathlib import Path
 import pytest
 
 from reliq import Client
+from reliq.store import cron
 from reliq.store.keys import ServiceKeys
 
 from ..conftest import Names, read_lines, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+SCHEDULES = ("tick", "tick_all", "tick_none")  # catch_up latest, all (max 3), none: tests/e2e/cron_app.py
+Run = tuple[int, str, int]  # tick ms, invocation id, pid
 
 
 class Procs:
@@ -34,8 +39,9 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def runs(self) -> list[tuple[int, str, int]]:
-        return [(int(t), i, int(p)) for t, i, p in (line.split() for line in read_lines(self.witness))]
+    def runs(self, schedule: str = "tick") -> list[Run]:
+        lines = (line.split() for line in read_lines(self.witness))
+        return [(int(t), i, int(p)) for s, t, i, p in lines if s == schedule]
 
     def kill_all(self) -> None:
         for p in self.procs:
@@ -51,7 +57,7 @@ def procs(url: str, names: Names, tmp_path: Path) -> Iterator[Procs]:
     w.kill_all()
 
 
-def _one_per_tick(runs: list[tuple[int, str, int]], killed: set[int]) -> list[int]:
+def _one_per_tick(runs: list[Run], killed: set[int]) -> list[int]:
     """The ticks run, checked: one invocation id per tick, and a second run of it only when a
     killed worker ran it first (the tick was placed once; its run was redelivered)."""
     by_tick: dict[int, list[tuple[str, int]]] = {}
@@ -63,36 +69,61 @@ def _one_per_tick(runs: list[tuple[int, str, int]], killed: set[int]) -> list[in
     return sorted(by_tick)
 
 
-async def test_three_workers_one_run_per_tick_through_kills_and_latest_catch_up(
+async def test_three_workers_one_run_per_tick_through_kills_and_each_catch_up_policy(
     url: str, procs: Procs
 ) -> None:
+    """20 s of a per-second schedule (x3, one per policy): 3 workers for 10 ticks, SIGKILL two,
+    10 more ticks by the survivor; every worker down for 10 ticks; one restarts, and each schedule's
+    first round places exactly what its policy says for the time it was placed."""
     k = ServiceKeys(procs.service)
     async with Client(url) as c:
         a, b, w3 = procs.start("a"), procs.start("b"), procs.start("c")
-        await wait_until(lambda: len(procs.runs()) >= 5, timeout=30, what="5 ticks")
+        await wait_until(lambda: len(procs.runs()) >= 10, timeout=40, what="10 ticks")
         a.kill()
         b.kill()
         killed = {a.pid, b.pid}
         seen = len(procs.runs())
-        await wait_until(lambda: len(procs.runs()) >= seen + 4, timeout=30, what="4 ticks by the survivor")
+        await wait_until(lambda: len(procs.runs()) >= seen + 10, timeout=40, what="10 ticks by the survivor")
         w3.kill()
         w3.wait()
         killed.add(w3.pid)
-        ticks = _one_per_tick(procs.runs(), killed)
-        assert ticks == list(range(ticks[0], ticks[-1] + 1000, 1000)), "a tick was missed"
-        [info] = await c.schedules(procs.service)
-        stopped = info.last_tick or 0
-        assert stopped >= ticks[-1]
-        # every worker down for 6 ticks (server clock), then one restarts: catch_up="latest"
-        # places no missed tick but the last, here one within the 2 s grace
-        await wait_until(lambda: _passed(c, stopped + 6000), timeout=30, what="6 ticks without workers")
+        before: dict[str, list[int]] = {}
+        for name in SCHEDULES:
+            ticks = before[name] = _one_per_tick(procs.runs(name), killed)
+            assert ticks == list(range(ticks[0], ticks[-1] + 1000, 1000)), f"{name}: a tick was missed"
+            assert len(ticks) >= 19, name
+        infos = {i.schedule.name: i for i in await c.schedules(procs.service)}
+        stopped = {name: infos[name].last_tick or 0 for name in SCHEDULES}
+        assert all(stopped[n] >= before[n][-1] for n in SCHEDULES)
+        # every worker down for 10 ticks (server clock), then one restarts
+        await wait_until(lambda: _passed(c, max(stopped.values()) + 10_000), timeout=30, what="10 ticks down")
         procs.start("d")
-        before = len(procs.runs())
-        await wait_until(lambda: len(procs.runs()) >= before + 3, timeout=30, what="ticks after restart")
-        after = _one_per_tick(procs.runs(), killed)[len(ticks) :]
-        assert after == list(range(after[0], after[-1] + 1000, 1000)), "a gap after the restart"
-        assert after[0] >= stopped + 6000 - 2000, f"a missed tick ran: {after[0] - stopped} ms after the stop"
+        n0 = {name: len(procs.runs(name)) for name in SCHEDULES}
+        await wait_until(
+            lambda: all(len(procs.runs(n)) >= n0[n] + 3 for n in SCHEDULES), timeout=30, what="runs"
+        )
+        for name in SCHEDULES:
+            after = _one_per_tick(procs.runs(name), killed)[len(before[name]) :]
+            spec = infos[name].schedule
+            placed_at = await _created(c, procs.runs(name)[n0[name]][1])
+            first = [t for t in after if t <= placed_at]  # the first round after the restart
+            # exactly the policy's choice for the time of that round (the worker's estimate of the
+            # server clock may differ from the script's by a few ms: either side of it)
+            allowed = [cron.plan(spec, stopped[name], placed_at + d, GRACE_MS).ticks for d in (-50, 0)]
+            assert first in allowed, (name, first, allowed, placed_at)
+            missed = [t for t in first if placed_at - t > GRACE_MS]
+            assert len(missed) == {"tick": 0, "tick_all": 3, "tick_none": 0}[name], (name, first)
+            assert after == list(range(after[0], after[-1] + 1000, 1000)), f"{name}: a gap after the restart"
         assert await c.redis.hget(k.ticks, "tick") is not None
+
+
+GRACE_MS = 2000  # WorkerConfig.cron_grace
+
+
+async def _created(c: Client, inv: str) -> int:
+    doc = await c.get(inv)
+    assert doc is not None and doc.created is not None
+    return doc.created
 
 
 async def _passed(c: Client, ms: int) -> bool:
