@@ -40,11 +40,17 @@ def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
     w.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes, supervised (default RELIQ_PROCESSES, else the usable cores; 1: this one)",
+    )
+    w.add_argument(
         "--partitions", default=None, help="consume only these partitions, e.g. 0,2 or 0-3 (default all)"
     )
     d.add_argument("--redis-port", type=int, default=6379)
     d.add_argument("--port", type=int, default=8000, help="gateway port")
-    d.add_argument("--workers", type=int, default=1, help="worker processes")
+    d.add_argument("--workers", type=int, default=1, help="worker processes (like reliq worker --processes)")
     d.add_argument("--data-dir", default=".reliq/data")
 
 
