@@ -111,7 +111,7 @@ def _worker(a: argparse.Namespace) -> None:
 
 
 def _gateway(a: argparse.Namespace) -> None:
-    serve_gateway(a.redis_url, a.host, a.port, a.app, a.durability)
+    serve_gateway(a.redis_url, a.host, a.port, a.app, a.durability, a.workers)
 
 
 def _dev(a: argparse.Namespace) -> None:

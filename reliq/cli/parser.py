@@ -62,6 +62,12 @@ def _server_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gw.add_argument(
         "--durability", default=os.environ.get("RELIQ_DURABILITY", "fsync"), help="none | fsync | replicas:N"
     )
+    gw.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("RELIQ_GATEWAY_WORKERS", "1")),
+        help="gateway processes on the port (uvicorn's workers; metrics add up over them)",
+    )
     r = sub.add_parser("redis", help="run the embedded valkey-server in the foreground")
     r.add_argument("--port", type=int, default=6379)
     r.add_argument("--data-dir", default=".reliq/data")
