@@ -39,6 +39,20 @@ bench: $(STAMP)
 	$(MAKE) bench-trees
 	$(MAKE) bench-cluster
 	$(MAKE) bench-cron
+	$(MAKE) bench-latency
+	$(MAKE) bench-scaling
+
+## make bench-latency: send-to-start p50/p99 idle and under 50% load, /call of a no-op with one
+## connection (wrk -c1); results in load_tests/results/latency-*
+.PHONY: bench-latency
+bench-latency: $(STAMP)
+	$(BIN)/python -m load_tests.bench_latency
+
+## make bench-scaling: drain/s and RSS with 1 and 2 worker processes, with 10k and 100k queued, with
+## 1, 10, 100 services (a million: python -m load_tests.bench_scaling --sizes 1000000)
+.PHONY: bench-scaling
+bench-scaling: $(STAMP)
+	$(BIN)/python -m load_tests.bench_scaling
 
 ## make bench-trees: durable function trees with one worker (trees/s against a plain invocation,
 ## with and without suspension; RSS with 10,000 suspended vs 100), then a parent calling a child

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -104,6 +106,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        st.metrics.started()
         try:
             st.gate.verify(await client.durability())
         except Exception as e:  # Redis not up yet: readyz keeps checking
@@ -117,8 +120,14 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
             log.warning("no API tokens configured: bind the gateway to 127.0.0.1 only")
         gc.collect()
         gc.freeze()  # the long-lived heap (FastAPI, pydantic, redis) is never scanned again
+        publish = asyncio.create_task(metrics_route.publish_loop(st)) if st.metrics.directory else None
         yield
+        if publish is not None:
+            publish.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publish
         await client.close()
+        st.metrics.stopped()
 
     api = fastpath.Gateway(
         openapi_url=None,  # served by gateway.openapi, with each handler's input schema

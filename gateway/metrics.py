@@ -1,15 +1,27 @@
-"""Prometheus metrics of one gateway (its own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one gateway (its own registry, so several apps can live in one process).
+
+With ``reliq gateway --workers N`` every process records into files under
+``PROMETHEUS_MULTIPROC_DIR`` (``gateway.processes`` creates that directory for the run and removes
+it at the end) and a scrape, whichever process serves it, reads them all: counters and the
+histogram add up over processes (a process that died keeps its counts), the per-process gauges
+(``flushes``, ``placed``, ``waiters``) are summed over live processes, the gauges read from Redis
+at scrape time report the most recent read. A starting process forgets the live gauges of dead
+ones (a worker uvicorn replaced after a crash).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from starlette.routing import Match
 
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"  # the route label of every request that matches no route (404s, junk paths)
 
 
@@ -45,11 +57,35 @@ class Resumptions(Collector):
         yield family
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def forget_dead_processes(directory: str) -> None:
+    """Drop the live gauges (``livesum``) of processes that are gone from ``directory``."""
+    for f in Path(directory).glob("gauge_live*_*.db"):
+        pid = f.stem.rsplit("_", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.resumed = Resumptions()
         self.registry.register(self.resumed)
+        self.directory = os.environ.get(MULTIPROC_DIR) or None
+        self.scraped = self.registry
+        if self.directory is not None:  # one process of several: a scrape reads every process' files
+            self.scraped = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.scraped, self.directory)  # type: ignore[no-untyped-call]
+            self.scraped.register(self.resumed)
         self.requests = Counter(
             "reliq_gateway_requests", "HTTP requests", ["route", "status"], registry=self.registry
         )
@@ -64,36 +100,60 @@ class Metrics:
             "Durability level in force (1 = current)",
             ["level"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.flushes = Gauge(
-            "reliq_gateway_flushes", "Registration script calls (group commits)", registry=self.registry
+            "reliq_gateway_flushes",
+            "Registration script calls (group commits)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.waiters = Gauge(
-            "reliq_gateway_waiters", "Requests waiting for an outcome", registry=self.registry
+            "reliq_gateway_waiters",
+            "Requests waiting for an outcome",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.placed = Gauge(
-            "reliq_gateway_placed", "Registrations placed through group commits", registry=self.registry
+            "reliq_gateway_placed",
+            "Registrations placed through group commits",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.backlog = Gauge(
-            "reliq_service_backlog", "Stream entries not yet acked", ["service"], registry=self.registry
+            "reliq_service_backlog",
+            "Stream entries not yet acked",
+            ["service"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.pending = Gauge(
             "reliq_service_pending",
             "Entries delivered and not yet acked",
             ["service"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.parked = Gauge(
-            "reliq_service_parked", "Parked (failed) invocations", ["service"], registry=self.registry
+            "reliq_service_parked",
+            "Parked (failed) invocations",
+            ["service"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.delayed = Gauge(
-            "reliq_service_delayed", "Scheduled or retrying invocations", ["service"], registry=self.registry
+            "reliq_service_delayed",
+            "Scheduled or retrying invocations",
+            ["service"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.suspended = Gauge(
             "reliq_service_suspended",
             "Suspended invocations (waiting for children, timers or promises)",
             ["service"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def set_batches(self, flushes: int, placed: int) -> None:
@@ -101,8 +161,19 @@ class Metrics:
         self.placed.set(placed)
 
     def set_durability(self, level: str) -> None:
-        self.durability.clear()
+        for labels in list(self.durability._metrics):  # 0, not removed: other processes read the files
+            self.durability.labels(*labels).set(0)
         self.durability.labels(level=level).set(1)
 
+    def started(self) -> None:
+        """In a process of several: forget the live gauges of processes that died."""
+        if self.directory is not None:
+            forget_dead_processes(self.directory)
+
+    def stopped(self) -> None:
+        """In a process of several: its live gauges go with it (its counts stay)."""
+        if self.directory is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.directory)  # type: ignore[no-untyped-call]
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.scraped)

@@ -1,15 +1,35 @@
 """GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
 backlog, pending, parked, delayed and suspended counts and its resumptions (a counter), summed over
-partitions (``Client.counts``), read at scrape time so they are never stale."""
+partitions (``Client.counts``), read at scrape time so they are never stale.
+
+The gauges of this process (group commits, waiters) are set at scrape time too; with several
+gateway processes (``gateway.processes``) each also publishes its own every ``PUBLISH_SECONDS``,
+so a scrape served by another process sums them at most that stale."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from .state import state_of
+from .state import GatewayState, state_of
 
 router = APIRouter()
+PUBLISH_SECONDS = 1.0
+
+
+def publish_own(st: GatewayState) -> None:
+    """Set the gauges only this process knows."""
+    st.metrics.set_batches(st.placer.flushes, st.placer.placed)
+    st.metrics.waiters.set(st.waiting.active)
+
+
+async def publish_loop(st: GatewayState) -> None:
+    """With several gateway processes: keep this process' gauges in the shared files fresh."""
+    while True:
+        await asyncio.sleep(PUBLISH_SECONDS)
+        publish_own(st)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -24,6 +44,5 @@ async def metrics(request: Request) -> Response:
         m.delayed.labels(service=service).set(c.delayed)
         m.suspended.labels(service=service).set(c.suspended)
         m.resumed.totals[service] = c.resumed
-    m.set_batches(st.placer.flushes, st.placer.placed)
-    m.waiters.set(st.waiting.active)
+    publish_own(st)
     return Response(m.render(), media_type="text/plain; version=0.0.4")

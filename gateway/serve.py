@@ -29,6 +29,7 @@ import uvicorn
 from reliq import Client
 
 from .app import create_app
+from .processes import serve_processes
 from .protocol import edge_protocol
 from .settings import GatewaySettings
 
@@ -89,12 +90,23 @@ def _exit_zero(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def serve(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:
-    """Serve the gateway until SIGINT/SIGTERM. Settings not given here come from ``RELIQ_*``."""
+def serve(redis_url: str, host: str, port: int, app: str | None, durability: str, workers: int = 1) -> None:
+    """Serve the gateway until SIGINT/SIGTERM, in this process or in ``workers`` processes
+    (``gateway.processes``). Settings not given here come from ``RELIQ_*``."""
     settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
+    if workers < 1:
+        raise SystemExit(f"reliq gateway: --workers must be >= 1, got {workers}")
     host = bind_host(host, settings)
     check_port(host, port)
     check_redis(settings.redis_url)
+    grace = int(os.environ.get("RELIQ_SHUTDOWN_GRACE", "30"))
+    if workers > 1:
+        if app:
+            from reliq.loading import load_app
+
+            load_app(app)  # a bad MODULE:APP: one line here, not N worker tracebacks
+        serve_processes(settings, host, port, workers, grace)
+        return
     api = create_app(settings)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_zero)
@@ -106,5 +118,5 @@ def serve(redis_url: str, host: str, port: int, app: str | None, durability: str
         http=edge_protocol(settings),
         ws="none",  # no WebSocket routes: an Upgrade is answered as plain HTTP, under the edge's limits
         access_log=False,
-        timeout_graceful_shutdown=int(os.environ.get("RELIQ_SHUTDOWN_GRACE", "30")),
+        timeout_graceful_shutdown=grace,
     )

@@ -111,7 +111,7 @@ def start_workers(url: str, service: str, count: int, tag: str, logs: Path) -> l
     procs = []
     for i in range(count):
         cmd = [sys.executable, "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", "worker", APP]
-        cmd += ["--consumer", f"{tag}-{i}"]
+        cmd += ["--processes", "1", "--consumer", f"{tag}-{i}"]
         log = open(logs / f"{tag}-{i}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             procs.append(

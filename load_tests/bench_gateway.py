@@ -194,7 +194,9 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         r = stack.enter_context(redis.Redis.from_url(server.url))
         env = {**os.environ, "BENCH_REDIS_URL": server.url}
         base_port, gw_port, reg_port = free_port(), free_port(), free_port()
-        with running("publisher", reliq(server.url, "worker", "load_tests.noop_app:bench"), work):
+        with running(
+            "publisher", reliq(server.url, "worker", "load_tests.noop_app:bench", "--processes", "1"), work
+        ):
             wait_published(r)  # the registry holds bench's schemas; the worker stops before any load
         stack.enter_context(running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env))
         wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
@@ -216,7 +218,7 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         results.append(
             measure("(c2) reliq /send fsync, no --app (registry schema)", reg_url, duration, typed)
         )
-        worker = ["worker", "load_tests.noop_app:bench", "--consumer", "bench-gw-1"]
+        worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-1"]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
         drain = wait_drained(r, "bench-gw-1")
         print(f"worker drained {drain}", file=sys.stderr, flush=True)

@@ -73,7 +73,7 @@ def valkey_cpu_s(r: redis.Redis) -> float:
 
 
 def start_worker(stack: ExitStack, url: str, work: Path, r: redis.Redis, name: str, *extra: str) -> int:
-    args = reliq(url, "worker", "load_tests.tree_app:trees", "--consumer", name, *extra)
+    args = reliq(url, "worker", "load_tests.tree_app:trees", "--processes", "1", "--consumer", name, *extra)
     pid = stack.enter_context(running(name, args, work))
     deadline = time.monotonic() + 60
     while not r.exists(ServiceKeys(SERVICE).consumer(name)):

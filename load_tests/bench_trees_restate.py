@@ -89,7 +89,15 @@ def run_reliq(duration: int, work: Path, worker_args: list[str]) -> dict[str, An
         port = free_port()
         gw = ["gateway", "--port", str(port), "--app", "load_tests.tree_app:trees", "--durability", "fsync"]
         stack.enter_context(running("gateway", reliq(server.url, *gw), work))
-        worker = ["worker", "load_tests.tree_app:trees", "--consumer", "trees-http", *worker_args]
+        worker = [
+            "worker",
+            "load_tests.tree_app:trees",
+            "--processes",
+            "1",
+            "--consumer",
+            "trees-http",
+            *worker_args,
+        ]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
         wait_http(f"http://127.0.0.1:{port}/readyz", "gateway", work)
         deadline = time.monotonic() + 60

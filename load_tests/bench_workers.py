@@ -262,7 +262,14 @@ def measure(
         for i in range(run.workers):
             if s.kind == "reliq":
                 cmd = [str(py), "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", "worker"]
-                cmd += ["load_tests.peers.reliq_peer:bench", "--consumer", f"bench-{i + 1}", *s.worker_args]
+                cmd += [
+                    "load_tests.peers.reliq_peer:bench",
+                    "--processes",
+                    "1",
+                    "--consumer",
+                    f"bench-{i + 1}",
+                    *s.worker_args,
+                ]
             else:
                 cmd = [str(py), "-m", "load_tests.peers.run", s.name, "work"]
             with open(logs[i], "wb") as log:

@@ -135,7 +135,7 @@ class System:
         self._spawn(slot, cmd, self._env(RELIQ_FAILPOINTS=failpoints))
 
     def start_worker(self, i: int) -> None:
-        cmd = [sys.executable, "-m", "reliq", "--log-level", "WARNING", "worker", APP]
+        cmd = [sys.executable, "-m", "reliq", "--log-level", "WARNING", "worker", APP, "--processes", "1"]
         cmd += ["--redis-url", self.reliq_url, "--visibility-timeout", str(self.visibility)]
         cmd += ["--concurrency", str(self.concurrency), "--shutdown-grace", "2"]
         if i % 2 == 0:  # a stable name: the restarted worker re-reads its own pending list first

@@ -58,6 +58,8 @@ async def run(n: int, concurrency: int, url: str) -> dict[str, float]:
                 "WARNING",
                 "worker",
                 "load_tests.noop_app:bench",
+                "--processes",
+                "1",
                 "--consumer",
                 "bench-1",
                 *EXTRA,

@@ -57,7 +57,9 @@ def extra_for(error: ModuleNotFoundError) -> str | None:
 class ServeGateway(Protocol):
     """The signature of ``gateway.serve.serve``."""
 
-    def __call__(self, redis_url: str, host: str, port: int, app: str | None, durability: str) -> None: ...
+    def __call__(
+        self, redis_url: str, host: str, port: int, app: str | None, durability: str, workers: int = 1
+    ) -> None: ...
 
 
 def load_object(spec: str) -> object:
@@ -103,6 +105,8 @@ def gateway_server(command: str = "gateway") -> ServeGateway:
     return cast(ServeGateway, serve)
 
 
-def serve_gateway(redis_url: str, host: str, port: int, app: str | None, durability: str) -> None:
-    """Run the HTTP gateway in this process until it is stopped (``gateway.serve.serve``)."""
-    gateway_server()(redis_url, host, port, app, durability)
+def serve_gateway(
+    redis_url: str, host: str, port: int, app: str | None, durability: str, workers: int = 1
+) -> None:
+    """Run the HTTP gateway until it is stopped (``gateway.serve.serve``), in ``workers`` processes."""
+    gateway_server()(redis_url, host, port, app, durability, workers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 import uuid
 import warnings
@@ -29,6 +30,9 @@ from reliq.store.record import TERMINAL
 from reliq.store.topology import is_cluster_url
 
 BACKENDS = ("single", "cluster")
+# every `reliq worker` a test starts is one process (its pid is the worker's: SIGKILL/SIGSTOP it)
+# unless the test asks for --processes N; the default would be one per core
+os.environ.setdefault("RELIQ_PROCESSES", "1")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -97,12 +97,21 @@ def _redis(a: argparse.Namespace) -> None:
 
 def _worker(a: argparse.Namespace) -> None:
     from reliq.worker.run import run_worker
+    from reliq.worker.supervise import default_processes, run_processes
 
-    run_worker(load_app(a.app), a.redis_url, _worker_config(a))
+    processes = a.processes if a.processes is not None else default_processes()
+    if processes < 1:
+        raise SystemExit(f"reliq worker: --processes must be >= 1, got {processes}")
+    app = load_app(a.app)  # a bad MODULE:APP ends here with one line, before any child starts
+    if processes == 1:
+        run_worker(app, a.redis_url, _worker_config(a))
+    else:
+        logging_args = ("--log-level", a.log_level, "--log-format", a.log_format)
+        run_processes(a.app, a.redis_url, _worker_config(a), processes, logging_args)
 
 
 def _gateway(a: argparse.Namespace) -> None:
-    serve_gateway(a.redis_url, a.host, a.port, a.app, a.durability)
+    serve_gateway(a.redis_url, a.host, a.port, a.app, a.durability, a.workers)
 
 
 def _dev(a: argparse.Namespace) -> None:

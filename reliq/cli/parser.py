@@ -40,11 +40,17 @@ def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
         sp.add_argument("--consumer", default=None, help="stable consumer name (default host-pid-rand)")
     w.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes, supervised (default RELIQ_PROCESSES, else the usable cores; 1: this one)",
+    )
+    w.add_argument(
         "--partitions", default=None, help="consume only these partitions, e.g. 0,2 or 0-3 (default all)"
     )
     d.add_argument("--redis-port", type=int, default=6379)
     d.add_argument("--port", type=int, default=8000, help="gateway port")
-    d.add_argument("--workers", type=int, default=1, help="worker processes")
+    d.add_argument("--workers", type=int, default=1, help="worker processes (like reliq worker --processes)")
     d.add_argument("--data-dir", default=".reliq/data")
 
 
@@ -55,6 +61,12 @@ def _server_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gw.add_argument("--app", default=os.environ.get("RELIQ_APP"), help="MODULE:APP to validate bodies with")
     gw.add_argument(
         "--durability", default=os.environ.get("RELIQ_DURABILITY", "fsync"), help="none | fsync | replicas:N"
+    )
+    gw.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("RELIQ_GATEWAY_WORKERS", "1")),
+        help="gateway processes on the port (uvicorn's workers; metrics add up over them)",
     )
     r = sub.add_parser("redis", help="run the embedded valkey-server in the foreground")
     r.add_argument("--port", type=int, default=6379)

@@ -1,7 +1,8 @@
 """``reliq dev``: a whole local deployment from one command, and its clean stop.
 
 An embedded Valkey (AOF, ``appendfsync always``, so the gateway's ``fsync`` durability holds),
-``workers`` worker processes (``python -m reliq worker``, each in its own session so a Ctrl-C at
+``workers`` worker processes (``python -m reliq worker --processes 1``, the command line
+``reliq worker --processes N`` gives each of its children, each in its own session so a Ctrl-C at
 the terminal reaches this process only and the stop order stays ours) and the gateway, in this
 process, on 127.0.0.1. Without an app, the bundled examples (``EXAMPLES``) run.
 
@@ -15,41 +16,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from types import FrameType
 
 from reliq.devserver.embedded import EmbeddedValkey, port_is_free
 from reliq.loading import gateway_server, load_app
 from reliq.worker.config import WorkerConfig
+from reliq.worker.supervise import child_command
 
 EXAMPLES = "reliq.examples.shop:app"  # what ``reliq dev`` runs without an argument
-
-
-def worker_command(redis_url: str, app_spec: str, config: WorkerConfig) -> list[str]:
-    """The command line of one dev worker: the tuning ``config`` carries (a consumer name is
-    left out: each process makes its own, or they would share a pending list)."""
-    return [
-        sys.executable,
-        "-m",
-        "reliq",
-        "--redis-url",
-        redis_url,
-        "worker",
-        app_spec,
-        "--concurrency",
-        str(config.concurrency),
-        "--visibility-timeout",
-        str(config.visibility_timeout),
-        "--shutdown-grace",
-        str(config.shutdown_grace),
-        "--batch",
-        str(config.batch),
-        "--retention",
-        str(config.retention),
-        "--suspend-after",
-        str(config.suspend_after),
-    ]
 
 
 class _Stop:
@@ -106,8 +81,9 @@ def run_dev(
     procs: list[subprocess.Popen[bytes]] = []
     with EmbeddedValkey(redis_port, data_dir, detach_signals=True) as server:
         try:
-            cmd = worker_command(server.url, app_spec, config)
-            procs += [subprocess.Popen(cmd, start_new_session=True) for _ in range(max(0, workers))]
+            for slot in range(max(0, workers)):  # each one process (--processes 1), its own consumer
+                cmd = child_command(server.url, app_spec, config, slot)
+                procs.append(subprocess.Popen(cmd, start_new_session=True))
             print(
                 f"reliq dev: valkey {server.url} (AOF, appendfsync always; data in {server.data_dir}); "
                 f"{len(procs)} worker(s) for {app_spec}; gateway http://127.0.0.1:{port} "
