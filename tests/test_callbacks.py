@@ -78,6 +78,7 @@ def work(names: Names) -> Service:
     return svc
 
 
+@pytest.mark.semantics  # on a Cluster too: the delivery invocation lives in another slot
 async def test_a_callback_is_retried_until_accepted_and_its_signature_verifies(
     url: str, names: Names, monkeypatch: pytest.MonkeyPatch
 ) -> None:

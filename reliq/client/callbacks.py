@@ -23,7 +23,14 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from reliq.client.schemas import live_consumers
+from reliq.store.registry import read_heartbeats
+
+if TYPE_CHECKING:
+    from reliq.client import Client
 
 SERVICE = "reliq-callbacks"
 HANDLER = "deliver"
@@ -123,3 +130,12 @@ def verify(secret: bytes, header: str, body: bytes, *, tolerance: float = TOLERA
         return False
     expected = sign(secret, body, t).partition(",v1=")[2]
     return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+async def deliverers(client: Client) -> list[str]:
+    """The workers alive now that deliver callbacks: consumers of ``reliq-callbacks`` with a live
+    heartbeat. Empty while callbacks are accepted means deliveries wait (placed, durable, not
+    POSTed) until a worker with ``RELIQ_CALLBACK_HOSTS`` set starts; the gateway's /readyz says so."""
+    names = await live_consumers(client, SERVICE)
+    beats = await read_heartbeats(client.redis, client.keys(SERVICE), names)
+    return sorted(n for n, beat in beats.items() if beat is not None)

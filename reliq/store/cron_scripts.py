@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 from redis.commands.core import AsyncScript
@@ -23,6 +23,18 @@ _set: _Status[Set] = _Status(Set)
 _ticked: _Status[Ticked] = _Status(Ticked)
 
 
+class Due(NamedTuple):
+    """One schedule of a tick round: the cursor and JSON its plan started from (``""`` and
+    ``b""`` for a schedule found deleted), the new cursor, the next fire time and its ticks."""
+
+    name: str
+    cursor: str
+    spec: bytes
+    new_cursor: int
+    next_fire: int
+    ticks: Sequence[Registration]
+
+
 class CronScripts:
     """The schedule scripts, registered on one client."""
 
@@ -38,22 +50,17 @@ class CronScripts:
     async def set(self, k: ServiceKeys, action: Literal["pause", "resume", "delete"], name: str) -> Set:
         return _set(await self._s["cron_set"](keys=[k.schedules, k.ticks, k.cron], args=[action, name]))
 
-    async def tick(
-        self,
-        k: ServiceKeys,
-        name: str,
-        cursor: str,
-        spec: bytes,
-        new_cursor: int,
-        next_fire: int,
-        ticks: Sequence[Registration],
-    ) -> tuple[Ticked, int]:
-        """Place ``ticks`` (registrations in partition 0) and move the cursor, if it still reads
-        ``cursor`` and the schedule ``spec``; (status, ticks placed by this call)."""
-        keys = [k.stream, k.delayed, k.schedules, k.ticks, k.cron, *(k.inv(r.id) for r in ticks)]
-        args: list[str | bytes | int] = [k.service, name, cursor, spec, new_cursor, next_fire]
-        for r in ticks:
-            sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
-            args += [_pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched)), r.payload]
-        status, placed = await self._s["cron_tick"](keys=keys, args=args)
-        return _ticked(status), int(placed)
+    async def tick(self, k: ServiceKeys, due: Sequence[Due]) -> list[tuple[Ticked, int]]:
+        """Place the ticks of every schedule in ``due`` (registrations in partition 0) and move
+        each cursor that still reads what its plan started from, in one script call;
+        (status, ticks placed by this call) per schedule, in order."""
+        keys = [k.stream, k.delayed, k.schedules, k.ticks, k.cron]
+        args: list[str | bytes | int] = [k.service, len(due)]
+        for d in due:
+            keys += (k.inv(r.id) for r in d.ticks)
+            args += [d.name, d.cursor, d.spec, d.new_cursor, d.next_fire, len(d.ticks)]
+            for r in d.ticks:
+                sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
+                args += [_pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched)), r.payload]
+        flat = await self._s["cron_tick"](keys=keys, args=args)
+        return [(_ticked(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]

@@ -3,9 +3,10 @@ tick loop per service, and whichever is alive places the ticks.
 
 Each round reads the schedules due now from ``reliq:{S}:cron`` (name -> next fire time), plans
 each one's ticks from its cursor (``store/cron.plan``: catch-up policy, grace) and calls
-``cron_tick.lua``, which places them and moves the cursor only if no other worker moved it
-first. A tick's id derives from (schedule, tick time), so it is placed once however many
-workers race for it, and a re-sent script call places nothing twice.
+``cron_tick.lua`` once for the whole round (up to ``BATCH`` schedules: one round trip and one
+fsync, however many schedules fire together), which places them and moves each cursor only if
+no other worker moved it first. A tick's id derives from (schedule, tick time), so it is placed
+once however many workers race for it, and a re-sent script call places nothing twice.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import msgspec
 from reliq import codec
 from reliq.errors import TRANSIENT
 from reliq.store import cron
+from reliq.store.cron_scripts import Due
 from reliq.store.keys import ServiceKeys, tick_id
 from reliq.store.replies import Registration
 from reliq.worker.inflight import Runtime
 
 log = logging.getLogger("reliq.worker.cron")
 MAX_SLEEP = 1.0
-BATCH = 100  # schedules handled per round
+BATCH = 250  # schedules handled per round (one script call)
 
 
 async def publish_schedules(rt: Runtime) -> None:
@@ -56,6 +58,7 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
             p.hmget(k.ticks, due)
             specs, cursors = await p.execute()
         grace = int(rt.config.cron_grace * 1000)
+        round_: list[Due] = []
         for name, raw, cur in zip(due, specs, cursors, strict=True):
             try:
                 s = cron.decode(raw) if raw else None
@@ -64,19 +67,14 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
                 broken = True
                 continue
             if s is None:  # deleted: the script takes it out of the zset
-                await rt.client.cron_scripts.tick(k, name, "", b"", now, now, [])
+                round_.append(Due(name, "", b"", now, now, []))
                 continue
             plan = cron.plan(s, int(cur) if cur else now, now, grace)
-            _, placed = await rt.client.cron_scripts.tick(
-                k,
-                name,
-                codec.text(cur) if cur else "",
-                raw,
-                plan.cursor,
-                plan.next_fire,
-                registrations(k, s, plan.ticks),
-            )
-            rt.ticks_placed += placed
+            cursor = codec.text(cur) if cur else ""
+            ticks = registrations(k, s, plan.ticks)
+            round_.append(Due(name, cursor, raw, plan.cursor, plan.next_fire, ticks))
+        if round_:  # the whole round in one script call: one round trip, one fsync
+            rt.ticks_placed += sum(placed for _, placed in await rt.client.cron_scripts.tick(k, round_))
         if len(due) == BATCH:
             return 0.0
     nxt = await redis.zrange(k.cron, 0, 0, withscores=True)

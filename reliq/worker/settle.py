@@ -20,6 +20,7 @@ from reliq import codec
 from reliq.backoff import retrying
 from reliq.errors import TRANSIENT
 from reliq.store.keys import ServiceKeys
+from reliq.worker import failpoints
 from reliq.worker.decide import Abandon, Complete, Outcome, Park, RetryLater, Suspended
 from reliq.worker.inflight import InFlight, Runtime
 
@@ -123,6 +124,7 @@ class Settler:
                 f"complete on {keys.prefix}",
                 lambda: self.rt.client.scripts.complete(keys, retention_ms, batch),
             )
+            failpoints.hit("after_complete")  # crash tests: written, nothing relayed yet
         except GaveUp:
             self.given_up += len(batch)
         else:
@@ -145,10 +147,12 @@ class Settler:
 
     async def _write(self, f: InFlight, what: str, op: Callable[[], Awaitable[str]]) -> str | None:
         try:
-            return await self._retrying(f"{what} of {f.id}", op)
+            status = await self._retrying(f"{what} of {f.id}", op)
         except GaveUp:
             self.given_up += 1
             return None
+        failpoints.hit(f"after_{what}")  # crash tests: written, nothing relayed yet
+        return status
 
     async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -65,3 +65,30 @@ async def test_callback_url_header_posts_the_outcome_to_an_allowed_host(url: str
         headers, body, _ = h.got[0]
         assert verify(b"s3", headers["reliq-signature"], body)
         assert msgspec.json.decode(body)["result"] == {"charged": 5}
+
+
+async def test_readyz_warns_while_no_live_worker_delivers_callbacks(url: str, names: Names) -> None:
+    pay = Service(names("pay"))
+    names.used.append(SERVICE)
+
+    @pay.handler
+    async def charge(ctx: Context, cents: int) -> None:
+        pass
+
+    local = frozenset({"127.0.0.1"})
+    async with gateway(url, pay) as plain:  # callbacks off: nothing to say about them
+        assert "callbacks" not in (await plain.get("/readyz")).json()
+    async with gateway(url, pay, callback_hosts=local) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"  # a note, not a refusal
+        assert ready.json()["callbacks"]["deliverers"] == 0
+        assert "no live worker delivers callbacks" in ready.json()["callbacks"]["warning"]
+        async with running(pay, url, callbacks=CallbackSettings(hosts=local, secret=b"s")):
+
+            async def delivering() -> bool:
+                return bool((await http.get("/readyz")).json()["callbacks"]["deliverers"] == 1)
+
+            await wait_until(delivering, what="the worker counted as a deliverer")
+            assert (await http.get("/readyz")).json()["callbacks"]["warning"] is None
+        async with running(pay, url):  # a worker without callbacks does not count
+            assert (await http.get("/readyz")).json()["callbacks"]["deliverers"] == 0

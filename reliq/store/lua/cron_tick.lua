@@ -1,38 +1,50 @@
--- cron_tick: place the due ticks of one schedule and move its cursor, unless another worker (or a
--- change of the schedule) came first. Every worker's tick loop may call it for the same tick: the
--- cursor check lets one through, and a tick's id derives from (schedule, tick time), so even a
--- caller that passed the check twice (a re-send) places each tick once.
+-- cron_tick: place the due ticks of a round of schedules and move each one's cursor, unless
+-- another worker (or a change of the schedule) came first. One call covers many schedules (all
+-- of one service: their keys and their ticks' records share partition 0's slot), so a round of
+-- due schedules costs one round trip and one fsync. Every worker's tick loop may call it for the
+-- same ticks: the cursor check lets one through per schedule, and a tick's id derives from
+-- (schedule, tick time), so even a caller that passed the check twice (a re-send) places each
+-- tick once. Each schedule is decided on its own: one that moved does not hold back the others.
 -- KEYS[1] stream, KEYS[2] delayed, KEYS[3] schedules, KEYS[4] ticks, KEYS[5] cron (partition 0)
--- KEYS[6..n+5] the ticks' invocation records
--- ARGV[1] service, ARGV[2] schedule name, ARGV[3] the cursor the caller planned from,
--- ARGV[4] the schedule's JSON the caller planned from, ARGV[5] new cursor (ms),
--- ARGV[6] next fire time (ms); then 2 per tick, as register.lua: packed registration, payload
--- returns {status, placed}: 'placed' (placed = ticks new here) | 'moved' (the cursor or the
---   schedule changed since the caller read them) | 'paused' | 'gone' (deleted)
+-- KEYS[6..] the ticks' invocation records, schedule after schedule, in ARGV's order
+-- ARGV[1] service, ARGV[2] number of schedules; then per schedule 6 values: name, the cursor the
+-- caller planned from, the schedule's JSON the caller planned from, new cursor (ms), next fire
+-- time (ms), number of ticks m; then 2 per tick, as register.lua: packed registration, payload
+-- returns {status, placed} per schedule, flat: 'placed' (placed = ticks new here) | 'moved' (the
+--   cursor or the schedule changed since the caller read them) | 'paused' | 'gone' (deleted)
 -- uses: clock, place
-local name = ARGV[2]
-local spec = redis.call('HGET', KEYS[3], name)
-if not spec then
-  redis.call('ZREM', KEYS[5], name)
-  return {'gone', 0}
-end
-if redis.call('HEXISTS', KEYS[4], name .. ':p') == 1 then
-  redis.call('ZREM', KEYS[5], name)
-  return {'paused', 0}
-end
-if spec ~= ARGV[4] or (redis.call('HGET', KEYS[4], name) or '') ~= ARGV[3] then return {'moved', 0} end
 local now = now_ms()
-local placed, last = 0, nil
-for i = 6, #KEYS do
-  local a = (i - 6) * 2 + 7
-  local f = cmsgpack.unpack(ARGV[a])
-  if not redis.call('HGET', KEYS[i], 'state') then
-    place(KEYS[i], KEYS[1], KEYS[2], ARGV[1], f, ARGV[a + 1], now)
-    placed = placed + 1
+local out = {}
+local a, k = 3, 6
+for _ = 1, tonumber(ARGV[2]) do
+  local name, cursor, planned = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local new_cursor, next_fire, m = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local first_tick, first_key = a + 6, k
+  a, k = a + 6 + 2 * m, k + m
+  local spec = redis.call('HGET', KEYS[3], name)
+  if not spec then
+    redis.call('ZREM', KEYS[5], name)
+    out[#out + 1], out[#out + 2] = 'gone', 0
+  elseif redis.call('HEXISTS', KEYS[4], name .. ':p') == 1 then
+    redis.call('ZREM', KEYS[5], name)
+    out[#out + 1], out[#out + 2] = 'paused', 0
+  elseif spec ~= planned or (redis.call('HGET', KEYS[4], name) or '') ~= cursor then
+    out[#out + 1], out[#out + 2] = 'moved', 0
+  else
+    local placed, last = 0, nil
+    for i = 0, m - 1 do
+      local f = cmsgpack.unpack(ARGV[first_tick + 2 * i])
+      local rec = KEYS[first_key + i]
+      if not redis.call('HGET', rec, 'state') then
+        place(rec, KEYS[1], KEYS[2], ARGV[1], f, ARGV[first_tick + 2 * i + 1], now)
+        placed = placed + 1
+      end
+      last = f[1]
+    end
+    redis.call('HSET', KEYS[4], name, new_cursor)
+    if last then redis.call('HSET', KEYS[4], name .. ':i', last) end
+    redis.call('ZADD', KEYS[5], next_fire, name)
+    out[#out + 1], out[#out + 2] = 'placed', placed
   end
-  last = f[1]
 end
-redis.call('HSET', KEYS[4], name, ARGV[5])
-if last then redis.call('HSET', KEYS[4], name .. ':i', last) end
-redis.call('ZADD', KEYS[5], ARGV[6], name)
-return {'placed', placed}
+return out
