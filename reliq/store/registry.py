@@ -45,6 +45,7 @@ class HandlerEntry(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
     max_deliveries: int | None = None
     schema_version: str = ""  # ``schema_version(input_schema)``; "" from older writers
+    flow: dict[str, Any] | None = None  # the handler's ``FlowSpec`` (store/flow.py), None: no limits
 
 
 def schema_version(schema: dict[str, Any]) -> str:
