@@ -107,7 +107,7 @@ class Handler:
             max_attempts=self.policy.max_attempts,
             timeout=self.policy.timeout,
             max_deliveries=self.policy.max_deliveries,
-            flow=None if self.flow is None else msgspec.to_builtins(self.flow),
+            flow=msgspec.UNSET if self.flow is None else msgspec.to_builtins(self.flow),
         )
 
 

@@ -23,7 +23,7 @@ def replay(path: Path) -> tuple[dict[str, int], dict[str, list[int]]]:
     running: dict[str, int] = defaultdict(int)
     most: dict[str, int] = defaultdict(int)
     order: dict[str, list[int]] = defaultdict(list)
-    for line in path.read_text().splitlines():
+    for line in path.read_text().splitlines() if path.exists() else []:
         event, key, n = line.split()
         if event == "S":
             running[key] += 1
