@@ -27,6 +27,7 @@ from datetime import datetime
 from reliq import Accepted, Client
 from reliq.client.producer import Where
 from reliq.errors import NotConfirmed
+from reliq.store.flow import BAD_KEY
 from reliq.store.scripts import Registered, Registration
 
 from . import failpoints
@@ -79,6 +80,8 @@ class Placer:
                 "this Idempotency-Key was already used with a different request",
                 invocation_id=item.id,
             )
+        if status == "bad_key":
+            raise Problem(422, "Unprocessable Content", BAD_KEY)
         return Accepted(id=item.id, status=status, state=state)
 
     async def _flush(self, where: Where) -> None:

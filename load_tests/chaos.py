@@ -3,13 +3,15 @@
     .venv/bin/python -m load_tests.chaos --n 2000 --duration 60 --nemesis kill-worker,kill-valkey --seed 1
     .venv/bin/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all
     .venv/bin/python -m load_tests.chaos --workload tree --n 400 --duration 30 --nemesis kill-worker
+    .venv/bin/python -m load_tests.chaos --workload flow --n 1000 --duration 30 --nemesis kill-worker
     .venv/bin/python -m load_tests.chaos --check load_tests/results/chaos-<ts>   # re-check a kept run
 
 The harness owns every process of the system under test (chaos_proc), drives N idempotent
 ``POST /send`` requests through the gateways (chaos_client) while the nemeses break things
 (chaos_nemesis), stops the faults, waits for the system to drain, and checks (chaos_check).
 ``--workload tree`` sends function trees instead (a parent, three children, a durable sleep, a
-promise the client resolves: chaos_promise, chaos_check_tree).
+promise the client resolves: chaos_promise, chaos_check_tree). ``--workload flow`` sends a handler
+limited to one invocation per account at a time (chaos_check_flow checks the exclusion).
 It exits 1 on any violation and keeps the run directory (history.jsonl, witness.db,
 faults.jsonl, procs.jsonl, snapshot.json, summary.json, logs, the Valkey AOF) for replay.
 """
@@ -177,7 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of faults")
     p.add_argument("--nemesis", default="kill-worker,kill-valkey,poison", help="comma list, or all")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workload", choices=["work", "tree"], default="work", help="one handler, or trees")
+    p.add_argument(
+        "--workload",
+        choices=["work", "tree", "flow"],
+        default="work",
+        help="one handler, trees, or a per-key limited handler (flow)",
+    )
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--gateways", type=int, default=2)
     p.add_argument("--visibility", type=float, default=3.0, help="worker visibility timeout (s)")

@@ -5,6 +5,8 @@ system under test about what ran.
 - ``work``: records the execution, then performs its side effect through ``ctx.step("effect")``.
   The effect is one INSERT with no unique constraint: only ``ctx.step`` stands between a retry and
   a second row. Poison jobs (``kind="fail"``) always raise, so they end parked.
+- ``keyed`` (``--workload flow``): ``work`` under a per-key limit of 1 (``concurrency_key``);
+  it also writes the end of each completed run (``holds``), for the mutual-exclusion check.
 - ``crash``: SIGKILLs its own worker process; reliq must park it as a crash loop.
 - ``tree`` (``--workload tree``): a parent that journals its own effect, calls three children
   (``leaf`` and ``nap`` at once through ``asyncio.gather``, then ``leaf``), the napper in a durable
@@ -15,6 +17,7 @@ system under test about what ran.
 Tables (created by the harness before any worker starts, see ``Witness.create``):
 ``executions(key, inv_id, worker_pid, attempt, kind, ts)``,
 ``effects(key, inv_id, step, nonce, worker_pid, ts)``,
+``holds(account, key, worker_pid, ts)`` (the end of a completed ``keyed`` run),
 ``journal(key, inv_id, nonce, outcome, worker_pid, ts)``: ``unjournaled`` when ``ctx.step``
 raised after the effect may have run (lease lost, cancelled, Redis error).
 """
@@ -39,6 +42,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions(key TEXT, inv_id TEXT, worker_pid INT, attempt INT, kind TEXT, ts REAL);
 CREATE TABLE IF NOT EXISTS effects(key TEXT, inv_id TEXT, step TEXT, nonce TEXT, worker_pid INT, ts REAL);
 CREATE TABLE IF NOT EXISTS journal(key TEXT, inv_id TEXT, nonce TEXT, outcome TEXT, worker_pid INT, ts REAL);
+CREATE TABLE IF NOT EXISTS holds(account TEXT, key TEXT, worker_pid INT, ts REAL);
 """
 
 
@@ -87,6 +91,10 @@ class Witness:
             "INSERT INTO effects VALUES (?,?,?,?,?,?)", (key, inv, step, nonce, os.getpid(), time.time())
         )
         return nonce
+
+    def held(self, account: str, key: str) -> None:
+        """The end of a ``keyed`` run that completed (its start is its ``executions`` row)."""
+        self._write("INSERT INTO holds VALUES (?,?,?,?)", (account, key, os.getpid(), time.time()))
 
     def unjournaled(self, key: str, inv: str, nonce: str) -> None:
         row = (key, inv, nonce, "unjournaled", os.getpid(), time.time())
@@ -181,6 +189,27 @@ async def tree(ctx: Context, job: Tree) -> TreeResult:
     value = await ctx.promise(PROMISE)
     last = await ctx.call(leaf, Node(key=f"{job.key}/2"))
     return TreeResult(effect=nonce, children=[first, napped, last], promise=str(value))
+
+
+class Keyed(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    account: str
+    ms: int = 0
+
+
+@svc.handler(
+    concurrency_key="account", concurrency_limit=1, max_attempts=6, max_deliveries=10, backoff_base=0.05
+)
+async def keyed(ctx: Context, job: Keyed) -> str:
+    """``--workload flow``: at most one invocation per account runs at a time (the checker
+    verifies it from the witness: each key's first start to its last end never overlaps another
+    key's of the same account)."""
+    witness.execution(job.key, ctx.id, ctx.attempt, "keyed")
+    await asyncio.sleep(job.ms / 1000)
+    nonce = await witnessed(ctx, job.key)
+    await asyncio.sleep(job.ms / 1000)
+    witness.held(job.account, job.key)
+    return nonce
 
 
 @svc.handler(max_deliveries=2)

@@ -16,6 +16,7 @@ import msgspec
 from reliq.store.keys import keyed_id
 from reliq.store.record import TERMINAL
 
+from .chaos_check_flow import FLOW_VIOLATIONS, check_flow
 from .chaos_check_tree import TREE_VIOLATIONS, check_tree, effects_explained
 from .chaos_client import Attempt, Plan
 from .chaos_nemesis import Fault
@@ -37,6 +38,7 @@ VIOLATIONS = (
     "lost entries (reliq:{S}:lost)",
     "unexpected valkey exits",
     *TREE_VIOLATIONS,
+    *FLOW_VIOLATIONS,
 )
 
 
@@ -176,6 +178,8 @@ def check(
         )
         rerun += tree_counters.pop("effects re-run (died before journal)")
         dup_exec += tree_counters.pop("duplicate executions")
+    if plan.workload == "flow":
+        tree_counters = check_flow(witness, bad)
     violations = {name: len(v) for name, v in bad.items()}
     counters = {
         "invocations": len(plan.keys),

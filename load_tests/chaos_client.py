@@ -16,7 +16,8 @@ import msgspec
 
 Outcome = Literal["ok", "failed", "unknown"]
 Kind = Literal["ok", "fail", "crash"]
-Workload = Literal["work", "tree"]
+Workload = Literal["work", "tree", "flow"]
+ACCOUNTS = 20  # --workload flow: the keys share this many accounts (concurrency_key, limit 1)
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +122,10 @@ class Load:
     async def _send(self, http: httpx.AsyncClient, i: int, key: str, give_up_at: float) -> None:
         kind = self.plan.kinds[key]
         ms = 10 + (i * 7919) % 190  # 10-200 ms of simulated work, fixed per key
-        if self.plan.workload == "tree":
+        if self.plan.workload == "flow":  # one account per key: i mod ACCOUNTS, one holder at a time
+            handler = "keyed"
+            body = msgspec.json.encode({"key": key, "account": f"acct{i % ACCOUNTS}", "ms": ms // 4})
+        elif self.plan.workload == "tree":
             handler = "tree"
             body = msgspec.json.encode({"key": key, "ms": ms // 4, "nap_ms": 300 + (i * 104729) % 700})
         else:

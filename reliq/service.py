@@ -3,15 +3,17 @@ one responsibility boundary; its handlers are plain functions taking ``ctx`` and
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypedDict, TypeVar, Unpack, get_type_hints, overload
+from typing import Any, TypedDict, TypeVar, Unpack, cast, get_type_hints, overload
 
 import msgspec
 
 from reliq.context import mark_target, target_of
+from reliq.store import flow
 from reliq.store.cron import CatchUp, Schedule
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
@@ -32,6 +34,22 @@ class Policy:
     suspend_after: float | None = None  # seconds a durable await waits in memory (None: the worker's)
 
 
+class FlowOptions(TypedDict, total=False):
+    """Per-key concurrency and rate limits, as keywords of ``Service.handler`` (``store/flow.py``).
+    ``concurrency_key``: an input field name or a callable on the decoded input; at most
+    ``concurrency_limit`` invocations of one key value run at once, started in registration
+    order; ``suspended_keeps_permit`` (default True): a suspended invocation keeps its permit.
+    ``rate_limit``: ``"N/s"``, ``"N/min"``, ``"N/h"`` starts, per ``rate_key`` value (the same
+    field as ``concurrency_key``) or for the whole handler, ``burst`` at once (default 1)."""
+
+    concurrency_key: str | Callable[[Any], Any] | None
+    concurrency_limit: int | None
+    suspended_keeps_permit: bool
+    rate_limit: str | None
+    rate_key: str | None
+    burst: int | None
+
+
 class Limits(TypedDict, total=False):
     """``Policy`` fields, as keywords of ``Service.handler``."""
 
@@ -41,6 +59,10 @@ class Limits(TypedDict, total=False):
     backoff_base: float
     backoff_max: float
     suspend_after: float | None
+
+
+class HandlerOptions(Limits, FlowOptions, total=False):
+    """Every keyword of ``Service.handler`` besides ``name``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +77,14 @@ class Handler:
     input_type: Any
     policy: Policy
     decoder: msgspec.json.Decoder[Any] = field(repr=False)
+    flow: flow.FlowSpec | None = None
+    flow_key: Callable[[Any], Any] | None = field(default=None, repr=False)  # a callable key
+
+    def flow_key_of(self, payload: bytes) -> str:
+        """The callable key's value for a JSON payload ('' when the key is a field or none)."""
+        if self.flow_key is None:
+            return ""
+        return flow.key_value(self.flow_key(self.decode_input(payload)))
 
     def decode_input(self, payload: bytes) -> Any:
         """Decode the stored JSON payload into the handler's declared input type."""
@@ -77,10 +107,11 @@ class Handler:
             max_attempts=self.policy.max_attempts,
             timeout=self.policy.timeout,
             max_deliveries=self.policy.max_deliveries,
+            flow=msgspec.UNSET if self.flow is None else msgspec.to_builtins(self.flow),
         )
 
 
-def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> Handler:
+def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy, opts: FlowOptions) -> Handler:
     params = list(inspect.signature(fn).parameters.values())
     if not params or len(params) > 2:
         raise TypeError(f"handler {name!r} must take (ctx) or (ctx, input)")
@@ -89,6 +120,8 @@ def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> H
     if takes_input:
         hints = get_type_hints(fn)
         input_type = hints.get(params[1].name, Any)
+    spec = flow.build(takes_input=takes_input, input_type=input_type, **opts)
+    key = opts.get("concurrency_key")
     return Handler(
         service=service,
         name=name,
@@ -98,6 +131,8 @@ def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy) -> H
         input_type=input_type,
         policy=policy,
         decoder=msgspec.json.Decoder(input_type if takes_input else Any),
+        flow=spec,
+        flow_key=key if callable(key) else None,
     )
 
 
@@ -121,12 +156,15 @@ class Service:
     @overload
     def handler(self, fn: F, /) -> F: ...
     @overload
-    def handler(self, *, name: str | None = None, **limits: Unpack[Limits]) -> Callable[[F], F]: ...
+    def handler(self, *, name: str | None = None, **limits: Unpack[HandlerOptions]) -> Callable[[F], F]: ...
 
-    def handler(self, fn: Any = None, /, *, name: str | None = None, **limits: Unpack[Limits]) -> Any:  # type: ignore[misc]
+    def handler(self, fn: Any = None, /, *, name: str | None = None, **limits: Unpack[HandlerOptions]) -> Any:  # type: ignore[misc]
         """Register a handler; usable bare (``@svc.handler``) or with options: ``name`` (default:
-        the function's name) and the ``Policy`` fields as keywords."""
-        policy = Policy(**limits)
+        the function's name), the ``Policy`` fields and the ``FlowOptions`` as keywords. A bad
+        flow option raises ``ValueError`` here (at decoration), naming the option."""
+        given: dict[str, Any] = dict(limits)
+        opts = cast(FlowOptions, {n: given.pop(n) for n in list(given) if n in FlowOptions.__annotations__})
+        policy = Policy(**given)
         if policy.max_attempts < 1 or policy.max_deliveries < 1:
             raise ValueError("max_attempts and max_deliveries must be >= 1")
 
@@ -134,8 +172,11 @@ class Service:
             hname = check_name("handler", name or f.__name__)
             if hname in self.handlers:
                 raise ValueError(f"handler {self.name}.{hname} registered twice")
-            self.handlers[hname] = _build(self.name, hname, f, policy)
+            self.handlers[hname] = _build(self.name, hname, f, policy, opts)
             mark_target(f, self.name, hname)
+            if callable(opts.get("concurrency_key")):  # Client.send(f, input) computes the key
+                with contextlib.suppress(AttributeError, TypeError):
+                    f.__reliq_flow_key__ = opts.get("concurrency_key")  # type: ignore[attr-defined]
             return f
 
         return register(fn) if fn is not None else register

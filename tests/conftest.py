@@ -161,6 +161,9 @@ def leaked_keys(url: str, services: list[str]) -> list[str]:
                     key = raw.decode()
                     prefix, _, rest = key.partition("}:")
                     kind = rest.split(":", 1)[0]
+                    if kind == "fl":
+                        leaks += flow_leaks(r, prefix + "}:", key)
+                        continue
                     if kind not in ("inv", "steps", "children", "inbox", "consumer") or r.pttl(key) != -1:
                         continue
                     if kind == "consumer":
@@ -173,6 +176,28 @@ def leaked_keys(url: str, services: list[str]) -> list[str]:
     finally:
         r.close()
     return leaks
+
+
+def flow_leaks(r: Any, prefix: str, key: str) -> list[str]:
+    """A flow structure (store/flow.py) that names a finished invocation, or counts that disagree
+    with the holders and waiters: a leaked permit. Checked once per partition (at fl:held)."""
+    if key.endswith(":fl:tat"):
+        return [] if r.pttl(key) != -1 else [key]
+    if not key.endswith(":fl:held"):
+        if r.exists(prefix + "fl:held") or r.exists(prefix + "fl:wait"):
+            return []
+        return [key]  # counts left without any holder or waiter
+    held = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}
+    waiting = [m.decode().split("\0") for m in r.zrange(prefix + "fl:wait", 0, -1)]
+    out = []
+    for inv in [*held, *(m[-1] for m in waiting)]:
+        state = r.hget(f"{prefix}inv:{inv}", "state")
+        if state is None or state.decode() in TERMINAL:
+            out.append(f"{key} names finished {inv}")
+    counts = {k.decode(): int(v) for k, v in r.hgetall(prefix + "fl:count").items()}
+    if counts != {fk: list(held.values()).count(fk) for fk in set(held.values())}:
+        out.append(f"{prefix}fl:count {counts} disagrees with fl:held")
+    return out
 
 
 @pytest.fixture

@@ -102,6 +102,7 @@ def service(
         archived=sum(p.archived for p in parts),
         lost=sum(p.lost for p in parts),
         suspended=sum(p.suspended for p in parts),
+        queued=sum(p.queued for p in parts),
         consumers=consumers,
         consumers_total=consumers_total,
         minutes=minutes(parts),

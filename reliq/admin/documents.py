@@ -68,6 +68,7 @@ class Numbers(msgspec.Struct, frozen=True, kw_only=True):
     archived: int
     lost: int
     suspended: int = 0
+    queued: int = 0  # waiting for a per-key permit (state 'queued', store/flow.py)
 
 
 class PartitionOverview(Numbers, frozen=True, kw_only=True):

@@ -24,13 +24,14 @@ from reliq.admin.parked import parked
 from reliq.admin.pending import pending
 from reliq.client import Client
 from reliq.codec import text
+from reliq.store.flow import flow_keys
 from reliq.store.keys import GROUP, OUTCOMES, SERVICES, InvalidName, ServiceKeys, check_name
 
 __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "service_overview", "services"]
 
 MINUTES = 15
 MAX_CONSUMERS = aggregate.MAX_CONSUMERS
-_PER_PARTITION = 11  # commands per partition in service_overview's pipeline
+_PER_PARTITION = 12  # commands per partition in service_overview's pipeline
 
 
 async def services(client: Client) -> list[str]:
@@ -73,11 +74,25 @@ def _read(p: Any, k: ServiceKeys) -> None:
     p.xinfo_consumers(k.stream, GROUP)
     p.hgetall(k.minutes)
     p.zcard(k.suspended)
+    p.zcard(flow_keys(k)[3])
 
 
 def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
     """One partition's numbers (consumers still without liveness) and its group's consumers."""
-    xlen, groups, summary, oldest, delayed, parked_n, archived, lost, consumers, minutes, suspended = replies
+    (
+        xlen,
+        groups,
+        summary,
+        oldest,
+        delayed,
+        parked_n,
+        archived,
+        lost,
+        consumers,
+        minutes,
+        suspended,
+        queued,
+    ) = replies
     group = next((g for g in groups if text(g["name"]) == GROUP), None) if isinstance(groups, list) else None
     first = None
     if isinstance(oldest, list) and oldest:
@@ -105,6 +120,7 @@ def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOvervi
         archived=int(archived),
         lost=int(lost),
         suspended=int(suspended),
+        queued=int(queued),
         consumers=[],
         consumers_total=len(infos),
         minutes=_minutes(minutes, now),

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.client import actions, debounce, producer
+from reliq.client import actions, debounce, flowctl, producer
 from reliq.client import outcome as outcome_path
 from reliq.client import schedules as _schedules
 from reliq.client.cache import LRU
@@ -26,6 +26,7 @@ from reliq.store.counts import QueueCounts
 from reliq.store.cron_scripts import CronScripts
 from reliq.store.debounce import DebounceScript
 from reliq.store.durability import Durability
+from reliq.store.flow import BAD_KEY
 from reliq.store.keys import (
     ServiceKeys,
     check_name,
@@ -176,8 +177,8 @@ class Client:
         ``reliq.client.callbacks``), ``debounce=seconds, debounce_key="k"`` and
         ``mode="throttle"`` (``reliq.client.debounce``: status ``debounced`` names the joined one)."""
         if not isinstance(service, str):
-            (service, name), payload = target_of(service), handler
-            handler = name
+            opts, ref = flowctl.key_option(service, handler, opts), service
+            (service, handler), payload = target_of(ref), handler
         return await self.send_json(service, handler, codec.encode(payload), **opts)
 
     async def send_json(
@@ -198,6 +199,8 @@ class Client:
         [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
             raise IdempotencyConflict(reg.id)
+        if status == "bad_key":
+            raise ValueError(f"{service}.{handler}: {BAD_KEY}")
         return Accepted(id=reg.id, status=status, state=state)
 
     # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.
@@ -253,6 +256,7 @@ class Client:
 
     # -- actions (``reliq.client.actions``): cancel down the tree, promises, redrive -----------
     cancel = actions.cancel
+    set_flow_override = flowctl.set_override
     resolve = actions.resolve
     reject = actions.reject
     redrive = actions.redrive

@@ -61,6 +61,7 @@ class Options(TypedDict, total=False):
     parent: str | None  # the parent invocation's id
     trace: str | None  # W3C traceparent
     reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
+    flow_key: str | None  # a callable concurrency_key's value, computed where the code is
 
 
 class SendOptions(Options, total=False):
@@ -125,6 +126,7 @@ async def prepare(
     parent: str | None = None,
     trace: str | None = None,
     reply_to: tuple[str, str] | str | None = None,
+    flow_key: str | None = None,
 ) -> Registration:
     """The registration of one invocation. Names and ``key`` must be valid already: the callers
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
@@ -145,6 +147,7 @@ async def prepare(
         due_ms=None if at is None else due_ms(at, time.time()),
         trace=trace or "",
         reply="" if reply_to is None else replyto.target(reply_to),
+        flow_key=flow_key or "",
     )
 
 

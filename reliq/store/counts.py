@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import msgspec
 
 from reliq.store.commands import RedisClient
+from reliq.store.flow import flow_keys
 from reliq.store.keys import GROUP, ServiceKeys
 
 
@@ -19,6 +20,7 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     parked: int = 0  # failed for good
     delayed: int = 0  # scheduled, or retrying after a backoff
     suspended: int = 0  # waiting for children, timers or promises without holding a worker
+    queued: int = 0  # waiting for a per-key permit (store/flow.py)
     resumed: int = 0  # suspended invocations queued again, in total (a counter)
 
 
@@ -30,7 +32,7 @@ async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
 
 
 async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCounts:
-    xlen = parked = delayed = pending = suspended = resumed = 0
+    xlen = parked = delayed = pending = suspended = resumed = queued = 0
     for k in parts:
         async with redis.pipeline(transaction=False) as p:
             p.xlen(k.stream)
@@ -38,11 +40,19 @@ async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCount
             p.zcard(k.delayed)
             p.zcard(k.suspended)
             p.hget(k.minutes, "resumed")
-            x, pk, d, s, r = await p.execute()
+            p.zcard(flow_keys(k)[3])
+            x, pk, d, s, r, q = await p.execute()
+        queued += q
         xlen, parked, delayed, suspended = xlen + x, parked + pk, delayed + d, suspended + s
         resumed += int(r or 0)
         with contextlib.suppress(Exception):  # no group yet: nothing pending
             pending += (await redis.xpending(k.stream, GROUP))["pending"]
     return QueueCounts(
-        backlog=xlen, pending=pending, parked=parked, delayed=delayed, suspended=suspended, resumed=resumed
+        backlog=xlen,
+        pending=pending,
+        parked=parked,
+        delayed=delayed,
+        suspended=suspended,
+        resumed=resumed,
+        queued=queued,
     )

@@ -39,6 +39,7 @@ key                                type    content
                                            ``<name>:p`` = paused since (ms), absent when active
 ``reliq:{S}:cron``                 zset    schedule name -> next fire time (ms) of every active
                                            schedule: what the workers' tick loop looks at
+``reliq:{S}:flow``, ``fl:*``       hash..  flow control: specs, permits, waiters (``store/flow.py``)
 ``reliq:{S}:consumer:<name>``      string  heartbeat of one worker consumer (TTL 3 beats)
 ``reliq:{S}:cancel``               pub/sub channel: ids whose cancel was requested (prompt path)
 ``reliq:{S}:done``                 sharded pub/sub channel (SPUBLISH), one per partition: ids that
@@ -66,7 +67,7 @@ Global: ``reliq:services`` (set of service names that workers registered).
 
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
-lost, outbox, suspended, inv/steps/children/inbox). ``layout``, ``registry``, ``schemas``,
+lost, outbox, suspended, flow, fl:*, inv/steps/children/inbox). ``layout``, ``registry``, ``schemas``,
 ``consumer:<name>``, ``schedules``, ``ticks``, ``cron`` and the ``cancel`` channel are
 service-wide and always use ``{S}``; schedule ticks are placed in partition 0, so one script
 writes a tick and its cursor.

@@ -63,6 +63,10 @@ field             type    meaning                                             wr
                           any, due]`` items (``lua/lib/wake.lua``)            it resumes
 ``susp``          int     suspensions so far (also: it has a journal)         suspend
 ``ibx``           ``1``   the inbox key exists                                wake, note
+``fk``            str     flow key ``handler NUL value`` (store/flow.py)      register, promote
+``fseq``          str     its place in the key's line (registration order)    register, promote, suspend
+``wait``          str     why it waits: ``concurrency`` | ``rate`` | ``''``   register, promote; claim
+``until``         ms      ``wait`` = ``rate``: when it may start              register, promote; claim
 ``tl``            lines   the timeline, one JSON array per event (format and  every script that changes
                           bound: ``lua/lib/timeline.lua``)                    the record
 ================  ======  ==================================================  ========================
@@ -71,6 +75,7 @@ States: ``scheduled`` (waits in the delayed set) -> ``pending`` (has a stream en
 ``running`` (claimed, leased) -> ``succeeded`` | ``failed`` (parked) | ``cancelled``, or
 ``retrying`` (delayed until ``due``) -> ``pending`` again, or ``suspended`` (waits for children,
 timers or promises without holding a worker; ``waits`` says for what) -> ``pending`` again.
+``queued``: waits for a per-key permit (no stream entry; admitted in registration order).
 ``TERMINAL`` states start the retention TTL of the record, its steps, its children and its inbox.
 """
 
@@ -84,7 +89,7 @@ import msgspec
 from reliq.codec import decode, text
 
 State = Literal[
-    "scheduled", "pending", "running", "retrying", "suspended", "succeeded", "failed", "cancelled"
+    "scheduled", "queued", "pending", "running", "retrying", "suspended", "succeeded", "failed", "cancelled"
 ]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 STATES: frozenset[str] = frozenset(get_args(State))
@@ -127,6 +132,10 @@ class Field:
     WAITS: Final = "waits"
     SUSPENDS: Final = "susp"
     INBOX: Final = "ibx"
+    FLOW_KEY: Final = "fk"
+    FLOW_SEQ: Final = "fseq"
+    WAIT: Final = "wait"
+    UNTIL: Final = "until"
     TIMELINE: Final = "tl"
 
 
@@ -205,6 +214,9 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     redrives: int = 0
     suspensions: int = 0
     waits: list[Wait] = []
+    flow_key: str | None = None  # the per-key limits' key value (without the handler)
+    waiting_for: str | None = None  # 'concurrency' | 'rate' while queued or rate-delayed
+    wait_until: int | None = None  # waiting_for = 'rate': when it may start
     discarded: int | None = None
     payload: Any = None
     result: Any = None
@@ -267,6 +279,9 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         redrives=int(h.get(F.REDRIVES, 0)),
         suspensions=int(h.get(F.SUSPENDS, 0)),
         waits=waits(h.get(F.WAITS)),
+        flow_key=text(h[F.FLOW_KEY]).partition("\0")[2] if h.get(F.FLOW_KEY) else None,
+        waiting_for=_str(h.get(F.WAIT)),
+        wait_until=_int(h.get(F.UNTIL)),
         discarded=_int(h.get(F.DISCARDED)),
         payload=decode(h.get(F.PAYLOAD)),
         result=decode(h.get(F.RESULT)),

@@ -45,6 +45,8 @@ class HandlerEntry(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
     max_deliveries: int | None = None
     schema_version: str = ""  # ``schema_version(input_schema)``; "" from older writers
+    # the handler's ``FlowSpec`` (store/flow.py); left out of the JSON when it has no limits
+    flow: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 def schema_version(schema: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import msgspec
 from reliq.codec import text
 from reliq.store.record import State
 
-RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
+RegisterStatus = Literal["accepted", "previously_accepted", "conflict", "bad_key"]
 ClaimStatus = Literal["run", "cancel", "compensate", "skip"]
 Settled = Literal["ok", "fenced", "noop"]  # park
 Completed = Literal["ok", "fenced", "noop", "keys"]  # complete
@@ -81,11 +81,14 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     trace: str = ""
     reply: str = ""  # 'service/handler' that gets the outcome (reply-to), '' when none
     scheduled_ms: int | None = None  # the schedule tick this invocation is (cron), None when not
+    flow_key: str = ""  # the flow key value a callable concurrency_key gave (store/flow.py), '' when none
 
 
 class Registered(NamedTuple):
     """register.lua's answer for one invocation: ``state`` is the record's state (for
-    ``previously_accepted`` and ``conflict``: the existing record's)."""
+    ``previously_accepted`` and ``conflict``: the existing record's; for ``bad_key``, nothing was
+    written: the handler's flow key is missing from the input or not a string/integer, and the
+    state reads ``pending``)."""
 
     status: RegisterStatus
     state: State
@@ -93,7 +96,11 @@ class Registered(NamedTuple):
 
 def pairs(reply: Sequence[Any]) -> list[Registered]:
     """register.lua's flat reply (2 values per invocation)."""
-    return [Registered(as_register(reply[i]), as_state(reply[i + 1])) for i in range(0, len(reply), 2)]
+    return [
+        Registered(s, as_state(reply[i + 1]) if s != "bad_key" else "pending")
+        for i in range(0, len(reply), 2)
+        for s in (as_register(reply[i]),)
+    ]
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):

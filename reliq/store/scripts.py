@@ -19,6 +19,7 @@ from redis.commands.core import AsyncScript
 
 from reliq.codec import text
 from reliq.store.commands import RedisClient
+from reliq.store.flow import flow_keys as _fk
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.layout import Layout
 from reliq.store.replies import (
@@ -129,9 +130,12 @@ class Scripts:
             delay = "" if r.delay_ms is None else str(r.delay_ms)
             due = "" if r.due_ms is None else str(r.due_ms)
             small: tuple[str, ...] = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
-            if r.reply or r.scheduled_ms is not None:  # optional: only then the two extra values
+            if r.reply or r.scheduled_ms is not None or r.flow_key:  # optional: only when set
                 small += (r.reply, "" if r.scheduled_ms is None else str(r.scheduled_ms))
+            if r.flow_key:  # position 11 is the priority (F2), 12 a callable's flow key value
+                small += ("", r.flow_key)
             args += [_pack(small), r.payload]
+        keys += _fk(k)
         if pipe is not None:
             await self._s["register"](keys=keys, args=args, client=pipe)
             return []
@@ -141,7 +145,7 @@ class Scripts:
         self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
     ) -> list[Claim]:
         """``entries``: (entry id, invocation id). One ``Claim`` per entry, in order."""
-        keys = [k.stream, *(k.inv(i) for _, i in entries)]
+        keys = [k.stream, *(k.inv(i) for _, i in entries), *_fk(k)]
         token = secrets.token_hex(8)
         reply = await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
         return claims(entries, reply)
@@ -165,19 +169,20 @@ class Scripts:
             else:
                 keys.append(k.inv(inv))
                 args.extend((eid, epoch, state, result, ""))
+        keys += _fk(k)
         return [as_completed(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
     ) -> Retried:
-        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox]
+        keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox, *_fk(k)]
         reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
         return as_retried(reply)
 
     async def park(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, reason: str, error: bytes, retention_ms: int
     ) -> Settled:
-        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes, k.done_channel, k.outbox]
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.minutes, k.done_channel, k.outbox, *_fk(k)]
         reply = await self._run("park", keys, [GROUP, eid, epoch, reason, error, inv, retention_ms])
         return as_settled(reply)
 
@@ -185,6 +190,7 @@ class Scripts:
         keys = [k.delayed, k.stream, k.suspended, k.minutes]
         for i in ids:
             keys += (k.inv(i), k.inbox(i))
+        keys += _fk(k)
         return int(await self._run("promote", keys, ids))
 
     async def renew(
@@ -222,19 +228,28 @@ class Scripts:
         """``tombstone``: a parent's cancel reached this child; an unknown id gets a cancelled
         record, so that a registration arriving later never runs."""
         keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.stream]
-        keys += (k.suspended, k.minutes)
+        keys += (k.suspended, k.minutes, *_fk(k))
         args: list[Arg] = [inv, retention_ms, who, "1" if tombstone else "", k.service]
         return as_cancelled(await self._run("cancel", keys, args))
 
     async def suspend(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, waits: bytes, detail: str
     ) -> Suspended:
-        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.minutes]
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.minutes, *_fk(k)]
         return as_suspended(await self._run("suspend", keys, [GROUP, eid, epoch, waits, inv, detail]))
 
     async def wake(self, k: ServiceKeys, inv: str, field: str, value: bytes, who: str = "") -> Woken:
         """Store ``value`` in the inbox field (first value stands); resume when that ends the wait."""
-        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.done_channel, k.minutes]
+        keys = [
+            k.inv(inv),
+            k.inbox(inv),
+            k.stream,
+            k.delayed,
+            k.suspended,
+            k.done_channel,
+            k.minutes,
+            *_fk(k),
+        ]
         return as_woken(await self._run("wake", keys, [field, value, inv, who]))
 
     async def note(
@@ -246,7 +261,7 @@ class Scripts:
         return text(v), int(now)
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:
-        keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit]
+        keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit, *_fk(k)]
         return as_redriven(await self._run("redrive", keys, [inv, who]))
 
     async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> Discarded:

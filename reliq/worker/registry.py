@@ -5,12 +5,17 @@ dashboard can list services before any work exists.
 
 Written once per start, not refreshed: an entry describes code, which only changes with a
 restart (the next start overwrites it). Which versions are *live* is said by the heartbeats
-(``schema_versions``), so two versions side by side during a rolling deploy are both seen."""
+(``schema_versions``), so two versions side by side during a rolling deploy are both seen.
+
+The flow-control specs (``store/flow.py``) are written to ``reliq:{S}:flow`` of every partition
+(the scripts read them there, in their own slot): the code's spec per handler, and a handler
+without limits has its code field removed (an operator's ``!`` override stays)."""
 
 from __future__ import annotations
 
 from reliq.service import App
-from reliq.store.keys import SERVICES
+from reliq.store import flow
+from reliq.store.keys import SERVICES, ServiceKeys
 from reliq.store.registry import encode
 from reliq.worker.inflight import Runtime
 
@@ -25,6 +30,23 @@ async def publish_registry(rt: Runtime) -> None:
                 p.hset(k.registry, mapping={e.handler: encode(e) for e in entries})
                 p.hset(k.schemas, mapping={e.schema_version: encode(e.input_schema) for e in entries})
         await p.execute()
+    for s in rt.app.services.values():
+        await publish_flow(rt, await rt.client.partition_keys(s.name))
+
+
+async def publish_flow(rt: Runtime, partitions: list[ServiceKeys]) -> None:
+    """Write the code's flow specs of these partitions' services into each partition."""
+    for k in partitions:
+        handlers = rt.app.services[k.service].handlers.values()
+        specs = {h.name: flow.encode(h.flow) for h in handlers if h.flow is not None}
+        gone = [h.name for h in handlers if h.flow is None]
+        key = flow.flow_keys(k)[0]
+        async with rt.client.redis.pipeline(transaction=False) as p:
+            if specs:
+                p.hset(key, mapping=specs)
+            if gone:
+                p.hdel(key, *gone)
+            await p.execute()
 
 
 def schema_versions(app: App) -> dict[str, dict[str, str]]:

@@ -34,7 +34,7 @@ from reliq.worker.leases import renew_loop
 from reliq.worker.limits import Limiter
 from reliq.worker.reap import reap_loop
 from reliq.worker.reclaim import reclaim_loop
-from reliq.worker.registry import publish_registry
+from reliq.worker.registry import publish_flow, publish_registry
 from reliq.worker.relay import relay_loop
 from reliq.worker.schedule import promote_loop
 from reliq.worker.settle import Settler
@@ -186,6 +186,7 @@ class Worker:
                     for k in await self.client.partition_keys(name):
                         if (name, k.partition) not in known and (wanted is None or k.partition in wanted):
                             await ensure_group(self.rt, k)
+                            await publish_flow(self.rt, [k])
                             known.add((name, k.partition))
                             new.append(k)
                 if new:

@@ -14,6 +14,7 @@ import pytest
 from load_tests.chaos import Config, run
 from load_tests.chaos_app import Witness
 from load_tests.chaos_check import VIOLATIONS, check, table
+from load_tests.chaos_check_flow import check_flow
 from load_tests.chaos_client import Attempt, Plan
 from load_tests.chaos_proc import ProcEvent
 from load_tests.chaos_promise import Resolution
@@ -42,6 +43,48 @@ def test_chaos_smoke_kill_worker_kill_valkey_poison(tmp_path: Path) -> None:
     assert report.counters["acked"] == cfg.n
     assert report.counters["faults injected"] >= 4  # both nemeses fired more than once
     assert report.counters["parked"] == report.counters["poison keys"] == 7  # 6 failing + 1 crashing
+
+
+@pytest.mark.timeout(90)
+def test_chaos_smoke_flow_workload_one_holder_per_account(tmp_path: Path) -> None:
+    cfg = Config(
+        n=300,
+        duration=8.0,
+        nemeses=("kill-worker",),
+        seed=11,
+        workers=2,
+        gateways=1,
+        visibility=2.0,
+        retry_grace=20.0,
+        drain_timeout=30.0,
+        results=tmp_path,
+        workload="flow",
+    )
+    report, workdir = run(cfg)
+    print(table(report))
+    assert report.ok, f"{report.violations} {report.examples} (run kept in {workdir})"
+    assert report.counters["acked"] == cfg.n and report.counters["holds checked"] == cfg.n
+    assert report.counters["accounts"] == 20 and report.counters["faults injected"] >= 1
+
+
+def test_the_flow_checker_sees_two_holders_of_one_account(tmp_path: Path) -> None:
+    db = tmp_path / "witness.db"
+    Witness.create(db)
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.executemany(
+            "INSERT INTO executions VALUES (?,?,?,?,?,?)",
+            [
+                ("a", "i-a", 1, 1, "keyed", 1.0),
+                ("b", "i-b", 1, 1, "keyed", 1.5),
+                ("c", "i-c", 1, 1, "keyed", 3.0),
+            ],
+        )
+        c.executemany(
+            "INSERT INTO holds VALUES (?,?,?,?)", [("x", "a", 1, 2.0), ("x", "b", 1, 2.5), ("x", "c", 1, 4.0)]
+        )
+    bad: dict[str, list[str]] = {"two holders of one account": []}
+    assert check_flow(db, bad) == {"accounts": 1, "holds checked": 3}
+    assert bad["two holders of one account"] == ["x: b started before a ended"]
 
 
 def test_the_checker_counts_lost_work_and_duplicated_effects(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from reliq import Client
+from reliq.store.flow import flow_keys
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.record import FIELDS, STATES, TERMINAL, Field, fields, found, parse
 from reliq.store.replies import Registration
@@ -82,6 +83,13 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         assert status == "accepted"
         await _snapshot(c, k, e.id, seen)
         await c.redis.delete(k.inv(e.id), k.stream)
+        # e: a handler with flow limits (key, permit, rate): the second start waits for the rate
+        await c.redis.hset(k.prefix + "flow", "f", b'{"key":"a","limit":1,"rate":1,"per":60000}')
+        for n in (1, 2):
+            f = await c.send(svc, "f", {"a": "x", "n": n})
+            await _snapshot(c, k, f.id, seen)
+            await c.redis.delete(k.inv(f.id))
+        await c.redis.delete(k.stream, k.delayed, *flow_keys(k))
         assert seen <= FIELDS, f"written but not declared in record.Field: {sorted(seen - FIELDS)}"
         assert not FIELDS - seen, f"declared but never written: {sorted(FIELDS - seen)}"
         doc = await c.get(a.id)
@@ -96,7 +104,7 @@ def test_the_docstring_table_lists_every_field_and_the_states_are_the_literal() 
 
     doc = record.__doc__ or ""
     assert all(f"``{name}``" in doc for name in FIELDS)
-    assert TERMINAL < STATES and "running" in STATES and len(STATES) == 8
+    assert TERMINAL < STATES and "running" in STATES and len(STATES) == 9
     assert Field.TIMELINE == "tl" and len(FIELDS) == len([n for n in vars(Field) if n.isupper()])
 
 

@@ -6,14 +6,16 @@
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] delayed set,
 -- KEYS[6] audit stream, KEYS[7] done channel (the id is published there when it became
 -- 'cancelled'), KEYS[8] outbox, KEYS[9] stream, KEYS[10] suspended set, KEYS[11] per-minute
--- counters ('resumed')
+-- counters ('resumed'), KEYS[12..17] the flow keys (lib/flow.lua; optional): a 'queued' one leaves
+-- its key's line; one admitted already gives its permit to the next
 -- ARGV[1] invocation id, ARGV[2] retention ms, ARGV[3] who asked (timeline actor, audited; '' =
 -- library call, not audited), ARGV[4] '1' when a parent's cancel reached this child: an unknown
 -- id gets a cancelled record (a tombstone), so a registration that comes later never runs,
 -- ARGV[5] the service (for the tombstone)
 -- timeline: 'cancel-requested' or 'cancelled'
 -- returns 'cancelled' | 'cancelling' | 'terminal' | 'unknown'
--- uses: clock, terminal, timeline, finish, notify, wake
+-- uses: clock, terminal, timeline, finish, notify, wake, flow
+fl_bind(KEYS, 12, {KEYS[9]})
 local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl', 'parent', 'susp', 'step', 'kids', 'reply')
 local st = r[1]
 local who = ARGV[3] or ''
@@ -49,6 +51,7 @@ if st == 'running' or st == 'suspended' or journal then
   return 'cancelling'
 end
 redis.call('ZREM', KEYS[5], ARGV[1])
+if st == 'queued' then fl_unwait(KEYS[1], ARGV[1]) end
 -- queued, not held: its entry stays named in the record (claim drops it when read)
 finish(KEYS[1], {KEYS[2], KEYS[3], KEYS[4]}, ttl, now, 'cancelled', {'cancel', '1'}, false, r[3],
   tl_line(now, 'cancelled', who))

@@ -3,15 +3,20 @@
 -- KEYS[1] stream, KEYS[2..n+1] invocation records (one per entry, same order as the entry ids)
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] lease ms, ARGV[4] claim token (unique per call: a
 -- re-send of the same call after a lost reply returns the same claims without bumping again),
--- ARGV[5..n+4] entry ids
+-- ARGV[5..n+4] entry ids; KEYS[n+2..n+7] the flow keys (lib/flow.lua; optional)
+-- A 'queued' record (waiting for a per-key permit) runs only by the entry its admission added: the
+-- record names no entry and its id holds a permit. A finished record that still holds one
+-- releases it.
 -- timeline: 'claimed' (or 'reclaimed' when the record was still running) per new claim
 -- A cancel requested of an invocation with a journal (it suspended, ran steps or has children)
 -- runs it once more to compensate (status 'compensate'; the flag becomes '2': seen); without a
 -- journal it is settled as cancelled without running (status 'cancel').
 -- returns 11 values per entry: status ('run' | 'cancel' | 'compensate' | 'skip'), epoch, handler,
 --   payload, attempt, crashes, parent, idempotency key, deliveries, traceparent, scheduled tick ms
--- uses: clock, terminal, ack, timeline
+-- uses: clock, terminal, ack, timeline, flow
 local now = now_ms()
+local n = #ARGV - 4
+fl_bind(KEYS, n + 2, {KEYS[1]})
 local lease = now + tonumber(ARGV[3])
 local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
@@ -23,7 +28,7 @@ local function status(r)
   if r[3] == '1' then return 'cancel' end
   return 'run'
 end
-for i = 2, #KEYS do
+for i = 2, n + 1 do
   local rec, eid = KEYS[i], ARGV[i + 3]
   local r = redis.call('HMGET', rec, unpack(F))
   local st = r[1]
@@ -32,8 +37,9 @@ for i = 2, #KEYS do
     out[#out + 1] = status(r)
     for j = 6, 14 do out[#out + 1] = r[j] or '' end
     out[#out + 1] = r[18] or ''
-  elseif (not st) or TERMINAL[st] or r[2] ~= eid then
+  elseif (not st) or TERMINAL[st] or (r[2] ~= eid and not fl_admitted(st, r[2], fl_id(rec))) then
     -- unknown, finished, or a stale duplicate entry: never run it again
+    if st and TERMINAL[st] then fl_release(fl_id(rec)) end
     ack(KEYS[1], ARGV[1], {eid})
     for _ = 1, 11 do out[#out + 1] = '' end
     out[#out - 10] = 'skip'
@@ -47,6 +53,7 @@ for i = 2, #KEYS do
     local deliveries = (tonumber(r[13]) or 0) + 1
     local s = status(r)
     if s == 'compensate' and r[3] ~= '2' then redis.call('HSET', rec, 'cancel', '2') end
+    if st == 'queued' then redis.call('HSET', rec, 'entry', eid, 'wait', '', 'until', '') end
     redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
       'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes,
       'tl', tl_push(r[5], tl_line(now, event, ARGV[2], epoch)))

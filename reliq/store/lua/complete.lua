@@ -3,6 +3,7 @@
 -- KEYS[1] stream, KEYS[2] per-minute counters, KEYS[3] done channel, KEYS[4] outbox, then per
 -- invocation its record, followed by its steps, children and inbox keys when its ARGV says 'j'
 -- (an attempt that never touched a journal passes the record alone: the call stays small)
+-- then the flow keys (lib/flow.lua; optional)
 -- ARGV[1] group, ARGV[2] retention ms, then per invocation 5 values:
 --   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), 'j' or ''
 -- The invocation id is the record key's suffix (after 'inv:').
@@ -11,7 +12,7 @@
 -- in the outbox for the parent, one with a reply target for that handler (lib/wake.lua relay)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
 --   | 'keys' (it has journal keys that were not passed: nothing written, call again with them)
--- uses: clock, fence, ack, timeline, finish, notify, wake
+-- uses: clock, fence, ack, timeline, finish, notify, wake, flow
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local out = {}
@@ -20,6 +21,9 @@ local acked = {}
 local done = {}
 local pfx = #KEYS[1] - 6 + 4  -- 'reliq:{S}:stream' -> the length of 'reliq:{S}:inv:'
 local kc = 5
+local nk = 4
+for i = 0, (#ARGV - 2) / 5 - 1 do nk = nk + (ARGV[7 + 5 * i] == 'j' and 4 or 1) end
+fl_bind(KEYS, nk + 1, {KEYS[1]})
 for i = 0, (#ARGV - 2) / 5 - 1 do
   local rec = KEYS[kc]
   local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]

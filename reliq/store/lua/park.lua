@@ -2,12 +2,14 @@
 -- failed); epoch-fenced. It stays listed in the parked set (dead letters) and its record expires
 -- after the retention. A parent learns of it through the outbox.
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] stream,
--- KEYS[6] parked set, KEYS[7] per-minute counters, KEYS[8] done channel, KEYS[9] outbox
+-- KEYS[6] parked set, KEYS[7] per-minute counters, KEYS[8] done channel, KEYS[9] outbox,
+-- KEYS[10..15] the flow keys (lib/flow.lua; optional: the permit is released by finish)
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] reason, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms
 -- timeline: 'parked' (reason); counters: failed; the id is published on the done channel
 -- returns 'ok' | 'fenced' | 'noop'
--- uses: clock, fence, ack, timeline, finish, notify, wake
+-- uses: clock, fence, ack, timeline, finish, notify, wake, flow
+fl_bind(KEYS, 10, {KEYS[5]})
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl', 'parent', 'reply')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end

@@ -1,12 +1,14 @@
 -- retry: schedule another attempt after a backoff (epoch-fenced). A cancel requested meanwhile wins.
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] stream,
 -- KEYS[6] delayed set, KEYS[7] per-minute counters, KEYS[8] done channel (the id is published
--- there when cancelled), KEYS[9] outbox (a parent learns of the cancel)
+-- there when cancelled), KEYS[9] outbox (a parent learns of the cancel), KEYS[10..15] the flow
+-- keys (lib/flow.lua; optional). A retry keeps its per-key permit; its cancel releases it.
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] delay ms, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms
 -- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
--- uses: clock, fence, ack, timeline, finish, notify, wake
+-- uses: clock, fence, ack, timeline, finish, notify, wake, flow
+fl_bind(KEYS, 10, {KEYS[5]})
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'cancel', 'owner', 'tl', 'parent', 'reply')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end

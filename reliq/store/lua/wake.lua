@@ -3,14 +3,15 @@
 -- wait is now over, queue it again. Idempotent: the first value of a field stands.
 -- KEYS[1] record, KEYS[2] inbox, KEYS[3] stream, KEYS[4] delayed set, KEYS[5] suspended set,
 -- KEYS[6] done channel (a running attempt that waits in memory listens there), KEYS[7] per-minute
--- counters ('resumed')
+-- counters ('resumed'), KEYS[8..13] the flow keys (lib/flow.lua; optional)
 -- ARGV[1] inbox field ('c:<child id>' | 'p:<promise name>'), ARGV[2] value (kind letter + JSON,
 -- lib/wake.lua), ARGV[3] invocation id, ARGV[4] who (timeline actor)
 -- timeline: 'resumed' (the field) when queued again
 -- returns 'resumed' | 'stored' | 'duplicate' (the field had a value, also after the invocation
 -- finished: a re-sent resolve whose first send landed must hear that, not 'terminal') | 'terminal'
 -- (finished without a value in the field) | 'unknown'
--- uses: clock, terminal, notify, wake
+-- uses: clock, terminal, notify, wake, flow
+fl_bind(KEYS, 8, {KEYS[3]})
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl', 'waits')
 if not r[1] then return 'unknown' end
 if TERMINAL[r[1]] then

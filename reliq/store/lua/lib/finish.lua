@@ -1,11 +1,11 @@
--- uses: timeline
+-- uses: timeline, flow
 -- finish: the terminal transition of one invocation, the same for every way it ends (complete,
 -- park, retry's cancel, cancel). Writes, in one HSET and in this order: 'state', then `set` (field,
 -- value pairs: result, error, reason, cancel flag), 'finished' and 'updated' = now, then, when
 -- `held` (it was running), the holder's 'owner', 'lease_until' and 'entry' cleared, then the
 -- timeline `tl` with `line` pushed. Retention starts on the record and on the keys in `others`
 -- (its steps, children and inbox keys; a false slot is skipped: complete expires a key only when
--- the record says it exists).
+-- the record says it exists). A per-key permit it holds is released (lib/flow.lua).
 local function finish(rec, others, ttl, now, state, set, held, tl, line)
   -- built by index, without closures or vararg tables: this runs once per finished invocation
   local a = {'state', state}
@@ -23,5 +23,6 @@ local function finish(rec, others, ttl, now, state, set, held, tl, line)
   for i = 1, 3 do
     if others[i] then redis.call('PEXPIRE', others[i], ttl) end
   end
+  fl_release(fl_id(rec))  -- its per-key permit, if it holds one, goes to the next of its key
 end
 

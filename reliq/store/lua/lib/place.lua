@@ -3,15 +3,18 @@
 -- f: the registration as register.lua receives it, {id, fingerprint, handler, parent id or '',
 --   idempotency key or '', delay ms or '', due time (unix ms) or '', traceparent or '',
 --   [reply target 'service/handler' or '', [scheduled tick (unix ms) or '']]}
--- returns the new state ('pending' | 'scheduled')
--- uses: timeline
-local function place(rec, stream, delayed, service, f, payload, now)
+-- fx: its flow (lib/flow.lua fl_new) or nil: due now, it passes the rate and concurrency gates
+-- returns the new state ('pending' | 'scheduled' | 'queued')
+-- uses: timeline, flow
+local function place(rec, stream, delayed, service, f, payload, now, fx)
   local due = now
   if f[7] ~= '' then due = tonumber(f[7]) elseif f[6] ~= '' then due = now + tonumber(f[6]) end
-  local state, entry = 'pending', ''
+  local state, entry, wait, untl = 'pending', '', '', ''
   if due > now then
     state = 'scheduled'
     redis.call('ZADD', delayed, due, f[1])
+  elseif fx then
+    state, entry, due, wait, untl = fl_go(fx, f[1], '', delayed, now, true)
   else
     entry = redis.call('XADD', stream, '*', 'i', f[1])
   end
@@ -22,5 +25,6 @@ local function place(rec, stream, delayed, service, f, payload, now)
   -- optional fields, written only when set (the common registration stays as small as before)
   if f[9] and f[9] ~= '' then redis.call('HSET', rec, 'reply', f[9]) end
   if f[10] and f[10] ~= '' then redis.call('HSET', rec, 'sched', f[10]) end
+  if fx then fl_fields(rec, fx, wait, untl) end
   return state
 end

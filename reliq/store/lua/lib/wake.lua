@@ -1,4 +1,4 @@
--- uses: timeline
+-- uses: timeline, flow
 -- wake: suspension's shared rules. A suspended invocation's record field 'waits' is a JSON array
 -- of [inbox field, any, due ms]: what its handler awaits. Inbox values start with their kind:
 -- 'S' child succeeded, 'F' child failed, 'C' child cancelled, 'V' promise value, 'R' promise
@@ -34,10 +34,12 @@ end
 -- resume: a suspended invocation is triggered again: a new stream entry, state 'pending', out of
 -- the suspended set (and of the delayed set, where a timer of its may wait). Counted as the
 -- outcome 'resumed' in the per-minute counters, and in their field 'resumed' (a running total,
--- never reset: what /metrics reports as a counter).
+-- never reset: what /metrics reports as a counter). One that gave its per-key permit back when it
+-- suspended is queued for one again instead (state 'queued', lib/flow.lua fl_requeue).
 local function resume(rec, stream, delayed, suspended, minutes, id, now, tl, actor, detail)
-  local eid = redis.call('XADD', stream, '*', 'i', id)
-  redis.call('HSET', rec, 'state', 'pending', 'entry', eid, 'waits', '', 'updated', now,
+  local state, eid = 'pending', ''
+  if fl_requeue(rec, id, now) then state = 'queued' else eid = redis.call('XADD', stream, '*', 'i', id) end
+  redis.call('HSET', rec, 'state', state, 'entry', eid, 'waits', '', 'updated', now,
     'tl', tl_push(tl, tl_line(now, 'resumed', actor, 0, detail)))
   redis.call('ZREM', suspended, id)
   redis.call('ZREM', delayed, id)

@@ -1,0 +1,46 @@
+"""A send whose flow key (concurrency_key) is missing or not a string/integer: 422 problem+json
+at /send and /call, with and without the code (--app), and nothing written (issue 14)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from reliq import Context, Service
+
+from ..conftest import Names, client, running
+from .conftest import gateway
+from .test_write_routes_4xx import keyspace
+
+
+class Acct(msgspec.Struct):
+    account: Any = None  # the schema lets anything through: register.lua refuses
+
+
+async def _ours(url: str, service: str) -> dict[bytes, tuple[bytes, int]]:
+    return {k: v for k, v in (await keyspace(url)).items() if service.encode() in k}
+
+
+@pytest.mark.parametrize("with_app", [False, True])
+async def test_a_bad_flow_key_is_422_and_writes_nothing(url: str, names: Names, with_app: bool) -> None:
+    svc = Service(names())
+
+    @svc.handler(concurrency_key="account", concurrency_limit=1)
+    async def work(ctx: Context, req: Acct) -> None: ...
+
+    async with running(svc, url):  # publishes the spec
+        pass
+    async with gateway(url, svc if with_app else None) as http, client(url) as c:
+        before = await _ours(url, svc.name)
+        for route in ("send", "call"):
+            for body in ({}, {"account": None}, {"account": 1.5}):
+                r = await http.post(f"/{route}/{svc.name}/work", json=body)
+                assert r.status_code == 422, (route, body, r.text)
+                assert r.headers["content-type"] == "application/problem+json"
+                assert "flow key" in r.json()["detail"]
+        assert await _ours(url, svc.name) == before  # nothing of this service was written
+        ok = await http.post(f"/send/{svc.name}/work", json={"account": 3})
+        assert ok.status_code == 202, ok.text
+        await c.cancel(ok.json()["id"])
