@@ -19,14 +19,12 @@ from reliq.client.producer import Options, SendArgs, SendOptions
 from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
-from reliq.errors import IdempotencyConflict
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
 from reliq.store.cron_scripts import CronScripts
 from reliq.store.debounce import DebounceScript
 from reliq.store.durability import Durability
-from reliq.store.flow import BAD_KEY
 from reliq.store.keys import (
     ServiceKeys,
     check_name,
@@ -196,12 +194,8 @@ class Client:
             return await debounce.send(self, service, handler, body, options)
         placed: Options = options
         reg = await self.prepare(service, handler, body, **placed)
-        [(status, state)] = await self.register_many(self.where(reg.id), [reg])
-        if status == "conflict":
-            raise IdempotencyConflict(reg.id)
-        if status == "bad_key":
-            raise ValueError(f"{service}.{handler}: {BAD_KEY}")
-        return Accepted(id=reg.id, status=status, state=state)
+        [placed_as] = await self.register_many(self.where(reg.id), [reg])
+        return producer.accepted(service, handler, reg.id, placed_as)
 
     # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.
     prepare = producer.prepare

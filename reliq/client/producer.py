@@ -27,8 +27,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.client import callbacks, replyto
-from reliq.errors import NotConfirmed
+from reliq.errors import IdempotencyConflict, NotConfirmed
+from reliq.store.flow import BAD_KEY
 from reliq.store.keys import locate
+from reliq.store.record import Accepted
 from reliq.store.scripts import Registered, Registration, pairs
 
 if TYPE_CHECKING:
@@ -183,3 +185,13 @@ async def register_many(
     if int(acked) < replicas:
         raise NotConfirmed(f"only {int(acked)} of {replicas} replicas confirmed the write")
     return pairs(reply)
+
+
+def accepted(service: str, handler: str, invocation_id: str, reg: Registered) -> Accepted:
+    """What ``Client.send`` answers for one registration's (status, state); a refused one raises."""
+    status, state = reg
+    if status == "conflict":
+        raise IdempotencyConflict(invocation_id)
+    if status == "bad_key":
+        raise ValueError(f"{service}.{handler}: {BAD_KEY}")
+    return Accepted(id=invocation_id, status=status, state=state)
