@@ -76,9 +76,9 @@ async def test_waits_name_the_key_and_the_number_ahead_and_limits_show_the_load(
         [bucket] = (await limits.limits(c, svc.name, handler="ping")).buckets
         assert (bucket.handler, bucket.key, bucket.tokens) == ("ping", None, 0)
         assert bucket.next_free > now + 3_500_000
-        assert [w.reason.cause for w in (await waits.waiting(c, svc.name, handler="ping")).items if w.reason] == [
-            "rate"
-        ]
+        assert [
+            w.reason.cause for w in (await waits.waiting(c, svc.name, handler="ping")).items if w.reason
+        ] == ["rate"]
         gate.set()
         await wait_until(lambda: len(replay(witness)[1].get("a", [])) == 4, what="all of a ran")
 
