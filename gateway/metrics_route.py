@@ -1,11 +1,14 @@
 """GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
-backlog, pending, parked, delayed and suspended counts and its resumptions (a counter), summed over
-partitions (``Client.counts``), read at scrape time so they are never stale."""
+backlog, pending, parked, delayed and suspended counts, its resumptions (a counter) and its waits
+by cause (``reliq_waiting``, ``reliq.admin.waits.causes``), summed over partitions
+(``Client.counts``), read at scrape time so they are never stale."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+
+from reliq.admin import waits
 
 from .state import state_of
 
@@ -24,6 +27,8 @@ async def metrics(request: Request) -> Response:
         m.delayed.labels(service=service).set(c.delayed)
         m.suspended.labels(service=service).set(c.suspended)
         m.resumed.totals[service] = c.resumed
+        for cause, n in (await waits.causes(st.client, service)).items():
+            m.waiting.labels(service=service, cause=cause).set(n)
     m.set_batches(st.placer.flushes, st.placer.placed)
     m.waiters.set(st.waiting.active)
     return Response(m.render(), media_type="text/plain; version=0.0.4")

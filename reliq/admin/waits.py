@@ -34,6 +34,7 @@ from reliq.admin.paging import _int, _ms, clamp, scope
 from reliq.client import Client
 from reliq.codec import text
 from reliq.store import flow
+from reliq.store.keys import ServiceKeys
 from reliq.store.record import Field
 
 F = Field
@@ -190,3 +191,43 @@ async def waiting(
     return WaitingPage(
         service=service, now=now, queued=queued, delayed=delayed, items=items, partition=partition
     )
+
+
+RATE_SCAN = 1000  # delayed members read per partition to tell rate waits from scheduled ones
+
+
+async def causes(client: Client, service: str) -> dict[str, int]:
+    """How many invocations of ``service`` wait, by cause (``/metrics``): ``concurrency`` (in key
+    lines), ``rate`` (delayed by a rate limit) and ``scheduled`` (the rest of the delayed sets:
+    sends with a delay and retry backoffs). A rate wait is due before its bucket's time, so only
+    the delayed members due by the latest bucket time are read (at most ``RATE_SCAN`` per
+    partition, none when no rate bucket is live)."""
+    sc = await scope(client, service)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.time()
+        for k in sc.keys:
+            p.zcard(flow.flow_keys(k)[3])
+            p.zcard(k.delayed)
+            p.zrevrange(flow.flow_keys(k)[5], 0, 0, withscores=True)
+        replies = await p.execute()
+    now, out = _ms(replies[0]), {"concurrency": 0, "rate": 0, "scheduled": 0}
+    scan: list[tuple[ServiceKeys, float]] = []
+    for n, k in enumerate(sc.keys):
+        queued, delayed, last = replies[1 + 3 * n : 4 + 3 * n]
+        out["concurrency"] += int(queued)
+        out["scheduled"] += int(delayed)
+        if last and int(delayed):
+            scan.append((k, max(float(now), float(last[0][1]))))
+    if not scan:
+        return out
+    async with client.redis.pipeline(transaction=False) as p:
+        for k, until in scan:
+            p.zrevrangebyscore(k.delayed, until, "-inf", 0, RATE_SCAN)
+        due = await p.execute()
+    ids = [(k, text(i)) for (k, _), members in zip(scan, due, strict=True) for i in members]
+    async with client.redis.pipeline(transaction=False) as p:
+        for k, i in ids:
+            p.hget(k.inv(i), F.WAIT)
+        rate = sum(1 for w in await p.execute() if w == b"rate")
+    out["rate"], out["scheduled"] = rate, out["scheduled"] - rate
+    return out

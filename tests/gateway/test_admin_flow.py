@@ -48,6 +48,11 @@ async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names
         texts = [w["reason"]["text"] for w in page["items"]]  # the third is over the rate
         assert texts[0] == "concurrency key a, 0 ahead (1 running)" and len(texts) == 2
         assert texts[1].startswith("rate limit until ") and page["items"][1]["invocation_id"] == ids[2]
+        later = await c.send(svc.name, "work", {"account": "b"}, delay=3600)
+        ids.append(later.id)
+        scrape = (await http.get("/metrics")).text
+        for cause, n in (("concurrency", 1), ("rate", 1), ("scheduled", 1)):
+            assert f'reliq_waiting{{cause="{cause}",service="{svc.name}"}} {n}.0' in scrape, scrape
         r = await http.post(f"/admin/services/{svc.name}/limits/work", json={"concurrency_limit": 3})
         assert r.status_code == 200, r.text
         assert r.json()["effective"]["limit"] == 3 and r.json()["override"] == {"limit": 3}
