@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import msgspec
 
-from reliq.admin.paging import _ms, scope
+from reliq.admin.paging import scope
 from reliq.client import Client
 from reliq.codec import text
 from reliq.store import flow
@@ -136,8 +136,8 @@ async def limits(
 ) -> FlowState:
     """The flow state of ``service`` (only ``handler``'s rows with it given)."""
     sc = await scope(client, service, partition)
+    now = await client.server_time_ms()  # not in the pipeline: a Cluster pipeline refuses TIME
     async with client.redis.pipeline(transaction=False) as p:
-        p.time()
         for k in sc.keys:
             spec, _held, count, wait, waiting, tat = flow.flow_keys(k)
             p.hgetall(spec)
@@ -146,8 +146,7 @@ async def limits(
             p.zcard(wait)
             p.zrange(tat, 0, MAX_BUCKETS - 1, withscores=True)
         replies = await p.execute()
-    now = _ms(replies[0])
-    per = [replies[1 + 5 * n : 6 + 5 * n] for n in range(len(sc.keys))]
+        per = [replies[5 * n : 5 + 5 * n] for n in range(len(sc.keys))]
     specs = _specs(per[0][0]) if per else {}
     drift = [k.partition for k, r in zip(sc.keys, per, strict=True) if _specs(r[0]) != specs]
     loads: list[KeyLoad] = []

@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from reliq.admin.paging import _int, _ms, clamp, scope
+from reliq.admin.paging import _int, clamp, scope
 from reliq.client import Client
 from reliq.codec import text
 from reliq.store import flow
@@ -158,8 +158,8 @@ async def waiting(
     lo = "-" if handler is None else f"[{handler}\0" + ("" if key is None else f"{key}\0")
     hi = "+" if handler is None else f"({handler}\1" if key is None else f"({handler}\0{key}\1"
     sc = await scope(client, service, partition)
+    now = await client.server_time_ms()  # not in the pipeline: a Cluster pipeline refuses TIME
     async with client.redis.pipeline(transaction=False) as p:
-        p.time()
         for k in sc.keys:
             wait = flow.flow_keys(k)[3]
             p.zcard(wait)
@@ -167,10 +167,10 @@ async def waiting(
             p.zrangebylex(wait, lo, hi, 0, limit)
             p.zrange(k.delayed, 0, limit - 1)
         replies = await p.execute()
-    now, queued, delayed = _ms(replies[0]), 0, 0
+    queued, delayed = 0, 0
     ids: list[tuple[str, int]] = []
     for n, k in enumerate(sc.keys):
-        nq, nd, members, due = replies[1 + 4 * n : 5 + 4 * n]
+        nq, nd, members, due = replies[4 * n : 4 + 4 * n]
         queued, delayed = queued + int(nq), delayed + int(nd)
         ids += [(text(m).rsplit("\0", 1)[1], k.partition) for m in members]
         ids += [(text(i), k.partition) for i in due]
@@ -203,17 +203,17 @@ async def causes(client: Client, service: str) -> dict[str, int]:
     the delayed members due by the latest bucket time are read (at most ``RATE_SCAN`` per
     partition, none when no rate bucket is live)."""
     sc = await scope(client, service)
+    now = await client.server_time_ms()  # not in the pipeline: a Cluster pipeline refuses TIME
     async with client.redis.pipeline(transaction=False) as p:
-        p.time()
         for k in sc.keys:
             p.zcard(flow.flow_keys(k)[3])
             p.zcard(k.delayed)
             p.zrevrange(flow.flow_keys(k)[5], 0, 0, withscores=True)
         replies = await p.execute()
-    now, out = _ms(replies[0]), {"concurrency": 0, "rate": 0, "scheduled": 0}
+    out = {"concurrency": 0, "rate": 0, "scheduled": 0}
     scan: list[tuple[ServiceKeys, float]] = []
     for n, k in enumerate(sc.keys):
-        queued, delayed, last = replies[1 + 3 * n : 4 + 3 * n]
+        queued, delayed, last = replies[3 * n : 3 + 3 * n]
         out["concurrency"] += int(queued)
         out["scheduled"] += int(delayed)
         if last and int(delayed):

@@ -29,6 +29,7 @@ def _svc(names: Names) -> Service:
     return svc
 
 
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names) -> None:
     svc = _svc(names)
     async with running(svc, url):  # publishes the specs
