@@ -16,6 +16,7 @@ from reliq import App, Client
 
 from . import (
     admin,
+    admin_flow,
     admin_schedules,
     dashboard,
     fastpath,
@@ -145,6 +146,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(promises.router)
     api.include_router(admin.router)
     api.include_router(admin_schedules.router)
+    api.include_router(admin_flow.router)
     api.include_router(health.router)
     api.include_router(services.router)
     api.include_router(metrics_route.router)

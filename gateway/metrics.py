@@ -156,6 +156,13 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
+        self.waiting = Gauge(
+            "reliq_waiting",
+            "Invocations waiting by cause: concurrency (a key's line), rate (a rate limit), scheduled",
+            ["service", "cause"],
+            registry=self.registry,
+        )
+
     def set_batches(self, flushes: int, placed: int) -> None:
         self.flushes.set(flushes)
         self.placed.set(placed)

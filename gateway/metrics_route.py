@@ -1,6 +1,7 @@
 """GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
-backlog, pending, parked, delayed and suspended counts and its resumptions (a counter), summed over
-partitions (``Client.counts``), read at scrape time so they are never stale.
+backlog, pending, parked, delayed and suspended counts, its resumptions (a counter) and its waits
+by cause (``reliq_waiting``, ``reliq.admin.waits.causes``), summed over partitions
+(``Client.counts``), read at scrape time so they are never stale.
 
 The gauges of this process (group commits, waiters) are set at scrape time too; with several
 gateway processes (``gateway.processes``) each also publishes its own every ``PUBLISH_SECONDS``,
@@ -12,6 +13,8 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+
+from reliq.admin import waits
 
 from .state import GatewayState, state_of
 
@@ -44,5 +47,7 @@ async def metrics(request: Request) -> Response:
         m.delayed.labels(service=service).set(c.delayed)
         m.suspended.labels(service=service).set(c.suspended)
         m.resumed.totals[service] = c.resumed
+        for cause, n in (await waits.causes(st.client, service)).items():
+            m.waiting.labels(service=service, cause=cause).set(n)
     publish_own(st)
     return Response(m.render(), media_type="text/plain; version=0.0.4")

@@ -66,6 +66,7 @@ function route() {
   if (parts[0] === "s" && parts[2] === "parked") return { view: parked, service: parts[1], params, key: path };
   if (parts[0] === "s" && parts[2] === "suspended") return { view: suspended, service: parts[1], params, key: path };
   if (parts[0] === "s" && parts[2] === "schedules") return { view: schedules, service: parts[1], params, key: path };
+  if (parts[0] === "s" && parts[2] === "flow") return { view: flowView, service: parts[1], params, key: path };
   if (parts[0] === "i") return { view: invocation, id: parts[1], params, key: path };
   if (parts[0] === "audit") return { view: audit, params, key: path };
   return { view: overview, params, key: "/" };
@@ -82,7 +83,8 @@ function nav(r) {
   if (svc) links.splice(1, 0, [`#/s/${svc}/pending`, `${esc(r.service)} pending`, r.view === pending],
     [`#/s/${svc}/parked`, `${esc(r.service)} parked`, r.view === parked],
     [`#/s/${svc}/suspended`, `${esc(r.service)} suspended`, r.view === suspended],
-    [`#/s/${svc}/schedules`, `${esc(r.service)} schedules`, r.view === schedules]);
+    [`#/s/${svc}/schedules`, `${esc(r.service)} schedules`, r.view === schedules],
+    [`#/s/${svc}/flow`, `${esc(r.service)} flow`, r.view === flowView]);
   $("#nav").innerHTML = links.map(([h, t, on]) => `<a href="${h}" class="${on ? "active" : ""}">${t}</a>`).join("");
 }
 
@@ -376,6 +378,33 @@ schedules.after = (r) => {
     };
   });
 };
+// ---- flow control: limits in force, the busiest keys, rate buckets, who waits and why ---------
+flowView.frame = (r) => `<h1>Flow · ${esc(r.service)}</h1><p class="muted">Per-key concurrency and rate limits
+  (the code's, and an operator's override: <code>reliq limits set|clear</code> or <code>POST /admin/services/{s}/limits/{handler}</code>).</p>`;
+const spec = (x) => (x ? `<span class="mono">${esc(JSON.stringify(x))}</span>` : "—");
+async function flowView(r) {
+  const [f, w] = await Promise.all([api(`/admin/services/${enc(r.service)}/limits`),
+    api(`/admin/services/${enc(r.service)}/waiting?limit=200`)]);
+  const specs = f.handlers.map((h) => `<tr data-handler="${esc(h.handler)}"><td>${esc(h.handler)}</td><td>${esc(h.text)}</td>
+    <td>${spec(h.code)}</td><td>${spec(h.override)}</td></tr>`).join("");
+  const keys = f.top_keys.map((k) => `<tr data-key="${esc(k.key)}"><td>${esc(k.handler)}</td><td class="mono">${esc(k.key)}</td>
+    <td>${k.running}</td><td>${k.waiting}</td><td>p${k.partition}</td></tr>`).join("");
+  const buckets = f.buckets.map((b) => `<tr data-bucket="${esc(b.handler)}"><td>${esc(b.handler)}</td><td class="mono">${esc(b.key ?? "—")}</td>
+    <td>${b.tokens}</td><td>${until(b.next_free, f.now)}</td><td>p${b.partition}</td></tr>`).join("");
+  const waiting = w.items.map((i) => `<tr data-invocation="${esc(i.invocation_id)}"><td>${invLink(i.invocation_id)}</td>
+    <td>${esc(i.handler ?? "—")}</td><td>${badge(i.state)}</td><td class="reason">${esc(i.reason ? i.reason.text : "—")}</td></tr>`).join("");
+  const none = (n, what) => `<tr><td colspan="${n}" class="muted">${what}</td></tr>`;
+  return `<p class="muted">${f.running} running with a permit · ${f.queued} in key lines · ${w.delayed} delayed${f.drift.length ? ` ·
+    <span class="badge bad">partitions ${f.drift.join(", ")} differ (a change under way)</span>` : ""}</p>
+    <h2>Limits</h2><table id="flow-specs"><thead><tr><th>handler</th><th>in force</th><th>code</th><th>override</th></tr></thead>
+    <tbody>${specs || none(4, "no limits published")}</tbody></table>
+    <h2>Top keys</h2><table id="flow-keys"><thead><tr><th>handler</th><th>key</th><th>running</th><th>waiting</th><th>part.</th></tr></thead>
+    <tbody>${keys || none(5, "no key holds or waits")}</tbody></table>
+    <h2>Rate buckets</h2><table id="flow-buckets"><thead><tr><th>handler</th><th>key</th><th>tokens</th><th>next free</th><th>part.</th></tr></thead>
+    <tbody>${buckets || none(5, "no live bucket")}</tbody></table>
+    <h2>Waiting</h2><table id="flow-waiting"><thead><tr><th>invocation</th><th>handler</th><th>state</th><th>why</th></tr></thead>
+    <tbody>${waiting || none(4, "nothing waits")}</tbody></table>`;
+}
 
 // ---- the live tree (fetched lazily: one level per expanded node) and the promise form ---------
 async function treeNode(t, root) {
@@ -471,7 +500,7 @@ async function invocation(r) {
       ${fact("lease", until(inv.lease_until, now))}${fact("next retry", until(inv.next_retry, now))}
       ${fact("created", ago(inv.created, now))}${fact("finished", ago(inv.finished, now))}
       ${fact("reason", esc(inv.reason ?? "—"))}${fact("idempotency key", esc(inv.idempotency_key ?? "—"))}
-      ${fact("partition", "p" + (d.partition ?? 0))}</div>
+      ${fact("partition", "p" + (d.partition ?? 0))}${d.wait ? fact("waits", `<span id="wait-reason">${esc(d.wait.text)}</span>`) : ""}</div>
     ${pe && !pe.owner_alive ? `<p class="badge bad" id="hint">its owner ${esc(pe.owner)} is dead: the entry is
       reclaimed when the lease runs out (${until(inv.lease_until, now)}); "release entry now" lets a live worker take it
       at its next reclaim scan</p>` : ""}

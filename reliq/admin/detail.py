@@ -17,6 +17,7 @@ from reliq.admin.documents import Detail, EntryRef, Relative
 from reliq.admin.paging import alive
 from reliq.admin.suspended import wait_states
 from reliq.admin.timeline import parse_timeline
+from reliq.admin.waits import reason_in
 from reliq.client import Client
 from reliq.codec import text
 from reliq.store.keys import GROUP, InvalidName, locate
@@ -87,4 +88,5 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         archived=in_archive is not None,
         partition=k.partition,
         waits=waiting,
+        wait=await reason_in(client, invocation_id, h),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from reliq.admin.waits import WaitReason
 from reliq.store.durability import Durability
 from reliq.store.layout import Layout
 from reliq.store.record import Invocation
@@ -241,6 +242,7 @@ class Detail(msgspec.Struct, frozen=True, kw_only=True):
     archived: bool
     partition: int = 0
     waits: list[WaitItem] = []  # while suspended: what it waits for, with each one's state
+    wait: WaitReason | None = None  # why it has not started yet (reliq.admin.waits)
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

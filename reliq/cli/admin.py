@@ -154,6 +154,8 @@ def _detail(console: Console, d: Detail) -> None:
         e = d.pending_entry
         alive = "alive" if e.owner_alive else "[red]dead[/]"
         console.print(f"pending entry {e.entry_id} held by {e.owner} ({alive}), idle {_ago(e.idle_ms)}")
+    if d.wait:
+        console.print(f"waits: {d.wait.text}", markup=False, highlight=False)
     if inv.suspensions:
         console.print(f"suspensions {inv.suspensions}")
     for w in d.waits:

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.cli import admin as cli_admin
+from reliq.cli import limits as cli_limits
 from reliq.cli import schedules as cli_schedules
 from reliq.cli import trees as cli_trees
 from reliq.cli.logs import setup as setup_logs
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             cli_trees.run(a)
         elif a.cmd == "schedules":
             cli_schedules.run(a)
+        elif a.cmd == "limits":
+            cli_limits.run(a)
         else:
             _client_cmd(a)
     except LoadError as e:  # a MODULE:APP that does not load, a missing extra: one line, exit 2

@@ -9,6 +9,7 @@ import argparse
 import os
 
 from reliq.cli import admin as cli_admin
+from reliq.cli import limits as cli_limits
 from reliq.cli import schedules as cli_schedules
 from reliq.cli import trees as cli_trees
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.add_parsers(sub)
     cli_trees.add_parsers(sub)
     cli_schedules.add_parser(sub)
+    cli_limits.add_parser(sub)
     for sp in sub.choices.values():  # `reliq worker APP --redis-url URL` works as well
         sp.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL (or RELIQ_REDIS_URL)")
         sp.add_argument("--cluster", action="store_true", default=argparse.SUPPRESS, help="see reliq --help")

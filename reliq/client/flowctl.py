@@ -38,7 +38,7 @@ async def set_override(
     """Change a handler's limits on a live service: ``limit`` (0 lifts it), ``rate_limit``
     (``"N/s"``; ``"0/s"`` lifts it), ``burst``, ``suspended_keeps_permit``; unset ones keep the
     code's values. ``clear=True`` removes the override (the code's values apply again). Written
-    to every partition; the scripts apply it on their next call. Returns the override in force."""
+    to every partition; a raised limit admits waiters at once. Returns the override in force."""
     check_name("service", service)
     check_name("handler", handler)
     override = None
@@ -53,12 +53,9 @@ async def set_override(
         override = flow.FlowOverride(
             limit=limit, rate=rate, per=per, burst=burst, keep=suspended_keeps_permit
         )
-    async with client.redis.pipeline(transaction=False) as p:
-        for k in await client.partition_keys(service):
-            key = flow.flow_keys(k)[0]
-            if override is None:
-                p.hdel(key, handler + "!")
-            else:
-                p.hset(key, handler + "!", flow.encode(override))
-        await p.execute()
+    value = b"" if override is None else flow.encode(override)
+    for k in await client.partition_keys(service):
+        # set_limits.lua: writes (or clears) the field and, in the same call, admits the waiters a
+        # raised limit lets in; audited
+        await client.scripts.set_limits(k, handler, value, "client")
     return override

@@ -84,6 +84,7 @@ class Scripts:
         "suspend",
         "wake",
         "note",
+        "set_limits",
     )
 
     def __init__(self, redis: RedisClient) -> None:
@@ -275,6 +276,12 @@ class Scripts:
     async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> Requeued:
         keys = [k.inv(inv), k.delayed, k.stream, k.audit]
         return as_requeued(await self._run("retry_now", keys, [inv, who]))
+
+    async def set_limits(self, k: ServiceKeys, handler: str, override: bytes, who: str) -> int:
+        """Write (``b""``: delete) a handler's limits override in one partition and admit the
+        waiters it lets in; returns how many were admitted."""
+        keys = [k.audit, k.stream, *_fk(k)]
+        return int(await self._run("set_limits", keys, [handler, override, who]))
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))

@@ -1,0 +1,102 @@
+"""The flow-control admin API (issue 14): the limits document and the waiting list over HTTP, a
+live change and its clear, and bad input: 400 for a body that is not the change object, 422 for
+a value the library refuses, 404 for an unknown service or handler name; nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from reliq import Context, Service
+
+from ..conftest import Names, client, running
+from .conftest import gateway
+from .test_write_routes_4xx import keyspace
+
+
+class Acct(msgspec.Struct):
+    account: str
+
+
+def _svc(names: Names) -> Service:
+    svc = Service(names())
+
+    @svc.handler(concurrency_key="account", concurrency_limit=1, rate_limit="1/h", burst=2)
+    async def work(ctx: Context, req: Acct) -> None: ...
+
+    return svc
+
+
+@pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
+async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names) -> None:
+    svc = _svc(names)
+    async with running(svc, url):  # publishes the specs
+        pass
+    async with gateway(url) as http, client(url) as c:
+        ids = [(await c.send(svc.name, "work", {"account": "a"})).id for _ in range(3)]
+        doc = (await http.get(f"/admin/services/{svc.name}/limits")).json()
+        [h] = doc["handlers"]
+        assert h["code"] == {"key": "account", "limit": 1, "rate": 1, "per": 3_600_000, "burst": 2}
+        assert h["override"] is None and h["text"] == "1 at once per account; 1/h, burst 2"
+        assert doc["top_keys"] == [
+            {"handler": "work", "key": "a", "running": 1, "waiting": 1, "partition": 0}
+        ]
+        [bucket] = doc["buckets"]
+        assert bucket["handler"] == "work" and bucket["key"] is None and bucket["tokens"] == 0
+        page = (await http.get(f"/admin/services/{svc.name}/waiting", params={"handler": "work"})).json()
+        texts = [w["reason"]["text"] for w in page["items"]]  # the third is over the rate
+        assert texts[0] == "concurrency key a, 0 ahead (1 running)" and len(texts) == 2
+        assert texts[1].startswith("rate limit until ") and page["items"][1]["invocation_id"] == ids[2]
+        later = await c.send(svc.name, "work", {"account": "b"}, delay=3600)
+        ids.append(later.id)
+        scrape = (await http.get("/metrics")).text
+        for cause, n in (("concurrency", 1), ("rate", 1), ("scheduled", 1)):
+            assert f'reliq_waiting{{cause="{cause}",service="{svc.name}"}} {n}.0' in scrape, scrape
+        r = await http.post(f"/admin/services/{svc.name}/limits/work", json={"concurrency_limit": 3})
+        assert r.status_code == 200, r.text
+        assert r.json()["effective"]["limit"] == 3 and r.json()["override"] == {"limit": 3}
+        after = (await http.get(f"/admin/services/{svc.name}/limits")).json()
+        assert after["top_keys"][0]["running"] == 2 and after["queued"] == 0  # admitted by the change
+        r = await http.post(f"/admin/services/{svc.name}/limits/work/clear")
+        assert r.status_code == 200 and r.json()["override"] is None
+        for i in ids:
+            await c.cancel(i)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("work", b"not json", 400),
+        ("work", b"[1]", 400),
+        ("work", b'{"concurrency_limit": "2"}', 400),
+        ("work", b'{"limit": 2}', 400),
+        ("work", b"{}", 422),
+        ("work", b'{"concurrency_limit": -1}', 422),
+        ("work", b'{"rate_limit": "100/fortnight"}', 422),
+        ("work", b'{"burst": 0}', 422),
+        ("nope", b'{"burst": 2}', 422),
+        ("No.Such", b'{"burst": 2}', 404),
+    ],
+)
+async def test_a_bad_change_is_a_problem_and_writes_nothing(
+    url: str, names: Names, path: str, body: bytes, status: int
+) -> None:
+    svc = _svc(names)
+    async with running(svc, url):
+        pass
+    async with gateway(url) as http:
+        before = await keyspace(url)
+        r = await http.post(
+            f"/admin/services/{svc.name}/limits/{path}",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert await keyspace(url) == before
+        unknown: Any = await http.get("/admin/services/nosuch/limits")
+        assert unknown.status_code == 404
+        bad = await http.get(f"/admin/services/{svc.name}/waiting", params={"key": "a"})
+        assert bad.status_code == 400  # a key needs its handler
