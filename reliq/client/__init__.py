@@ -19,7 +19,7 @@ from reliq.client.producer import Options, SendArgs, SendOptions
 from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
-from reliq.errors import IdempotencyConflict
+from reliq.errors import Backpressure, IdempotencyConflict
 from reliq.store import counts, registry
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
@@ -195,6 +195,8 @@ class Client:
         [(status, state)] = await self.register_many(self.where(reg.id), [reg])
         if status == "conflict":
             raise IdempotencyConflict(reg.id)
+        if status == "backpressure" or not state:
+            raise Backpressure(service)
         return Accepted(id=reg.id, status=status, state=state)
 
     # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.

@@ -50,10 +50,21 @@ class CronScripts:
     ) -> tuple[Ticked, int]:
         """Place ``ticks`` (registrations in partition 0) and move the cursor, if it still reads
         ``cursor`` and the schedule ``spec``; (status, ticks placed by this call)."""
-        keys = [k.stream, k.delayed, k.schedules, k.ticks, k.cron, *(k.inv(r.id) for r in ticks)]
+        keys = [
+            k.streams[0],
+            k.delayed,
+            k.schedules,
+            k.ticks,
+            k.cron,
+            *k.streams[1:],
+            *(k.inv(r.id) for r in ticks),
+        ]
         args: list[str | bytes | int] = [k.service, name, cursor, spec, new_cursor, next_fire]
         for r in ticks:
             sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
-            args += [_pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched)), r.payload]
+            args += [
+                _pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched, r.prio)),
+                r.payload,
+            ]
         status, placed = await self._s["cron_tick"](keys=keys, args=args)
         return _ticked(status), int(placed)

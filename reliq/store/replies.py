@@ -15,7 +15,7 @@ import msgspec
 from reliq.codec import text
 from reliq.store.record import State
 
-RegisterStatus = Literal["accepted", "previously_accepted", "conflict"]
+RegisterStatus = Literal["accepted", "previously_accepted", "conflict", "backpressure"]
 ClaimStatus = Literal["run", "cancel", "compensate", "skip"]
 Settled = Literal["ok", "fenced", "noop"]  # park
 Completed = Literal["ok", "fenced", "noop", "keys"]  # complete
@@ -81,19 +81,24 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     trace: str = ""
     reply: str = ""  # 'service/handler' that gets the outcome (reply-to), '' when none
     scheduled_ms: int | None = None  # the schedule tick this invocation is (cron), None when not
+    prio: str = ""  # 'high' | 'low'; '' is normal (reliq.store.priority)
 
 
 class Registered(NamedTuple):
     """register.lua's answer for one invocation: ``state`` is the record's state (for
-    ``previously_accepted`` and ``conflict``: the existing record's)."""
+    ``previously_accepted`` and ``conflict``: the existing record's; '' for ``backpressure``:
+    refused, nothing written)."""
 
     status: RegisterStatus
-    state: State
+    state: State | Literal[""]
 
 
 def pairs(reply: Sequence[Any]) -> list[Registered]:
     """register.lua's flat reply (2 values per invocation)."""
-    return [Registered(as_register(reply[i]), as_state(reply[i + 1])) for i in range(0, len(reply), 2)]
+    return [
+        Registered(as_register(reply[i]), as_state(reply[i + 1]) if reply[i + 1] else "")
+        for i in range(0, len(reply), 2)
+    ]
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):

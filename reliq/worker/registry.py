@@ -1,6 +1,7 @@
 """Registry publication: at start a worker adds its services to ``reliq:services``, writes one
 ``HandlerEntry`` per handler (input schema, limits) to ``reliq:{S}:registry`` and its schemas by
-version to ``reliq:{S}:schemas``, so the gateway can route and validate requests and the
+version to ``reliq:{S}:schemas`` and its intake specs (max queued, default priorities) to each
+partition's flow hash, so the gateway can route and validate requests and the
 dashboard can list services before any work exists.
 
 Written once per start, not refreshed: an entry describes code, which only changes with a
@@ -10,6 +11,7 @@ restart (the next start overwrites it). Which versions are *live* is said by the
 from __future__ import annotations
 
 from reliq.service import App
+from reliq.store import intake
 from reliq.store.keys import SERVICES
 from reliq.store.registry import encode
 from reliq.worker.inflight import Runtime
@@ -25,6 +27,11 @@ async def publish_registry(rt: Runtime) -> None:
                 p.hset(k.registry, mapping={e.handler: encode(e) for e in entries})
                 p.hset(k.schemas, mapping={e.schema_version: encode(e.input_schema) for e in entries})
         await p.execute()
+    for s in rt.app.services.values():  # max queued and default priorities, in every partition
+        priorities = {h.name: h.policy.priority for h in s.handlers.values()}
+        await intake.publish(
+            rt.client.redis, await rt.client.partition_keys(s.name), s.max_queued, priorities
+        )
 
 
 def schema_versions(app: App) -> dict[str, dict[str, str]]:

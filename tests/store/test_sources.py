@@ -68,8 +68,8 @@ def test_declared_libraries_exist_are_used_and_cover_every_lib_call() -> None:
 
 
 def test_libraries_come_once_each_after_what_they_use() -> None:
-    assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish", "notify", "wake"]
-    assert libs("cancel") == ["clock", "terminal", "timeline", "finish", "notify", "wake"]
+    assert libs("complete") == ["clock", "fence", "ack", "timeline", "finish", "notify", "enqueue", "wake"]
+    assert libs("cancel") == ["clock", "terminal", "timeline", "finish", "notify", "enqueue", "wake"]
     assert libs("reap") == [] and source("reap") == (LUA / "reap.lua").read_text()
     for name in (*Scripts.NAMES, *CronScripts.NAMES, *DebounceScript.NAMES):
         order = libs(name)

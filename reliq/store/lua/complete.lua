@@ -18,7 +18,7 @@ local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
 local done = {}
-local pfx = #KEYS[1] - 6 + 4  -- 'reliq:{S}:stream' -> the length of 'reliq:{S}:inv:'
+local pfx = string.find(KEYS[1], ':stream', 1, true) + 4  -- 'reliq:{S}:stream[:high]' -> #'reliq:{S}:inv:'
 local kc = 5
 for i = 0, (#ARGV - 2) / 5 - 1 do
   local rec = KEYS[kc]

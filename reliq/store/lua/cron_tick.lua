@@ -3,7 +3,7 @@
 -- cursor check lets one through, and a tick's id derives from (schedule, tick time), so even a
 -- caller that passed the check twice (a re-send) places each tick once.
 -- KEYS[1] stream, KEYS[2] delayed, KEYS[3] schedules, KEYS[4] ticks, KEYS[5] cron (partition 0)
--- KEYS[6..n+5] the ticks' invocation records
+-- KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua), KEYS[8..n+7] the ticks' records
 -- ARGV[1] service, ARGV[2] schedule name, ARGV[3] the cursor the caller planned from,
 -- ARGV[4] the schedule's JSON the caller planned from, ARGV[5] new cursor (ms),
 -- ARGV[6] next fire time (ms); then 2 per tick, as register.lua: packed registration, payload
@@ -23,11 +23,11 @@ end
 if spec ~= ARGV[4] or (redis.call('HGET', KEYS[4], name) or '') ~= ARGV[3] then return {'moved', 0} end
 local now = now_ms()
 local placed, last = 0, nil
-for i = 6, #KEYS do
-  local a = (i - 6) * 2 + 7
+for i = 8, #KEYS do
+  local a = (i - 8) * 2 + 7
   local f = cmsgpack.unpack(ARGV[a])
   if not redis.call('HGET', KEYS[i], 'state') then
-    place(KEYS[i], KEYS[1], KEYS[2], ARGV[1], f, ARGV[a + 1], now)
+    place(KEYS[i], {KEYS[1], KEYS[6], KEYS[7]}, KEYS[2], ARGV[1], f, ARGV[a + 1], now)
     placed = placed + 1
   end
   last = f[1]

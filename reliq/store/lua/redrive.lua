@@ -3,12 +3,12 @@
 -- already journaled are kept. A parent that already saw this child fail keeps that outcome (the
 -- first outcome in an inbox stands).
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] stream, KEYS[6] parked
--- set, KEYS[7] archive set, KEYS[8] audit stream
+-- set, KEYS[7] archive set, KEYS[8] audit stream, KEYS[9], KEYS[10] the high and low streams
 -- ARGV[1] invocation id, ARGV[2] who asked (timeline actor, audited; '' = library call, not audited)
 -- timeline: 'redriven'. An id whose record expired is removed from the parked and archive sets.
 -- returns 'redriven' | 'not_failed' | 'unknown'
--- uses: clock, timeline
-local r = redis.call('HMGET', KEYS[1], 'state', 'tl')
+-- uses: clock, timeline, enqueue
+local r = redis.call('HMGET', KEYS[1], 'state', 'tl', 'prio')
 local st = r[1]
 if not st then
   redis.call('ZREM', KEYS[6], ARGV[1])
@@ -23,7 +23,7 @@ local now = now_ms()
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
-local eid = redis.call('XADD', KEYS[5], '*', 'i', ARGV[1])
+local eid = enqueue({KEYS[5], KEYS[9], KEYS[10]}, r[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', 1, 'crashes', 0, 'entry', eid,
   'reason', '', 'finished', '', 'updated', now, 'discarded', '',
   'tl', tl_push(r[2], tl_line(now, 'redriven', ARGV[2] or '')))

@@ -3,7 +3,7 @@
 -- wait is now over, queue it again. Idempotent: the first value of a field stands.
 -- KEYS[1] record, KEYS[2] inbox, KEYS[3] stream, KEYS[4] delayed set, KEYS[5] suspended set,
 -- KEYS[6] done channel (a running attempt that waits in memory listens there), KEYS[7] per-minute
--- counters ('resumed')
+-- counters ('resumed'), KEYS[8], KEYS[9] the high and low streams (lib/enqueue.lua)
 -- ARGV[1] inbox field ('c:<child id>' | 'p:<promise name>'), ARGV[2] value (kind letter + JSON,
 -- lib/wake.lua), ARGV[3] invocation id, ARGV[4] who (timeline actor)
 -- timeline: 'resumed' (the field) when queued again
@@ -23,7 +23,7 @@ notify(KEYS[6], {ARGV[3]})
 if r[1] == 'suspended' then
   local now = now_ms()
   if waits_ready(KEYS[2], r[3], now) then
-    resume(KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[7], ARGV[3], now, r[2], ARGV[4], ARGV[1])
+    resume(KEYS[1], {KEYS[3], KEYS[8], KEYS[9]}, KEYS[4], KEYS[5], KEYS[7], ARGV[3], now, r[2], ARGV[4], ARGV[1])
     return 'resumed'
   end
 end

@@ -1,4 +1,4 @@
--- uses: timeline
+-- uses: timeline, enqueue
 -- wake: suspension's shared rules. A suspended invocation's record field 'waits' is a JSON array
 -- of [inbox field, any, due ms]: what its handler awaits. Inbox values start with their kind:
 -- 'S' child succeeded, 'F' child failed, 'C' child cancelled, 'V' promise value, 'R' promise
@@ -34,9 +34,10 @@ end
 -- resume: a suspended invocation is triggered again: a new stream entry, state 'pending', out of
 -- the suspended set (and of the delayed set, where a timer of its may wait). Counted as the
 -- outcome 'resumed' in the per-minute counters, and in their field 'resumed' (a running total,
--- never reset: what /metrics reports as a counter).
-local function resume(rec, stream, delayed, suspended, minutes, id, now, tl, actor, detail)
-  local eid = redis.call('XADD', stream, '*', 'i', id)
+-- never reset: what /metrics reports as a counter). `streams`: {normal, high, low}; the entry goes
+-- to the record's priority (lib/enqueue.lua), so a resumed parent keeps it.
+local function resume(rec, streams, delayed, suspended, minutes, id, now, tl, actor, detail)
+  local eid = enqueue(streams, redis.call('HGET', rec, 'prio'), id)
   redis.call('HSET', rec, 'state', 'pending', 'entry', eid, 'waits', '', 'updated', now,
     'tl', tl_push(tl, tl_line(now, 'resumed', actor, 0, detail)))
   redis.call('ZREM', suspended, id)
