@@ -57,6 +57,7 @@ def _operation(verb: str, schema: dict[str, Any], *, service: str = "", handler:
         _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}),
         _param("delay", "query", {"type": "string", "examples": ["30s", "PT30S"]}),
         _param("at", "query", {"type": "string", "format": "date-time"}),
+        _param("Priority", "header", {"type": "string", "enum": ["high", "normal", "low"]}),
     ]
     if verb == "call":
         params.append(_param("Prefer", "header", {"type": "string", "examples": ["wait=10"]}))
