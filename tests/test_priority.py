@@ -9,6 +9,9 @@ import asyncio
 import pytest
 
 from reliq import Client, Context, Retry, Service
+from reliq.admin.detail import detail
+from reliq.admin.overview import service_overview
+from reliq.admin.pending import pending
 from reliq.store.priority import quotas
 from tests.conftest import Names, client, running, wait_until
 
@@ -127,3 +130,31 @@ async def test_a_bad_priority_is_refused_before_anything_is_written(url: str, na
         assert not await c.redis.exists(*c.keys(svc.name).streams)
     with pytest.raises(ValueError, match="priority"):
         svc.handler(priority="urgent")  # type: ignore[call-overload]
+
+
+async def test_operators_see_work_of_every_level(url: str, names: Names) -> None:
+    svc = Service(names())
+    gate = asyncio.Event()
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        await gate.wait()
+
+    async with client(url) as c:
+        ids = [(await c.send(svc.name, "job", priority=p)).id for p in ("high", "normal", "low")]
+        async with running(svc, url, concurrency=2):  # one read of two: high and normal run
+            await wait_until(lambda: _running(c, ids[:2]), what="the high and normal ones to run")
+            page = await pending(c, svc.name)
+            assert page.total == 2 and {e.invocation_id for e in page.items} == set(ids[:2])
+            doc = await service_overview(c, svc.name)
+            assert (doc.stream_length, doc.pending) == (3, 2)
+            assert (await c.counts(svc.name)).backlog == 3
+            d = await detail(c, ids[0])
+            assert d is not None and d.pending_entry is not None  # found on the high stream's pending list
+            gate.set()
+            for i in ids:
+                await c.result(i, timeout=15)
+
+
+async def _running(c: Client, ids: list[str]) -> bool:
+    return [await c.state(i) for i in ids] == ["running"] * len(ids)
