@@ -145,7 +145,9 @@ async def _register(request: Request, st: GatewayState) -> Any:
     await st.gate.require()
     t0 = time.perf_counter()
     if debounced is not None:
-        place = partial(debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply)
+        place = partial(
+            debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply, priority=prio
+        )
     else:
         place = partial(
             st.placer.place,
