@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m load_tests.bench_workers
 	$(BIN)/python -m load_tests.bench_flow
 	$(BIN)/python -m load_tests.bench_gateway --duration 8
+	$(BIN)/python -m load_tests.bench_priority
 	$(MAKE) bench-trees
 	$(MAKE) bench-cluster
 	$(MAKE) bench-cron

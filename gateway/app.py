@@ -102,7 +102,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
 
         app = load_app(settings.app)
     client = Client(settings.redis_url, recheck=settings.wait_recheck)
-    placer = Placer(client, settings.replicas, settings.wait_timeout_ms)
+    placer = Placer(client, settings.replicas, settings.wait_timeout_ms, settings.max_queued)
     st = GatewayState(settings=settings, client=client, catalog=Catalog(client, app), placer=placer)
 
     @asynccontextmanager

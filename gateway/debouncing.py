@@ -14,6 +14,7 @@ from reliq import Accepted, codec
 from reliq.client import debounce
 from reliq.client.producer import SendOptions
 from reliq.errors import NotConfirmed
+from reliq.store.priority import check_priority
 
 from .problems import Problem, unavailable
 from .state import GatewayState
@@ -55,10 +56,13 @@ async def place(
     *,
     reply_to: str | None,
     trace: str = "",
+    priority: str | None = None,
 ) -> Accepted:
     """Join or open the window (names, headers and body already checked), at the gateway's
     durability: with ``replicas:N`` the WAIT follows the script on the same connection."""
     full: SendOptions = {**opts, "trace": trace, "reply_to": reply_to}
+    if priority is not None:
+        full["priority"] = check_priority(priority)
     try:
         return await debounce.send(
             st.client, service, handler, body, full, replicas=st.placer.replicas, wait_ms=st.placer.wait_ms

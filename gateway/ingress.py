@@ -24,6 +24,7 @@ from reliq import codec, tracing
 from reliq.client import callbacks, replyto
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
+from reliq.store.priority import PRIORITIES
 
 from . import debouncing, validation
 from .body import canonical, check_input, parse_json, read_body
@@ -118,6 +119,20 @@ def callback(request: Request, hosts: frozenset[str], reply: str | None) -> str 
         raise Problem(400, "Bad Request", f"invalid Callback-URL: {e}") from None
 
 
+def priority(request: Request) -> str | None:
+    """``Priority: high|normal|low`` (absent: the handler's default). A value in the form of RFC
+    9218's header (``u=3, i``: what browsers send about fetch order) is not ours: ignored."""
+    raw = request.headers.get("priority")
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in PRIORITIES:
+        return value
+    if value.startswith(("u=", "i")):
+        return None
+    raise Problem(400, "Bad Request", f"invalid Priority {raw[:64]!r}: use high, normal or low")
+
+
 async def _register(request: Request, st: GatewayState) -> Any:
     """Check every header, query parameter and the body, then place: a 4xx places nothing."""
     service, handler = request.path_params["service"], request.path_params["handler"]
@@ -133,6 +148,7 @@ async def _register(request: Request, st: GatewayState) -> Any:
     delay = parse_delay(request.query_params.get("delay"))
     at = parse_at(request.query_params.get("at"))
     reply = callback(request, st.settings.callback_hosts, reply_to(request))
+    prio = priority(request)
     debounced = debouncing.options(request, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
@@ -145,10 +161,20 @@ async def _register(request: Request, st: GatewayState) -> Any:
     await st.gate.require()
     t0 = time.perf_counter()
     if debounced is not None:
-        place = partial(debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply)
+        place = partial(
+            debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply, priority=prio
+        )
     else:
         place = partial(
-            st.placer.place, service, handler, canonical(value), key=key, delay=delay, at=at, reply_to=reply
+            st.placer.place,
+            service,
+            handler,
+            canonical(value),
+            key=key,
+            delay=delay,
+            at=at,
+            reply_to=reply,
+            priority=prio,
         )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:

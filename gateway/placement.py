@@ -15,6 +15,11 @@ same that ``Client.send`` takes.
   them).
 - ``none``: development only; reported as such in every answer.
 
+Backpressure: ``register.lua`` refuses the new invocations of a batch past the service's
+``max_queued`` (``reliq.store.intake``; ``RELIQ_MAX_QUEUED`` when the service set none) one by one,
+so only the requests over the limit get 429 (with ``Retry-After``); re-sends of accepted keys
+answer as before.
+
 Batches are per partition (``Client.where``): one script call touches one slot.
 """
 
@@ -26,7 +31,7 @@ from datetime import datetime
 
 from reliq import Accepted, Client
 from reliq.client.producer import Where
-from reliq.errors import NotConfirmed
+from reliq.errors import Backpressure, NotConfirmed
 from reliq.store.flow import BAD_KEY
 from reliq.store.scripts import Registered, Registration
 
@@ -38,8 +43,9 @@ Waiter = tuple[Registration, "asyncio.Future[Registered]"]
 
 
 class Placer:
-    def __init__(self, client: Client, replicas: int, wait_ms: int) -> None:
+    def __init__(self, client: Client, replicas: int, wait_ms: int, max_queued: int | None = None) -> None:
         self.client, self.replicas, self.wait_ms = client, replicas, wait_ms
+        self.max_queued = max_queued  # the default of services that set none (RELIQ_MAX_QUEUED)
         self._queues: dict[Where, list[Waiter]] = defaultdict(list)
         self._flushing: set[Where] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -57,11 +63,20 @@ class Placer:
         at: datetime | None,
         trace: str = "",
         reply_to: str | None = None,
+        priority: str | None = None,
     ) -> Accepted:
         """Place one invocation (names and key already checked by ingress) with the next batch
         of its partition; answer once that batch is confirmed."""
         item = await self.client.prepare(
-            service, handler, body, key=key, delay=delay, at=at, trace=trace, reply_to=reply_to
+            service,
+            handler,
+            body,
+            key=key,
+            delay=delay,
+            at=at,
+            trace=trace,
+            reply_to=reply_to,
+            priority=priority,
         )
         where = self.client.where(item.id)
         future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
@@ -82,6 +97,9 @@ class Placer:
             )
         if status == "bad_key":
             raise Problem(422, "Unprocessable Content", BAD_KEY)
+        if status == "backpressure" or not state:
+            e = Backpressure(service)
+            raise Problem(429, "Too Many Requests", str(e), headers={"Retry-After": f"{e.retry_after:.0f}"})
         return Accepted(id=item.id, status=status, state=state)
 
     async def _flush(self, where: Where) -> None:
@@ -110,6 +128,8 @@ class Placer:
         self.flushes += 1
         self.placed += len(items)
         try:
-            return await self.client.register_many(where, items, replicas=self.replicas, wait_ms=self.wait_ms)
+            return await self.client.register_many(
+                where, items, replicas=self.replicas, wait_ms=self.wait_ms, max_queued=self.max_queued
+            )
         except NotConfirmed as e:
             raise unavailable(f"{e}; retry with the same Idempotency-Key") from e

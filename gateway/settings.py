@@ -35,6 +35,7 @@ class GatewaySettings:
     idle_timeout: float = 5.0  # a connection sending nothing (new or kept alive) is closed
     max_connections: int = 1000  # per process; beyond it, a new connection gets 503 and is closed
     max_backlog: int | None = None  # per service: stream entries not yet acked -> 429 beyond it
+    max_queued: int | None = None  # per service without its own max_queued: register.lua -> 429
     max_waiters: int = 1000  # requests waiting for an outcome (/call, /attach) at once -> 429 beyond
     wait_recheck: float = 2.0  # seconds: a waiter re-reads its outcome at least this often
     app: str | None = None  # MODULE:APP to validate bodies against handler types
@@ -71,6 +72,7 @@ class GatewaySettings:
             "max_body": int(env.get("RELIQ_MAX_BODY", cls.max_body)),
             "app": env.get("RELIQ_APP") or None,
             "max_backlog": int(env["RELIQ_MAX_BACKLOG"]) if env.get("RELIQ_MAX_BACKLOG") else None,
+            "max_queued": int(env["RELIQ_MAX_QUEUED"]) if env.get("RELIQ_MAX_QUEUED") else None,
             "default_wait": float(env.get("RELIQ_DEFAULT_WAIT", cls.default_wait)),
             "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
             "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),

@@ -13,6 +13,7 @@ from reliq.client import Client
 from reliq.client.replyto import Reply
 from reliq.client.sync import SyncClient
 from reliq.errors import (
+    Backpressure,
     Cancelled,
     ChildCancelled,
     ChildFailed,
@@ -39,6 +40,7 @@ from reliq.worker.run import Worker
 __all__ = [
     "Accepted",
     "App",
+    "Backpressure",
     "Cancelled",
     "ChildCancelled",
     "ChildFailed",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 
 class AnyContext(Protocol):
@@ -41,10 +41,12 @@ class AnyContext(Protocol):
 
 class SendOptions(TypedDict, total=False):
     """Options of ``ctx.send``: ``key`` names the child (default: its call order), ``delay``
-    (seconds or timedelta) runs it no sooner than that."""
+    (seconds or timedelta) runs it no sooner than that, ``priority`` ``"high"|"normal"|"low"``
+    (default: the parent's when it is high or low, else the child handler's default)."""
 
     key: str | None
     delay: float | timedelta | None
+    priority: Literal["high", "normal", "low"] | None
 
 
 class CallOptions(TypedDict, total=False):
@@ -55,6 +57,7 @@ class CallOptions(TypedDict, total=False):
     key: str | None
     timeout: float | None
     cancel_on_timeout: bool
+    priority: Literal["high", "normal", "low"] | None
 
 
 def mark_target(fn: Any, service: str, handler: str) -> None:

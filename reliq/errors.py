@@ -132,3 +132,14 @@ class NotConfirmed(Exception):
     """A registration batch was sent but its durability was not confirmed (fewer replicas
     acknowledged it than asked for, or a Cluster's slot moved under it): the invocations may or
     may not exist. Re-sending the same registrations (same ids and keys) is safe and converges."""
+
+
+class Backpressure(Exception):
+    """The service holds as many queued invocations as its ``max_queued`` allows: this one was
+    refused and nothing was written. Send it again after ``retry_after`` seconds (an idempotency
+    key makes the re-send safe); the gateway answers 429 with ``Retry-After``."""
+
+    def __init__(self, service: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"{service} is at its limit of queued invocations; retry in {retry_after:g} s")
+        self.service = service
+        self.retry_after = retry_after

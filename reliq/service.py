@@ -17,6 +17,7 @@ from reliq.store import flow
 from reliq.store.cron import CatchUp, Schedule
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
+from reliq.store.priority import Priority, check_priority
 from reliq.store.registry import HandlerEntry, schema_version
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +33,7 @@ class Policy:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     suspend_after: float | None = None  # seconds a durable await waits in memory (None: the worker's)
+    priority: Priority = "normal"  # when a send gives none (reliq.store.priority)
 
 
 class FlowOptions(TypedDict, total=False):
@@ -59,6 +61,7 @@ class Limits(TypedDict, total=False):
     backoff_base: float
     backoff_max: float
     suspend_after: float | None
+    priority: Priority
 
 
 class HandlerOptions(Limits, FlowOptions, total=False):
@@ -144,11 +147,18 @@ class Service:
     ... async def place(ctx, req: dict) -> dict: ...
     """
 
-    def __init__(self, name: str, *, partitions: int | None = None) -> None:
+    def __init__(self, name: str, *, partitions: int | None = None, max_queued: int | None = None) -> None:
         """``partitions``: spread new invocations over this many partitions (each its own
         stream and Cluster slot); a worker running this service publishes it on start. ``None``
-        (the default) follows whatever layout the service already has (1 partition if none)."""
+        (the default) follows whatever layout the service already has (1 partition if none).
+        ``max_queued``: refuse new invocations (``reliq.Backpressure``, HTTP 429) while this many
+        are queued (``reliq.store.intake``); published by its workers on start."""
         self.name = check_name("service", name)
+        if max_queued is not None and (
+            isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 0
+        ):
+            raise ValueError("max_queued must be an integer >= 0")
+        self.max_queued = max_queued
         self.partitions = None if partitions is None else check_partitions(partitions)
         self.handlers: dict[str, Handler] = {}
         self.schedules: dict[str, Schedule] = {}  # declared with @svc.cron; workers publish them
@@ -167,6 +177,7 @@ class Service:
         policy = Policy(**given)
         if policy.max_attempts < 1 or policy.max_deliveries < 1:
             raise ValueError("max_attempts and max_deliveries must be >= 1")
+        check_priority(policy.priority)
 
         def register(f: F) -> F:
             hname = check_name("handler", name or f.__name__)

@@ -5,7 +5,7 @@ import pytest
 
 from reliq.store.keys import InvalidName, ServiceKeys, check_name, child_id, keyed_id, new_id, service_of
 
-NOT_KEYS = {"service", "partition"}  # the only attributes of ServiceKeys that are not key names
+NOT_KEYS = {"service", "partition", "level", "at"}  # the attributes of ServiceKeys that are not key names
 SERVICE_WIDE = {  # always {S}
     *("layout", "registry", "schemas", "consumer", "consumer_prefix", "cancel_channel"),
     *("schedules", "ticks", "cron"),

@@ -65,7 +65,8 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
     eid = text(h.get(Field.ENTRY, b""))
     if eid:
         try:
-            rows = await client.redis.xpending_range(k.stream, GROUP, eid, eid, 1)
+            stream = k.at(text(h.get(Field.PRIO, b"")) or "normal").stream  # its priority's stream
+            rows = await client.redis.xpending_range(stream, GROUP, eid, eid, 1)
         except ResponseError:  # no consumer group yet: nothing was delivered
             rows = []
         if rows:

@@ -139,7 +139,7 @@ async def limits(
     now = await client.server_time_ms()  # not in the pipeline: a Cluster pipeline refuses TIME
     async with client.redis.pipeline(transaction=False) as p:
         for k in sc.keys:
-            spec, _held, count, wait, waiting, tat = flow.flow_keys(k)
+            spec, _held, count, wait, waiting, tat = flow.flow_keys(k)[:6]
             p.hgetall(spec)
             p.hgetall(count)
             p.hgetall(waiting)

@@ -31,7 +31,7 @@ __all__ = ["alive", "clamp", "known_service", "overview", "parked", "pending", "
 
 MINUTES = 15
 MAX_CONSUMERS = aggregate.MAX_CONSUMERS
-_PER_PARTITION = 12  # commands per partition in service_overview's pipeline
+_PER_PARTITION = 22  # commands per partition in service_overview's pipeline (12 + 5 per extra level)
 
 
 async def services(client: Client) -> list[str]:
@@ -75,6 +75,55 @@ def _read(p: Any, k: ServiceKeys) -> None:
     p.hgetall(k.minutes)
     p.zcard(k.suspended)
     p.zcard(flow_keys(k)[3])
+    for stream in k.streams[1:]:  # the high and low streams: summed into the partition's numbers
+        p.xlen(stream)
+        p.xinfo_groups(stream)
+        p.xpending(stream, GROUP)
+        p.xpending_range(stream, GROUP, "-", "+", 1)
+        p.xinfo_consumers(stream, GROUP)
+
+
+def _levels(replies: list[Any]) -> list[Any]:
+    """The 12 values of one partition with its high and low streams' numbers folded in: lengths,
+    lags and pending counts summed, the oldest pending entry of any level, consumers merged."""
+    base = list(replies[:12])
+    for i in range(12, len(replies), 5):
+        xlen, groups, summary, oldest, consumers = replies[i : i + 5]
+        if isinstance(xlen, int):
+            base[0] = (base[0] if isinstance(base[0], int) else 0) + xlen
+        mine = (
+            next((g for g in groups if text(g["name"]) == GROUP), None) if isinstance(groups, list) else None
+        )
+        if mine and isinstance(base[1], list):
+            base[1] = [{**g, "lag": _sum_lag(g.get("lag"), mine.get("lag"))} for g in base[1]]
+        if isinstance(summary, dict) and isinstance(base[2], dict):
+            base[2] = {**base[2], "pending": int(base[2]["pending"]) + int(summary["pending"])}
+        if isinstance(oldest, list) and oldest:
+            mine_first = base[3] if isinstance(base[3], list) and base[3] else None
+            if (
+                mine_first is None
+                or oldest[0]["time_since_delivered"] > mine_first[0]["time_since_delivered"]
+            ):
+                base[3] = oldest
+        if isinstance(consumers, list):
+            have = {text(c["name"]): c for c in base[8]} if isinstance(base[8], list) else {}
+            for c in consumers:
+                seen = have.get(text(c["name"]))
+                if seen is None:
+                    have[text(c["name"])] = c
+                else:
+                    pending = int(seen.get("pending", 0)) + int(c.get("pending", 0))
+                    have[text(c["name"])] = {
+                        **seen,
+                        "pending": pending,
+                        "idle": min(int(seen.get("idle") or 0), int(c.get("idle") or 0)),
+                    }
+            base[8] = list(have.values())
+    return base
+
+
+def _sum_lag(a: Any, b: Any) -> Any:
+    return None if a is None or b is None else int(a) + int(b)
 
 
 def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOverview, list[dict[str, Any]]]:
@@ -92,7 +141,7 @@ def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOvervi
         minutes,
         suspended,
         queued,
-    ) = replies
+    ) = _levels(replies)
     group = next((g for g in groups if text(g["name"]) == GROUP), None) if isinstance(groups, list) else None
     first = None
     if isinstance(oldest, list) and oldest:

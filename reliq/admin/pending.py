@@ -19,7 +19,7 @@ from reliq.admin.documents import PendingEntry, PendingPage
 from reliq.admin.paging import _int, _ms, alive, clamp, entry_key, next_cursor, parse_cursor, scope
 from reliq.client import Client
 from reliq.codec import text
-from reliq.store.keys import GROUP
+from reliq.store.keys import GROUP, LEVELS
 from reliq.store.record import Field
 
 F = Field
@@ -47,12 +47,16 @@ async def pending(
             raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
         tie = int(after[1])
     sc = await scope(client, service, partition)
+    # every priority level's stream of every partition; source = partition * 3 + level (the tie)
+    sources = [
+        (k.partition * len(LEVELS) + i, k.at(level)) for k in sc.keys for i, level in enumerate(LEVELS)
+    ]
     async with client.redis.pipeline(transaction=False) as p:
         p.time()
-        for k in sc.keys:
+        for src, k in sources:
             start = "-"
             if after:
-                start = after[0] if tie is not None and k.partition > tie else f"({after[0]}"
+                start = after[0] if tie is not None and src > tie else f"({after[0]}"
             p.xpending(k.stream, GROUP)
             p.xpending_range(
                 k.stream, GROUP, start, "+", limit + 1, consumername=consumer, idle=min_idle_ms or None
@@ -60,12 +64,12 @@ async def pending(
         replies = await p.execute(raise_on_error=False)
     now, total = _ms(replies[0]), 0
     rows: list[tuple[tuple[int, int], int, dict[str, Any]]] = []
-    for i, k in enumerate(sc.keys):
+    for i, (src, _) in enumerate(sources):
         summary, got = replies[1 + 2 * i], replies[2 + 2 * i]
         if isinstance(summary, dict):  # an error: no stream or group yet, nothing is pending
             total += int(summary["pending"])
         if isinstance(got, list):
-            rows += [(entry_key(text(r["message_id"])), k.partition, r) for r in got]
+            rows += [(entry_key(text(r["message_id"])), src, r) for r in got]
     rows.sort(key=lambda row: (row[0], row[1]))
     shown = rows[:limit]
     items = await _join(client, service, shown, now)
@@ -90,21 +94,24 @@ async def pending(
 async def _join(
     client: Client, service: str, rows: list[tuple[tuple[int, int], int, dict[str, Any]]], now: int
 ) -> list[PendingEntry]:
-    """Each row's invocation id (its stream entry), record fields and owner liveness."""
+    """Each row's invocation id (its stream entry), record fields and owner liveness; a row's
+    source is partition * 3 + its level's index in ``LEVELS``."""
     async with client.redis.pipeline(transaction=False) as p:
-        for _, part, r in rows:
+        for _, src, r in rows:
+            part, level = divmod(src, len(LEVELS))
             eid = text(r["message_id"])
-            p.xrange(client.keys(service, part).stream, eid, eid, count=1)
+            p.xrange(client.keys(service, part).at(LEVELS[level]).stream, eid, eid, count=1)
         entries = await p.execute() if rows else []
     ids = [text(e[0][1].get(b"i", b"")) if e else None for e in entries]
     async with client.redis.pipeline(transaction=False) as p:
-        for (_, part, _r), inv in zip(rows, ids, strict=True):
+        for (_, src, _r), inv in zip(rows, ids, strict=True):
             if inv:
-                p.hmget(client.keys(service, part).inv(inv), _PEL_FIELDS)
+                p.hmget(client.keys(service, src // len(LEVELS)).inv(inv), _PEL_FIELDS)
         recs = iter(await p.execute() if any(ids) else [])
     live = await alive(client, client.keys(service), {text(r["consumer"]) for _, _, r in rows})
     items = []
-    for (_, part, r), inv in zip(rows, ids, strict=True):
+    for (_, src, r), inv in zip(rows, ids, strict=True):
+        part = src // len(LEVELS)
         owner = text(r["consumer"])
         h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
         lease_until = _int(lease)

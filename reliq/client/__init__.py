@@ -12,6 +12,7 @@ from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.client import actions, debounce, flowctl, producer
+from reliq.client import intake as _intake
 from reliq.client import outcome as outcome_path
 from reliq.client import schedules as _schedules
 from reliq.client.cache import LRU
@@ -255,6 +256,8 @@ class Client:
     reject = actions.reject
     redrive = actions.redrive
     parked = actions.parked
+
+    set_max_queued = _intake.set_max_queued  # an operator's live override (reliq.client.intake)
 
     # -- schedules (``reliq.client.schedules``) ------------------------------------------------
     create_schedule = _schedules.create_schedule

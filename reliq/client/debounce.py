@@ -22,6 +22,7 @@ from reliq.client import replyto
 from reliq.errors import NotConfirmed
 from reliq.store.debounce import Mode, Outcome, outcome
 from reliq.store.keys import ServiceKeys, debounce_token, locate, make_id, new_id, partition_of_token
+from reliq.store.priority import check_priority
 from reliq.store.record import Accepted
 from reliq.store.replies import Registration
 
@@ -92,6 +93,7 @@ async def send(
         delay_ms=ms,
         trace=options.get("trace") or "",
         reply="" if reply is None else replyto.target(reply),
+        prio=check_priority(options["priority"]) if options.get("priority") else "",
     )
     seen = codec.text(await client.redis.hget(key, "id") or b"")
     for _ in range(_ROUNDS):

@@ -27,9 +27,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
 from reliq.client import callbacks, replyto
-from reliq.errors import IdempotencyConflict, NotConfirmed
+from reliq.errors import Backpressure, IdempotencyConflict, NotConfirmed
 from reliq.store.flow import BAD_KEY
+from reliq.store.intake import per_partition
 from reliq.store.keys import locate
+from reliq.store.priority import Priority, check_priority
 from reliq.store.record import Accepted
 from reliq.store.scripts import Registered, Registration, pairs
 
@@ -51,6 +53,7 @@ class SendArgs(TypedDict, total=False):
     debounce: float | timedelta | None  # seconds: collapse sends with one debounce_key (client/debounce.py)
     debounce_key: str | None  # the key sends collapse by (per handler); not an idempotency key
     mode: Literal["debounce", "throttle"]  # run the latest payload (default) or the first
+    priority: Priority | None  # "high" | "normal" | "low"; None: the handler's default (normal)
 
 
 class Options(TypedDict, total=False):
@@ -64,6 +67,7 @@ class Options(TypedDict, total=False):
     trace: str | None  # W3C traceparent
     reply_to: tuple[str, str] | str | None  # ("service", "handler") that gets the outcome
     flow_key: str | None  # a callable concurrency_key's value, computed where the code is
+    priority: Priority | None  # "high" | "normal" | "low"; None: the handler's default (normal)
 
 
 class SendOptions(Options, total=False):
@@ -129,6 +133,7 @@ async def prepare(
     trace: str | None = None,
     reply_to: tuple[str, str] | str | None = None,
     flow_key: str | None = None,
+    priority: str | None = None,
 ) -> Registration:
     """The registration of one invocation. Names and ``key`` must be valid already: the callers
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
@@ -150,6 +155,7 @@ async def prepare(
         trace=trace or "",
         reply="" if reply_to is None else replyto.target(reply_to),
         flow_key=flow_key or "",
+        prio="" if priority is None else check_priority(priority),
     )
 
 
@@ -159,16 +165,26 @@ def where(client: Client, invocation_id: str) -> Where:
 
 
 async def register_many(
-    client: Client, where: Where, items: Sequence[Registration], *, replicas: int = 0, wait_ms: int = 1000
+    client: Client,
+    where: Where,
+    items: Sequence[Registration],
+    *,
+    replicas: int = 0,
+    wait_ms: int = 1000,
+    max_queued: int | None = None,
 ) -> list[Registered]:
-    """Place ``items`` (all of partition ``where``) in one script call; (status, state) each."""
+    """Place ``items`` (all of partition ``where``) in one script call; (status, state) each.
+    ``max_queued``: the service's limit when it set none itself (the gateway's default; status
+    ``backpressure`` past it), shared evenly by its partitions."""
     k = client.keys(*where)
+    if max_queued is not None:
+        max_queued = per_partition(max_queued, (await client.layout(where[0])).partitions)
     if replicas == 0:
-        return await client.scripts.register_many(k, items)
+        return await client.scripts.register_many(k, items, max_queued=max_queued)
     node = await client.topology.node_for(k.stream)
     try:
         async with node.pipeline(transaction=False) as pipe:
-            await client.scripts.register_many(k, items, pipe=pipe)
+            await client.scripts.register_many(k, items, pipe=pipe, max_queued=max_queued)
             pipe.execute_command("WAIT", replicas, wait_ms)
             reply, acked = await pipe.execute()
     except (ResponseError, RedisConnectionError, RedisTimeoutError) as e:
@@ -194,4 +210,6 @@ def accepted(service: str, handler: str, invocation_id: str, reg: Registered) ->
         raise IdempotencyConflict(invocation_id)
     if status == "bad_key":
         raise ValueError(f"{service}.{handler}: {BAD_KEY}")
+    if status == "backpressure" or not state:
+        raise Backpressure(service)
     return Accepted(id=invocation_id, status=status, state=state)

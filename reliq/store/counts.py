@@ -27,7 +27,8 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
 async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
     async with redis.pipeline(transaction=False) as p:
         for k in parts:
-            p.xlen(k.stream)
+            for stream in k.streams:  # every priority level
+                p.xlen(stream)
         return sum(int(n) for n in await p.execute())
 
 
@@ -35,18 +36,20 @@ async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCount
     xlen = parked = delayed = pending = suspended = resumed = queued = 0
     for k in parts:
         async with redis.pipeline(transaction=False) as p:
-            p.xlen(k.stream)
             p.zcard(k.parked)
             p.zcard(k.delayed)
             p.zcard(k.suspended)
             p.hget(k.minutes, "resumed")
             p.zcard(flow_keys(k)[3])
-            x, pk, d, s, r, q = await p.execute()
+            for stream in k.streams:
+                p.xlen(stream)
+            pk, d, s, r, q, *x = await p.execute()
         queued += q
-        xlen, parked, delayed, suspended = xlen + x, parked + pk, delayed + d, suspended + s
+        xlen, parked, delayed, suspended = xlen + sum(x), parked + pk, delayed + d, suspended + s
         resumed += int(r or 0)
-        with contextlib.suppress(Exception):  # no group yet: nothing pending
-            pending += (await redis.xpending(k.stream, GROUP))["pending"]
+        for stream in k.streams:
+            with contextlib.suppress(Exception):  # no group yet: nothing pending
+                pending += (await redis.xpending(stream, GROUP))["pending"]
     return QueueCounts(
         backlog=xlen,
         pending=pending,

@@ -54,13 +54,14 @@ class CronScripts:
         """Place the ticks of every schedule in ``due`` (registrations in partition 0) and move
         each cursor that still reads what its plan started from, in one script call;
         (status, ticks placed by this call) per schedule, in order."""
-        keys = [k.stream, k.delayed, k.schedules, k.ticks, k.cron]
+        keys = [k.streams[0], k.delayed, k.schedules, k.ticks, k.cron, *k.streams[1:]]
         args: list[str | bytes | int] = [k.service, len(due)]
         for d in due:
             keys += (k.inv(r.id) for r in d.ticks)
             args += [d.name, d.cursor, d.spec, d.new_cursor, d.next_fire, len(d.ticks)]
             for r in d.ticks:
                 sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
-                args += [_pack((r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched)), r.payload]
+                packed = (r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched, r.prio)
+                args += [_pack(packed), r.payload]
         flat = await self._s["cron_tick"](keys=keys, args=args)
         return [(_ticked(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]

@@ -43,8 +43,20 @@ class DebounceScript:
         """Join the window ``key`` names if it still names ``seen`` ('' none), else open one with
         ``reg`` (its ``delay_ms`` is the window). With ``pipe``, queued there (decode that
         pipeline's reply with ``outcome``) and None returned."""
-        small = (reg.id, reg.fp, reg.handler, "", "", str(reg.delay_ms), "", reg.trace, reg.reply, "")
-        keys = [k.stream, k.delayed, key, k.inv(seen or reg.id), k.inv(reg.id)]
+        small = (
+            reg.id,
+            reg.fp,
+            reg.handler,
+            "",
+            "",
+            str(reg.delay_ms),
+            "",
+            reg.trace,
+            reg.reply,
+            "",
+            reg.prio,
+        )
+        keys = [k.streams[0], k.delayed, key, k.inv(seen or reg.id), k.inv(reg.id), *k.streams[1:]]
         args: list[str | bytes] = [k.service, _pack(small), reg.payload, seen, mode]
         if pipe is not None:
             await self._s(keys=keys, args=args, client=pipe)

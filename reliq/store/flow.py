@@ -167,10 +167,14 @@ def key_value(value: Any) -> str:
 
 
 def flow_keys(k: ServiceKeys) -> tuple[str, ...]:
-    """The block of keys the scripts bind with ``fl_bind``: spec, held, count, wait, waiting, tat."""
+    """The block of keys the scripts bind with ``fl_bind``: spec, held, count, wait, waiting, tat,
+    and the partition's three streams (normal, high, low: where an admitted waiter goes)."""
     return _flow_keys(k.prefix)
 
 
 @functools.lru_cache(maxsize=4096)
 def _flow_keys(p: str) -> tuple[str, ...]:
-    return p + "flow", p + "fl:held", p + "fl:count", p + "fl:wait", p + "fl:waiting", p + "fl:tat"
+    return (
+        *(p + "flow", p + "fl:held", p + "fl:count", p + "fl:wait", p + "fl:waiting", p + "fl:tat"),
+        *(p + "stream", p + "stream:high", p + "stream:low"),
+    )

@@ -9,7 +9,12 @@ Per service ``S`` (structural keys, no TTL; they live as long as the service):
 key                                type    content
 =================================  ======  =====================================================
 ``reliq:{S}:stream``               stream  one short entry per trigger: ``i`` = invocation id
-                                           (consumer group ``reliq``; created at id 0, MKSTREAM)
+                                           (consumer group ``reliq``; created at id 0, MKSTREAM):
+                                           priority ``normal``; ``stream:high``, ``stream:low``
+                                           the same for the other levels (``LEVELS``)
+``reliq:{S}:flow``                 hash    flow-control specs: ``*`` the service's own
+                                           (``q=<max queued per partition>``, by workers),
+                                           ``*!`` an operator's override (wins)
 ``reliq:{S}:delayed``              zset    invocation id -> due time (server ms); scheduled sends
                                            and retries waiting for their backoff
 ``reliq:{S}:parked``               zset    invocation id -> parked time (ms); failed for good
@@ -80,13 +85,47 @@ registration idempotent without a second record.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import secrets
-from base64 import b32encode
+
+from reliq.store.ids import (
+    MAX_PARTITIONS,
+    child_id,
+    child_token,
+    debounce_token,
+    key_token,
+    keyed_id,
+    make_id,
+    new_id,
+    partition_of_token,
+    reply_token,
+    tick_id,
+)
+
+__all__ = [
+    "GROUP",
+    "LEVELS",
+    "MAX_PARTITIONS",
+    "SERVICES",
+    "InvalidName",
+    "ServiceKeys",
+    "check_name",
+    "child_id",
+    "child_token",
+    "debounce_token",
+    "key_token",
+    "keyed_id",
+    "locate",
+    "make_id",
+    "new_id",
+    "partition_of",
+    "partition_of_token",
+    "reply_token",
+    "service_of",
+    "tick_id",
+]
 
 GROUP = "reliq"
+LEVELS = ("normal", "high", "low")  # priority levels, in the order of ``ServiceKeys.streams``
 SERVICES = "reliq:services"
 # the counters of ``minutes`` (``resumed``: suspended invocations queued again, lua/lib/wake.lua)
 OUTCOMES = ("succeeded", "failed", "retried", "cancelled", "resumed")
@@ -109,83 +148,6 @@ def check_name(kind: str, name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidName(f"invalid {kind} name {name!r}: use [a-z][a-z0-9_-]*, at most 63 characters")
     return name
-
-
-def _token(material: bytes) -> str:
-    return b32encode(hashlib.sha256(material).digest()).decode()[:26].lower()
-
-
-_POOL: list[str] = []  # random tokens, drawn 252 at a time (one urandom + one b32encode)
-os.register_at_fork(after_in_child=_POOL.clear)  # a forked child never reuses its parent's tokens
-_B32 = "abcdefghijklmnopqrstuvwxyz234567"
-MAX_PARTITIONS = 1024
-
-
-def _random_token() -> str:
-    if not _POOL:
-        text = b32encode(secrets.token_bytes(4095)).decode().lower()  # 6552 characters
-        _POOL.extend(text[i : i + 26] for i in range(0, len(text) - 25, 26))
-    return _POOL.pop()
-
-
-def partition_of_token(token: str, partitions: int) -> int:
-    """The partition a token falls in when a service has ``partitions`` partitions (from the
-    token's first 30 bits, which are uniform: random or a SHA-256 prefix)."""
-    if partitions <= 1:
-        return 0
-    n = 0
-    for ch in token[:6]:
-        n = n * 32 + _B32.index(ch)
-    return n % partitions
-
-
-def make_id(service: str, token: str, partition: int) -> str:
-    """``<service>.<token>`` in partition 0, ``<service>.<p>.<token>`` in partition p >= 1."""
-    return f"{service}.{token}" if partition == 0 else f"{service}.{partition}.{token}"
-
-
-def new_id(service: str, partitions: int = 1) -> str:
-    """A fresh random invocation id for ``service`` (130 random bits, base32)."""
-    token = _random_token()
-    return make_id(service, token, partition_of_token(token, partitions))
-
-
-def key_token(service: str, key: str) -> str:
-    return _token(b"key\0" + service.encode() + b"\0" + key.encode())
-
-
-def child_token(service: str, parent_id: str, key: str) -> str:
-    return _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
-
-
-def tick_id(service: str, schedule: str, tick_ms: int) -> str:
-    """The invocation id of one tick of a schedule (always partition 0, where the schedule's keys
-    are): every worker that places the tick derives the same id, so registration keeps one."""
-    return make_id(service, _token(b"tick\0" + f"{service}\0{schedule}\0{tick_ms}".encode()), 0)
-
-
-def reply_token(service: str, source_id: str) -> str:
-    """The token of the reply invocation that carries ``source_id``'s outcome to ``service``:
-    derived, so a reply relayed twice is registered once."""
-    return _token(b"reply\0" + service.encode() + b"\0" + source_id.encode())
-
-
-def debounce_token(service: str, handler: str, key: str) -> str:
-    """The token of a debounce key (scoped per handler): its partition, and ``ServiceKeys.debounce``."""
-    return _token(b"debounce\0" + f"{service}\0{handler}\0".encode() + key.encode())
-
-
-def keyed_id(service: str, key: str, partitions: int = 1) -> str:
-    """The invocation id an idempotency key maps to (stable: same service + key + partition
-    count -> same id; the partition comes from the key, so a retry lands on the same one)."""
-    token = key_token(service, key)
-    return make_id(service, token, partition_of_token(token, partitions))
-
-
-def child_id(service: str, parent_id: str, key: str, partitions: int = 1) -> str:
-    """The id of a child invocation: derived from the parent id and the child key (or call order)."""
-    token = child_token(service, parent_id, key)
-    return make_id(service, token, partition_of_token(token, partitions))
 
 
 def locate(invocation_id: str) -> tuple[str, int, str]:
@@ -225,9 +187,11 @@ class ServiceKeys:
         "cron",
         "delayed",
         "done_channel",
+        "flow",
         "inbox_prefix",
         "inv_prefix",
         "layout",
+        "level",
         "lost",
         "minutes",
         "outbox",
@@ -240,11 +204,12 @@ class ServiceKeys:
         "service",
         "steps_prefix",
         "stream",
+        "streams",
         "suspended",
         "ticks",
     )
 
-    def __init__(self, service: str, partition: int = 0) -> None:
+    def __init__(self, service: str, partition: int = 0, level: str = "normal") -> None:
         check_name("service", service)
         if not 0 <= partition < MAX_PARTITIONS:
             raise InvalidName(f"partition {partition} out of range")
@@ -255,7 +220,12 @@ class ServiceKeys:
         base = f"reliq:{{{service}}}:"  # service-wide keys live with partition 0
         self.layout = base + "layout"
         self.cancel_channel = base + "cancel"
-        self.stream = self.prefix + "stream"
+        # one stream per priority level; ``stream``: the one of ``level`` (what a worker holds
+        # for an entry it read there, so every script that acks the entry acks that stream)
+        self.streams = (self.prefix + "stream", self.prefix + "stream:high", self.prefix + "stream:low")
+        self.level = level
+        self.stream = self.streams[LEVELS.index(level)]
+        self.flow = self.prefix + "flow"
         self.delayed = self.prefix + "delayed"
         self.parked = self.prefix + "parked"
         self.lost = self.prefix + "lost"
@@ -275,6 +245,10 @@ class ServiceKeys:
         self.children_prefix = self.prefix + "children:"
         self.inbox_prefix = self.prefix + "inbox:"
         self.consumer_prefix = base + "consumer:"
+
+    def at(self, level: str) -> ServiceKeys:
+        """This partition's keys at priority ``level``: ``stream`` is that level's stream."""
+        return self if level == self.level else ServiceKeys(self.service, self.partition, level)
 
     def debounce(self, token: str) -> str:
         return self.prefix + "debounce:" + token  # hash: the open window's 'id' and 'mode' (TTL)

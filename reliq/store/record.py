@@ -25,6 +25,8 @@ field             type    meaning                                             wr
                           to): the finishing script writes an outbox
                           ``reply`` message
 ``sched``         ms      the schedule tick this invocation is (cron)         register (only when set)
+``prio``          str     ``high`` | ``low``: the stream its entries go to    register (only when not
+                          (``lua/lib/enqueue.lua``); absent: normal           normal)
 ``created``       ms      accepted                                            register
 ``due``           ms      when it runs: now, the scheduled time, or the next  register, retry, retry_now
                           attempt's time while ``retrying``
@@ -108,6 +110,7 @@ class Field:
     TRACE: Final = "trace"
     REPLY: Final = "reply"
     SCHEDULED: Final = "sched"
+    PRIO: Final = "prio"
     CREATED: Final = "created"
     DUE: Final = "due"
     ENTRY: Final = "entry"

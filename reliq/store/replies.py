@@ -15,7 +15,7 @@ import msgspec
 from reliq.codec import text
 from reliq.store.record import State
 
-RegisterStatus = Literal["accepted", "previously_accepted", "conflict", "bad_key"]
+RegisterStatus = Literal["accepted", "previously_accepted", "conflict", "bad_key", "backpressure"]
 ClaimStatus = Literal["run", "cancel", "compensate", "skip"]
 Settled = Literal["ok", "fenced", "noop"]  # park
 Completed = Literal["ok", "fenced", "noop", "keys"]  # complete
@@ -82,24 +82,24 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     reply: str = ""  # 'service/handler' that gets the outcome (reply-to), '' when none
     scheduled_ms: int | None = None  # the schedule tick this invocation is (cron), None when not
     flow_key: str = ""  # the flow key value a callable concurrency_key gave (store/flow.py), '' when none
+    prio: str = ""  # 'high' | 'low'; '' is normal (reliq.store.priority)
 
 
 class Registered(NamedTuple):
     """register.lua's answer for one invocation: ``state`` is the record's state (for
-    ``previously_accepted`` and ``conflict``: the existing record's; for ``bad_key``, nothing was
-    written: the handler's flow key is missing from the input or not a string/integer, and the
-    state reads ``pending``)."""
+    ``previously_accepted`` and ``conflict``: the existing record's; '' for ``backpressure``
+    and ``bad_key``: refused, nothing written (``bad_key``: the handler's flow key is missing
+    from the input or not a string/integer))."""
 
     status: RegisterStatus
-    state: State
+    state: State | Literal[""]
 
 
 def pairs(reply: Sequence[Any]) -> list[Registered]:
     """register.lua's flat reply (2 values per invocation)."""
     return [
-        Registered(s, as_state(reply[i + 1]) if s != "bad_key" else "pending")
+        Registered(as_register(reply[i]), as_state(reply[i + 1]) if reply[i + 1] else "")
         for i in range(0, len(reply), 2)
-        for s in (as_register(reply[i]),)
     ]
 
 

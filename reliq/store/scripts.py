@@ -85,6 +85,7 @@ class Scripts:
         "wake",
         "note",
         "set_limits",
+        "read",
     )
 
     def __init__(self, redis: RedisClient) -> None:
@@ -94,47 +95,39 @@ class Scripts:
         return await self._s[name](keys=list(keys), args=list(args))
 
     async def register(
-        self,
-        k: ServiceKeys,
-        id: str,
-        fp: str,
-        handler: str,
-        payload: bytes,
-        parent: str,
-        key: str,
-        delay_ms: int | None,
-        due_ms: int | None,
-        trace: str = "",
+        self, k: ServiceKeys, id: str, fp: str, handler: str, payload: bytes, *more: Any
     ) -> Registered:
-        item = Registration(
-            id=id,
-            fp=fp,
-            handler=handler,
-            payload=payload,
-            parent=parent,
-            key=key,
-            delay_ms=delay_ms,
-            due_ms=due_ms,
-            trace=trace,
+        """One registration (tests, tools): then parent, key, delay_ms, due_ms[, trace]."""
+        parent, key, delay_ms, due_ms, *trace = more
+        item = Registration(id=id, fp=fp, handler=handler, payload=payload, parent=parent, key=key)
+        item = msgspec.structs.replace(
+            item, delay_ms=delay_ms, due_ms=due_ms, trace=trace[0] if trace else ""
         )
         return (await self.register_many(k, [item]))[0]
 
     async def register_many(
-        self, k: ServiceKeys, items: Sequence[Registration], *, pipe: Pipeline | None = None
+        self,
+        k: ServiceKeys,
+        items: Sequence[Registration],
+        *,
+        pipe: Pipeline | None = None,
+        max_queued: int | None = None,
     ) -> list[Registered]:
         """Place a batch of one service's invocations in one script call. With ``pipe``, the call
         is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned:
-        decode that pipeline's reply with ``pairs``."""
-        keys = [k.stream, k.delayed, *(k.inv(r.id) for r in items)]
-        args: list[Arg] = [k.service]
+        decode that pipeline's reply with ``pairs``. ``max_queued``: the partition's limit when
+        the service set none (lib/backpressure.lua)."""
+        s = k.streams
+        keys = [s[0], k.delayed, s[1], s[2], k.flow, *(k.inv(r.id) for r in items)]
+        args: list[Arg] = [k.service, "" if max_queued is None else max_queued]
         for r in items:
             delay = "" if r.delay_ms is None else str(r.delay_ms)
             due = "" if r.due_ms is None else str(r.due_ms)
             small: tuple[str, ...] = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
-            if r.reply or r.scheduled_ms is not None or r.flow_key:  # optional: only when set
-                small += (r.reply, "" if r.scheduled_ms is None else str(r.scheduled_ms))
-            if r.flow_key:  # position 11 is the priority (F2), 12 a callable's flow key value
-                small += ("", r.flow_key)
+            if r.reply or r.scheduled_ms is not None or r.prio or r.flow_key:  # optional: only when set
+                small += (r.reply, "" if r.scheduled_ms is None else str(r.scheduled_ms), r.prio)
+            if r.flow_key:  # position 12: a callable key's value, computed by the registrar
+                small += (r.flow_key,)
             args += [_pack(small), r.payload]
         keys += _fk(k)
         if pipe is not None:
@@ -188,7 +181,7 @@ class Scripts:
         return as_settled(reply)
 
     async def promote(self, k: ServiceKeys, ids: Sequence[str]) -> int:
-        keys = [k.delayed, k.stream, k.suspended, k.minutes]
+        keys = [k.delayed, k.streams[0], k.suspended, k.minutes, *k.streams[1:]]
         for i in ids:
             keys += (k.inv(i), k.inbox(i))
         keys += _fk(k)
@@ -228,29 +221,22 @@ class Scripts:
     ) -> Cancelled:
         """``tombstone``: a parent's cancel reached this child; an unknown id gets a cancelled
         record, so that a registration arriving later never runs."""
-        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.stream]
-        keys += (k.suspended, k.minutes, *_fk(k))
+        keys = [*k.per_invocation(inv), k.delayed, k.audit, k.done_channel, k.outbox, k.streams[0]]
+        keys += (k.suspended, k.minutes, *k.streams[1:], *_fk(k))
         args: list[Arg] = [inv, retention_ms, who, "1" if tombstone else "", k.service]
         return as_cancelled(await self._run("cancel", keys, args))
 
     async def suspend(
         self, k: ServiceKeys, inv: str, eid: str, epoch: int, waits: bytes, detail: str
     ) -> Suspended:
-        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.minutes, *_fk(k)]
+        keys = [k.inv(inv), k.inbox(inv), k.stream, k.delayed, k.suspended, k.minutes, *k.streams, *_fk(k)]
         return as_suspended(await self._run("suspend", keys, [GROUP, eid, epoch, waits, inv, detail]))
 
     async def wake(self, k: ServiceKeys, inv: str, field: str, value: bytes, who: str = "") -> Woken:
         """Store ``value`` in the inbox field (first value stands); resume when that ends the wait."""
-        keys = [
-            k.inv(inv),
-            k.inbox(inv),
-            k.stream,
-            k.delayed,
-            k.suspended,
-            k.done_channel,
-            k.minutes,
-            *_fk(k),
-        ]
+        s = k.streams
+        keys = [k.inv(inv), k.inbox(inv), s[0], k.delayed, k.suspended, k.done_channel, k.minutes, s[1], s[2]]
+        keys += _fk(k)
         return as_woken(await self._run("wake", keys, [field, value, inv, who]))
 
     async def note(
@@ -262,7 +248,7 @@ class Scripts:
         return text(v), int(now)
 
     async def redrive(self, k: ServiceKeys, inv: str, who: str = "") -> Redriven:
-        keys = [*k.per_invocation(inv), k.stream, k.parked, k.archive, k.audit, *_fk(k)]
+        keys = [*k.per_invocation(inv), k.streams[0], k.parked, k.archive, k.audit, *k.streams[1:], *_fk(k)]
         return as_redriven(await self._run("redrive", keys, [inv, who]))
 
     async def discard(self, k: ServiceKeys, inv: str, who: str, retention_ms: int) -> Discarded:
@@ -270,11 +256,11 @@ class Scripts:
         return as_discarded(await self._run("discard", keys, [inv, who, retention_ms]))
 
     async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> Released:
-        keys = [k.stream, k.inv(inv), k.audit]
+        keys = [k.streams[0], k.inv(inv), k.audit, *k.streams[1:]]
         return as_released(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
 
     async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> Requeued:
-        keys = [k.inv(inv), k.delayed, k.stream, k.audit]
+        keys = [k.inv(inv), k.delayed, k.streams[0], k.audit, *k.streams[1:]]
         return as_requeued(await self._run("retry_now", keys, [inv, who]))
 
     async def set_limits(self, k: ServiceKeys, handler: str, override: bytes, who: str) -> int:
@@ -282,6 +268,15 @@ class Scripts:
         waiters it lets in; returns how many were admitted."""
         keys = [k.audit, k.stream, *_fk(k)]
         return int(await self._run("set_limits", keys, [handler, override, who]))
+
+    async def read(
+        self, k: ServiceKeys, consumer: str, quotas: Sequence[int]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Deliver up to ``sum(quotas)`` new entries of the partition's three streams to
+        ``consumer`` by the weighted read rule (``reliq.store.priority``); ``quotas`` and the
+        answer in ``LEVELS`` order, each answer a flat list of entry id, invocation id pairs."""
+        normal, high, low = await self._run("read", k.streams, [GROUP, consumer, *quotas])
+        return [text(x) for x in normal], [text(x) for x in high], [text(x) for x in low]
 
     async def record_lost(self, k: ServiceKeys, consumer: str, entry_ids: Sequence[str]) -> int:
         return int(await self._run("record_lost", [k.lost], [consumer, *entry_ids]))

@@ -1,5 +1,6 @@
-"""Consume a service's stream: XREADGROUP a batch (own pending entries first), claim the whole
-batch in one script call, and start the claimed invocations.
+"""Consume a partition's streams (one per priority level): read a batch (own pending entries
+first) by the weighted read rule (``reliq.store.priority``, one ``read.lua`` call), claim each
+level's part in one script call, and start the claimed invocations.
 
 Every read asks for no more entries than the limiter slots it holds (see ``limits``), and never
 blocks: a caught-up loop gives its slots back and waits for new entries with a plain XREAD from
@@ -16,7 +17,8 @@ from redis.exceptions import ResponseError
 from reliq.backoff import Backoff
 from reliq.codec import text
 from reliq.errors import TRANSIENT
-from reliq.store.keys import GROUP, ServiceKeys
+from reliq.store.keys import GROUP, LEVELS, ServiceKeys
+from reliq.store.priority import quotas
 from reliq.worker.decide import Claimed, Complete
 from reliq.worker.execute import Executor
 from reliq.worker.inflight import InFlight, Runtime
@@ -25,19 +27,22 @@ log = logging.getLogger("reliq.worker.consume")
 
 
 async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
-    """Create the consumer group at id 0 with MKSTREAM; an existing group is fine."""
-    try:
-        await rt.client.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-    except ResponseError as e:
-        if "BUSYGROUP" not in str(e):
-            raise
+    """Create the consumer group of each level's stream at id 0 with MKSTREAM; an existing
+    group is fine (the normal stream's, of a service older than priorities, included)."""
+    for stream in k.streams:
+        try:
+            await rt.client.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
 
 
 async def dispatch(
     rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[tuple[Any, dict[Any, Any] | None]]
 ) -> int:
-    """Claim ``entries`` (stream id, fields) and start the runnable ones, each on one limiter
-    slot the caller holds. Entries whose payload is gone (deleted while pending) are acked and
+    """Claim ``entries`` (stream id, fields) of the stream ``k.stream`` (``k`` is the partition's
+    keys at that entry's priority level) and start the runnable ones, each on one limiter slot
+    the caller holds. Entries whose payload is gone (deleted while pending) are acked and
     logged as lost. Returns how many started (= slots used)."""
     pairs: list[tuple[str, str]] = []
     lost: list[str] = []
@@ -87,19 +92,31 @@ async def dispatch(
             trace=cl.trace,
             scheduled_ms=cl.scheduled_ms,
             compensating=cl.status == "compensate",
+            priority=k.level,
         )
         ex.start(flight, c)
         started += 1
     return started
 
 
+class Reader:
+    """Where a read loop is: ``history`` the level and id its read of this consumer's own pending
+    entries goes on at (None once drained), ``turn`` its place in the read pattern."""
+
+    __slots__ = ("history", "turn")
+
+    def __init__(self, own_pending: bool = True) -> None:
+        self.history: tuple[int, str] | None = (0, "0") if own_pending else None
+        self.turn = 0
+
+
 async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
-    """Read new entries while there are free slots; on start, drain this consumer's own PEL."""
-    history: str | None = "0"  # own pending entries first (a restarted worker with a stable name)
+    """Read new entries while there are free slots; on start, drain this consumer's own PELs."""
+    reader = Reader()  # own pending entries first (a restarted worker with a stable name)
     pauses = Backoff(first=0.05, cap=5.0)
     while not rt.stopping.is_set():
         try:
-            history = await read_once(rt, ex, k, history)
+            await read_once(rt, ex, k, reader)
             pauses.reset()
         except TRANSIENT as e:
             log.warning("read from %s failed (%s); retrying", k.service, e)
@@ -112,39 +129,53 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
             await ensure_group(rt, k)
 
 
-async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, history: str | None) -> str | None:
+async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -> None:
     """Wait for free slots, read at most that many entries and start them; when there was
-    nothing new, wait (holding no slot) for new entries. ``history`` is where the read of this
-    consumer's own pending list goes on (None once it is drained); returns the next one."""
+    nothing new, wait (holding no slot) for new entries."""
     held = await rt.limiter.acquire(rt.config.batch)
     if not held:
-        return history  # stopping
-    redis = rt.client.redis
-    started = 0
+        return  # stopping
+    started, got, history = 0, 0, reader.history
     try:
-        read_from = history if history is not None else ">"
-        resp = await redis.xreadgroup(GROUP, rt.consumer, {k.stream: read_from}, count=held)
-        entries = resp[0][1] if resp else []
         if history is not None:
-            history = text(entries[-1][0]) if len(entries) == held else None
-        if entries:
-            started = await dispatch(rt, ex, k, entries)
+            level, start = history
+            resp = await rt.client.redis.xreadgroup(GROUP, rt.consumer, {k.streams[level]: start}, count=held)
+            entries = resp[0][1] if resp else []
+            got = len(entries)
+            if got == held:
+                reader.history = (level, text(entries[-1][0]))
+            else:
+                reader.history = (level + 1, "0") if level + 1 < len(LEVELS) else None
+            if entries:
+                started = await dispatch(rt, ex, k.at(LEVELS[level]), entries)
+        else:
+            q, reader.turn = quotas(reader.turn, held)
+            for level, flat in enumerate(await rt.client.scripts.read(k, rt.consumer, q)):
+                if flat:
+                    got += len(flat) // 2
+                    pairs = [(flat[i], {b"i": flat[i + 1]}) for i in range(0, len(flat), 2)]
+                    started += await dispatch(rt, ex, k.at(LEVELS[level]), pairs)
     finally:
         rt.limiter.release(held - started)
-    if not entries and read_from == ">":
+    if not got and history is None:
         await wait_for_new(rt, k)
-    return history
 
 
 async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:
-    """Block until the stream holds an entry the group has not delivered yet (or ``block``
-    passes): XREAD from the group's last-delivered id reads without delivering anything."""
+    """Block until a level's stream holds an entry the group has not delivered yet (or ``block``
+    passes): XREAD from the groups' last-delivered ids reads without delivering anything."""
     redis = rt.client.redis
+    last: dict[str, str | bytes] = {}
     try:
-        groups = await redis.xinfo_groups(k.stream)
-    except ResponseError as e:  # the stream itself is gone (server data lost): as NOGROUP
+        async with redis.pipeline(transaction=False) as p:
+            for stream in k.streams:
+                p.xinfo_groups(stream)
+            replies = await p.execute()
+    except ResponseError as e:  # a stream itself is gone (server data lost): as NOGROUP
         raise ResponseError(f"NOGROUP {e}") from e
-    last = next((g["last-delivered-id"] for g in groups if text(g["name"]) == GROUP), None)
-    if last is None:
-        raise ResponseError(f"NOGROUP no consumer group {GROUP} on {k.stream}")
-    await redis.xread({k.stream: last}, count=1, block=int(rt.config.block * 1000))
+    for stream, groups in zip(k.streams, replies, strict=True):
+        mark = next((g["last-delivered-id"] for g in groups if text(g["name"]) == GROUP), None)
+        if mark is None:
+            raise ResponseError(f"NOGROUP no consumer group {GROUP} on {stream}")
+        last[stream] = mark
+    await redis.xread(last, count=1, block=int(rt.config.block * 1000))

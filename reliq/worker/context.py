@@ -26,6 +26,7 @@ from reliq.errors import (
     PromiseRejected,
 )
 from reliq.store.keys import check_name
+from reliq.store.priority import check_priority
 from reliq.worker.attempt import Attempt
 from reliq.worker.journal import child_value
 from reliq.worker.limits import Limiter
@@ -72,8 +73,10 @@ class Context(Attempt):
         cancelling: bool = False,
         suspend_after: float = SUSPEND_AFTER,
         limiter: Limiter | None = None,
+        priority: str = "normal",
     ) -> None:
         Attempt.__init__(self, client, id, epoch, deadline, fresh, suspend_after, limiter)
+        self.priority = priority  # the level it was read at; its children inherit high or low
         self.service = service
         self.handler = handler
         self.attempt = attempt
@@ -156,6 +159,9 @@ class Context(Attempt):
     async def _send(self, order: int, target: Any, handler: Any, payload: Any, opts: SendOptions) -> str:
         service, name, body = resolve_target(target, handler, payload)
         key, delay = opts.get("key"), opts.get("delay")
+        priority = opts.get("priority") or (
+            None if self.priority == "normal" else check_priority(self.priority)
+        )
         if key is not None:
             codec.check_key(key)
         j = self._j
@@ -189,6 +195,7 @@ class Context(Attempt):
                 invocation_id=cid,
                 parent=self.id,
                 trace=self.traceparent,
+                priority=priority,
             )
         except IdempotencyConflict:
             raise Nondeterminism(f"child {cid} was started with another handler or payload") from None
@@ -214,7 +221,9 @@ class Context(Attempt):
         order = self._j.next_order()
         timeout = opts.get("timeout")
         timer = self._j.next_timer() if timeout is not None else 0
-        cid = await self._send(order, target, handler, payload, {"key": opts.get("key")})
+        cid = await self._send(
+            order, target, handler, payload, {"key": opts.get("key"), "priority": opts.get("priority")}
+        )
         return await self._result(cid, timeout, timer, opts.get("cancel_on_timeout", True))
 
     async def result(

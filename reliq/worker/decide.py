@@ -53,6 +53,7 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     trace: str | None = None
     scheduled_ms: int | None = None  # the schedule tick this invocation is (cron)
     compensating: bool = False  # a cancel was requested: run to let the handler compensate
+    priority: str = "normal"  # the level of the stream it was read from
 
 
 class Complete(msgspec.Struct, frozen=True, kw_only=True, tag=True):

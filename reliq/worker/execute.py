@@ -121,6 +121,7 @@ class Executor:
             if h.policy.suspend_after is not None
             else self.rt.config.suspend_after,
             limiter=self.rt.limiter,
+            priority=c.priority,
         )
         flight = self.rt.inflight.get(c.id)
         if flight is not None:

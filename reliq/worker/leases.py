@@ -20,9 +20,9 @@ _RENEW_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
 
 
 async def renew_once(rt: Runtime) -> None:
-    by_partition: dict[str, list[InFlight]] = defaultdict(list)  # one script call per partition
+    by_partition: dict[str, list[InFlight]] = defaultdict(list)  # one call per partition and level
     for f in list(rt.inflight.values()):
-        by_partition[f.keys.prefix].append(f)
+        by_partition[f.keys.stream].append(f)
     for flights in by_partition.values():
         k = flights[0].keys
         statuses = await rt.client.scripts.renew(

@@ -10,7 +10,7 @@ import random
 from redis.exceptions import ResponseError
 
 from reliq.errors import TRANSIENT
-from reliq.store.keys import ServiceKeys
+from reliq.store.keys import LEVELS, ServiceKeys
 from reliq.worker.consume import ensure_group
 from reliq.worker.inflight import Runtime
 
@@ -18,7 +18,9 @@ log = logging.getLogger("reliq.worker.reap")
 
 
 async def reap_once(rt: Runtime, k: ServiceKeys) -> list[str]:
-    reaped = await rt.client.scripts.reap(k, int(rt.config.reap_after * 1000))
+    reaped: list[str] = []
+    for level in LEVELS:  # each stream has its own group: a consumer is reaped from each alone
+        reaped += await rt.client.scripts.reap(k.at(level), int(rt.config.reap_after * 1000))
     if reaped:
         log.info("removed %d idle consumers without pending entries from %s", len(reaped), k.prefix)
     return reaped

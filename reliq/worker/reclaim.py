@@ -1,7 +1,8 @@
 """Reclaim: entries idle past the visibility timeout in any consumer's pending list (its worker
 died, froze or lost Redis) are taken over with XAUTOCLAIM and run here. The claim script bumps
 the lease epoch, which fences the previous holder out. XAUTOCLAIM's ``COUNT`` is the number of
-limiter slots free right now (reclaim never waits for one: it comes back next round)."""
+limiter slots free right now (reclaim never waits for one: it comes back next round). Each
+priority level's stream is scanned in turn, high first, each with its own cursor."""
 
 from __future__ import annotations
 
@@ -49,15 +50,18 @@ async def reclaim_once(rt: Runtime, ex: Executor, k: ServiceKeys, cursor: str) -
 
 
 async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
-    cursor = "0-0"  # kept across rounds: each round continues where the last one stopped
+    levels = [k.at(level) for level in ("high", "normal", "low")]
+    # per level, kept across rounds: each round continues where the last one stopped
+    cursors = {lk.stream: "0-0" for lk in levels}
     while not rt.stopping.is_set():
-        try:
-            cursor, _ = await reclaim_once(rt, ex, k, cursor)
-        except ResponseError as e:
-            if "NOGROUP" not in str(e):
-                raise
-            await ensure_group(rt, k)
-        except TRANSIENT as e:
-            log.warning("reclaim on %s failed: %s", k.service, e)
-        if cursor == "0-0" or rt.limiter.free <= 0:
+        for lk in levels:
+            try:
+                cursors[lk.stream], _ = await reclaim_once(rt, ex, lk, cursors[lk.stream])
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                await ensure_group(rt, k)
+            except TRANSIENT as e:
+                log.warning("reclaim on %s failed: %s", k.service, e)
+        if all(c == "0-0" for c in cursors.values()) or rt.limiter.free <= 0:
             await rt.sleep(rt.config.reclaim_every)

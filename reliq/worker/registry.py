@@ -1,6 +1,7 @@
 """Registry publication: at start a worker adds its services to ``reliq:services``, writes one
 ``HandlerEntry`` per handler (input schema, limits) to ``reliq:{S}:registry`` and its schemas by
-version to ``reliq:{S}:schemas``, so the gateway can route and validate requests and the
+version to ``reliq:{S}:schemas`` and its intake specs (max queued, default priorities) to each
+partition's flow hash, so the gateway can route and validate requests and the
 dashboard can list services before any work exists.
 
 Written once per start, not refreshed: an entry describes code, which only changes with a
@@ -14,7 +15,7 @@ without limits has its code field removed (an operator's ``!`` override stays)."
 from __future__ import annotations
 
 from reliq.service import App
-from reliq.store import flow
+from reliq.store import flow, intake
 from reliq.store.keys import SERVICES, ServiceKeys
 from reliq.store.registry import encode
 from reliq.worker.inflight import Runtime
@@ -30,8 +31,11 @@ async def publish_registry(rt: Runtime) -> None:
                 p.hset(k.registry, mapping={e.handler: encode(e) for e in entries})
                 p.hset(k.schemas, mapping={e.schema_version: encode(e.input_schema) for e in entries})
         await p.execute()
-    for s in rt.app.services.values():
-        await publish_flow(rt, await rt.client.partition_keys(s.name))
+    for s in rt.app.services.values():  # max queued and default priorities, in every partition
+        priorities = {h.name: h.policy.priority for h in s.handlers.values()}
+        partitions = await rt.client.partition_keys(s.name)
+        await intake.publish(rt.client.redis, partitions, s.max_queued, priorities)
+        await publish_flow(rt, partitions)
 
 
 async def publish_flow(rt: Runtime, partitions: list[ServiceKeys]) -> None:

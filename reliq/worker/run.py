@@ -233,10 +233,10 @@ class Worker:
                 "could not write every outcome before shutdown; those entries stay pending "
                 "and will be reclaimed (their handlers may run again)"
             )
-        by_partition: dict[ServiceKeys, list[tuple[str, str, int]]] = {}
-        for f in left:
-            by_partition.setdefault(f.keys, []).append((f.id, f.entry, f.epoch))
-        for k, items in by_partition.items():
+        by_partition: dict[str, tuple[ServiceKeys, list[tuple[str, str, int]]]] = {}
+        for f in left:  # one call per partition and priority level (stream)
+            by_partition.setdefault(f.keys.stream, (f.keys, []))[1].append((f.id, f.entry, f.epoch))
+        for k, items in by_partition.values():
             n = await self.client.scripts.release(k, rt.consumer, RELEASE_IDLE_MS, items)
             if n:
                 log.warning("released %d unfinished invocations of %s for other workers", n, k.prefix)

@@ -92,9 +92,9 @@ class Settler:
 
     def complete(self, f: InFlight, outcome: Complete) -> None:
         """Queue a final outcome, without awaiting anything (the hot path: one per success)."""
-        slot = self._buffer.get(f.keys.prefix)  # one buffer per partition: one slot per script call
+        slot = self._buffer.get(f.keys.stream)  # one buffer per partition and level (stream)
         if slot is None:
-            slot = self._buffer[f.keys.prefix] = (f.keys, [])
+            slot = self._buffer[f.keys.stream] = (f.keys, [])
         slot[1].append((f.id, f.entry, f.epoch, outcome.state, outcome.result, f.journal))
         if f.parent:
             self._relayed.add(f.id)  # wake the relay after the flush that writes its message

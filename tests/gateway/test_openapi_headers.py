@@ -1,5 +1,5 @@
 """The OpenAPI document names every header /send and /call read: Idempotency-Key, Reply-To,
-Callback-URL and the debounce headers (Prefer on /call), on the generic and the per-handler paths;
+Callback-URL, Priority and the debounce headers (Prefer on /call), on the generic and the per-handler paths;
 and every header it names is one the gateway acts on (a bad value of each is refused)."""
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ from .conftest import gateway
 from .test_ingress import shop
 
 ORDER = {"order_id": "o", "amount_cents": 1}
-HEADERS = {"Idempotency-Key", "Reply-To", "Callback-URL", "Debounce", "Debounce-Key", "Debounce-Mode"}
+HEADERS = {
+    "Idempotency-Key",
+    "Reply-To",
+    "Callback-URL",
+    "Debounce",
+    "Debounce-Key",
+    "Debounce-Mode",
+    "Priority",
+}
 BAD = {  # a value of each header (with what the gateway needs beside it) that it refuses
     "Idempotency-Key": {"idempotency-key": "a\tb"},
     "Reply-To": {"reply-to": "billing"},
@@ -17,6 +25,7 @@ BAD = {  # a value of each header (with what the gateway needs beside it) that i
     "Debounce": {"debounce": "soon", "debounce-key": "k"},
     "Debounce-Key": {"debounce": "2s", "debounce-key": ""},
     "Debounce-Mode": {"debounce": "2s", "debounce-key": "k", "debounce-mode": "sometimes"},
+    "Priority": {"priority": "urgent"},
     "Prefer": {"prefer": "wait=abc"},
 }
 

@@ -28,7 +28,7 @@ async def make_due(c: Client, k: ServiceKeys, ids: list[str]) -> None:
 
 
 def promote_args(k: ServiceKeys, ids: list[str]) -> tuple[list[str], list[str]]:
-    keys = [k.delayed, k.stream, k.suspended, k.minutes]
+    keys = [k.delayed, k.stream, k.suspended, k.minutes, *k.streams[1:]]
     for i in ids:
         keys += [k.inv(i), k.inbox(i)]
     return keys, ids

@@ -70,7 +70,7 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         await _snapshot(c, k, d.id, seen)
         assert await c.scripts.wake(k, d.id, "p:go", b"V1") == "resumed"
         await c.redis.delete(*k.per_invocation(d.id))
-        # d: a tick of a schedule with a reply target (the optional fields of register)
+        # d: a tick of a schedule with a reply target and a priority (the optional fields of register)
         e = Registration(
             id=f"{svc}.bcdefghijklmnopqrstuvwxyza",
             fp="f",
@@ -78,18 +78,19 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
             payload=b"4",
             reply="billing/on_charged",
             scheduled_ms=5,
+            prio="low",
         )
         [(status, _)] = await c.scripts.register_many(k, [e])
         assert status == "accepted"
         await _snapshot(c, k, e.id, seen)
-        await c.redis.delete(k.inv(e.id), k.stream)
+        await c.redis.delete(k.inv(e.id), *k.streams)
         # e: a handler with flow limits (key, permit, rate): the second start waits for the rate
         await c.redis.hset(k.prefix + "flow", "f", b'{"key":"a","limit":1,"rate":1,"per":60000}')
         for n in (1, 2):
             f = await c.send(svc, "f", {"a": "x", "n": n})
             await _snapshot(c, k, f.id, seen)
             await c.redis.delete(k.inv(f.id))
-        await c.redis.delete(k.stream, k.delayed, *flow_keys(k))
+        await c.redis.delete(*k.streams, k.delayed, *flow_keys(k))
         assert seen <= FIELDS, f"written but not declared in record.Field: {sorted(seen - FIELDS)}"
         assert not FIELDS - seen, f"declared but never written: {sorted(FIELDS - seen)}"
         doc = await c.get(a.id)

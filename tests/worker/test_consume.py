@@ -8,7 +8,7 @@ import time
 
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import ensure_group, read_once
+from reliq.worker.consume import Reader, ensure_group, read_once
 
 from ..conftest import Names, client, running, wait_until
 
@@ -49,14 +49,14 @@ async def test_a_read_takes_no_more_entries_than_there_are_free_slots(url: str, 
             ids = [(await c.send(svc.name, "job")).id for _ in range(5)]
             await ensure_group(w.rt, k)
             assert w.rt.limiter.try_acquire(1) == 1  # one slot busy with other work
-            await read_once(w.rt, w.executor, k, None)
+            await read_once(w.rt, w.executor, k, Reader(own_pending=False))
             assert len(w.rt.inflight) == 2 and w.rt.limiter.free == 0
             assert (await c.redis.xpending(k.stream, GROUP))["pending"] == 2  # asked for 2, not 5
             w.rt.limiter.release(1)
             gate.set()
 
             async def all_done() -> bool:
-                await read_once(w.rt, w.executor, k, None)
+                await read_once(w.rt, w.executor, k, Reader(own_pending=False))
                 states = [(await c.get(i)).state for i in ids]  # type: ignore[union-attr]
                 return states == ["succeeded"] * 5
 

@@ -6,8 +6,9 @@
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] delayed set,
 -- KEYS[6] audit stream, KEYS[7] done channel (the id is published there when it became
 -- 'cancelled'), KEYS[8] outbox, KEYS[9] stream, KEYS[10] suspended set, KEYS[11] per-minute
--- counters ('resumed'), KEYS[12..17] the flow keys (lib/flow.lua; optional): a 'queued' one leaves
--- its key's line; one admitted already gives its permit to the next
+-- counters ('resumed'), KEYS[12], KEYS[13] the high and low streams (lib/enqueue.lua), KEYS[14..]
+-- the flow keys (lib/flow.lua; optional): a 'queued' one leaves its key's line; one admitted
+-- already gives its permit to the next
 -- ARGV[1] invocation id, ARGV[2] retention ms, ARGV[3] who asked (timeline actor, audited; '' =
 -- library call, not audited), ARGV[4] '1' when a parent's cancel reached this child: an unknown
 -- id gets a cancelled record (a tombstone), so a registration that comes later never runs,
@@ -15,7 +16,7 @@
 -- timeline: 'cancel-requested' or 'cancelled'
 -- returns 'cancelled' | 'cancelling' | 'terminal' | 'unknown'
 -- uses: clock, terminal, timeline, finish, notify, wake, flow
-fl_bind(KEYS, 12, {KEYS[9]})
+fl_bind(KEYS, 14)
 local r = redis.call('HMGET', KEYS[1], 'state', 'cancel', 'tl', 'parent', 'susp', 'step', 'kids', 'reply')
 local st = r[1]
 local who = ARGV[3] or ''
@@ -44,7 +45,7 @@ if st == 'running' or st == 'suspended' or journal then
     local tl = tl_push(r[3], tl_line(now, 'cancel-requested', who))
     redis.call('HSET', KEYS[1], 'cancel', '1', 'tl', tl)
     if st == 'suspended' or st == 'retrying' or st == 'scheduled' then
-      resume(KEYS[1], KEYS[9], KEYS[5], KEYS[10], KEYS[11], ARGV[1], now, tl, who, 'cancel')
+      resume(KEYS[1], {KEYS[9], KEYS[12], KEYS[13]}, KEYS[5], KEYS[10], KEYS[11], ARGV[1], now, tl, who, 'cancel')
     end
   end
   audit(KEYS[6], who, 'cancel', ARGV[1], 'cancelling')

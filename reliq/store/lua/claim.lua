@@ -16,7 +16,7 @@
 -- uses: clock, terminal, ack, timeline, flow
 local now = now_ms()
 local n = #ARGV - 4
-fl_bind(KEYS, n + 2, {KEYS[1]})
+fl_bind(KEYS, n + 2)
 local lease = now + tonumber(ARGV[3])
 local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):

@@ -19,11 +19,11 @@ local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
 local done = {}
-local pfx = #KEYS[1] - 6 + 4  -- 'reliq:{S}:stream' -> the length of 'reliq:{S}:inv:'
+local pfx = string.find(KEYS[1], ':stream', 1, true) + 4  -- 'reliq:{S}:stream[:high]' -> #'reliq:{S}:inv:'
 local kc = 5
 local nk = 4
 for i = 0, (#ARGV - 2) / 5 - 1 do nk = nk + (ARGV[7 + 5 * i] == 'j' and 4 or 1) end
-fl_bind(KEYS, nk + 1, {KEYS[1]})
+fl_bind(KEYS, nk + 1)
 for i = 0, (#ARGV - 2) / 5 - 1 do
   local rec = KEYS[kc]
   local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]

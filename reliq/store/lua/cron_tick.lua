@@ -6,7 +6,8 @@
 -- (schedule, tick time), so even a caller that passed the check twice (a re-send) places each
 -- tick once. Each schedule is decided on its own: one that moved does not hold back the others.
 -- KEYS[1] stream, KEYS[2] delayed, KEYS[3] schedules, KEYS[4] ticks, KEYS[5] cron (partition 0)
--- KEYS[6..] the ticks' invocation records, schedule after schedule, in ARGV's order
+-- KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua), KEYS[8..] the ticks' invocation
+-- records, schedule after schedule, in ARGV's order
 -- ARGV[1] service, ARGV[2] number of schedules; then per schedule 6 values: name, the cursor the
 -- caller planned from, the schedule's JSON the caller planned from, new cursor (ms), next fire
 -- time (ms), number of ticks m; then 2 per tick, as register.lua: packed registration, payload
@@ -15,7 +16,7 @@
 -- uses: clock, place
 local now = now_ms()
 local out = {}
-local a, k = 3, 6
+local a, k = 3, 8
 for _ = 1, tonumber(ARGV[2]) do
   local name, cursor, planned = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local new_cursor, next_fire, m = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
@@ -36,7 +37,7 @@ for _ = 1, tonumber(ARGV[2]) do
       local f = cmsgpack.unpack(ARGV[first_tick + 2 * i])
       local rec = KEYS[first_key + i]
       if not redis.call('HGET', rec, 'state') then
-        place(rec, KEYS[1], KEYS[2], ARGV[1], f, ARGV[first_tick + 2 * i + 1], now)
+        place(rec, {KEYS[1], KEYS[6], KEYS[7]}, KEYS[2], ARGV[1], f, ARGV[first_tick + 2 * i + 1], now)
         placed = placed + 1
       end
       last = f[1]

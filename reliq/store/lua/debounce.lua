@@ -2,7 +2,8 @@
 -- A window is one invocation waiting in the delayed set; the debounce key names it while it waits.
 -- KEYS[1] stream, KEYS[2] delayed set, KEYS[3] the debounce key reliq:{S}:debounce:<token> (hash:
 --   'id' the window's invocation, 'mode'; TTL window + 1 s), KEYS[4] the record of the id the
---   caller read from KEYS[3] (when it read none: the new record again), KEYS[5] the new record
+--   caller read from KEYS[3] (when it read none: the new record again), KEYS[5] the new record,
+--   KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua)
 -- ARGV[1] service; ARGV[2] the new invocation as register.lua's msgpack array (f[1] its id, f[6]
 --   the window in ms); ARGV[3] payload; ARGV[4] the id the caller read ('' none); ARGV[5] mode
 --   'debounce' (a join pushes the due time to now + window and replaces the payload) or
@@ -25,7 +26,7 @@ if cur[1] and redis.call('HGET', KEYS[4], 'state') == 'scheduled' then
   return {'debounced', cur[1], 'scheduled'}
 end
 -- no window open (none yet, or its invocation left the delayed set): this send opens one
-local state = place(KEYS[5], KEYS[1], KEYS[2], ARGV[1], f, ARGV[3], now)
+local state = place(KEYS[5], {KEYS[1], KEYS[6], KEYS[7]}, KEYS[2], ARGV[1], f, ARGV[3], now)
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[3], 'id', f[1], 'mode', ARGV[5])
 redis.call('PEXPIRE', KEYS[3], window + 1000)

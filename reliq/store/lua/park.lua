@@ -9,7 +9,7 @@
 -- timeline: 'parked' (reason); counters: failed; the id is published on the done channel
 -- returns 'ok' | 'fenced' | 'noop'
 -- uses: clock, fence, ack, timeline, finish, notify, wake, flow
-fl_bind(KEYS, 10, {KEYS[5]})
+fl_bind(KEYS, 10)
 local r = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'owner', 'tl', 'parent', 'reply')
 local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end

@@ -6,7 +6,7 @@
 -- ARGV[3] who asked (audited; '' = library call, not audited)
 -- returns the number of waiters admitted
 -- uses: flow, timeline
-fl_bind(KEYS, 3, {KEYS[2]})
+fl_bind(KEYS, 3)
 local handler = ARGV[1]
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[3], handler .. '!')

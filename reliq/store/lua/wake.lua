@@ -3,7 +3,8 @@
 -- wait is now over, queue it again. Idempotent: the first value of a field stands.
 -- KEYS[1] record, KEYS[2] inbox, KEYS[3] stream, KEYS[4] delayed set, KEYS[5] suspended set,
 -- KEYS[6] done channel (a running attempt that waits in memory listens there), KEYS[7] per-minute
--- counters ('resumed'), KEYS[8..13] the flow keys (lib/flow.lua; optional)
+-- counters ('resumed'), KEYS[8], KEYS[9] the high and low streams (lib/enqueue.lua), KEYS[10..]
+-- the flow keys (lib/flow.lua; optional)
 -- ARGV[1] inbox field ('c:<child id>' | 'p:<promise name>'), ARGV[2] value (kind letter + JSON,
 -- lib/wake.lua), ARGV[3] invocation id, ARGV[4] who (timeline actor)
 -- timeline: 'resumed' (the field) when queued again
@@ -11,7 +12,7 @@
 -- finished: a re-sent resolve whose first send landed must hear that, not 'terminal') | 'terminal'
 -- (finished without a value in the field) | 'unknown'
 -- uses: clock, terminal, notify, wake, flow
-fl_bind(KEYS, 8, {KEYS[3]})
+fl_bind(KEYS, 10)
 local r = redis.call('HMGET', KEYS[1], 'state', 'tl', 'waits')
 if not r[1] then return 'unknown' end
 if TERMINAL[r[1]] then
@@ -24,7 +25,7 @@ notify(KEYS[6], {ARGV[3]})
 if r[1] == 'suspended' then
   local now = now_ms()
   if waits_ready(KEYS[2], r[3], now) then
-    resume(KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[7], ARGV[3], now, r[2], ARGV[4], ARGV[1])
+    resume(KEYS[1], {KEYS[3], KEYS[8], KEYS[9]}, KEYS[4], KEYS[5], KEYS[7], ARGV[3], now, r[2], ARGV[4], ARGV[1])
     return 'resumed'
   end
 end

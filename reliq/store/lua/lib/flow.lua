@@ -1,8 +1,10 @@
 -- uses: enqueue, timeline
 -- flow: per-key concurrency and rate limits (issue 14; data model: reliq/store/flow.py).
 -- A script that starts, ends or queues work binds the partition's flow keys once with fl_bind
--- (KEYS from index i: spec hash, fl:held, fl:count, fl:wait, fl:waiting, fl:tat; the streams for
--- enqueue). A caller that passes none gets no flow control (every fl_* function is a no-op).
+-- (KEYS from index i: spec hash, fl:held, fl:count, fl:wait, fl:waiting, fl:tat, then the three
+-- streams normal, high, low for enqueue: an admitted waiter goes to its own level's stream,
+-- whatever level the releasing entry had). A caller that passes none gets no flow control (every
+-- fl_* function is a no-op).
 -- Permit: an invocation of a keyed handler with a limit holds one from its start until a terminal
 -- transition (finish), or until it suspends when its spec says keep = false. A retry and a
 -- reclaim after a lost lease keep it. Waiters hold no stream entry: the release that frees a
@@ -10,10 +12,10 @@
 local FLOW = {}
 local FLOW_SPECS = {}
 
-local function fl_bind(keys, i, streams)
+local function fl_bind(keys, i)
   if keys[i] then
     FLOW = {spec = keys[i], held = keys[i + 1], count = keys[i + 2], wait = keys[i + 3],
-      waiting = keys[i + 4], tat = keys[i + 5], streams = streams}
+      waiting = keys[i + 4], tat = keys[i + 5], streams = {keys[i + 6], keys[i + 7], keys[i + 8]}}
   end
 end
 
@@ -210,7 +212,7 @@ local function fl_fields(rec, fx, wait, untl)
 end
 
 -- promote.lua: a due scheduled send or retry, r = its record's state, tl, waits, handler, fk,
--- fseq, wait. nil when no flow applies (the caller enqueues it as before); else the state it is
+-- fseq, wait, prio. nil when no flow applies (the caller enqueues it as before); else the state it is
 -- in now, its record written. A rate reservation made earlier (wait 'rate') is not charged again.
 local function fl_promote(rec, id, r, delayed, now)
   local s = fl_spec(r[4])
@@ -222,7 +224,7 @@ local function fl_promote(rec, id, r, delayed, now)
   end
   local fx = {s = s, fk = fk, handler = r[4], seq = r[6] or '',
     held = fk ~= nil and redis.call('HEXISTS', FLOW.held, id) == 1}
-  local st, eid, due, wait, untl = fl_go(fx, id, '', delayed, now, r[7] ~= 'rate')
+  local st, eid, due, wait, untl = fl_go(fx, id, r[8] or '', delayed, now, r[7] ~= 'rate')
   local detail = st
   if wait == 'rate' then detail = 'rate limit' end
   redis.call('HSET', rec, 'state', st, 'entry', eid, 'due', due, 'updated', now,
@@ -242,11 +244,11 @@ end
 -- its permit back: by keep = false, or it failed): queued at its original place in the key's line
 local function fl_requeue(rec, id, now)
   if not FLOW.held then return false end
-  local r = redis.call('HMGET', rec, 'fk', 'fseq', 'handler')
+  local r = redis.call('HMGET', rec, 'fk', 'fseq', 'handler', 'prio')
   if (not r[1]) or redis.call('HEXISTS', FLOW.held, id) == 1 then return false end
   local s = fl_spec(r[3])
   if not s then return false end
-  local ok, seq = fl_gate(s, r[1], r[2] or '', '', id, now)
+  local ok, seq = fl_gate(s, r[1], r[2] or '', r[4] or '', id, now)
   if not ok then redis.call('HSET', rec, 'wait', 'concurrency', 'fseq', seq) end
   return not ok
 end

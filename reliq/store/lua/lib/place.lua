@@ -2,11 +2,13 @@
 -- when it is due later. The caller has checked that the record does not exist yet.
 -- f: the registration as register.lua receives it, {id, fingerprint, handler, parent id or '',
 --   idempotency key or '', delay ms or '', due time (unix ms) or '', traceparent or '',
---   [reply target 'service/handler' or '', [scheduled tick (unix ms) or '']]}
+--   [reply target 'service/handler' or '', [scheduled tick (unix ms) or '', [priority or '',
+--   [flow key value computed by the registrar or '']]]]}
+-- streams: the partition's stream keys {normal, high, low} (lib/enqueue.lua)
 -- fx: its flow (lib/flow.lua fl_new) or nil: due now, it passes the rate and concurrency gates
 -- returns the new state ('pending' | 'scheduled' | 'queued')
--- uses: timeline, flow
-local function place(rec, stream, delayed, service, f, payload, now, fx)
+-- uses: timeline, enqueue, flow
+local function place(rec, streams, delayed, service, f, payload, now, fx)
   local due = now
   if f[7] ~= '' then due = tonumber(f[7]) elseif f[6] ~= '' then due = now + tonumber(f[6]) end
   local state, entry, wait, untl = 'pending', '', '', ''
@@ -14,9 +16,9 @@ local function place(rec, stream, delayed, service, f, payload, now, fx)
     state = 'scheduled'
     redis.call('ZADD', delayed, due, f[1])
   elseif fx then
-    state, entry, due, wait, untl = fl_go(fx, f[1], '', delayed, now, true)
+    state, entry, due, wait, untl = fl_go(fx, f[1], f[11] or '', delayed, now, true)
   else
-    entry = redis.call('XADD', stream, '*', 'i', f[1])
+    entry = enqueue(streams, f[11], f[1])
   end
   redis.call('HSET', rec, 'state', state, 'fp', f[2], 'service', service, 'handler', f[3],
     'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', 1, 'deliveries', 0,
@@ -25,6 +27,7 @@ local function place(rec, stream, delayed, service, f, payload, now, fx)
   -- optional fields, written only when set (the common registration stays as small as before)
   if f[9] and f[9] ~= '' then redis.call('HSET', rec, 'reply', f[9]) end
   if f[10] and f[10] ~= '' then redis.call('HSET', rec, 'sched', f[10]) end
+  if f[11] == 'high' or f[11] == 'low' then redis.call('HSET', rec, 'prio', f[11]) end
   if fx then fl_fields(rec, fx, wait, untl) end
   return state
 end

@@ -1,4 +1,4 @@
--- uses: timeline, flow
+-- uses: timeline, enqueue, flow
 -- wake: suspension's shared rules. A suspended invocation's record field 'waits' is a JSON array
 -- of [inbox field, any, due ms]: what its handler awaits. Inbox values start with their kind:
 -- 'S' child succeeded, 'F' child failed, 'C' child cancelled, 'V' promise value, 'R' promise
@@ -34,11 +34,17 @@ end
 -- resume: a suspended invocation is triggered again: a new stream entry, state 'pending', out of
 -- the suspended set (and of the delayed set, where a timer of its may wait). Counted as the
 -- outcome 'resumed' in the per-minute counters, and in their field 'resumed' (a running total,
--- never reset: what /metrics reports as a counter). One that gave its per-key permit back when it
--- suspended is queued for one again instead (state 'queued', lib/flow.lua fl_requeue).
-local function resume(rec, stream, delayed, suspended, minutes, id, now, tl, actor, detail)
+-- never reset: what /metrics reports as a counter). `streams`: {normal, high, low}; the entry goes
+-- to the record's priority (lib/enqueue.lua), so a resumed parent keeps it. One that gave its
+-- per-key permit back when it suspended is queued for one again instead (state 'queued',
+-- lib/flow.lua fl_requeue).
+local function resume(rec, streams, delayed, suspended, minutes, id, now, tl, actor, detail)
   local state, eid = 'pending', ''
-  if fl_requeue(rec, id, now) then state = 'queued' else eid = redis.call('XADD', stream, '*', 'i', id) end
+  if fl_requeue(rec, id, now) then
+    state = 'queued'
+  else
+    eid = enqueue(streams, redis.call('HGET', rec, 'prio'), id)
+  end
   redis.call('HSET', rec, 'state', state, 'entry', eid, 'waits', '', 'updated', now,
     'tl', tl_push(tl, tl_line(now, 'resumed', actor, 0, detail)))
   redis.call('ZREM', suspended, id)
