@@ -4,7 +4,7 @@ declared input type (422 with msgspec's error path). Returns canonical JSON byte
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import timeout as deadline
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -43,19 +43,27 @@ async def read_body(request: Request, max_body: int, timeout: float) -> bytes:
 
 
 async def receive_body(
-    receive: Receive, given: str | None, length: str | None, max_body: int, timeout: float
+    receive: Receive,
+    given: str | None,
+    length: str | None,
+    max_body: int,
+    timeout: float | None,
 ) -> bytes:
-    """``read_body`` from the ASGI ``receive`` and the two headers (the hot lane has no Request)."""
+    """``read_body`` from the ASGI ``receive`` and the two headers (the hot lane has no Request).
+    ``timeout`` None: the body has arrived whole (``gateway.protocol.BODY_RECEIVED``), no deadline."""
     ctype = given.split(";")[0].strip().lower() if given is not None else "application/json"
     if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
         raise Problem(415, "Unsupported Media Type", _MEDIA)
     if length is not None and (not length.isdigit() or int(length) > max_body):
         raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
-    try:
-        async with asyncio.timeout(timeout):
-            body = await _read(receive, max_body)
-    except TimeoutError:
-        raise Problem(408, "Request Timeout", f"the body did not arrive within {timeout:g} s") from None
+    if timeout is None:
+        body = await _read(receive, max_body)
+    else:
+        try:
+            async with deadline(timeout):
+                body = await _read(receive, max_body)
+        except TimeoutError:
+            raise Problem(408, "Request Timeout", f"the body did not arrive within {timeout:g} s") from None
     if given is None and body:  # only an empty body may omit the type (a form always sends one)
         raise Problem(415, "Unsupported Media Type", _MEDIA)
     return body

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from . import ingress
 from .problems import problem_for, problem_response
+from .protocol import HOT
 from .state import GatewayState
 
 Scope = MutableMapping[str, Any]
@@ -37,7 +38,7 @@ def hot_route(scope: Scope) -> tuple[str, str, str] | None:
 
 async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """Run the ingress endpoint the lane matched; every exception becomes problem+json."""
-    verb, service, handler = scope["reliq.hot"]
+    verb, service, handler = scope[HOT]
     st: GatewayState = scope["app"].state.reliq
     try:
         response = await _ENDPOINTS[verb](st, ingress.Head(scope, service, handler), receive)
@@ -57,5 +58,5 @@ class Gateway(FastAPI):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
-        scope["reliq.hot"] = hot
+        scope[HOT] = hot
         await self.lane(scope, receive, send)

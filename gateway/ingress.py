@@ -34,6 +34,7 @@ from . import debouncing, validation
 from .body import Receive, canonical, check_input, parse_json, receive_body
 from .outcome import outcome_response
 from .problems import Problem
+from .protocol import BODY_RECEIVED
 from .state import GatewayState, state_of
 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -47,10 +48,11 @@ class Head:
     path's service and handler, the headers (first of each name, as Starlette's ``Headers.get``)
     and the query parameters (last of each, as Starlette's ``QueryParams.get``)."""
 
-    __slots__ = ("handler", "headers", "query", "service")
+    __slots__ = ("handler", "headers", "query", "received", "service")
 
     def __init__(self, scope: MutableMapping[str, Any], service: str, handler: str) -> None:
         self.service, self.handler = service, handler
+        self.received = BODY_RECEIVED in scope  # the body is here already: no deadline to arm
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1")
@@ -152,13 +154,9 @@ async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
     debounced = debouncing.options(headers, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
     settings = st.settings
-    raw = await receive_body(
-        receive,
-        headers.get("content-type"),
-        headers.get("content-length"),
-        settings.max_body,
-        settings.body_timeout,
-    )
+    timeout = None if head.received else settings.body_timeout  # nothing to wait for: no deadline
+    ctype, length = headers.get("content-type"), headers.get("content-length")
+    raw = await receive_body(receive, ctype, length, settings.max_body, timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, settings.max_depth)
     if info.input_type is not None and info.takes_input:
