@@ -53,6 +53,7 @@ class Guard:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], st: GatewayState) -> None:
         self.app, self.st = app, st
         self.tokens = tokens.parse_tokens(st.settings.tokens)
+        self._counters: dict[tuple[str, int], Any] = {}  # (route, status) -> its counter child
 
     def _token(self, scope: Scope) -> tokens.Token | None:
         for name, value in scope.get("headers", ()):
@@ -90,8 +91,14 @@ class Guard:
             scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
             await self.app(scope, receive, counting_send)
         finally:
-            route = metrics.route_label(scope)
-            self.st.metrics.requests.labels(route=route, status=str(status["code"])).inc()
+            # bounded: routes come from the route table (metrics.route_label), codes are HTTP's
+            label = (metrics.route_label(scope), status["code"])
+            counter = self._counters.get(label)
+            if counter is None:
+                counter = self._counters[label] = self.st.metrics.requests.labels(
+                    route=label[0], status=str(label[1])
+                )
+            counter.inc()
 
 
 def create_app(settings: GatewaySettings | None = None, *, app: App | None = None) -> FastAPI:

@@ -2,7 +2,13 @@
 gateway is given one (bodies are then validated with the handler's own msgspec type), otherwise
 from what workers publish, cached for ``CACHE_SECONDS``: the registry, and the schema versions
 live workers run (``reliq.client.schemas``), each compiled once into a validator
-(``gateway.validation``)."""
+(``gateway.validation``).
+
+The cache is refreshed ahead of its expiry: a request that finds an entry older than
+``REFRESH_AFTER`` starts one refresh in the background and is answered from the entry, so under
+steady traffic no request waits for the registry (a refresh is several round trips, each behind
+the server's fsync) and no entry in use is older than ``CACHE_SECONDS``. Only a request that finds
+no entry, or an expired one, waits for the refresh."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from reliq.client.schemas import SchemaVersion
 from .validation import Compiled, Validator
 
 CACHE_SECONDS = 2.0
+REFRESH_AFTER = CACHE_SECONDS / 2
 
 
 class HandlerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,15 +65,27 @@ class Catalog:
             }
             return found
         hit = self._cache.get(service)
-        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        # one refresh per service at a time: the requests arriving meanwhile wait for it instead
-        # of each reading the registry (under load, the whole connection count would, every 2 s)
+        # one refresh per service at a time: the requests arriving meanwhile use the entry or wait
+        # for it instead of each reading the registry (under load, the whole connection count would)
         task = self._refreshing.get(service)
-        if task is None:
-            task = self._refreshing[service] = asyncio.ensure_future(self._refresh(service))
-            task.add_done_callback(lambda _: self._refreshing.pop(service, None))
-        return await asyncio.shield(task)
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < CACHE_SECONDS:
+                if age >= REFRESH_AFTER and task is None:
+                    self._start_refresh(service)
+                return hit[1]
+        return await asyncio.shield(task or self._start_refresh(service))
+
+    def _start_refresh(self, service: str) -> asyncio.Future[dict[str, HandlerInfo]]:
+        task = self._refreshing[service] = asyncio.ensure_future(self._refresh(service))
+
+        def done(t: asyncio.Future[dict[str, HandlerInfo]]) -> None:
+            self._refreshing.pop(service, None)
+            if not t.cancelled():
+                t.exception()  # a failed refresh ahead of expiry: retried by the next request
+
+        task.add_done_callback(done)
+        return task
 
     async def _refresh(self, service: str) -> dict[str, HandlerInfo]:
         found = {

@@ -6,9 +6,7 @@ headers, before anything is written: a bad or incomplete set is a 400 that place
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from starlette.requests import Request
+from collections.abc import Callable, Mapping
 
 from reliq import Accepted, codec
 from reliq.client import debounce
@@ -21,11 +19,11 @@ from .state import GatewayState
 
 
 def options(
-    request: Request, parse_window: Callable[[str], float | None], *, exclusive: bool
+    h: Mapping[str, str], parse_window: Callable[[str], float | None], *, exclusive: bool
 ) -> SendOptions | None:
-    """The debounce options of the request's headers, or None when it has none. ``exclusive``:
-    the request also set an Idempotency-Key, ``delay`` or ``at``, which cannot go with them."""
-    h = request.headers
+    """The debounce options of the request's headers (lower-case names), or None when it has
+    none. ``exclusive``: the request also set an Idempotency-Key, ``delay`` or ``at``, which
+    cannot go with them."""
     window, key, mode = h.get("debounce"), h.get("debounce-key"), h.get("debounce-mode")
     if window is None and key is None and mode is None:
         return None

@@ -13,16 +13,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.requests import Request
 
 from . import ingress
 from .problems import problem_for, problem_response
+from .protocol import HOT
+from .state import GatewayState
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-_ENDPOINTS = {"send": ingress.send, "call": ingress.call}
+_ENDPOINTS = ingress.ENDPOINTS
 
 
 def hot_route(scope: Scope) -> tuple[str, str, str] | None:
@@ -37,11 +38,10 @@ def hot_route(scope: Scope) -> tuple[str, str, str] | None:
 
 async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """Run the ingress endpoint the lane matched; every exception becomes problem+json."""
-    verb, service, handler = scope["reliq.hot"]
-    scope["path_params"] = {"service": service, "handler": handler}
-    request = Request(scope, receive, send)
+    verb, service, handler = scope[HOT]
+    st: GatewayState = scope["app"].state.reliq
     try:
-        response = await _ENDPOINTS[verb](request)
+        response = await _ENDPOINTS[verb](st, ingress.Head(scope, service, handler), receive)
     except Exception as e:
         response = problem_response(problem_for(e))
     await response(scope, receive, send)
@@ -58,5 +58,5 @@ class Gateway(FastAPI):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
-        scope["reliq.hot"] = hot
+        scope[HOT] = hot
         await self.lane(scope, receive, send)

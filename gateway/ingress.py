@@ -3,17 +3,22 @@
 2xx means placed at the durability reported; 429/5xx means not confirmed (retry with the same
 Idempotency-Key); 4xx means nothing was placed.
 
-These two hot routes are plain Starlette routes mounted in the FastAPI app: FastAPI's per-request
-dependency machinery costs more than the durable write (docs/performance.md). Their OpenAPI is
-written by ``gateway.openapi``."""
+Both are reached through the hot lane (``gateway.fastpath``), straight from the ASGI scope: the
+request is parsed once into a ``Head`` (path names, headers, query) and the 202 is written from
+ready-made raw headers, because at this rate Starlette's per-request objects cost more than the
+durable write (docs/performance.md). The plain Starlette routes below serve the same code for an
+app without the lane and keep the route table (405 for other methods, metrics labels); their
+OpenAPI is written by ``gateway.openapi``."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.requests import Request
@@ -21,20 +26,47 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reliq import codec, tracing
-from reliq.client import callbacks, replyto
 from reliq.client.producer import MAX_DELAY, due_ms
 from reliq.store.keys import InvalidName, check_name
-from reliq.store.priority import PRIORITIES
 
-from . import debouncing, validation
-from .body import canonical, check_input, parse_json, read_body
+from . import debouncing, targets, validation
+from .body import Receive, canonical, check_input, parse_json, receive_body
 from .outcome import outcome_response
 from .problems import Problem
+from .protocol import BODY_RECEIVED
 from .state import GatewayState, state_of
 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_JSON = (b"content-type", b"application/json")
+
+
+class Head:
+    """What ingress reads of a request before its body, parsed once from the ASGI scope: the
+    path's service and handler, the headers (first of each name, as Starlette's ``Headers.get``)
+    and the query parameters (last of each, as Starlette's ``QueryParams.get``)."""
+
+    __slots__ = ("handler", "headers", "query", "received", "service")
+
+    def __init__(self, scope: MutableMapping[str, Any], service: str, handler: str) -> None:
+        self.service, self.handler = service, handler
+        self.received = BODY_RECEIVED in scope  # the body is here already: no deadline to arm
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1")
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        self.headers = headers
+        raw: bytes = scope.get("query_string", b"")
+        self.query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+
+
+class Raw(Response):
+    """A Response from ready-made raw headers (``Response.__init__`` would rebuild them)."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code, self.body, self.raw_headers, self.background = status, body, headers, None
 
 
 def parse_delay(raw: str | None) -> float | None:
@@ -72,13 +104,13 @@ def parse_at(raw: str | None) -> datetime | None:
     return datetime.fromtimestamp((ms or 0) / 1000, UTC)  # ms is set: at is not None
 
 
-def traceparent(request: Request) -> str:
+def traceparent(head: Head) -> str:
     """The caller's W3C trace context, stored with the invocation; an invalid one is ignored."""
-    return tracing.valid_traceparent(request.headers.get("traceparent", ""))
+    return tracing.valid_traceparent(head.headers.get("traceparent", ""))
 
 
-def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
+def idempotency_key(head: Head) -> str | None:
+    key = head.headers.get("idempotency-key")
     if key is None:
         return None
     if key.startswith('"') and key.endswith('"') and len(key) >= 2:
@@ -89,53 +121,9 @@ def idempotency_key(request: Request) -> str | None:
         raise Problem(400, "Bad Request", str(e)) from None
 
 
-def reply_to(request: Request) -> str | None:
-    """``Reply-To: billing/on_charged``: the handler that is sent this invocation's outcome."""
-    raw = request.headers.get("reply-to")
-    if raw is None:
-        return None
-    service, slash, handler = raw.strip().partition("/")
-    try:
-        if not slash:
-            raise InvalidName("Reply-To must be service/handler")
-        return replyto.target((service, handler))
-    except InvalidName as e:
-        raise Problem(400, "Bad Request", f"invalid Reply-To {raw[:64]!r}: {e}") from None
-
-
-def callback(request: Request, hosts: frozenset[str], reply: str | None) -> str | None:
-    """``Callback-URL: https://hooks.example.com/x``: the outcome is POSTed there (signed) by the
-    built-in callback handler; its host must be on ``RELIQ_CALLBACK_HOSTS`` (422 otherwise)."""
-    raw = request.headers.get("callback-url")
-    if raw is None:
-        return reply
-    if reply is not None:
-        raise Problem(400, "Bad Request", "Reply-To and Callback-URL exclude each other")
-    try:
-        return f"{callbacks.TARGET} {callbacks.check_url(raw.strip(), hosts)}"
-    except callbacks.CallbackHostRefused as e:
-        raise Problem(422, "Unprocessable Content", f"Callback-URL refused: {e}") from None
-    except callbacks.InvalidCallbackURL as e:
-        raise Problem(400, "Bad Request", f"invalid Callback-URL: {e}") from None
-
-
-def priority(request: Request) -> str | None:
-    """``Priority: high|normal|low`` (absent: the handler's default). A value in the form of RFC
-    9218's header (``u=3, i``: what browsers send about fetch order) is not ours: ignored."""
-    raw = request.headers.get("priority")
-    if raw is None:
-        return None
-    value = raw.strip().lower()
-    if value in PRIORITIES:
-        return value
-    if value.startswith(("u=", "i")):
-        return None
-    raise Problem(400, "Bad Request", f"invalid Priority {raw[:64]!r}: use high, normal or low")
-
-
-async def _register(request: Request, st: GatewayState) -> Any:
+async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
     """Check every header, query parameter and the body, then place: a 4xx places nothing."""
-    service, handler = request.path_params["service"], request.path_params["handler"]
+    service, handler, headers = head.service, head.handler, head.headers
     try:
         check_name("service", service)
         check_name("handler", handler)
@@ -144,16 +132,19 @@ async def _register(request: Request, st: GatewayState) -> Any:
     info = await st.catalog.lookup(service, handler)
     if info is None:
         raise Problem(404, "Not Found", f"no handler {service}/{handler} is registered")
-    key = idempotency_key(request)
-    delay = parse_delay(request.query_params.get("delay"))
-    at = parse_at(request.query_params.get("at"))
-    reply = callback(request, st.settings.callback_hosts, reply_to(request))
-    prio = priority(request)
-    debounced = debouncing.options(request, parse_delay, exclusive=bool(key or delay is not None or at))
+    key = idempotency_key(head)
+    delay = parse_delay(head.query.get("delay"))
+    at = parse_at(head.query.get("at"))
+    reply = targets.callback(headers, st.settings.callback_hosts, targets.reply_to(headers))
+    prio = targets.priority(headers)
+    debounced = debouncing.options(headers, parse_delay, exclusive=bool(key or delay is not None or at))
     await st.admission.admit(service)
-    raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
+    settings = st.settings
+    timeout = None if head.received else settings.body_timeout  # nothing to wait for: no deadline
+    ctype, length = headers.get("content-type"), headers.get("content-length")
+    raw = await receive_body(receive, ctype, length, settings.max_body, timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
-    value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
+    value = None if not info.takes_input and not raw.strip() else parse_json(raw, settings.max_depth)
     if info.input_type is not None and info.takes_input:
         check_input(value, info.input_type)
     elif info.validators and info.takes_input:  # no App: the schemas live workers publish
@@ -177,39 +168,36 @@ async def _register(request: Request, st: GatewayState) -> Any:
             priority=prio,
         )
     if tracing.active():
-        with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:
+        with tracing.span(f"reliq.place {service}.{handler}", traceparent(head), "server", {}) as tp:
             accepted = await place(trace=tp)
     else:
-        accepted = await place(trace=traceparent(request))
+        accepted = await place(trace=traceparent(head))
     st.metrics.register_seconds.observe(time.perf_counter() - t0)
     return accepted
 
 
-async def send(request: Request) -> Response:
+async def send(st: GatewayState, head: Head, receive: Receive) -> Response:
     """Place an invocation (fire and forget): 202 once it is durably placed."""
-    st = state_of(request)
-    accepted = await _register(request, st)
-    doc = {"id": accepted.id, "status": accepted.status, "durability": st.durability_level}
-    return Response(
-        msgspec.json.encode(doc),
-        status_code=202,
-        media_type="application/json",
-        headers={
-            "Location": f"/invocations/{accepted.id}",
-            "Reliq-Durability": st.durability_level,
-            "Reliq-Invocation-Id": accepted.id,
-        },
-    )
+    accepted = await _register(st, head, receive)
+    level, inv = st.durability_level, accepted.id
+    doc = msgspec.json.encode({"id": inv, "status": accepted.status, "durability": level})
+    headers = [
+        _JSON,
+        (b"content-length", b"%d" % len(doc)),
+        (b"location", b"/invocations/" + inv.encode()),
+        (b"reliq-durability", level.encode()),
+        (b"reliq-invocation-id", inv.encode()),
+    ]
+    return Raw(202, doc, headers)
 
 
-async def call(request: Request) -> Response:
+async def call(st: GatewayState, head: Head, receive: Receive) -> Response:
     """Place an invocation and wait up to ``Prefer: wait=N`` for its result (holding a waiting
     slot from the start: when none is free, 429 and nothing is placed)."""
-    st = state_of(request)
     # Prefer is checked before the invocation is placed: a bad one is a 400 that places nothing
-    wait = prefer_wait(request.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
+    wait = prefer_wait(head.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
     with st.waiting.slot():
-        accepted = await _register(request, st)
+        accepted = await _register(st, head, receive)
         outcome = await st.client.wait(accepted.id, wait)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
@@ -230,7 +218,19 @@ def prefer_wait(header: str | None, default: float, cap: float) -> float:
     return min(default, cap)
 
 
+ENDPOINTS = {"send": send, "call": call}
+
+
+async def _route(request: Request) -> Response:
+    """The same endpoints as Starlette routes (an app without the hot lane)."""
+    verb = request.url.path.split("/")[1]
+    p = request.path_params
+    return await ENDPOINTS[verb](
+        state_of(request), Head(request.scope, p["service"], p["handler"]), request.receive
+    )
+
+
 routes = [
-    Route("/send/{service}/{handler}", send, methods=["POST"]),
-    Route("/call/{service}/{handler}", call, methods=["POST"]),
+    Route("/send/{service}/{handler}", _route, methods=["POST"]),
+    Route("/call/{service}/{handler}", _route, methods=["POST"]),
 ]

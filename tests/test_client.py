@@ -3,8 +3,10 @@ and what it reads from the registry: handlers, services, heartbeats, backlog and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -218,3 +220,26 @@ async def test_backlog_and_counts_add_up_every_partition(url: str, names: Names)
 async def _parked(c: Client, service: str, n: int) -> bool:
     counts = await c.counts(service)
     return counts.parked == n and counts.backlog == 0
+
+
+async def test_concurrent_sends_read_a_stale_layout_once(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load every producer finds the cached layout stale at the same moment: one read
+    serves them all (each used to read it, on a connection of its own)."""
+    import reliq.client
+
+    reads = []
+    read = reliq.client.read_layout
+
+    async def counted(*args: Any) -> Any:
+        reads.append(1)
+        return await read(*args)
+
+    monkeypatch.setattr(reliq.client, "read_layout", counted)
+    svc = names()
+    async with Client(url) as c:
+        ids = await asyncio.gather(*(c.id_for(svc, None) for _ in range(50)))
+        assert len(reads) == 1 and len(set(ids)) == 50
+        await c.layout(svc, fresh=True)  # fresh is always a read of its own
+        assert len(reads) == 2

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -78,6 +79,7 @@ class Client:
         self.topology = Topology(redis)
         self._keys: LRU[tuple[str, int], ServiceKeys] = LRU()  # bounded: names come from requests
         self._layouts: LRU[str, tuple[float, Layout]] = LRU()
+        self._reading: dict[str, asyncio.Future[Layout]] = {}  # layout reads under way
         self.recheck = recheck  # seconds: a waiter re-reads at least this often
         self.waiters = Waiters(self.topology)  # Client.wait's table; no connection until one waits
 
@@ -98,10 +100,22 @@ class Client:
         """The service's partition layout (cached for ``LAYOUT_TTL`` s)."""
         now = time.monotonic()
         hit = self._layouts.get(service)
-        if hit is None or fresh or now - hit[0] > LAYOUT_TTL:
-            hit = (now, await read_layout(self.redis, self.keys(service)))
-            self._layouts[service] = hit
-        return hit[1]
+        if hit is not None and not fresh and now - hit[0] <= LAYOUT_TTL:
+            return hit[1]
+        if fresh:
+            return await self._read_layout(service)
+        # one read per service at a time: the callers arriving meanwhile share it (under load,
+        # every concurrent send would otherwise read it, each on a connection of its own)
+        reading = self._reading.get(service)
+        if reading is None:
+            reading = self._reading[service] = asyncio.ensure_future(self._read_layout(service))
+            reading.add_done_callback(lambda _: self._reading.pop(service, None))
+        return await asyncio.shield(reading)
+
+    async def _read_layout(self, service: str) -> Layout:
+        lay = await read_layout(self.redis, self.keys(service))
+        self._layouts[service] = (time.monotonic(), lay)
+        return lay
 
     async def set_partitions(self, service: str, partitions: int) -> Layout:
         """Spread new invocations of ``service`` over ``partitions`` partitions from now on;

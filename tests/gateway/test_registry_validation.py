@@ -5,12 +5,14 @@ during a rolling deploy a body valid under either live version is accepted."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import msgspec
 
-from gateway.catalog import CACHE_SECONDS
-from reliq import Context, Service
+from gateway.catalog import CACHE_SECONDS, REFRESH_AFTER, Catalog
+from reliq import Client, Context, Service
 from reliq.store.record import TERMINAL
 
 from ..conftest import Names, client, running, sync_client, wait_until
@@ -165,3 +167,43 @@ async def test_rolling_deploy_accepts_either_live_schema_and_says_which(url: str
 
 async def _finished(c: Any, inv: str) -> bool:
     return await c.state(inv) in TERMINAL
+
+
+async def test_the_catalog_refreshes_ahead_so_no_request_waits_for_the_registry(
+    url: str, names: Names
+) -> None:
+    """Past ``REFRESH_AFTER`` a lookup is answered from the entry while one refresh runs in the
+    background; only an expired entry (or none) makes a lookup wait for the registry."""
+    svc = shop(names())
+    async with running(svc, url):
+        pass
+    gate, reads = asyncio.Event(), []
+    async with Client(url) as c:
+        read = c.handler_schemas
+
+        async def held(service: str) -> Any:
+            reads.append(service)
+            await gate.wait()
+            return await read(service)
+
+        c.handler_schemas = held  # type: ignore[method-assign]
+        cat = Catalog(c, None)
+        gate.set()
+        first = await cat.lookup(svc.name, "place")
+        assert first is not None and len(reads) == 1
+        gate.clear()
+        stamp, entry = cat._cache.get(svc.name) or (0.0, {})
+        cat._cache[svc.name] = (stamp - REFRESH_AFTER, entry)  # due for a refresh, not expired
+        for _ in range(10):  # answered at once from the entry while the (held) refresh runs
+            assert await asyncio.wait_for(cat.lookup(svc.name, "place"), 5) is first
+        assert len(reads) == 2  # one refresh for them all
+        gate.set()
+        await wait_until(lambda: (cat._cache.get(svc.name) or (0.0,))[0] > stamp, what="the refresh")
+        gate.clear()
+        cat._cache[svc.name] = (time.monotonic() - CACHE_SECONDS, entry)  # expired: wait for it
+        waiting = asyncio.ensure_future(cat.lookup(svc.name, "place"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done() and len(reads) == 3
+        gate.set()
+        assert (await waiting) is not None
