@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.routing import Route
 from reliq import codec, tracing
 from reliq.client import callbacks, replyto
 from reliq.client.producer import MAX_DELAY, due_ms
+from reliq.store import flow
 from reliq.store.keys import InvalidName, check_name
 
 from . import debouncing, validation
@@ -118,6 +120,16 @@ def callback(request: Request, hosts: frozenset[str], reply: str | None) -> str 
         raise Problem(400, "Bad Request", f"invalid Callback-URL: {e}") from None
 
 
+def callable_key(fn: Callable[[Any], Any], typed: Any) -> str:
+    """A callable concurrency key's value for the typed input; 422 when it fails or gives no
+    valid key (a string or an integer), as register.lua answers for a field key."""
+    try:
+        return flow.key_value(fn(typed))
+    except Exception as e:  # the user's callable: whatever it raises, nothing is placed
+        detail = f"{flow.BAD_KEY} ({type(e).__name__}: {e})"[:500]
+        raise Problem(422, "Unprocessable Content", detail) from None
+
+
 async def _register(request: Request, st: GatewayState) -> Any:
     """Check every header, query parameter and the body, then place: a 4xx places nothing."""
     service, handler = request.path_params["service"], request.path_params["handler"]
@@ -138,8 +150,11 @@ async def _register(request: Request, st: GatewayState) -> Any:
     raw = await read_body(request, st.settings.max_body, st.settings.body_timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, st.settings.max_depth)
+    flow_key = ""
     if info.input_type is not None and info.takes_input:
-        check_input(value, info.input_type)
+        typed = check_input(value, info.input_type)
+        if info.flow_key is not None:  # a callable concurrency_key: computed here, where the code is
+            flow_key = callable_key(info.flow_key, typed)
     elif info.validators and info.takes_input:  # no App: the schemas live workers publish
         validation.check(info.validators, value)
     await st.gate.require()
@@ -148,7 +163,15 @@ async def _register(request: Request, st: GatewayState) -> Any:
         place = partial(debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply)
     else:
         place = partial(
-            st.placer.place, service, handler, canonical(value), key=key, delay=delay, at=at, reply_to=reply
+            st.placer.place,
+            service,
+            handler,
+            canonical(value),
+            key=key,
+            delay=delay,
+            at=at,
+            reply_to=reply,
+            flow_key=flow_key,
         )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(request), "server", {}) as tp:

@@ -25,7 +25,7 @@ from reliq.errors import (
     Nondeterminism,
     PromiseRejected,
 )
-from reliq.store.keys import check_name
+from reliq.store.keys import check_name, locate
 from reliq.worker.attempt import Attempt
 from reliq.worker.journal import child_value
 from reliq.worker.limits import Limiter
@@ -160,8 +160,12 @@ class Context(Attempt):
             codec.check_key(key)
         j = self._j
         await j.load()
-        cid = await self._client.child_id_for(service, self.id, key if key is not None else f"#{order}")
+        encoded = codec.encode(body)
+        ckey = key if key is not None else f"#{order}"
+        cid = await self._client.child_id_for(service, self.id, ckey, handler=name, body=encoded)
         journaled = j.children.get(order)
+        if journaled is not None and journaled != cid and locate(journaled)[2] == locate(cid)[2]:
+            cid = journaled  # routed by a flow key since (a spec published meanwhile): same child
         was = j.inbox.get(f"n:{order}")
         if journaled is not None and (journaled != cid or (was is not None and was.decode() != name)):
             raise Nondeterminism(
@@ -184,7 +188,7 @@ class Context(Attempt):
             await self._client.send_json(
                 service,
                 name,
-                codec.encode(body),
+                encoded,
                 delay=delay,
                 invocation_id=cid,
                 parent=self.id,
