@@ -12,7 +12,8 @@ import msgspec
 import pytest
 
 from reliq import Client, Context, Service
-from reliq.store.keys import flow_token, key_token, locate, partition_of_token
+from reliq.store.flow import flow_token
+from reliq.store.keys import key_token, locate, partition_of_token
 
 from .conftest import Names, client, running, wait_until
 from .flow_util import ends, mark, replay

@@ -23,7 +23,8 @@ import time
 from typing import TYPE_CHECKING
 
 from reliq.store import flow
-from reliq.store.keys import child_token, flow_token, key_token, locate, make_id, new_id, partition_of_token
+from reliq.store.flow import flow_token
+from reliq.store.keys import child_token, key_token, locate, make_id, new_id, partition_of_token
 from reliq.store.layout import Layout
 
 if TYPE_CHECKING:

@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from reliq.store.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys, key_token
 
 _UNITS = {"s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "hour": 3_600_000}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
@@ -164,6 +164,13 @@ def key_value(value: Any) -> str:
     if "\0" in text or len(text.encode()) > MAX_KEY:
         raise ValueError(f"flow key must be at most {MAX_KEY} bytes without NUL")
     return text
+
+
+def flow_token(service: str, handler: str, value: str | None = None) -> str:
+    """The token whose partition all invocations of one flow key (``handler``, key ``value``)
+    take on a multi-partition service (``value=None``: a keyless rate limit, the whole handler).
+    Derived like an idempotency key's token from a key no client can send (NUL is refused)."""
+    return key_token(service, "\0flow\0" + handler + ("" if value is None else "\0" + value))
 
 
 class BadKey(ValueError):

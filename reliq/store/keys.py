@@ -75,9 +75,7 @@ writes a tick and its cursor.
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
 partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
 or derived from an idempotency key (client key, or parent id + child key), which makes
-registration idempotent without a second record. The partition comes from the token, except for
-a handler with a flow key or a keyless rate limit on a multi-partition service: there it comes
-from ``flow_token`` (handler and key value), the token still from the idempotency key.
+registration idempotent without a second record.
 """
 
 from __future__ import annotations
@@ -175,14 +173,6 @@ def reply_token(service: str, source_id: str) -> str:
 def debounce_token(service: str, handler: str, key: str) -> str:
     """The token of a debounce key (scoped per handler): its partition, and ``ServiceKeys.debounce``."""
     return _token(b"debounce\0" + f"{service}\0{handler}\0".encode() + key.encode())
-
-
-def flow_token(service: str, handler: str, value: str | None = None) -> str:
-    """The token whose partition every invocation of one flow key (``handler``, key ``value``)
-    takes on a multi-partition service, so a per-key limit holds service-wide; ``value=None``:
-    a keyless rate limit, one partition for the whole handler (``client/routing.py``)."""
-    tail = b"" if value is None else b"\0" + value.encode("utf-8", "surrogatepass")
-    return _token(b"flow\0" + f"{service}\0{handler}".encode() + tail)
 
 
 def keyed_id(service: str, key: str, partitions: int = 1) -> str:
