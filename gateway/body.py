@@ -110,10 +110,11 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
     return value
 
 
-def check_input(value: Any, input_type: Any) -> None:
-    """Validate against the handler's declared input type; a mismatch is a 422."""
+def check_input(value: Any, input_type: Any) -> Any:
+    """Validate against the handler's declared input type; a mismatch is a 422. Returns the
+    typed value (what a callable flow key is computed from)."""
     try:
-        msgspec.convert(value, input_type, strict=True)
+        return msgspec.convert(value, input_type, strict=True)
     except msgspec.ValidationError as e:
         raise Problem(422, "Unprocessable Content", str(e)) from None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ class HandlerInfo(msgspec.Struct, frozen=True, kw_only=True):
     handler: str
     input_schema: dict[str, Any] = {}  # the current schema
     input_type: Any = None  # set only when the gateway has the App
+    flow_key: Callable[[Any], Any] | None = None  # with the App: a callable concurrency_key
     takes_input: bool = True
     # without the App: every schema version in force (current first) and its compiled validator
     versions: tuple[SchemaVersion, ...] = ()
@@ -60,6 +62,7 @@ class Catalog:
                     input_schema=h.schema(),
                     input_type=h.input_type,
                     takes_input=h.takes_input,
+                    flow_key=h.flow_key,
                 )
                 for name, h in self.app.services[service].handlers.items()
             }

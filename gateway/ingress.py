@@ -145,8 +145,11 @@ async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
     raw = await receive_body(receive, ctype, length, settings.max_body, timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, settings.max_depth)
+    flow_key = ""
     if info.input_type is not None and info.takes_input:
-        check_input(value, info.input_type)
+        typed = check_input(value, info.input_type)
+        if info.flow_key is not None:  # a callable concurrency_key: computed here, where the code is
+            flow_key = targets.callable_key(info.flow_key, typed)
     elif info.validators and info.takes_input:  # no App: the schemas live workers publish
         validation.check(info.validators, value)
     await st.gate.require()
@@ -166,6 +169,7 @@ async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
             at=at,
             reply_to=reply,
             priority=prio,
+            flow_key=flow_key,
         )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(head), "server", {}) as tp:

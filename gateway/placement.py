@@ -32,7 +32,7 @@ from datetime import datetime
 from reliq import Accepted, Client
 from reliq.client.producer import Where
 from reliq.errors import Backpressure, NotConfirmed
-from reliq.store.flow import BAD_KEY
+from reliq.store.flow import BAD_KEY, BadKey
 from reliq.store.scripts import Registered, Registration
 
 from . import failpoints
@@ -64,20 +64,26 @@ class Placer:
         trace: str = "",
         reply_to: str | None = None,
         priority: str | None = None,
+        flow_key: str = "",
     ) -> Accepted:
         """Place one invocation (names and key already checked by ingress) with the next batch
-        of its partition; answer once that batch is confirmed."""
-        item = await self.client.prepare(
-            service,
-            handler,
-            body,
-            key=key,
-            delay=delay,
-            at=at,
-            trace=trace,
-            reply_to=reply_to,
-            priority=priority,
-        )
+        of its partition; answer once that batch is confirmed. ``flow_key``: the value of a
+        callable concurrency key (computed by ingress with the App's code)."""
+        try:
+            item = await self.client.prepare(
+                service,
+                handler,
+                body,
+                key=key,
+                delay=delay,
+                at=at,
+                trace=trace,
+                reply_to=reply_to,
+                priority=priority,
+                flow_key=flow_key,
+            )
+        except BadKey:  # a multi-partition service routes by the key: checked before anything is written
+            raise Problem(422, "Unprocessable Content", BAD_KEY) from None
         where = self.client.where(item.id)
         future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
         self._queues[where].append((item, future))

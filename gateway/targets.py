@@ -1,12 +1,15 @@
-"""Where an accepted invocation's outcome goes and which stream it waits in, from the headers of
-``/send`` and ``/call``: ``Reply-To``, ``Callback-URL`` and ``Priority``. Each bad value is a 4xx
-problem and nothing is placed (ingress checks them all before it reads the body)."""
+"""Where an accepted invocation's outcome goes and which line it waits in: from the headers of
+``/send`` and ``/call`` (``Reply-To``, ``Callback-URL``, ``Priority``), and the flow key a callable
+``concurrency_key`` computes from the typed input. Each bad value is a 4xx problem and nothing is
+placed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from reliq.client import callbacks, replyto
+from reliq.store import flow
 from reliq.store.keys import InvalidName
 from reliq.store.priority import PRIORITIES
 
@@ -55,3 +58,13 @@ def priority(headers: Mapping[str, str]) -> str | None:
     if value.startswith(("u=", "i")):
         return None
     raise Problem(400, "Bad Request", f"invalid Priority {raw[:64]!r}: use high, normal or low")
+
+
+def callable_key(fn: Callable[[Any], Any], typed: Any) -> str:
+    """A callable concurrency key's value for the typed input; 422 when it fails or gives no
+    valid key (a string or an integer), as register.lua answers for a field key."""
+    try:
+        return flow.key_value(fn(typed))
+    except Exception as e:  # the user's callable: whatever it raises, nothing is placed
+        detail = f"{flow.BAD_KEY} ({type(e).__name__}: {e})"[:500]
+        raise Problem(422, "Unprocessable Content", detail) from None

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.client import actions, debounce, flowctl, producer
+from reliq.client import actions, debounce, flowctl, producer, routing
 from reliq.client import intake as _intake
 from reliq.client import outcome as outcome_path
 from reliq.client import schedules as _schedules
@@ -27,16 +27,8 @@ from reliq.store.counts import QueueCounts
 from reliq.store.cron_scripts import CronScripts
 from reliq.store.debounce import DebounceScript
 from reliq.store.durability import Durability
-from reliq.store.keys import (
-    ServiceKeys,
-    check_name,
-    child_token,
-    key_token,
-    locate,
-    make_id,
-    new_id,
-    partition_of_token,
-)
+from reliq.store.flow import FlowSpec
+from reliq.store.keys import ServiceKeys, check_name, locate
 from reliq.store.layout import Layout, read_layout, write_layout
 from reliq.store.record import Accepted
 from reliq.store.registry import HandlerEntry, Heartbeat
@@ -80,6 +72,7 @@ class Client:
         self._keys: LRU[tuple[str, int], ServiceKeys] = LRU()  # bounded: names come from requests
         self._layouts: LRU[str, tuple[float, Layout]] = LRU()
         self._reading: dict[str, asyncio.Future[Layout]] = {}  # layout reads under way
+        self.flow_specs: LRU[tuple[str, str], tuple[float, FlowSpec | None]] = LRU()  # routing's cache
         self.recheck = recheck  # seconds: a waiter re-reads at least this often
         self.waiters = Waiters(self.topology)  # Client.wait's table; no connection until one waits
 
@@ -130,28 +123,10 @@ class Client:
         lay = await self.layout(service)
         return [self.keys(service, p) for p in range(lay.high)]
 
-    async def route(self, service: str, token: str) -> str:
-        """The id for a derived token (idempotency key or child key) under the current layout.
-        Within one retention period after a partition change, a token whose partition moved is
-        looked up in its old partition first, so a retry converges on what it placed before."""
-        lay = await self.layout(service)
-        p = partition_of_token(token, lay.partitions)
-        if lay.previous and lay.previous != lay.partitions:
-            old = partition_of_token(token, lay.previous)
-            if old != p and time.time() * 1000 - lay.changed_ms < self.retention_ms:  # (skew: ~s of 24 h)
-                old_id = make_id(service, token, old)
-                if await self.redis.exists(self.keys(service, old).inv(old_id)):
-                    return old_id
-        return make_id(service, token, p)
-
-    async def id_for(self, service: str, key: str | None) -> str:
-        """A fresh id, or the id an idempotency key maps to."""
-        if key is None:
-            return new_id(service, (await self.layout(service)).partitions)
-        return await self.route(service, key_token(service, key))
-
-    async def child_id_for(self, service: str, parent_id: str, child_key: str) -> str:
-        return await self.route(service, child_token(service, parent_id, child_key))
+    # Ids and partitions of new invocations (``reliq.client.routing``: flow keys route by key value).
+    route = routing.route
+    id_for = routing.id_for
+    child_id_for = routing.child_id_for
 
     async def close(self) -> None:
         await self.waiters.close()
@@ -250,10 +225,10 @@ class Client:
     ) -> Any:
         """Send, then wait up to ``timeout`` seconds for the result (by name, or by reference to
         the handler function: ``await client.call(place, order)`` is typed as ``place`` returns)."""
-        if not isinstance(service, str):
-            (service, name), payload = target_of(service), handler
-            handler = name
-        accepted = await self.send(service, handler, payload, key=key)
+        if isinstance(service, str):
+            accepted = await self.send(service, handler, payload, key=key)
+        else:  # by reference: send computes a callable concurrency key from the typed input
+            accepted = await self.send(service, handler, key=key)
         return await self.result(accepted.id, timeout=timeout)
 
     # -- lookups and the result path (``reliq.client.outcome``) ------------------------------

@@ -2,9 +2,11 @@
 ``prepare`` and written by ``register_many``.
 
 ``prepare`` turns a request into a ``Registration``: the id (fresh, or derived from the
-idempotency key under the service's current partition layout), the fingerprint of handler and
+idempotency key under the service's current partition layout; in the partition of its flow key
+when the handler has one, ``client/routing.py``), the fingerprint of handler and
 payload that decides "same request" for that key, and the delay or due time. It reads nothing
-from Redis unless the layout cache is stale or a key's partition moved recently.
+from Redis unless the layout cache is stale, a key's partition moved recently, or a
+multi-partition service's flow spec of the handler is not cached.
 
 ``register_many`` places a batch of one partition's registrations with one script call. With
 ``replicas=N`` it queues ``WAIT N`` behind the script on the same connection of the node that
@@ -26,8 +28,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec
-from reliq.client import callbacks, replyto
+from reliq.client import callbacks, replyto, routing
 from reliq.errors import Backpressure, IdempotencyConflict, NotConfirmed
+from reliq.store import flow
 from reliq.store.flow import BAD_KEY
 from reliq.store.intake import per_partition
 from reliq.store.keys import locate
@@ -139,7 +142,11 @@ async def prepare(
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
     gateway's hot path does not check them twice."""
     if invocation_id is None:
-        invocation_id = await client.id_for(service, key)
+        try:  # on a multi-partition service a flow key decides the partition (client/routing.py)
+            by = await routing.anchor(client, service, handler, body, flow_key)
+        except flow.BadKey:
+            raise flow.BadKey(f"{service}.{handler}: {flow.BAD_KEY}") from None
+        invocation_id = await client.id_for(service, key, by)
     elif locate(invocation_id)[0] != service:
         raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
     d = seconds(delay)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from reliq import codec
-from reliq.client import callbacks
+from reliq.client import callbacks, routing
 from reliq.store.keys import InvalidName, check_name, reply_token
 from reliq.store.replies import Registration
 
@@ -75,9 +75,15 @@ async def place_reply(client: Client, to: str, source: str, value: bytes) -> str
         else Reply(id=source, state=state, result=result, error=error)
     )
     payload = codec.encode(doc)
-    inv = await client.route(service, reply_token(service, source))
+    try:  # a reply handler with a flow key is routed by it (client/routing.py)
+        by = await routing.anchor(client, service, handler, payload)
+    except ValueError:
+        by = None  # register.lua answers bad_key: nothing is placed, as for any bad key
+    inv = await client.route(service, reply_token(service, source), by)
     reg = Registration(id=inv, fp=codec.fingerprint(handler, payload), handler=handler, payload=payload)
     [(status, _)] = await client.register_many(client.where(inv), [reg])
     if status == "conflict":  # a redriven source that finished again: its first reply stands
         log.warning("reply of %s to %s: a reply with another outcome exists; kept that one", source, to)
+    elif status == "bad_key":
+        log.error("reply of %s to %s dropped: the handler's flow key is missing from the reply", source, to)
     return inv

@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple
 import msgspec
 from redis.commands.core import AsyncScript
 
+from reliq.store import flow
 from reliq.store.commands import RedisClient
 from reliq.store.keys import ServiceKeys
 from reliq.store.replies import Registration, _Status
@@ -61,7 +62,22 @@ class CronScripts:
             args += [d.name, d.cursor, d.spec, d.new_cursor, d.next_fire, len(d.ticks)]
             for r in d.ticks:
                 sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
-                packed = (r.id, r.fp, r.handler, "", "", "", "", r.trace, r.reply, sched, r.prio)
-                args += [_pack(packed), r.payload]
+                small: tuple[str, ...] = (
+                    r.id,
+                    r.fp,
+                    r.handler,
+                    "",
+                    "",
+                    "",
+                    "",
+                    r.trace,
+                    r.reply,
+                    sched,
+                    r.prio,
+                )
+                if r.flow_key:  # position 12: a callable's flow key value
+                    small += (r.flow_key,)
+                args += [_pack(small), r.payload]
+        keys += flow.flow_keys(k)  # the gates: a tick is a start like any send
         flat = await self._s["cron_tick"](keys=keys, args=args)
         return [(_ticked(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]

@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from reliq.store.keys import ServiceKeys
+from reliq.store.keys import ServiceKeys, key_token
 
 _UNITS = {"s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "hour": 3_600_000}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
@@ -164,6 +164,56 @@ def key_value(value: Any) -> str:
     if "\0" in text or len(text.encode()) > MAX_KEY:
         raise ValueError(f"flow key must be at most {MAX_KEY} bytes without NUL")
     return text
+
+
+def flow_token(service: str, handler: str, value: str | None = None) -> str:
+    """The token whose partition all invocations of one flow key (``handler``, key ``value``)
+    take on a multi-partition service (``value=None``: a keyless rate limit, the whole handler).
+    Derived like an idempotency key's token from a key no client can send (NUL is refused)."""
+    return key_token(service, "\0flow\0" + handler + ("" if value is None else "\0" + value))
+
+
+class BadKey(ValueError):
+    """An invocation's flow key is missing or invalid: refused before anything is written."""
+
+
+def merged(code: bytes | None, override: bytes | None) -> FlowSpec | None:
+    """A handler's spec as the scripts see it (``fl_spec``): the code's, the override's fields
+    over it (never its key); None when neither exists. An unreadable value counts as absent."""
+    if code is None and override is None:
+        return None
+    try:
+        spec = decode_spec(code) if code is not None else FlowSpec()
+    except msgspec.DecodeError:
+        spec = FlowSpec()
+    try:
+        o = decode_override(override) if override is not None else FlowOverride()
+    except msgspec.DecodeError:
+        o = FlowOverride()
+    changes = {f: v for f in FlowOverride.__struct_fields__ if (v := getattr(o, f)) is not None}
+    return msgspec.structs.replace(spec, **changes) if changes else spec
+
+
+def payload_key(spec: FlowSpec, body: bytes, given: str | None) -> str:
+    """The key value of an invocation as register.lua computes it (``fl_key``): ``given`` (a
+    callable's value, computed by the registrar), else the payload's field ``spec.key`` (a JSON
+    number counts when integral). ``BadKey`` when there is none or it is not valid."""
+    if given:
+        value: Any = given
+    elif spec.key == CALLABLE:
+        raise BadKey(BAD_KEY)
+    else:
+        try:
+            doc = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise BadKey(BAD_KEY) from None
+        value = doc.get(spec.key) if isinstance(doc, dict) else None
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+    try:
+        return key_value(value)
+    except ValueError:
+        raise BadKey(BAD_KEY) from None
 
 
 def flow_keys(k: ServiceKeys) -> tuple[str, ...]:

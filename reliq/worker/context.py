@@ -166,13 +166,11 @@ class Context(Attempt):
             codec.check_key(key)
         j = self._j
         await j.load()
-        cid = await self._client.child_id_for(service, self.id, key if key is not None else f"#{order}")
+        encoded = codec.encode(body)
+        ckey = key if key is not None else f"#{order}"
+        cid = await self._client.child_id_for(service, self.id, ckey, handler=name, body=encoded)
         journaled = j.children.get(order)
-        was = j.inbox.get(f"n:{order}")
-        if journaled is not None and (journaled != cid or (was is not None and was.decode() != name)):
-            raise Nondeterminism(
-                f"call #{order} of {self.id} was {journaled} ({was!r}), the replay asks for {cid} ({name})"
-            )
+        cid = j.child_at(order, cid, name, self.id)
         if f"c:{cid}" in j.inbox:
             return cid  # finished: nothing to register
         if journaled is None:
@@ -190,7 +188,7 @@ class Context(Attempt):
             await self._client.send_json(
                 service,
                 name,
-                codec.encode(body),
+                encoded,
                 delay=delay,
                 invocation_id=cid,
                 parent=self.id,

@@ -18,7 +18,8 @@ import msgspec
 
 from reliq import codec
 from reliq.errors import TRANSIENT
-from reliq.store import cron
+from reliq.service import Handler
+from reliq.store import cron, flow
 from reliq.store.cron_scripts import Due
 from reliq.store.keys import ServiceKeys, tick_id
 from reliq.store.replies import Registration
@@ -38,11 +39,31 @@ async def publish_schedules(rt: Runtime) -> None:
             await rt.client.cron_scripts.save(k, spec.name, cron.encode(spec), "declare")
 
 
-def registrations(k: ServiceKeys, s: cron.Schedule, ticks: list[int]) -> list[Registration]:
+def registrations(
+    k: ServiceKeys, s: cron.Schedule, ticks: list[int], handler: Handler | None = None
+) -> list[Registration]:
+    """The ticks' registrations; with the ``handler`` (this worker has its code), a callable
+    concurrency key's value for the schedule's payload goes with them (cron_tick.lua gates a tick
+    like any send, and skips one whose key is bad: logged here)."""
     body = codec.encode(s.payload)
     fp = codec.fingerprint(s.handler, body)
+    fk = ""
+    if handler is not None and ticks:
+        try:
+            fk = handler.flow_key_of(body)
+            if handler.flow is not None and handler.flow.key not in ("", flow.CALLABLE):
+                flow.payload_key(handler.flow, body, None)
+        except Exception as e:  # the user's callable or payload: the ticks are skipped, not placed
+            log.error("schedule %s.%s: bad flow key (%s); its ticks are skipped", k.service, s.name, e)
     return [
-        Registration(id=tick_id(k.service, s.name, t), fp=fp, handler=s.handler, payload=body, scheduled_ms=t)
+        Registration(
+            id=tick_id(k.service, s.name, t),
+            fp=fp,
+            handler=s.handler,
+            payload=body,
+            scheduled_ms=t,
+            flow_key=fk,
+        )
         for t in ticks
     ]
 
@@ -71,7 +92,8 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
                 continue
             plan = cron.plan(s, int(cur) if cur else now, now, grace)
             cursor = codec.text(cur) if cur else ""
-            ticks = registrations(k, s, plan.ticks)
+            svc = rt.app.services.get(k.service)
+            ticks = registrations(k, s, plan.ticks, svc.handlers.get(s.handler) if svc else None)
             round_.append(Due(name, cursor, raw, plan.cursor, plan.next_fire, ticks))
         if round_:  # the whole round in one script call: one round trip, one fsync
             rt.ticks_placed += sum(placed for _, placed in await rt.client.cron_scripts.tick(k, round_))

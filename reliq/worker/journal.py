@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from reliq import codec
 from reliq.backoff import Backoff, retrying
-from reliq.errors import LeaseLost, child_outcome
-from reliq.store.keys import ServiceKeys
+from reliq.errors import LeaseLost, Nondeterminism, child_outcome
+from reliq.store.keys import ServiceKeys, locate
 from reliq.worker.waits import Item, Waits
 
 if TYPE_CHECKING:
@@ -74,6 +74,20 @@ class Journal:
             deadline=JOURNAL_PATIENCE,
             backoff=Backoff(first=0.05, cap=2.0),
         )
+
+    def child_at(self, order: int, cid: str, handler: str, parent: str) -> str:
+        """The child id at ``order`` on this run: the journaled one when it differs from ``cid``
+        only by partition (routed by a flow key since: a spec published meanwhile), else ``cid``;
+        ``Nondeterminism`` when the journal holds another child or handler there."""
+        journaled = self.children.get(order)
+        if journaled is not None and journaled != cid and locate(journaled)[2] == locate(cid)[2]:
+            cid = journaled
+        was = self.inbox.get(f"n:{order}")
+        if journaled is not None and (journaled != cid or (was is not None and was.decode() != handler)):
+            raise Nondeterminism(
+                f"call #{order} of {parent} was {journaled} ({was!r}), the replay asks for {cid} ({handler})"
+            )
+        return cid
 
     def next_order(self) -> int:
         self.order += 1

@@ -7,6 +7,7 @@ per gateway process: past it 429 with Retry-After, and a ``/call`` places nothin
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import httpx
@@ -68,8 +69,11 @@ async def test_waiters_cost_redis_nothing_per_tick_only_a_read_per_completion(
     assert [a.status_code for a in answers] == [409] * WAITERS  # cancelled, each woken
     print(f"recheck {recheck} s: {WAITERS} waiters, {WINDOW} s without completions: {idle}")
     assert sum(idle.values()) <= most, idle  # polling every 50 ms did ~20 reads/s per waiter
-    # each cancel.lua reads the record once (HMGET) and each woken waiter reads it once more
-    assert finished.get("hmget", 0) - idle.get("hmget", 0) <= 2 * WAITERS + 10, finished
+    # each cancel.lua reads the record once (HMGET) and each woken waiter reads it once more; on a
+    # loaded machine the cancels take longer and a waiter's periodic re-read (every `recheck` s)
+    # may fall inside them too: at most one per waiter per started recheck period
+    rechecks = WAITERS * math.ceil(took / recheck) if took > recheck / 4 else 0
+    assert finished.get("hmget", 0) - idle.get("hmget", 0) <= 2 * WAITERS + 10 + rechecks, (finished, took)
     assert took < 8, took
 
 

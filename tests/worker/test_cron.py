@@ -153,3 +153,35 @@ async def test_a_runtime_schedule_runs_with_its_payload_and_tick_time(url: str, 
     (p1, t1), (_, t2) = seen[:2]
     assert p1 == {"x": 1} and t1 is not None and t2 is not None
     assert t1.microsecond == 0 and (t2 - t1).total_seconds() == 1
+
+
+async def test_the_tick_loop_gates_a_callable_keyed_handler(url: str, names: Names) -> None:
+    """The worker computes a callable key for the schedule's payload (it has the code) and the
+    ticks queue behind the key's holder (issue 14)."""
+    from reliq.store import flow
+    from reliq.worker.cron import publish_schedules
+
+    svc = Service(names())
+
+    @svc.cron(every=1, catch_up="all", max_catch_up=3, payload={"account": "a"})
+    @svc.handler(concurrency_key=lambda r: r["account"].upper(), concurrency_limit=1)
+    async def beat(ctx: Context, req: dict[str, Any]) -> None: ...
+
+    async with client(url) as c:
+        k = c.keys(svc.name)
+        rt = Runtime(
+            app=App([svc]), client=c, config=WorkerConfig(cron_grace=0), consumer="t", limiter=Limiter(1)
+        )
+        await c.redis.hset(
+            flow.flow_keys(k)[0], "beat", flow.encode(svc.handlers["beat"].flow)
+        )  # as at start
+        await publish_schedules(rt)
+        cursor = int(await c.redis.hget(k.ticks, "beat"))
+        base = cursor - cursor % 1000
+        await tick_once(rt, k, base + 3000)
+        ticks = [base + 1000, base + 2000, base + 3000]
+        states = [await c.redis.hmget(k.inv(tick_id(svc.name, "beat", t)), ["state", "fk"]) for t in ticks]
+        assert states == [[b"pending", b"beat\0A"]] + [[b"queued", b"beat\0A"]] * 2
+        for t in ticks:
+            await c.cancel(tick_id(svc.name, "beat", t))
+        await c.delete_schedule(svc.name, "beat")

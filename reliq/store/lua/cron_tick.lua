@@ -7,14 +7,16 @@
 -- tick once. Each schedule is decided on its own: one that moved does not hold back the others.
 -- KEYS[1] stream, KEYS[2] delayed, KEYS[3] schedules, KEYS[4] ticks, KEYS[5] cron (partition 0)
 -- KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua), KEYS[8..] the ticks' invocation
--- records, schedule after schedule, in ARGV's order
+-- records, schedule after schedule, in ARGV's order; then the 9 flow keys (lib/flow.lua
+-- fl_bind): a tick passes the rate and concurrency gates like a send
 -- ARGV[1] service, ARGV[2] number of schedules; then per schedule 6 values: name, the cursor the
 -- caller planned from, the schedule's JSON the caller planned from, new cursor (ms), next fire
 -- time (ms), number of ticks m; then 2 per tick, as register.lua: packed registration, payload
 -- returns {status, placed} per schedule, flat: 'placed' (placed = ticks new here) | 'moved' (the
 --   cursor or the schedule changed since the caller read them) | 'paused' | 'gone' (deleted)
--- uses: clock, place
+-- uses: clock, place, flow
 local now = now_ms()
+fl_bind(KEYS, #KEYS - 8)
 local out = {}
 local a, k = 3, 8
 for _ = 1, tonumber(ARGV[2]) do
@@ -36,11 +38,17 @@ for _ = 1, tonumber(ARGV[2]) do
     for i = 0, m - 1 do
       local f = cmsgpack.unpack(ARGV[first_tick + 2 * i])
       local rec = KEYS[first_key + i]
+      local payload = ARGV[first_tick + 2 * i + 1]
+      local fx = nil
       if not redis.call('HGET', rec, 'state') then
-        place(rec, {KEYS[1], KEYS[6], KEYS[7]}, KEYS[2], ARGV[1], f, ARGV[first_tick + 2 * i + 1], now)
-        placed = placed + 1
+        fx = fl_new(f, payload)
+        -- a tick whose flow key is bad is decided (skipped), not placed: the worker logs it
+        if fx ~= false then
+          place(rec, {KEYS[1], KEYS[6], KEYS[7]}, KEYS[2], ARGV[1], f, payload, now, fx)
+          placed = placed + 1
+        end
       end
-      last = f[1]
+      if fx ~= false then last = f[1] end
     end
     redis.call('HSET', KEYS[4], name, new_cursor)
     if last then redis.call('HSET', KEYS[4], name .. ':i', last) end

@@ -1,0 +1,106 @@
+"""Routing: the id, and so the partition, of a new invocation. Bound as ``Client`` methods.
+
+An id is ``make_id(service, token, partition)``. The token is random, or derived from an
+idempotency key (or a parent id + child key, or a reply's source), so a re-send maps to the same
+id. The partition normally comes from the token. On a multi-partition service, a handler whose
+flow spec names a key (``concurrency_key`` / ``rate_key``) has every invocation of one key value
+placed in the partition of ``flow_token(service, handler, value)``, and one with a keyless rate
+limit has all of its invocations in the partition of ``flow_token(service, handler)``: the scripts
+enforce a limit within one partition's slot, so it then holds service-wide. The token still comes
+from the idempotency key: a re-send of the same request (same key, same payload, so the same key
+value) maps to the same id.
+
+The spec is read from partition 0's ``reliq:{S}:flow`` (one HMGET of the code's value and the
+override) and cached ``SPEC_TTL`` seconds per (service, handler): a limit added or lifted live
+reaches the producers' routing within that time. With one partition (and no partition change
+within the retention period) nothing is read: the layout, cached anyway, says there is nothing to
+route.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from reliq.store import flow
+from reliq.store.flow import flow_token
+from reliq.store.keys import child_token, key_token, locate, make_id, new_id, partition_of_token
+from reliq.store.layout import Layout
+
+if TYPE_CHECKING:
+    from reliq.client import Client
+
+SPEC_TTL = 2.0  # seconds a handler's flow spec is cached for routing
+
+
+def _moving(client: Client, lay: Layout) -> bool:
+    """Within one retention period after a change of the partition count (ids whose partition
+    moved are looked up in their old one)."""
+    return bool(lay.previous and lay.previous != lay.partitions) and (
+        time.time() * 1000 - lay.changed_ms < client.retention_ms  # (skew: ~s of 24 h)
+    )
+
+
+async def spec(client: Client, service: str, handler: str) -> flow.FlowSpec | None:
+    """The handler's flow spec as the scripts see it (partition 0's), cached ``SPEC_TTL`` s."""
+    now = time.monotonic()
+    hit = client.flow_specs.get((service, handler))
+    if hit is None or now - hit[0] > SPEC_TTL:
+        key = flow.flow_keys(client.keys(service))[0]
+        code, override = await client.redis.hmget(key, [handler, handler + "!"])
+        hit = client.flow_specs[(service, handler)] = (now, flow.merged(code, override))
+    return hit[1]
+
+
+async def anchor(
+    client: Client, service: str, handler: str, body: bytes, flow_key: str | None = None
+) -> str | None:
+    """The token whose partition a new invocation of ``handler`` must take (see the module
+    docstring), or None when its own token decides. ``flow.BadKey`` for a keyed handler whose
+    key value is missing or invalid (nothing is written: register.lua would refuse it too)."""
+    lay = await client.layout(service)
+    if lay.partitions <= 1 and not _moving(client, lay):
+        return None
+    s = await spec(client, service, handler)
+    if s is None:
+        return None
+    if s.key:
+        return flow_token(service, handler, flow.payload_key(s, body, flow_key))
+    return flow_token(service, handler) if s.rate > 0 and s.per > 0 else None
+
+
+async def route(client: Client, service: str, token: str, anchor: str | None = None) -> str:
+    """The id for a derived token (idempotency key or child key) under the current layout, in
+    the partition of ``anchor`` when given (else of the token). Within one retention period
+    after a partition change, a token whose partition moved is looked up in its old partition
+    first, so a retry converges on what it placed before."""
+    lay = await client.layout(service)
+    by = anchor or token
+    p = partition_of_token(by, lay.partitions)
+    if _moving(client, lay):
+        old = partition_of_token(by, lay.previous)
+        if old != p:
+            old_id = make_id(service, token, old)
+            if await client.redis.exists(client.keys(service, old).inv(old_id)):
+                return old_id
+    return make_id(service, token, p)
+
+
+async def id_for(client: Client, service: str, key: str | None, anchor: str | None = None) -> str:
+    """A fresh id, or the id an idempotency key maps to (in ``anchor``'s partition when given)."""
+    if key is not None:
+        return await route(client, service, key_token(service, key), anchor)
+    lay = await client.layout(service)
+    fresh = new_id(service, lay.partitions)
+    if anchor is None:
+        return fresh
+    return make_id(service, locate(fresh)[2], partition_of_token(anchor, lay.partitions))
+
+
+async def child_id_for(
+    client: Client, service: str, parent_id: str, child_key: str, *, handler: str = "", body: bytes = b""
+) -> str:
+    """The id of a child (derived from the parent id and the child key), routed by the child's
+    flow key when ``handler`` (and its JSON ``body``) are given."""
+    by = await anchor(client, service, handler, body) if handler else None
+    return await route(client, service, child_token(service, parent_id, child_key), by)
