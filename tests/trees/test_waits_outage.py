@@ -19,18 +19,24 @@ from ..conftest import Names, client, running, wait_until
 async def test_an_in_memory_wait_outlives_a_server_restart(tmp_path: Path, names: Names) -> None:
     server = EmbeddedValkey(data_dir=tmp_path).start()
     svc = Service(names("outage"))
-    waiting = asyncio.Event()
 
     @svc.handler(suspend_after=60.0)  # wait in memory for the whole test: no suspension
     async def approve(ctx: Context) -> str:
-        waiting.set()
         return f"got {await ctx.promise('go')}"
 
     try:
         # no reclaim during the outage: only the first attempt's watcher can answer the handler
-        async with running(svc, server.url, visibility_timeout=60.0), client(server.url) as c:
+        async with running(svc, server.url, visibility_timeout=60.0) as w, client(server.url) as c:
             acc = await c.send(svc.name, "approve")
-            await wait_until(waiting.is_set, what="the handler to await its promise")
+
+            def waiting_in_memory() -> bool:
+                # not an event set by the handler before ``ctx.promise``: the promise reads the
+                # journal and the inbox first, and a kill before those reads fails the attempt
+                # (a plain retry: a second delivery), which is not what this test is about
+                f = w.rt.inflight.get(acc.id)
+                return f is not None and f.waits is not None and bool(f.waits.pending)
+
+            await wait_until(waiting_in_memory, what="the handler to wait in memory for its promise")
             server.kill()
             await asyncio.sleep(4.0)  # the outage: longer than a re-read pause plus redis-py's re-sends
             server.start()
