@@ -117,7 +117,7 @@ async def test_a_handler_default_applies_when_a_send_gives_none(url: str, names:
 
     async with running(svc, url, concurrency=2), client(url) as c:
         await c.send(svc.name, "report", "default")  # by name: the default comes from Redis
-        await c.send(svc.name, "report", "given", priority="high")
+        await c.call(svc.name, "report", "given", priority="high", timeout=15)  # call takes it too
         await wait_until(lambda: len(seen) == 2, what="both to run")
     assert sorted(seen) == [("default", "low"), ("given", "high")]
 
