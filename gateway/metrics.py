@@ -134,6 +134,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )
+        self.backlog_levels = Gauge(
+            "reliq_service_backlog_priority",
+            "Stream entries not yet acked, per priority level (high, normal, low)",
+            ["service", "priority"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self.parked = Gauge(
             "reliq_service_parked",
             "Parked (failed) invocations",

@@ -1,7 +1,8 @@
 """GET /metrics: the gateway's own counters (``gateway.metrics``) plus, per known service, its
-backlog, pending, parked, delayed and suspended counts, its resumptions (a counter) and its waits
-by cause (``reliq_waiting``, ``reliq.admin.waits.causes``), summed over partitions
-(``Client.counts``), read at scrape time so they are never stale.
+backlog (in all, and per priority level: ``reliq_service_backlog_priority``), pending, parked,
+delayed and suspended counts, its resumptions (a counter) and its waits by cause
+(``reliq_waiting``, ``reliq.admin.waits.causes``), summed over partitions (``Client.counts``),
+read at scrape time so they are never stale.
 
 The gauges of this process (group commits, waiters) are set at scrape time too; with several
 gateway processes (``gateway.processes``) each also publishes its own every ``PUBLISH_SECONDS``,
@@ -42,6 +43,8 @@ async def metrics(request: Request) -> Response:
     for service in await st.catalog.services():
         c = await st.client.counts(service)
         m.backlog.labels(service=service).set(c.backlog)
+        for level, n in c.levels.items():
+            m.backlog_levels.labels(service=service, priority=level).set(n)
         m.pending.labels(service=service).set(c.pending)
         m.parked.labels(service=service).set(c.parked)
         m.delayed.labels(service=service).set(c.delayed)

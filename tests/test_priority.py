@@ -9,7 +9,9 @@ import asyncio
 import pytest
 
 from reliq import Client, Context, Retry, Service
+from reliq.admin import waits
 from reliq.admin.detail import detail
+from reliq.admin.intake import intake
 from reliq.admin.overview import service_overview
 from reliq.admin.pending import pending
 from reliq.store.priority import quotas
@@ -117,7 +119,7 @@ async def test_a_handler_default_applies_when_a_send_gives_none(url: str, names:
 
     async with running(svc, url, concurrency=2), client(url) as c:
         await c.send(svc.name, "report", "default")  # by name: the default comes from Redis
-        await c.send(svc.name, "report", "given", priority="high")
+        await c.call(svc.name, "report", "given", priority="high", timeout=15)  # call takes it too
         await wait_until(lambda: len(seen) == 2, what="both to run")
     assert sorted(seen) == [("default", "low"), ("given", "high")]
 
@@ -142,6 +144,10 @@ async def test_operators_see_work_of_every_level(url: str, names: Names) -> None
 
     async with client(url) as c:
         ids = [(await c.send(svc.name, "job", priority=p)).id for p in ("high", "normal", "low")]
+        why = [await waits.reason_of(c, i) for i in ids]  # a waiting non-normal one says its level
+        assert [w.text for w in why if w] == ["priority high", "waiting for a worker", "priority low"]
+        assert (await c.counts(svc.name)).levels == {"high": 1, "normal": 1, "low": 1}
+        assert (await intake(c, svc.name)).backlog == {"high": 1, "normal": 1, "low": 1}
         async with running(svc, url, concurrency=2):  # one read of two: high and normal run
             await wait_until(lambda: _running(c, ids[:2]), what="the high and normal ones to run")
             page = await pending(c, svc.name)

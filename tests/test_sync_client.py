@@ -23,6 +23,10 @@ def doubling(name: str) -> Service:
     async def double(ctx: Context, n: int) -> int:
         return 2 * n
 
+    @svc.handler
+    async def level(ctx: Context) -> str:
+        return ctx.priority
+
     @svc.handler(max_attempts=1)
     async def refuse(ctx: Context) -> None:
         raise Terminal("no")
@@ -63,6 +67,10 @@ async def test_sync_client_from_eight_threads(url: str, names: Names) -> None:
             assert doc is not None and doc.state == "succeeded"
             with pytest.raises(InvocationFailed):
                 await asyncio.to_thread(client.call, svc.name, "refuse", None, timeout=10)
+            # the priority passes through send and call
+            assert await asyncio.to_thread(client.call, svc.name, "level", priority="high") == "high"
+            low = await asyncio.to_thread(client.send, svc.name, "level", priority="low")
+            assert await asyncio.to_thread(client.result, low.id, timeout=10) == "low"
             # a method without a typed wrapper is forwarded too
             layout = await asyncio.to_thread(lambda: client.layout(svc.name))
             assert layout.partitions == 1

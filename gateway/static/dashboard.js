@@ -380,7 +380,8 @@ schedules.after = (r) => {
 };
 // ---- flow control: limits in force, the busiest keys, rate buckets, who waits and why ---------
 flowView.frame = (r) => `<h1>Flow · ${esc(r.service)}</h1><p class="muted">Per-key concurrency and rate limits
-  (the code's, and an operator's override: <code>reliq limits set|clear</code> or <code>POST /admin/services/{s}/limits/{handler}</code>).</p>`;
+  (the code's, and an operator's override: <code>reliq limits set|clear</code> or <code>POST /admin/services/{s}/limits/{handler}</code>);
+  the intake: <code>max_queued</code> in force (<code>reliq limits set SERVICE --max-queued N|none|code</code>) and the backlog per priority level.</p>`;
 const spec = (x) => (x ? `<span class="mono">${esc(JSON.stringify(x))}</span>` : "—");
 async function flowView(r) {
   const [f, w] = await Promise.all([api(`/admin/services/${enc(r.service)}/limits`),
@@ -394,10 +395,14 @@ async function flowView(r) {
   const waiting = w.items.map((i) => `<tr data-invocation="${esc(i.invocation_id)}"><td>${invLink(i.invocation_id)}</td>
     <td>${esc(i.handler ?? "—")}</td><td>${badge(i.state)}</td><td class="reason">${esc(i.reason ? i.reason.text : "—")}</td></tr>`).join("");
   const none = (n, what) => `<tr><td colspan="${n}" class="muted">${what}</td></tr>`;
+  const q = f.intake, cap = q && q.max_queued != null ? `${q.max_queued} (${q.source})` : `none${q && q.source === "override" ? " (override)" : ""}`;
+  const intake = q ? `<h2>Intake</h2><table id="flow-intake"><thead><tr><th>max queued</th><th>queued</th><th>high</th><th>normal</th>
+    <th>low</th><th>delayed</th></tr></thead><tbody><tr><td class="cap">${esc(cap)}</td><td>${q.queued}</td><td class="high">${q.backlog.high}</td>
+    <td class="normal">${q.backlog.normal}</td><td class="low">${q.backlog.low}</td><td>${q.delayed}</td></tr></tbody></table>` : "";
   return `<p class="muted">${f.running} running with a permit · ${f.queued} in key lines · ${w.delayed} delayed${f.drift.length ? ` ·
     <span class="badge bad">partitions ${f.drift.join(", ")} differ (a change under way)</span>` : ""}</p>
     <h2>Limits</h2><table id="flow-specs"><thead><tr><th>handler</th><th>in force</th><th>code</th><th>override</th></tr></thead>
-    <tbody>${specs || none(4, "no limits published")}</tbody></table>
+    <tbody>${specs || none(4, "no limits published")}</tbody></table>${intake}
     <h2>Top keys</h2><table id="flow-keys"><thead><tr><th>handler</th><th>key</th><th>running</th><th>waiting</th><th>part.</th></tr></thead>
     <tbody>${keys || none(5, "no key holds or waits")}</tbody></table>
     <h2>Rate buckets</h2><table id="flow-buckets"><thead><tr><th>handler</th><th>key</th><th>tokens</th><th>next free</th><th>part.</th></tr></thead>

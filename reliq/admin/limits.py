@@ -1,6 +1,7 @@
 """The flow limits of a service as operators see and change them (issue 14): the specs in force
 (the code's, published by workers, and an operator's override), the busiest keys (holders and
-waiters), and the rate buckets; ``set_limits`` / ``clear_limits`` change a handler's limits on a
+waiters), the rate buckets, and the intake (``reliq.admin.intake``: max_queued in force, the
+backlog per priority level); ``set_limits`` / ``clear_limits`` change a handler's limits on a
 live service.
 
 A change is one script per partition (``set_limits.lua``): the override field ``<handler>!`` of
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import msgspec
 
+from reliq.admin import intake as _intake
 from reliq.admin.paging import scope
 from reliq.client import Client
 from reliq.codec import text
@@ -71,6 +73,7 @@ class FlowState(msgspec.Struct, frozen=True, kw_only=True):
     queued: int  # invocations in key lines
     buckets: list[Bucket]
     drift: list[int] = []  # partitions whose specs differ from partition 0's (a change under way)
+    intake: _intake.Intake | None = None  # max_queued in force and the backlog per priority level
 
 
 class LimitsChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -192,6 +195,7 @@ async def limits(
         queued=queued,
         buckets=buckets,
         drift=drift,
+        intake=await _intake.read(client, sc),
     )
 
 

@@ -38,8 +38,7 @@ from reliq.store.keys import ServiceKeys
 from reliq.store.record import Field
 
 F = Field
-PRIORITY = "prio"  # the record field of priorities (branch prio); absent or '' = normal
-_FIELDS = (F.STATE, F.HANDLER, F.FLOW_KEY, F.FLOW_SEQ, F.WAIT, F.UNTIL, F.DUE, PRIORITY)
+_FIELDS = (F.STATE, F.HANDLER, F.FLOW_KEY, F.FLOW_SEQ, F.WAIT, F.UNTIL, F.DUE, F.PRIO)  # prio: '' = normal
 
 
 class WaitReason(msgspec.Struct, frozen=True, kw_only=True):

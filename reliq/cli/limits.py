@@ -1,10 +1,13 @@
 """``reliq limits show|set|clear SERVICE [HANDLER]``: the flow limits of a live service (issue
-14). ``show`` prints the limits in force (the code's and an operator's override), the busiest keys
-and the rate buckets; ``set`` changes a handler's limits at once on every worker, without a
-restart (``--concurrency-limit N``, ``--rate 100/s``, ``--burst N``, ``--suspended-keeps-permit
-yes|no``; 0 and ``0/s`` lift a limit); ``clear`` restores the code's. Each form calls one
-function of ``reliq.admin.limits`` and prints its JSON document. A bad value is one line on
-stderr and exit 2, nothing written."""
+14). ``show`` prints the limits in force (the code's and an operator's override), the busiest keys,
+the rate buckets and the intake (max_queued, backlog per priority level); ``set`` changes a
+handler's limits at once on every worker, without a restart (``--concurrency-limit N``, ``--rate
+100/s``, ``--burst N``, ``--suspended-keeps-permit yes|no``; 0 and ``0/s`` lift a limit);
+``clear`` restores the code's. ``set SERVICE --max-queued N|none|code`` overrides the service's
+backpressure limit (``none``: no limit; ``code``: the code's again) and prints the intake (with a
+handler's options too: both documents). Each form calls library functions
+(``reliq.admin.limits``, ``Client.set_max_queued``, ``reliq.admin.intake``) and prints their JSON.
+A bad value is one line on stderr and exit 2, nothing written."""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ import argparse
 import asyncio
 import getpass
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from reliq import codec
-from reliq.admin import limits
+from reliq.admin import intake, limits
 from reliq.admin import overview as inspect
 from reliq.client import Client
 
@@ -29,7 +32,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rate", default=None, help="N/s, N/min or N/h (0/s lifts it)")
     p.add_argument("--burst", type=int, default=None, help="starts at once within the rate")
     p.add_argument("--suspended-keeps-permit", choices=("yes", "no"), default=None)
+    p.add_argument(
+        "--max-queued", default=None, help="set: the service's backpressure limit, N, none or code"
+    )
     p.add_argument("--top", type=int, default=limits.TOP, help="show: keys listed")
+
+
+def max_queued(value: str) -> int | Literal["none", "code"]:
+    """``--max-queued``'s value; ``ValueError`` for anything but an integer >= 0, none or code."""
+    if value in ("none", "code"):
+        return "none" if value == "none" else "code"
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
+        raise ValueError(f"--max-queued must be an integer >= 0, none or code, not {value!r}")
+    return int(value)
 
 
 async def _call(a: argparse.Namespace) -> Any:
@@ -39,8 +54,11 @@ async def _call(a: argparse.Namespace) -> Any:
             raise ValueError(f"no service {a.service!r} is registered")
         if a.action == "show":
             return await limits.limits(c, a.service, handler=a.handler, top=a.top)
-        if not a.handler:
-            raise ValueError(f"{a.action} needs SERVICE HANDLER")
+        if a.max_queued is not None and a.action != "set":
+            raise ValueError("--max-queued goes with set (set SERVICE --max-queued code restores the code's)")
+        queue = None if a.max_queued is None else max_queued(a.max_queued)
+        if not a.handler and queue is None:
+            raise ValueError(f"{a.action} needs SERVICE HANDLER" + " or --max-queued" * (a.action == "set"))
         if a.action == "clear":
             return await limits.clear_limits(c, a.service, a.handler, who=who)
         keep = None if a.suspended_keeps_permit is None else a.suspended_keeps_permit == "yes"
@@ -50,7 +68,16 @@ async def _call(a: argparse.Namespace) -> Any:
             burst=a.burst,
             suspended_keeps_permit=keep,
         )
-        return await limits.set_limits(c, a.service, a.handler, change, who=who)
+        if queue is None:
+            return await limits.set_limits(c, a.service, a.handler, change, who=who)
+        done = None
+        if change != limits.LimitsChange():  # a handler's options as well: checked before any write
+            if not a.handler:
+                raise ValueError("a handler's options need SERVICE HANDLER")
+            done = await limits.set_limits(c, a.service, a.handler, change, who=who)
+        await c.set_max_queued(a.service, queue)
+        now = await intake.intake(c, a.service)
+        return now if done is None else {"handler": done, "intake": now}
 
 
 def run(a: argparse.Namespace) -> None:

@@ -28,6 +28,7 @@ from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
 from reliq.client import Client
 from reliq.loading import LoadError, extra_for, load_app, serve_gateway
+from reliq.store.priority import check_priority
 from reliq.store.topology import as_cluster_url
 from reliq.worker.config import WorkerConfig
 
@@ -73,7 +74,7 @@ async def _client_call(a: argparse.Namespace) -> Any:
     async with Client(a.redis_url) as c:
         if a.cmd == "send":
             payload = codec.decode(a.payload.encode())
-            acc = await c.send(a.service, a.handler, payload, key=a.key, delay=a.delay)
+            acc = await c.send(a.service, a.handler, payload, key=a.key, delay=a.delay, priority=a.priority)
             return {"id": acc.id, "status": acc.status}
         if a.cmd == "get":
             return await c.get(a.id)
@@ -83,6 +84,12 @@ async def _client_call(a: argparse.Namespace) -> Any:
 
 
 def _client_cmd(a: argparse.Namespace) -> None:
+    if a.cmd == "send" and a.priority is not None:
+        try:
+            check_priority(a.priority)
+        except ValueError as e:  # a usage error, like argparse's (exit 2), before any connection
+            print(f"reliq send: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     try:
         out = asyncio.run(_client_call(a))
     except ValueError as e:  # bad name, id, key, count or payload: say so, no traceback

@@ -82,6 +82,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("payload", nargs="?", default="null", help="JSON")
     s.add_argument("--key", default=None)
     s.add_argument("--delay", type=float, default=None)
+    s.add_argument("--priority", default=None, help="high, normal or low (default: the handler's)")
     g = sub.add_parser("get", help="status document of an invocation")
     g.add_argument("id")
     sub.add_parser("durability", help="what an ack from this server is worth")

@@ -36,7 +36,6 @@ from reliq.store.scripts import Scripts
 from reliq.store.topology import Topology, connect
 
 I = TypeVar("I")  # noqa: E741
-R = TypeVar("R")
 LAYOUT_TTL = 2.0  # seconds a service's partition layout is cached by producers
 
 
@@ -192,44 +191,7 @@ class Client:
     where = producer.where
     register_many = producer.register_many
 
-    @overload
-    async def call(
-        self,
-        service: Callable[[Any, I], Awaitable[R]],
-        handler: I,
-        /,
-        *,
-        key: str | None = None,
-        timeout: float = 30.0,
-    ) -> R: ...
-    @overload
-    async def call(
-        self,
-        service: str,
-        handler: str,
-        payload: Any = None,
-        /,
-        *,
-        key: str | None = None,
-        timeout: float = 30.0,
-    ) -> Any: ...
-    async def call(
-        self,
-        service: Any,
-        handler: Any,
-        payload: Any = None,
-        /,
-        *,
-        key: str | None = None,
-        timeout: float = 30.0,
-    ) -> Any:
-        """Send, then wait up to ``timeout`` seconds for the result (by name, or by reference to
-        the handler function: ``await client.call(place, order)`` is typed as ``place`` returns)."""
-        if isinstance(service, str):
-            accepted = await self.send(service, handler, payload, key=key)
-        else:  # by reference: send computes a callable concurrency key from the typed input
-            accepted = await self.send(service, handler, key=key)
-        return await self.result(accepted.id, timeout=timeout)
+    call = outcome_path.call  # send, then wait for the result (``reliq.client.outcome``)
 
     # -- lookups and the result path (``reliq.client.outcome``) ------------------------------
     get = outcome_path.get

@@ -12,16 +12,21 @@ waiter per tick; one pub/sub connection per server serves every waiter of the pr
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 
 from reliq import codec
 from reliq.errors import InvocationCancelled, InvocationFailed, UnknownInvocation
+from reliq.store.priority import Priority
 from reliq.store.record import TERMINAL, Field, Invocation, found, parse
 
 if TYPE_CHECKING:
     from reliq.client import Client
+
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,3 +105,47 @@ async def result(client: Client, invocation_id: str, timeout: float = 30.0) -> A
     if out.state in TERMINAL:
         raise InvocationFailed(invocation_id, out.state, codec.decode(out.error))
     raise TimeoutError(f"invocation {invocation_id} not finished after {timeout} s")
+
+
+@overload
+async def call(
+    client: Client,
+    service: Callable[[Any, I], Awaitable[R]],
+    handler: I,
+    /,
+    *,
+    key: str | None = None,
+    priority: Priority | None = None,
+    timeout: float = 30.0,
+) -> R: ...
+@overload
+async def call(
+    client: Client,
+    service: str,
+    handler: str,
+    payload: Any = None,
+    /,
+    *,
+    key: str | None = None,
+    priority: Priority | None = None,
+    timeout: float = 30.0,
+) -> Any: ...
+async def call(
+    client: Client,
+    service: Any,
+    handler: Any,
+    payload: Any = None,
+    /,
+    *,
+    key: str | None = None,
+    priority: Priority | None = None,
+    timeout: float = 30.0,
+) -> Any:
+    """Send, then wait up to ``timeout`` seconds for the result (by name, or by reference to the
+    handler function: ``await client.call(place, order)`` is typed as ``place`` returns).
+    ``key`` and ``priority`` as ``Client.send``."""
+    if isinstance(service, str):
+        accepted = await client.send(service, handler, payload, key=key, priority=priority)
+    else:  # by reference: send computes a callable concurrency key from the typed input
+        accepted = await client.send(service, handler, key=key, priority=priority)
+    return await result(client, accepted.id, timeout=timeout)

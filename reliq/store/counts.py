@@ -11,7 +11,7 @@ import msgspec
 
 from reliq.store.commands import RedisClient
 from reliq.store.flow import flow_keys
-from reliq.store.keys import GROUP, ServiceKeys
+from reliq.store.keys import GROUP, LEVELS, ServiceKeys
 
 
 class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,6 +22,7 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     suspended: int = 0  # waiting for children, timers or promises without holding a worker
     queued: int = 0  # waiting for a per-key permit (store/flow.py)
     resumed: int = 0  # suspended invocations queued again, in total (a counter)
+    levels: dict[str, int] = {}  # the backlog per priority level: high, normal, low
 
 
 async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
@@ -34,6 +35,7 @@ async def backlog(redis: RedisClient, parts: Sequence[ServiceKeys]) -> int:
 
 async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCounts:
     xlen = parked = delayed = pending = suspended = resumed = queued = 0
+    levels = dict.fromkeys(LEVELS, 0)
     for k in parts:
         async with redis.pipeline(transaction=False) as p:
             p.zcard(k.parked)
@@ -46,6 +48,8 @@ async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCount
             pk, d, s, r, q, *x = await p.execute()
         queued += q
         xlen, parked, delayed, suspended = xlen + sum(x), parked + pk, delayed + d, suspended + s
+        for level, n in zip(LEVELS, x, strict=True):
+            levels[level] += n
         resumed += int(r or 0)
         for stream in k.streams:
             with contextlib.suppress(Exception):  # no group yet: nothing pending
@@ -58,4 +62,5 @@ async def counts(redis: RedisClient, parts: Sequence[ServiceKeys]) -> QueueCount
         suspended=suspended,
         resumed=resumed,
         queued=queued,
+        levels={level: levels[level] for level in ("high", "normal", "low")},
     )

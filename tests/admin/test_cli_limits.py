@@ -46,3 +46,35 @@ async def test_limits_show_set_clear_and_inspect_says_why(url: str, names: Names
         assert await c.redis.hget(spec_key, "work!") is None
         for i in (first, second):
             await c.cancel(i)
+
+
+async def test_send_priority_and_max_queued_from_the_command_line(url: str, names: Names) -> None:
+    svc = Service(names(), max_queued=100)
+
+    @svc.handler
+    async def job(ctx: Context) -> None: ...
+
+    async with running(svc, url):  # publishes max_queued; no worker runs after this
+        pass
+    async with client(url) as c:
+        k = c.keys(svc.name)
+        code, out = await reliq(url, "send", svc.name, "job", "--priority", "urgent")
+        assert code == 2 and out.count("\n") == 1 and "priority" in out, out
+        assert await c.backlog(svc.name) == 0  # nothing placed
+        code, out = await reliq(url, "send", svc.name, "job", "--priority", "low")
+        assert code == 0, out
+        sent = json.loads(out)["id"]
+        assert await c.redis.xlen(k.at("low").stream) == 1
+        code, out = await reliq(url, "inspect", sent)
+        assert code == 0 and "waits: priority low" in out, out
+        code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", "lots")
+        assert code == 2 and out.count("\n") == 1 and "--max-queued" in out, out
+        assert await c.redis.hget(k.flow, "*!") is None  # nothing written
+        code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", "7")
+        assert code == 0, out
+        assert (json.loads(out)["max_queued"], json.loads(out)["source"]) == (7, "override")
+        code, out = await reliq(url, "limits", "show", svc.name)
+        shown = json.loads(out)["intake"]
+        assert (shown["max_queued"], shown["code"], shown["source"]) == (7, 100, "override")
+        assert shown["backlog"] == {"high": 0, "normal": 0, "low": 1} and shown["queued"] == 1
+        await c.cancel(sent)

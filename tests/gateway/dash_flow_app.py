@@ -1,5 +1,6 @@
 """Handlers for the dashboard's flow-control test (a real `reliq worker` subprocess): one writer
-per account, and the holder of account ``a`` sleeps until the test kills the worker."""
+per account, and the holder of account ``a`` sleeps until the test kills the worker; a
+``max_queued`` for the intake panel."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import msgspec
 
 from reliq import App, Context, Service
 
-svc = Service(os.environ.get("RELIQ_DASH_SERVICE", "dashflow"))
+svc = Service(os.environ.get("RELIQ_DASH_SERVICE", "dashflow"), max_queued=1000)
 
 
 class Acct(msgspec.Struct):

@@ -44,6 +44,8 @@ async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names
             {"handler": "work", "key": "a", "running": 1, "waiting": 1, "partition": 0}
         ]
         [bucket] = doc["buckets"]
+        assert doc["intake"]["backlog"] == {"high": 0, "normal": 1, "low": 0}
+        assert doc["intake"]["source"] == "none" and doc["intake"]["max_queued"] is None
         assert bucket["handler"] == "work" and bucket["key"] is None and bucket["tokens"] == 0
         page = (await http.get(f"/admin/services/{svc.name}/waiting", params={"handler": "work"})).json()
         texts = [w["reason"]["text"] for w in page["items"]]  # the third is over the rate
@@ -54,6 +56,9 @@ async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names
         scrape = (await http.get("/metrics")).text
         for cause, n in (("concurrency", 1), ("rate", 1), ("scheduled", 1)):
             assert f'reliq_waiting{{cause="{cause}",service="{svc.name}"}} {n}.0' in scrape, scrape
+        for level, n in (("high", 0), ("normal", 1), ("low", 0)):  # the admitted one's entry
+            line = f'reliq_service_backlog_priority{{priority="{level}",service="{svc.name}"}} {n}.0'
+            assert line in scrape, scrape
         r = await http.post(f"/admin/services/{svc.name}/limits/work", json={"concurrency_limit": 3})
         assert r.status_code == 200, r.text
         assert r.json()["effective"]["limit"] == 3 and r.json()["override"] == {"limit": 3}

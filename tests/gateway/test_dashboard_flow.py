@@ -1,6 +1,7 @@
 """The dashboard's flow panel in a real browser (Debian's chromium via Playwright, against a real
-`reliq gateway` and `reliq worker`): the limits in force, the busiest key with its holder and
-waiters, each waiter's reason, and the reason on the invocation's page (issue 14)."""
+`reliq gateway` and `reliq worker`): the limits in force, the intake (max_queued, backlog per
+level), the busiest key with its holder and waiters, each waiter's reason, and the reason on the
+invocation's page (issue 14)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def test_the_flow_panel_shows_limits_keys_and_why_each_waits(system: System) -> 
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{s.base}/dashboard#/s/{s.service}/flow")
         expect(page.locator('#flow-specs tr[data-handler="work"]')).to_contain_text("1 at once per account")
+        intake = page.locator("#flow-intake tbody tr")
+        expect(intake.locator(".cap")).to_have_text("1000 (code)")
+        expect(intake.locator(".normal")).to_have_text("1")  # the holder's entry; the others wait in line
+        expect(intake.locator(".high")).to_have_text("0")
         key = page.locator('#flow-keys tr[data-key="a"]')
         expect(key).to_contain_text("1")
         expect(key.locator("td").nth(3)).to_have_text("2")  # waiting
