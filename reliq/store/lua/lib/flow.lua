@@ -116,35 +116,54 @@ local function fl_gate(s, fk, seq, prio, id, now)
   return true, seq
 end
 
+-- the first waiter of fk (its wait-set member), nil when none
+local function fl_next(fk)
+  return redis.call('ZRANGEBYLEX', FLOW.wait, '[' .. fk .. '\0', '(' .. fk .. '\1', 'LIMIT', 0, 1)[1]
+end
+
 -- hand free permits of fk to its next waiters (registration order): each becomes a holder and
 -- gets a stream entry. Their records are not in KEYS: they stay 'queued' with entry '' until
 -- claim.lua takes the entry (fl_admitted). At most 100 per call (a limit lifted live).
-local function fl_admit(fk)
+-- n: the key's holders now, stored: its count as stored (nil: read both). The count is written
+-- once at the end, and only when it changed: a release handing its permit to the next waiter
+-- (the common case) leaves it alone.
+local function fl_admit(fk, n, stored)
   local s = fl_spec(string.match(fk, '^[^%z]*'))
   local limit = s and tonumber(s.limit) or 0
-  local n = tonumber(redis.call('HGET', FLOW.count, fk)) or 0
+  if not n then
+    n = tonumber(redis.call('HGET', FLOW.count, fk)) or 0
+    stored = n
+  end
   for _ = 1, 100 do
-    if limit > 0 and n >= limit then return end
-    local m = redis.call('ZRANGEBYLEX', FLOW.wait, '[' .. fk .. '\0', '(' .. fk .. '\1', 'LIMIT', 0, 1)[1]
-    if not m then return end
+    if limit > 0 and n >= limit then break end
+    local m = fl_next(fk)
+    if not m then break end
     redis.call('ZREM', FLOW.wait, m)
     if redis.call('HINCRBY', FLOW.waiting, fk, -1) <= 0 then redis.call('HDEL', FLOW.waiting, fk) end
     local prio, id = string.match(string.sub(m, #fk + 19), '^([^%z]*)%z(.*)$')
-    fl_take(fk, id)
+    redis.call('HSET', FLOW.held, id, fk)
     n = n + 1
     enqueue(FLOW.streams, prio, id)
+  end
+  if n ~= stored then
+    if n > 0 then redis.call('HSET', FLOW.count, fk, n) else redis.call('HDEL', FLOW.count, fk) end
   end
 end
 
 -- give id's permit back (a terminal transition, or a suspension that does not keep it) and admit
--- the next waiter of its key
-local function fl_release(id)
-  if not FLOW.held then return end
-  local fk = redis.call('HGET', FLOW.held, id)
-  if not fk then return end
-  redis.call('HDEL', FLOW.held, id)
-  if redis.call('HINCRBY', FLOW.count, fk, -1) <= 0 then redis.call('HDEL', FLOW.count, fk) end
-  fl_admit(fk)
+-- the next waiter of its key. fk: the record's 'fk' when the caller read it (false: the record
+-- has none, so it holds no permit: nothing to read), nil when it did not (read from fl:held)
+local function fl_release(id, fk)
+  if (not FLOW.held) or fk == false then return end
+  if fk then
+    if redis.call('HDEL', FLOW.held, id) == 0 then return end
+  else
+    fk = redis.call('HGET', FLOW.held, id)
+    if not fk then return end
+    redis.call('HDEL', FLOW.held, id)
+  end
+  local n = tonumber(redis.call('HGET', FLOW.count, fk)) or 1
+  fl_admit(fk, n - 1, n)
 end
 
 -- take a queued invocation out of its key's line (a cancel); false when it was not waiting
