@@ -123,7 +123,7 @@ async def test_waiters_hold_no_worker_slot(url: str, names: Names, tmp_path: Pat
             assert await c.result(o.id, timeout=10) is None
         doc = await c.get((await c.redis.zrange(flow_keys(k)[3], 0, 0))[0].decode().split("\0")[-1])
         assert doc is not None and doc.state == "queued" and doc.waiting_for == "concurrency"
-        assert await c.redis.hget(flow_keys(k)[4], "work\0busy") == b"49"
+        assert await c.redis.zlexcount(flow_keys(k)[3], "[work\0busy\0", "(work\0busy\1") == 49
         assert await c.redis.xlen(k.stream) == 1  # the holder's; waiters have no stream entry
         gate.set()
         await wait_until(lambda: ends(witness) == 60, timeout=30, what="every busy one done")

@@ -9,9 +9,11 @@ A change is one script per partition (``set_limits.lua``): the override field ``
 the same call, so it takes effect at once, on every worker, without a restart (the scripts read
 the spec on each call). The change is audited under the caller's name.
 
-Costs: one pipeline per view: per partition the spec hash, the holders' and waiters' counts per
-key (``fl:count``, ``fl:waiting``: one field per key that holds or waits, absent when idle) and
-the first ``MAX_BUCKETS`` live rate buckets.
+Costs: two pipelines per view: per partition the spec hash, the holders per key (``fl:count``:
+one field per key that holds, absent when idle) and the first ``MAX_BUCKETS`` live rate buckets;
+then one ``ZLEXCOUNT`` of the wait set per key that holds (the waiters of a key: a key with
+waiters always has a holder, since a release hands its permit to the next waiter in the same
+script).
 
 >>> await set_limits(client, "orders", "charge", LimitsChange(concurrency_limit=2), who="ops")
 >>> (await limits(client, "orders")).handlers
@@ -142,25 +144,29 @@ async def limits(
     now = await client.server_time_ms()  # not in the pipeline: a Cluster pipeline refuses TIME
     async with client.redis.pipeline(transaction=False) as p:
         for k in sc.keys:
-            spec, _held, count, wait, waiting, tat = flow.flow_keys(k)[:6]
+            spec, _held, count, wait, tat = flow.flow_keys(k)[:5]
             p.hgetall(spec)
             p.hgetall(count)
-            p.hgetall(waiting)
             p.zcard(wait)
             p.zrange(tat, 0, MAX_BUCKETS - 1, withscores=True)
         replies = await p.execute()
-        per = [replies[5 * n : 5 + 5 * n] for n in range(len(sc.keys))]
+        per = [replies[4 * n : 4 + 4 * n] for n in range(len(sc.keys))]
+    holders = [{text(f): int(v) for f, v in r[1].items()} for r in per]
+    async with client.redis.pipeline(transaction=False) as p:
+        for k, c in zip(sc.keys, holders, strict=True):
+            for fk in c:
+                p.zlexcount(flow.flow_keys(k)[3], "[" + fk + "\0", "(" + fk + "\1")
+        counted = iter(await p.execute())
     specs = _specs(per[0][0]) if per else {}
     drift = [k.partition for k, r in zip(sc.keys, per, strict=True) if _specs(r[0]) != specs]
     loads: list[KeyLoad] = []
     buckets: list[Bucket] = []
     queued = running = 0
-    for k, (_, counts, waits, nq, tats) in zip(sc.keys, per, strict=True):
+    for k, (_, _counts, nq, tats), c in zip(sc.keys, per, holders, strict=True):
         queued += int(nq)
-        c = {text(f): int(v) for f, v in counts.items()}
-        w = {text(f): int(v) for f, v in waits.items()}
+        w = {fk: int(next(counted)) for fk in c}
         running += sum(c.values())
-        for fk in c.keys() | w.keys():
+        for fk in c:
             h, _, key = fk.partition("\0")
             if handler is None or h == handler:
                 loads.append(

@@ -207,7 +207,7 @@ async def causes(client: Client, service: str) -> dict[str, int]:
         for k in sc.keys:
             p.zcard(flow.flow_keys(k)[3])
             p.zcard(k.delayed)
-            p.zrevrange(flow.flow_keys(k)[5], 0, 0, withscores=True)
+            p.zrevrange(flow.flow_keys(k)[4], 0, 0, withscores=True)
         replies = await p.execute()
     out = {"concurrency": 0, "rate": 0, "scheduled": 0}
     scan: list[tuple[ServiceKeys, float]] = []

@@ -19,8 +19,8 @@ key                        type    content
 ``reliq:{S}:fl:count``     hash    flow key -> number of holders
 ``reliq:{S}:fl:wait``      zset    score 0, lex order, members ``fk NUL seq NUL prio NUL id``
                                    (``seq``: 16 digits, registration order): the invocations
-                                   waiting for a permit (state ``queued``, no stream entry)
-``reliq:{S}:fl:waiting``   hash    flow key -> number waiting (the top keys, without a scan)
+                                   waiting for a permit (state ``queued``, no stream entry);
+                                   the waiters of one key: ``ZLEXCOUNT [fk\0 (fk\1``
 ``reliq:{S}:fl:tat``       zset    rate bucket (``handler``, or ``handler NUL value`` for a keyed
                                    rate) -> theoretical arrival time (ms, GCRA); a time in the
                                    past is pruned on use; the key expires after its last bucket
@@ -217,7 +217,7 @@ def payload_key(spec: FlowSpec, body: bytes, given: str | None) -> str:
 
 
 def flow_keys(k: ServiceKeys) -> tuple[str, ...]:
-    """The block of keys the scripts bind with ``fl_bind``: spec, held, count, wait, waiting, tat,
+    """The block of keys the scripts bind with ``fl_bind``: spec, held, count, wait, tat,
     and the partition's three streams (normal, high, low: where an admitted waiter goes)."""
     return _flow_keys(k.prefix)
 
@@ -225,6 +225,6 @@ def flow_keys(k: ServiceKeys) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4096)
 def _flow_keys(p: str) -> tuple[str, ...]:
     return (
-        *(p + "flow", p + "fl:held", p + "fl:count", p + "fl:wait", p + "fl:waiting", p + "fl:tat"),
+        *(p + "flow", p + "fl:held", p + "fl:count", p + "fl:wait", p + "fl:tat"),
         *(p + "stream", p + "stream:high", p + "stream:low"),
     )

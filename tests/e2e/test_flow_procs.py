@@ -62,7 +62,7 @@ async def _published(c: Client, service: str) -> None:
 
 
 async def _none_held(c: Client, k: ServiceKeys) -> bool:
-    return await c.redis.exists(*flow_keys(k)[1:5]) == 0
+    return await c.redis.exists(*flow_keys(k)[1:4]) == 0
 
 
 @pytest.mark.parametrize("limit", [1, 3])

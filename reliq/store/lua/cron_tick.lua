@@ -7,7 +7,7 @@
 -- tick once. Each schedule is decided on its own: one that moved does not hold back the others.
 -- KEYS[1] stream, KEYS[2] delayed, KEYS[3] schedules, KEYS[4] ticks, KEYS[5] cron (partition 0)
 -- KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua), KEYS[8..] the ticks' invocation
--- records, schedule after schedule, in ARGV's order; then the 9 flow keys (lib/flow.lua
+-- records, schedule after schedule, in ARGV's order; then the 8 flow keys (lib/flow.lua
 -- fl_bind): a tick passes the rate and concurrency gates like a send
 -- ARGV[1] service, ARGV[2] number of schedules; then per schedule 6 values: name, the cursor the
 -- caller planned from, the schedule's JSON the caller planned from, new cursor (ms), next fire
@@ -16,7 +16,7 @@
 --   cursor or the schedule changed since the caller read them) | 'paused' | 'gone' (deleted)
 -- uses: clock, place, flow
 local now = now_ms()
-fl_bind(KEYS, #KEYS - 8)
+fl_bind(KEYS, #KEYS - 7)
 local out = {}
 local a, k = 3, 8
 for _ = 1, tonumber(ARGV[2]) do

@@ -3,7 +3,7 @@
 -- after the retention. A parent learns of it through the outbox.
 -- KEYS[1] record, KEYS[2] steps, KEYS[3] children, KEYS[4] inbox, KEYS[5] stream,
 -- KEYS[6] parked set, KEYS[7] per-minute counters, KEYS[8] done channel, KEYS[9] outbox,
--- KEYS[10..15] the flow keys (lib/flow.lua; optional: the permit is released by finish)
+-- KEYS[10..17] the flow keys (lib/flow.lua; optional: the permit is released by finish)
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] reason, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms
 -- timeline: 'parked' (reason); counters: failed; the id is published on the done channel

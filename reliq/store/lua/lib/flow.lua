@@ -1,7 +1,7 @@
 -- uses: enqueue, timeline
 -- flow: per-key concurrency and rate limits (issue 14; data model: reliq/store/flow.py).
 -- A script that starts, ends or queues work binds the partition's flow keys once with fl_bind
--- (KEYS from index i: spec hash, fl:held, fl:count, fl:wait, fl:waiting, fl:tat, then the three
+-- (KEYS from index i: spec hash, fl:held, fl:count, fl:wait, fl:tat, then the three
 -- streams normal, high, low for enqueue: an admitted waiter goes to its own level's stream,
 -- whatever level the releasing entry had). A caller that passes none gets no flow control (every
 -- fl_* function is a no-op).
@@ -15,7 +15,7 @@ local FLOW_SPECS = {}
 local function fl_bind(keys, i)
   if keys[i] then
     FLOW = {spec = keys[i], held = keys[i + 1], count = keys[i + 2], wait = keys[i + 3],
-      waiting = keys[i + 4], tat = keys[i + 5], streams = {keys[i + 6], keys[i + 7], keys[i + 8]}}
+      tat = keys[i + 4], streams = {keys[i + 5], keys[i + 6], keys[i + 7]}}
   end
 end
 
@@ -92,6 +92,11 @@ local function fl_seq(fk, now)
   return string.format('%016.0f', seq)
 end
 
+-- the first waiter of fk (its wait-set member), nil when none
+local function fl_next(fk)
+  return redis.call('ZRANGEBYLEX', FLOW.wait, '[' .. fk .. '\0', '(' .. fk .. '\1', 'LIMIT', 0, 1)[1]
+end
+
 local function fl_take(fk, id)
   redis.call('HSET', FLOW.held, id, fk)
   redis.call('HINCRBY', FLOW.count, fk, 1)
@@ -104,21 +109,15 @@ local function fl_gate(s, fk, seq, prio, id, now)
   local limit = tonumber(s.limit) or 0
   if limit > 0 then
     local n = tonumber(redis.call('HGET', FLOW.count, fk)) or 0
-    if n >= limit or redis.call('HEXISTS', FLOW.waiting, fk) == 1 then
+    if n >= limit or fl_next(fk) then
       if seq == '' then seq = fl_seq(fk, now) end
       redis.call('ZADD', FLOW.wait, 0, fk .. '\0' .. seq .. '\0' .. prio .. '\0' .. id)
-      redis.call('HINCRBY', FLOW.waiting, fk, 1)
       return false, seq
     end
     fl_take(fk, id)
   end
   if seq == '' then seq = string.format('%016.0f', now * 1000) end
   return true, seq
-end
-
--- the first waiter of fk (its wait-set member), nil when none
-local function fl_next(fk)
-  return redis.call('ZRANGEBYLEX', FLOW.wait, '[' .. fk .. '\0', '(' .. fk .. '\1', 'LIMIT', 0, 1)[1]
 end
 
 -- hand free permits of fk to its next waiters (registration order): each becomes a holder and
@@ -139,7 +138,6 @@ local function fl_admit(fk, n, stored)
     local m = fl_next(fk)
     if not m then break end
     redis.call('ZREM', FLOW.wait, m)
-    if redis.call('HINCRBY', FLOW.waiting, fk, -1) <= 0 then redis.call('HDEL', FLOW.waiting, fk) end
     local prio, id = string.match(string.sub(m, #fk + 19), '^([^%z]*)%z(.*)$')
     redis.call('HSET', FLOW.held, id, fk)
     n = n + 1
@@ -175,7 +173,6 @@ local function fl_unwait(rec, id)
   for _, m in ipairs(redis.call('ZRANGEBYLEX', FLOW.wait, '[' .. from .. '\0', '(' .. from .. '\1')) do
     if string.sub(m, -#id - 1) == '\0' .. id then
       redis.call('ZREM', FLOW.wait, m)
-      if redis.call('HINCRBY', FLOW.waiting, r[1], -1) <= 0 then redis.call('HDEL', FLOW.waiting, r[1]) end
       return true
     end
   end
