@@ -37,7 +37,8 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
   end
   -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note/link_child: only
   -- then do those keys exist
-  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx', 'reply')
+  -- 'fk' only on a record of a keyed flow: one without it holds no permit to release
+  local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx', 'reply', 'fk')
   local refused = fence(r[1], r[2], epoch)
   if refused then
     out[#out + 1] = refused
@@ -46,7 +47,7 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
   else
     local id = string.sub(rec, pfx + 1)
     finish(rec, {r[5] and steps, r[6] and children, r[8] and inbox}, ttl, now, state,
-      {'result', result}, true, r[4], tl_line(now, state, r[3], epoch))
+      {'result', result}, true, r[4], tl_line(now, state, r[3], epoch), r[10])
     local v = 'C{}'
     if state == 'succeeded' then v = 'S' .. result end
     if r[7] and r[7] ~= '' then relay(KEYS[4], 'done', r[7], id, v) end

@@ -5,8 +5,9 @@
 -- `held` (it was running), the holder's 'owner', 'lease_until' and 'entry' cleared, then the
 -- timeline `tl` with `line` pushed. Retention starts on the record and on the keys in `others`
 -- (its steps, children and inbox keys; a false slot is skipped: complete expires a key only when
--- the record says it exists). A per-key permit it holds is released (lib/flow.lua).
-local function finish(rec, others, ttl, now, state, set, held, tl, line)
+-- the record says it exists). A per-key permit it holds is released (lib/flow.lua); `fk` false:
+-- the caller read the record's flow key and there is none, so it holds no permit to look up.
+local function finish(rec, others, ttl, now, state, set, held, tl, line, fk)
   -- built by index, without closures or vararg tables: this runs once per finished invocation
   local a = {'state', state}
   for i = 1, #set do a[i + 2] = set[i] end
@@ -23,6 +24,6 @@ local function finish(rec, others, ttl, now, state, set, held, tl, line)
   for i = 1, 3 do
     if others[i] then redis.call('PEXPIRE', others[i], ttl) end
   end
-  fl_release(fl_id(rec))  -- its per-key permit, if it holds one, goes to the next of its key
+  if fk ~= false then fl_release(fl_id(rec)) end  -- its permit, if any, goes to the next of its key
 end
 
