@@ -1,5 +1,6 @@
 """Consume a partition's streams (one per priority level): read a batch (own pending entries
-first) by the weighted read rule (``reliq.store.priority``, one ``read.lua`` call), claim each
+first) by the weighted read rule (``reliq.store.priority``: one ``read.lua`` call, or a plain XREADGROUP
+of the normal stream while the others are empty), claim each
 level's part in one script call, and start the claimed invocations.
 
 Every read asks for no more entries than the limiter slots it holds (see ``limits``), and never
@@ -24,6 +25,7 @@ from reliq.worker.execute import Executor
 from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.consume")
+Pending = tuple[Any, dict[Any, Any] | None]  # a delivered entry: (stream id, fields)
 
 
 async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
@@ -37,9 +39,7 @@ async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
                 raise
 
 
-async def dispatch(
-    rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[tuple[Any, dict[Any, Any] | None]]
-) -> int:
+async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[Pending]) -> int:
     """Claim ``entries`` (stream id, fields) of the stream ``k.stream`` (``k`` is the partition's
     keys at that entry's priority level) and start the runnable ones, each on one limiter slot
     the caller holds. Entries whose payload is gone (deleted while pending) are acked and
@@ -150,15 +150,35 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
                 started = await dispatch(rt, ex, k.at(LEVELS[level]), entries)
         else:
             q, reader.turn = quotas(reader.turn, held)
-            for level, flat in enumerate(await rt.client.scripts.read(k, rt.consumer, q)):
-                if flat:
-                    got += len(flat) // 2
-                    pairs = [(flat[i], {b"i": flat[i + 1]}) for i in range(0, len(flat), 2)]
-                    started += await dispatch(rt, ex, k.at(LEVELS[level]), pairs)
+            for level, batch in await read_new(rt, k, q):
+                got += len(batch)
+                started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
     finally:
         rt.limiter.release(held - started)
     if not got and history is None:
         await wait_for_new(rt, k)
+
+
+async def read_new(rt: Runtime, k: ServiceKeys, q: list[int]) -> list[tuple[int, Sequence[Pending]]]:
+    """New entries by the weighted read rule, per level (an index of ``LEVELS``). While the high
+    and low streams are empty (the common case) the rule gives every slot to normal: one plain
+    XREADGROUP does that without the script, whose copy of every entry into Lua and back costs
+    Valkey more than the read itself. The lengths are read first, so an entry of another level
+    that was there before this read is never passed over (one that comes later is for the next
+    read, as with the script)."""
+    redis = rt.client.redis
+    async with redis.pipeline(transaction=False) as p:
+        for stream in k.streams[1:]:
+            p.xlen(stream)
+        others = await p.execute()
+    if not any(others):
+        resp = await redis.xreadgroup(GROUP, rt.consumer, {k.streams[0]: ">"}, count=sum(q))
+        return [(0, resp[0][1])] if resp else []
+    out: list[tuple[int, Sequence[Pending]]] = []
+    for level, flat in enumerate(await rt.client.scripts.read(k, rt.consumer, q)):
+        if flat:
+            out.append((level, [(flat[i], {b"i": flat[i + 1]}) for i in range(0, len(flat), 2)]))
+    return out
 
 
 async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:

@@ -1,14 +1,18 @@
-"""consume: the own pending list is drained first, and a read never asks Redis for more entries
-than the limiter has free slots."""
+"""consume: the own pending list is drained first, a read never asks Redis for more entries
+than the limiter has free slots, and normal-only work is read without the read script."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+import pytest
 
 from reliq import Context, Service, Worker, WorkerConfig
+from reliq.codec import text
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import Reader, ensure_group, read_once
+from reliq.worker.consume import Reader, ensure_group, read_new, read_once
 
 from ..conftest import Names, client, running, wait_until
 
@@ -64,5 +68,44 @@ async def test_a_read_takes_no_more_entries_than_there_are_free_slots(url: str, 
             await wait_until(lambda: w.rt.limiter.used == 0, what="every slot to be given back")
     finally:
         flush.cancel()
+        w.executor.close()
+        await w.client.close()
+
+
+async def test_normal_only_work_skips_the_read_script_and_other_levels_still_get_their_share(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        return None
+
+    k = ServiceKeys(svc.name)
+    w = Worker(svc, url, config=WorkerConfig(concurrency=10))
+    scripted: list[object] = []
+    read = w.rt.client.scripts.read
+
+    async def spy(*args: Any) -> Any:
+        scripted.append(args)
+        return await read(*args)
+
+    monkeypatch.setattr(w.rt.client.scripts, "read", spy)
+
+    def ids(got: Any) -> dict[int, list[str]]:
+        return {level: [text(fields[b"i"]) for _, fields in batch] for level, batch in got}
+
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+            normal = [(await c.send(svc.name, "job")).id for _ in range(3)]
+            assert ids(await read_new(w.rt, k, [1, 2, 1])) == {0: normal}
+            assert scripted == []  # high and low are empty: one plain XREADGROUP
+            high = (await c.send(svc.name, "job", priority="high")).id
+            normal = [(await c.send(svc.name, "job")).id for _ in range(4)]
+            # quotas normal 1, high 2, low 1: high takes its one entry, normal the slots left
+            assert ids(await read_new(w.rt, k, [1, 2, 1])) == {0: normal[:3], 1: [high]}
+            assert len(scripted) == 1  # another level has entries: the weighted read rule
+    finally:
         w.executor.close()
         await w.client.close()

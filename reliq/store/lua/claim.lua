@@ -22,11 +22,14 @@ local out = {}
 -- One HMGET and at most one HSET per entry (the counters are bumped here, not with HINCRBY):
 -- the drain rate of a worker is bounded by the Lua time per invocation.
 local F = {'state', 'entry', 'cancel', 'claim', 'tl', 'epoch', 'handler', 'payload', 'attempt', 'crashes',
-  'parent', 'key', 'deliveries', 'trace', 'susp', 'step', 'kids', 'sched'}
-local function status(r)
-  if r[3] == '2' or (r[3] == '1' and (r[15] or r[16] or r[17])) then return 'compensate' end
-  if r[3] == '1' then return 'cancel' end
-  return 'run'
+  'parent', 'key', 'deliveries', 'trace', 'sched'}
+-- whether it has a journal ('susp', 'step', 'kids') is read only for a cancel requested ('1')
+local function status(r, rec)
+  if r[3] == '2' then return 'compensate' end
+  if r[3] ~= '1' then return 'run' end
+  local j = redis.call('HMGET', rec, 'susp', 'step', 'kids')
+  if j[1] or j[2] or j[3] then return 'compensate' end
+  return 'cancel'
 end
 for i = 2, n + 1 do
   local rec, eid = KEYS[i], ARGV[i + 3]
@@ -34,9 +37,9 @@ for i = 2, n + 1 do
   local st = r[1]
   if st == 'running' and r[4] == ARGV[4] and r[2] == eid then
     -- a re-sent call: the same claim again, nothing bumped
-    out[#out + 1] = status(r)
+    out[#out + 1] = status(r, rec)
     for j = 6, 14 do out[#out + 1] = r[j] or '' end
-    out[#out + 1] = r[18] or ''
+    out[#out + 1] = r[15] or ''
   elseif (not st) or TERMINAL[st] or (r[2] ~= eid and not fl_admitted(st, r[2], fl_id(rec))) then
     -- unknown, finished, or a stale duplicate entry: never run it again
     if st and TERMINAL[st] then fl_release(fl_id(rec)) end
@@ -51,7 +54,7 @@ for i = 2, n + 1 do
     end
     local epoch = (tonumber(r[6]) or 0) + 1
     local deliveries = (tonumber(r[13]) or 0) + 1
-    local s = status(r)
+    local s = status(r, rec)
     if s == 'compensate' and r[3] ~= '2' then redis.call('HSET', rec, 'cancel', '2') end
     local a = {'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
       'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes,
@@ -70,7 +73,7 @@ for i = 2, n + 1 do
     out[#out + 1] = r[12]
     out[#out + 1] = deliveries
     out[#out + 1] = r[14] or ''
-    out[#out + 1] = r[18] or ''
+    out[#out + 1] = r[15] or ''
   end
 end
 return out

@@ -37,6 +37,7 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
   end
   -- 'step' is set by the step script, 'kids' by link_child, 'ibx' by wake/note/link_child: only
   -- then do those keys exist
+  -- 'fk' only on a record of a keyed flow: one without it holds no permit to release
   local r = redis.call('HMGET', rec, 'epoch', 'state', 'owner', 'tl', 'step', 'kids', 'parent', 'ibx', 'reply', 'fk')
   local refused = fence(r[1], r[2], epoch)
   if refused then
