@@ -81,7 +81,7 @@ class System:
             p.wait(10)
 
 
-def poll(what: str, check: Any, timeout: float = 20.0) -> Any:
+def poll(what: str, check: Any, timeout: float = 60.0) -> Any:  # a deadline: 4 xdist workers start browsers
     deadline = time.monotonic() + timeout
     while True:
         try:
