@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import subprocess
 import time
 import uuid
 import warnings
@@ -251,3 +252,11 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: 
 
 def read_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL every process still running and reap them all (crash tests' teardown)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import Names, read_lines
+from ..conftest import Names, kill_all, read_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,10 +45,7 @@ class Workers:
         return [line.split()[1] for line in read_lines(self.witness) if line.split()[0] == kind]
 
     def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        kill_all(self.procs)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from reliq import Client
 from reliq.store import cron
 from reliq.store.keys import ServiceKeys
 
-from ..conftest import Names, read_lines, wait_until
+from ..conftest import Names, kill_all, read_lines, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,10 +44,7 @@ class Procs:
         return [(int(t), i, int(p)) for s, t, i, p in lines if s == schedule]
 
     def kill_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        kill_all(self.procs)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from reliq import Client
 from reliq.store.flow import flow_keys
 from reliq.store.keys import ServiceKeys
 
-from ..conftest import Names, wait_until
+from ..conftest import Names, kill_all, wait_until
 from ..flow_util import ends, replay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +44,7 @@ class Procs:
         return p
 
     def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        kill_all(self.procs)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from reliq import Client
 from reliq.store.keys import reply_token
 
-from ..conftest import Names, read_lines, wait_until
+from ..conftest import Names, kill_all, read_lines, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,10 +41,7 @@ class Procs:
         return [line.split()[1:] for line in read_lines(self.witness) if line.startswith(kind + " ")]
 
     def kill_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        kill_all(self.procs)
 
 
 @pytest.fixture

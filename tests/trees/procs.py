@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ..conftest import read_lines
+from ..conftest import kill_all, read_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,4 @@ class Workers:
         return {int(line.split()[2]) for line in read_lines(self.witness) if line.split()[0] == event}
 
     def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        kill_all(self.procs)
