@@ -6,6 +6,7 @@ import pytest
 
 from reliq import IdempotencyConflict
 from reliq.store.keys import ServiceKeys
+from reliq.store.scripts import Registration
 
 from .conftest import Names, client
 
@@ -58,9 +59,11 @@ async def test_resending_the_script_after_a_lost_reply_does_not_duplicate(url: s
     svc = names()
     async with client(url) as c:
         k = ServiceKeys(svc)
-        args = (k, f"{svc}.abcdefghijklmnopqrstuvwxyz", "fp", "h", b"{}", "", "key", None, None)
-        assert (await c.scripts.register(*args))[0] == "accepted"
-        assert (await c.scripts.register(*args))[0] == "previously_accepted"
+        item = Registration(
+            id=f"{svc}.abcdefghijklmnopqrstuvwxyz", fp="fp", handler="h", payload=b"{}", key="key"
+        )
+        assert (await c.scripts.register(k, item))[0] == "accepted"
+        assert (await c.scripts.register(k, item))[0] == "previously_accepted"
         assert await c.redis.xlen(k.stream) == 1
         await c.cancel(f"{svc}.abcdefghijklmnopqrstuvwxyz")
 

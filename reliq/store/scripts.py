@@ -94,15 +94,8 @@ class Scripts:
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         return await self._s[name](keys=list(keys), args=list(args))
 
-    async def register(
-        self, k: ServiceKeys, id: str, fp: str, handler: str, payload: bytes, *more: Any
-    ) -> Registered:
-        """One registration (tests, tools): then parent, key, delay_ms, due_ms[, trace]."""
-        parent, key, delay_ms, due_ms, *trace = more
-        item = Registration(id=id, fp=fp, handler=handler, payload=payload, parent=parent, key=key)
-        item = msgspec.structs.replace(
-            item, delay_ms=delay_ms, due_ms=due_ms, trace=trace[0] if trace else ""
-        )
+    async def register(self, k: ServiceKeys, item: Registration) -> Registered:
+        """One registration (tests, tools); the producer batches with ``register_many``."""
         return (await self.register_many(k, [item]))[0]
 
     async def register_many(

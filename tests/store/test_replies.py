@@ -9,7 +9,7 @@ import pytest
 
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.layout import Layout
-from reliq.store.replies import CLAIM_WIDTH, Claim, Registered, UnexpectedReply, claims, pairs
+from reliq.store.replies import CLAIM_WIDTH, Claim, Registered, Registration, UnexpectedReply, claims, pairs
 
 from ..conftest import Names, client
 
@@ -78,7 +78,7 @@ async def test_statuses_and_the_layout_come_back_typed(url: str, names: Names) -
     async with client(url) as c:
         acc = await c.send(svc, "h", 1, delay=3600)
         assert acc.state == "scheduled"
-        again = await c.scripts.register(k, acc.id, "other-fp", "h", b"1", "", "", None, None)
+        again = await c.scripts.register(k, Registration(id=acc.id, fp="other-fp", handler="h", payload=b"1"))
         assert again == Registered("conflict", "scheduled") and again.status == "conflict"
         assert await c.scripts.retry_now(k, acc.id, "ops") == "not_retrying"
         assert await c.scripts.discard(k, acc.id, "ops", 60_000) == "not_parked"
