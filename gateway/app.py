@@ -61,11 +61,37 @@ class Guard:
                 return tokens.match(self.tokens, value[7:].strip())
         return None
 
+    def refusal(self, scope: Scope) -> problems.Problem | None:
+        """The 401/403 a request is refused with, or None; the principal is left in the scope."""
+        token = None
+        if self.tokens and scope.get("path", "") not in OPEN_PATHS:
+            token = self._token(scope)
+            if token is None:
+                return problems.Problem(
+                    401,
+                    "Unauthorized",
+                    "send Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": 'Bearer realm="reliq"'},
+                )
+            if not tokens.allows(token, scope["method"]):
+                return problems.Problem(403, "Forbidden", f"the token's scope is {token.scope}")
+        scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
+        return None
+
+    def count(self, scope: Scope, status: int) -> None:
+        # bounded: routes come from the route table (metrics.route_label), codes are HTTP's
+        label = (metrics.route_label(scope), status)
+        counter = self._counters.get(label)
+        if counter is None:
+            counter = self._counters[label] = self.st.metrics.requests.labels(
+                route=label[0], status=str(label[1])
+            )
+        counter.inc()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
         status = {"code": 500}
 
         async def counting_send(message: MutableMapping[str, Any]) -> None:
@@ -74,31 +100,13 @@ class Guard:
             await send(message)
 
         try:
-            token = self._token(scope) if self.tokens and path not in OPEN_PATHS else None
-            if self.tokens and path not in OPEN_PATHS and token is None:
-                p = problems.Problem(
-                    401,
-                    "Unauthorized",
-                    "send Authorization: Bearer <token>",
-                    headers={"WWW-Authenticate": 'Bearer realm="reliq"'},
-                )
-                await problems.problem_response(p)(scope, receive, counting_send)
-                return
-            if token is not None and not tokens.allows(token, scope["method"]):
-                p = problems.Problem(403, "Forbidden", f"the token's scope is {token.scope}")
-                await problems.problem_response(p)(scope, receive, counting_send)
-                return
-            scope[tokens.PRINCIPAL] = token.name if token is not None else tokens.ANONYMOUS
-            await self.app(scope, receive, counting_send)
+            refusal = self.refusal(scope)
+            if refusal is not None:
+                await problems.problem_response(refusal)(scope, receive, counting_send)
+            else:
+                await self.app(scope, receive, counting_send)
         finally:
-            # bounded: routes come from the route table (metrics.route_label), codes are HTTP's
-            label = (metrics.route_label(scope), status["code"])
-            counter = self._counters.get(label)
-            if counter is None:
-                counter = self._counters[label] = self.st.metrics.requests.labels(
-                    route=label[0], status=str(label[1])
-                )
-            counter.inc()
+            self.count(scope, status["code"])
 
 
 def create_app(settings: GatewaySettings | None = None, *, app: App | None = None) -> FastAPI:
@@ -161,5 +169,6 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.include_router(dashboard.router)
     api.add_middleware(Guard, st=st)
     api.add_middleware(Edge, settings=settings)  # outermost: Host, cross-site, HEAD
-    api.lane = Edge(Guard(fastpath.endpoint, st=st), settings)  # POST /send and /call skip FastAPI's stack
+    # POST /send and /call skip FastAPI's stack: the same checks, in one callable
+    api.lane = fastpath.Lane(Edge(api, settings), Guard(api, st=st), st)
     return api

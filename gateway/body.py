@@ -105,7 +105,8 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
         raise Problem(400, "Bad Request", f"JSON nested deeper than {max_depth} levels") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise Problem(400, "Bad Request", f"malformed JSON: {e}") from None
-    if _depth(value, max_depth) > max_depth:
+    # every level opens a bracket: with no more brackets than levels allowed, no walk is needed
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _depth(value, max_depth) > max_depth:
         raise Problem(400, "Bad Request", f"JSON nested deeper than {max_depth} levels")
     return value
 

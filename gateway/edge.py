@@ -149,10 +149,8 @@ class Edge:
             return True
         return origin is not None and not self._origin_ok(origin, scope.get("server"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> Problem | None:
+        """The problem an HTTP request is refused with, or None when it passes."""
         host = origin = site = None
         bearer = False
         for name, value in scope["headers"]:
@@ -164,15 +162,20 @@ class Edge:
                 site = value
             elif name == b"authorization":
                 bearer = self.tokens
-        method = scope["method"]
-        refusal = None
         if not self.hosts.allows(host) and scope["path"] not in PROBES:
-            refusal = _MISDIRECTED
-        elif method not in SAFE_METHODS and not bearer and self._cross_site(site, origin, scope):
-            refusal = _CROSS_SITE
+            return _MISDIRECTED
+        if scope["method"] not in SAFE_METHODS and not bearer and self._cross_site(site, origin, scope):
+            return _CROSS_SITE
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.refusal(scope)
         if refusal is not None:
             await problem_response(refusal)(scope, receive, send)
-        elif method == "HEAD":
+        elif scope["method"] == "HEAD":
             await self.app({**scope, "method": "GET"}, receive, _bodyless(send))
         else:
             await self.app(scope, receive, send)

@@ -1,8 +1,8 @@
 """The fast path (hot lane): ``POST /send/{service}/{handler}`` and ``POST /call/{service}/{handler}`` are
-dispatched before FastAPI's middleware stack and router, straight into ``Guard`` (tokens,
-request counting) and the ingress endpoint, with the same problem+json mapping every other route
-gets from ``problems.install``. Everything else, including other methods on these paths (405),
-goes through FastAPI as usual.
+dispatched before FastAPI's middleware stack and router, straight into ``Lane``: the edge
+checks, ``Guard``'s tokens and request counting, and the ingress endpoint, with the same
+problem+json mapping every other route gets from ``problems.install``. Everything else, including
+other methods on these paths (405), goes through FastAPI as usual.
 
 Why: with group commit, FastAPI's per-request layers cost more than the durable write itself
 (docs/performance.md has the measurements)."""
@@ -10,14 +10,19 @@ Why: with group commit, FastAPI's per-request layers cost more than the durable 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from . import ingress
 from .problems import problem_for, problem_response
-from .protocol import HOT
+from .protocol import HOT, answer
 from .state import GatewayState
+
+if TYPE_CHECKING:
+    from .app import Guard
+    from .edge import Edge
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -36,15 +41,39 @@ def hot_route(scope: Scope) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
-async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-    """Run the ingress endpoint the lane matched; every exception becomes problem+json."""
-    verb, service, handler = scope[HOT]
-    st: GatewayState = scope["app"].state.reliq
-    try:
-        response = await _ENDPOINTS[verb](st, ingress.Head(scope, service, handler), receive)
-    except Exception as e:
-        response = problem_response(problem_for(e))
-    await response(scope, receive, send)
+class Lane:
+    """The hot lane as one ASGI callable: ``Edge``'s checks and ``Guard``'s token check and
+    request count (the same methods their middleware runs), the ingress endpoint, every exception
+    as problem+json, and the answer written whole (``protocol.answer``: head and body in one
+    ``write``) when the server is uvicorn's httptools protocol."""
+
+    def __init__(self, edge: Edge, guard: Guard, st: GatewayState) -> None:
+        self.edge, self.guard, self.st = edge, guard, st
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self.edge.refusal(scope)
+        if refusal is not None:  # as the Edge middleware: refused before Guard, not counted
+            await problem_response(refusal)(scope, receive, send)
+            return
+        status = 500
+        try:
+            refusal = self.guard.refusal(scope)
+            if refusal is None:
+                verb, service, handler = scope[HOT]
+                try:
+                    response = await _ENDPOINTS[verb](self.st, ingress.Head(scope, service, handler), receive)
+                except Exception as e:
+                    response = problem_response(problem_for(e))
+            else:
+                response = problem_response(refusal)
+            status = response.status_code
+            cycle = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle.send, unwrapped
+            if isinstance(cycle, RequestResponseCycle) and isinstance(getattr(response, "body", None), bytes):
+                await answer(cycle, response)
+            else:
+                await response(scope, receive, send)
+        finally:
+            self.guard.count(scope, status)
 
 
 class Gateway(FastAPI):

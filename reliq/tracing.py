@@ -13,6 +13,7 @@ carried unchanged."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,9 @@ except ImportError:  # the otel extra is optional
 else:
     enabled = True
     _propagator = TraceContextTextMapPropagator()
+# OpenTelemetry loads a provider named by this variable on first use; read once here, because
+# ``get_tracer_provider`` reads the environment on every call until a provider is set
+_ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$")
 _ZERO_TRACE, _ZERO_PARENT = "0" * 32, "0" * 16
@@ -60,12 +64,15 @@ def _tracer() -> Any:
 
 def active() -> bool:
     """True when spans would be recorded: the API is installed and a real provider is set (checked
-    per call, so an application may configure OpenTelemetry after importing reliq). The no-op
-    case costs nothing on the hot paths."""
+    per call, so an application may configure OpenTelemetry after importing reliq; only
+    ``OTEL_PYTHON_TRACER_PROVIDER`` is read once, at import). The no-op case costs nothing on the
+    hot paths."""
     if not enabled:
         return False
     if provider is not None:
         return True
+    if getattr(otel, "_TRACER_PROVIDER", True) is None and not _ENV_PROVIDER:
+        return False  # nothing set yet: the proxy provider, without asking the environment
     return not isinstance(otel.get_tracer_provider(), otel.ProxyTracerProvider | otel.NoOpTracerProvider)
 
 

@@ -27,6 +27,7 @@ local streams = {KEYS[1], KEYS[3], KEYS[4]}
 local n = (#ARGV - 2) / 2
 fl_bind(KEYS, n + 6)
 local free
+local prio = {}
 for i = 6, n + 5 do
   local rec, a = KEYS[i], (i - 6) * 2 + 3
   local f = cmsgpack.unpack(ARGV[a])
@@ -45,7 +46,15 @@ for i = 6, n + 5 do
       out[#out + 1] = ''
     else
       -- no priority given: the handler's default, published by its workers ('' or absent: normal)
-      if (f[11] or '') == '' then f[11] = redis.call('HGET', KEYS[5], 'p:' .. f[3]) or '' end
+      -- (read once per handler and call: a group commit holds many of one handler)
+      if (f[11] or '') == '' then
+        local d = prio[f[3]]
+        if d == nil then
+          d = redis.call('HGET', KEYS[5], 'p:' .. f[3]) or ''
+          prio[f[3]] = d
+        end
+        f[11] = d
+      end
       free = free or room(KEYS[5], streams, KEYS[2], ARGV[2])
       if free <= 0 then
         out[#out + 1] = 'backpressure'
