@@ -156,3 +156,34 @@ async def test_a_subscription_that_keeps_failing_degrades_to_a_read_per_backoff(
                 await c.redis.delete(c.keys(svc).stream)
         finally:
             await admin.redis.execute_command("ACL", "DELUSER", user)
+
+
+@pytest.mark.semantics
+async def test_waiters_woken_together_read_together(url: str, names: Names) -> None:
+    """Reads asked for while one round trip is under way share the next one (``GroupRead``): 60
+    waiters of one batch are read in a few pipelines, not 60 round trips; each gets its own
+    outcome, and an unknown id reads as None among them."""
+    svc = names()
+    async with Client(url, recheck=SLOW) as c:
+        accepted = [await c.send(svc, "h", i) for i in range(60)]
+        ids = [a.id for a in accepted]
+        for i, inv in enumerate(ids):  # finished behind the scripts' back: each its own result
+            await c.redis.execute_command(
+                "HSET", c.keys_of(inv).inv(inv), "state", "succeeded", "result", str(i)
+            )
+        trips: list[int] = []
+        pipeline = c.redis.pipeline
+
+        def counting(*args: object, **kwargs: object) -> object:
+            trips.append(1)
+            return pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+        c.redis.pipeline = counting  # type: ignore[method-assign]
+        unknown = f"{svc}.{'a' * 26}"
+        outs = await asyncio.gather(*(c.wait(i, SLOW) for i in [*ids, unknown]))
+        assert [o.result for o in outs[:-1] if o] == [str(i).encode() for i in range(60)]
+        assert outs[-1] is None
+        assert 1 <= len(trips) <= 3, trips  # one pipeline, or a few: never one read per waiter
+        for inv in ids:
+            await c.redis.execute_command("PEXPIRE", c.keys_of(inv).inv(inv), 60_000)
+        await c.redis.delete(c.keys(svc).stream)

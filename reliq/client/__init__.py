@@ -74,6 +74,7 @@ class Client:
         self.flow_specs: LRU[tuple[str, str], tuple[float, FlowSpec | None]] = LRU()  # routing's cache
         self.recheck = recheck  # seconds: a waiter re-reads at least this often
         self.waiters = Waiters(self.topology)  # Client.wait's table; no connection until one waits
+        self.group_read = outcome_path.GroupRead(self)  # Client.wait's reads, grouped
 
     def keys(self, service: str, partition: int = 0) -> ServiceKeys:
         """Key names of one partition of ``service`` (partition 0 also holds service-wide keys)."""

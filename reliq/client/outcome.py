@@ -6,11 +6,13 @@ Waiting reads the record (three fields, one round trip) when the waiter starts, 
 notification wakes it (``reliq.client.waiters``: the settling scripts publish the ids that
 finished on their partition's ``done`` channel), and at least every ``recheck`` seconds (the
 safety net: pub/sub is at-most-once). It costs O(1) reads per completed invocation, nothing per
-waiter per tick; one pub/sub connection per server serves every waiter of the process.
+waiter per tick; one pub/sub connection per server serves every waiter of the process, and the
+reads of waiters woken together share round trips (``GroupRead``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -41,14 +43,69 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
         return self.state in TERMINAL
 
 
+_FIELDS = ("state", "result", "error")
+MAX_GROUP = 500  # reads per round trip
+
+
+def _outcome(fields: list[Any]) -> Outcome | None:
+    state, result, error = fields
+    if state is None:
+        return None
+    return Outcome(state=state.decode(), result=result or b"", error=error or b"")
+
+
 async def read(client: Client, invocation_id: str) -> Outcome | None:
     """The outcome so far; None when the invocation is unknown or expired. A malformed id raises
     ``InvalidName``."""
     k = client.keys_of(invocation_id)
-    state, result, error = await client.redis.hmget(k.inv(invocation_id), "state", "result", "error")
-    if state is None:
-        return None
-    return Outcome(state=state.decode(), result=result or b"", error=error or b"")
+    return _outcome(await client.redis.hmget(k.inv(invocation_id), _FIELDS))
+
+
+class GroupRead:
+    """``read`` for many waiters at once: the reads asked for while one round trip is under way
+    go together in the next (one pipeline, as the gateway's group commit places registrations).
+    A wake-up often finishes dozens of waiters at once; each read alone costs more in the client
+    than in Redis."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._queue: list[tuple[str, asyncio.Future[Outcome | None]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
+
+    async def read(self, invocation_id: str) -> Outcome | None:
+        key = self.client.keys_of(invocation_id).inv(invocation_id)  # a malformed id raises here
+        future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((key, future))
+        if not self._flushing:
+            self._flushing = True
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                try:
+                    if len(batch) == 1:
+                        rows = [await self.client.redis.hmget(batch[0][0], _FIELDS)]
+                    else:
+                        async with self.client.redis.pipeline(transaction=False) as p:
+                            for key, _ in batch:
+                                p.hmget(key, _FIELDS)
+                            rows = await p.execute()
+                except BaseException as e:  # every reader of the batch hears the same failure
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e if isinstance(e, Exception) else ConnectionError("closed"))
+                    if not isinstance(e, Exception):
+                        raise
+                else:
+                    for (_, fut), row in zip(batch, rows, strict=True):
+                        if not fut.done():
+                            fut.set_result(_outcome(row))
+        finally:
+            self._flushing = False
 
 
 async def wait(
@@ -65,7 +122,7 @@ async def wait(
     waiters = client.waiters
     with waiters.watch(invocation_id, channel) as waiter:  # before the first read: no gap
         while True:
-            out = await read(client, invocation_id)
+            out = await client.group_read.read(invocation_id)
             remaining = deadline - time.monotonic()
             if out is None or out.finished or remaining <= 0:
                 return out
