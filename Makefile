@@ -36,7 +36,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench: wrk not found; install it first: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m load_tests.bench_workers
 	$(BIN)/python -m load_tests.bench_flow
-	$(BIN)/python -m load_tests.bench_gateway --duration 8
+	$(BIN)/python -m load_tests.bench_gateway --duration 8 --rounds 3
 	$(BIN)/python -m load_tests.bench_priority
 	$(MAKE) bench-trees
 	$(MAKE) bench-cluster

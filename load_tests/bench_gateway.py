@@ -10,6 +10,9 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
 (a) bare FastAPI ``POST /noop`` (load_tests/baseline_app.py)
 (b) bare FastAPI ``POST /xadd``: one awaited redis-py asyncio XADD per request
 (c) reliq gateway ``POST /send/bench/noop`` at durability fsync
+With ``--rounds N`` (a), (c) and (c2) are measured N times, alternating, and each round's /send
+ratios to its own (a) are reported with their medians (the first round fills the main table).
+
 (c2) a second gateway *without* ``--app`` (the workers' code), as compose and the image run it:
     ``POST /send/bench/typed`` with ``{"sku": "a", "qty": 1}``, validated against the JSON schema a
     worker published in the registry (the worker is started and stopped before any load, so
@@ -34,6 +37,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,11 +187,24 @@ def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
     return {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
 
 
-def bench(duration: int, work: Path) -> dict[str, Any]:
+def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
+    """One round's (a), (c), (c2): the two /send rates as ratios to (a), and their p99s."""
+    a, c, c2 = (x["rps"] for x in row)
+    return {
+        "fastapi_rps": a,
+        "send_vs_a": round(c / a, 3),
+        "send_p99_ms": row[1]["p99_ms"],
+        "send_noapp_vs_a": round(c2 / a, 3),
+        "send_noapp_p99_ms": row[2]["p99_ms"],
+    }
+
+
+def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
     lua, typed = work / "post.lua", work / "typed.lua"
     lua.write_text(LUA)
     typed.write_text(TYPED)
     results: list[dict[str, Any]] = []
+    ratios: list[dict[str, float]] = []
     drain: dict[str, Any] = {}
     with ExitStack() as stack:
         server = stack.enter_context(EmbeddedValkey(data_dir=work / "valkey"))
@@ -209,15 +226,21 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         )
         wait_http(f"http://127.0.0.1:{reg_port}/readyz", "registry-gateway", work)
         base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
-        results.append(measure("(a) FastAPI /noop", f"{base}/noop", duration, lua))
-        results.append(measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
-        settle_aof(r)
-        results.append(measure("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", duration, lua))
-        settle_aof(r)
         reg_url = f"http://127.0.0.1:{reg_port}/send/bench/typed"
-        results.append(
-            measure("(c2) reliq /send fsync, no --app (registry schema)", reg_url, duration, typed)
-        )
+        trio = [
+            ("(a) FastAPI /noop", f"{base}/noop", lua),
+            ("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", lua),
+            ("(c2) reliq /send fsync, no --app (registry schema)", reg_url, typed),
+        ]
+        for n in range(rounds):  # (a), (c), (c2) alternate: each ratio is taken within its round
+            row = []
+            for name, url, script in trio:
+                settle_aof(r)
+                row.append(measure(name, url, duration, script))
+            ratios.append({"round": n + 1, **ratio_row(row)})
+            if n == 0:
+                results += row
+        results.insert(1, measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
         worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-1"]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
         drain = wait_drained(r, "bench-gw-1")
@@ -251,6 +274,8 @@ def bench(duration: int, work: Path) -> dict[str, Any]:
         "valkey": valkey_version,
         "appendfsync": "always",
         "drain_before_d": drain,
+        "rounds": ratios,
+        "median": {k: statistics.median(x[k] for x in ratios) for k in ratios[0] if k != "round"},
         "results": results,
     }
 
@@ -272,6 +297,15 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{r['p50_ms_vs_a']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms_vs_a']:.2f} | {r['max_ms']:.1f} | "
             f"{r['max_ms_vs_a']:.2f} | {r['non_2xx']} | {r['socket_errors']} |"
         )
+    if len(doc["rounds"]) > 1:
+        lines += ["", "(a), (c) and (c2) alternated, one ratio per round (the table above is round 1):", ""]
+        lines += ["| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms |"]
+        lines += ["|---|--:|--:|--:|--:|--:|"]
+        for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
+            lines.append(
+                f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
+                f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} |"
+            )
     d = doc["drain_before_d"]
     lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]
     lines[-1] += f"{d['seconds']} s ({d['per_s']}/s)."
@@ -289,11 +323,12 @@ def markdown(doc: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=8, help="seconds of measured load per endpoint")
+    p.add_argument("--rounds", type=int, default=1, help="rounds of (a), (c), (c2) alternated; medians")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: install it (Debian/Ubuntu: apt-get install -y wrk) and rerun")
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as d:
-        doc = bench(a.duration, Path(d))
+        doc = bench(a.duration, Path(d), a.rounds)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"gateway-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
