@@ -226,8 +226,10 @@ def main() -> None:
             if a.side == "worker" and a.idle:
                 server.terminate()
                 server.wait()
+                Path(d, "idle.d").mkdir()  # a fresh server: the first one's AOF holds the group
                 server = subprocess.Popen(
-                    [valkey_binary(), "--port", str(port), "--dir", d, *CONFIG], stdout=subprocess.DEVNULL
+                    [valkey_binary(), "--port", str(port), "--dir", f"{d}/idle.d", *CONFIG],
+                    stdout=subprocess.DEVNULL,
                 )
                 asyncio.run(_ready(url))
                 idle = asyncio.run(measure("worker", 0, url, server, Path(d, "idle"), res["wall_s"]))
