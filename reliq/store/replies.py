@@ -140,7 +140,8 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
     if len(reply) != CLAIM_WIDTH * len(entries):
         raise UnexpectedReply(f"claim replied {len(reply)} values for {len(entries)} entries")
     out = []
-    # read by index, no slice per entry: this runs once per claimed invocation (the worker's hot path)
+    # read by index, no slice per entry, and the script's strings (bytes: the client does not
+    # decode) decoded in place: this runs once per claimed invocation (the worker's hot path)
     for b, (eid, inv) in zip(range(0, len(reply), CLAIM_WIDTH), entries, strict=True):
         # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace, sched
         status = as_claim_status(reply[b])
@@ -153,14 +154,14 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
                     id=inv,
                     status=status,
                     epoch=int(reply[b + 1]),
-                    handler=text(reply[b + 2]),
+                    handler=reply[b + 2].decode(),
                     payload=bytes(reply[b + 3] or b""),
                     attempt=int(reply[b + 4]),
                     crashes=int(reply[b + 5]),
-                    parent=text(reply[b + 6]) or None,
-                    key=text(reply[b + 7]) or None,
+                    parent=reply[b + 6].decode() if reply[b + 6] else None,
+                    key=reply[b + 7].decode() if reply[b + 7] else None,
                     deliveries=int(reply[b + 8]),
-                    trace=text(reply[b + 9]) or None,
+                    trace=reply[b + 9].decode() if reply[b + 9] else None,
                     scheduled_ms=int(reply[b + 10]) if reply[b + 10] else None,
                 )
             )
