@@ -241,8 +241,9 @@ def main() -> None:
             server.wait()
         if a.keep:
             Path(a.keep).mkdir(parents=True, exist_ok=True)
-            for f in glob.glob(f"{d}/cg*") + glob.glob(f"{d}/idle*"):
-                shutil.copy(f, a.keep)
+            for f in glob.glob(f"{d}/cg*") + glob.glob(f"{d}/idle.*"):
+                if Path(f).is_file():
+                    shutil.copy(f, a.keep)
         if "ir" in res:
             res["ir_per_task"] = round(res["ir"] / a.n)
         print(json.dumps({k: v for k, v in res.items() if k not in ("calls_per_task", "record")}))
