@@ -5,9 +5,9 @@ instruction counts do not (within ~1%), so two versions compare by these. Run fr
 the checkout to measure (its ``load_tests.noop_app`` and its ``reliq``)::
 
     PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side valkey --n 3000
-    PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side worker --n 3000
+    PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side worker --n 3000 --idle
     PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side bytes --n 3000
-    PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side profile --n 3000
+    PYTHONPATH=$PWD python -m load_tests.instructions_per_task --side profile --n 20000
     # an older commit: its worktree as cwd and PYTHONPATH, this file by path
     cd /work/wt-old && PYTHONPATH=$PWD python /work/wt-drain/load_tests/instructions_per_task.py --side valkey
 
@@ -17,18 +17,24 @@ then one ``reliq worker load_tests.noop_app:bench --processes 1`` drains them.
 
 - ``valkey``: the server runs under ``valgrind --tool=callgrind``; its counters are zeroed
   (``callgrind_control -z``) once the stream is full and the worker is up, dumped (``-d``) once
-  the stream is empty: instructions per drained invocation (the fill and the worker's start are
-  left out; what remains besides the drain is the server's own timer, a few ms of its 10 Hz cron).
+  the stream is empty: instructions per drained invocation. The fill is left out; the scripts the
+  worker loads once its consumer exists are not (a fixed ~5M, 1-2k per task at N=3000): the
+  difference of two N (3000 and 1500) divided by their difference is the per-invocation cost.
 - ``worker``: the worker runs under callgrind; once it is up and idle its counters are zeroed and it
   is stopped (SIGSTOP) while the stream fills, continued, dumped once the stream is empty. ``--idle``
   subtracts a run that does the same with nothing sent (its idle loops over the same wall time).
+  The worker's background loops cost instructions per second, not per task, so compare runs at a
+  similar machine load (``uptime``): at a load average of 10 the wall time triples and the
+  subtraction no longer holds.
 - ``bytes``: no valgrind. AOF growth per drained invocation (``aof_current_size``), the finished
   record's ``MEMORY USAGE``, field count and HGETALL bytes, and commandstats calls per invocation.
 - ``profile``: the worker under cProfile (``-m cProfile``), natively; prints the functions called
   at least once per invocation, with calls per invocation (deterministic: a diff of two versions
-  shows the Python work added per invocation). Startup calls are included (negligible at N=3000).
+  shows the Python work added per invocation). Startup calls are included (use N=20000).
 
-Callgrind counts ``Ir`` (instructions executed), all threads. Prints one JSON line.
+Callgrind counts ``Ir`` (instructions executed), all threads. Prints one JSON line. ``--keep DIR``
+keeps the callgrind dumps (``callgrind_annotate --inclusive=yes DIR/cg.<pid>.1``; diff two
+versions' per-function totals) or the cProfile file.
 """
 
 from __future__ import annotations
