@@ -154,7 +154,7 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
                     id=inv,
                     status=status,
                     epoch=int(reply[b + 1]),
-                    handler=reply[b + 2].decode(),
+                    handler=text(reply[b + 2]),
                     payload=bytes(reply[b + 3] or b""),
                     attempt=int(reply[b + 4]),
                     crashes=int(reply[b + 5]),
