@@ -8,7 +8,7 @@ instead of travelling on as an unknown string.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast, get_args
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_args
 
 import msgspec
 
@@ -43,12 +43,19 @@ class _Status(Generic[S]):
 
     def __init__(self, kind: Any) -> None:
         self.allowed = frozenset(get_args(kind))
+        # the reply as it comes (bytes) or as text -> the value: one dict lookup per status on
+        # the hot paths (claim and complete answer one per invocation)
+        self._values: dict[Any, S] = {v: v for v in self.allowed}
+        self._values.update({v.encode(): v for v in self.allowed})
 
     def __call__(self, reply: Any) -> S:
-        value = text(reply)
-        if value not in self.allowed:
-            raise UnexpectedReply(f"script replied {value!r}, expected one of {sorted(self.allowed)}")
-        return cast(S, value)
+        try:
+            return self._values[reply]
+        except (KeyError, TypeError):
+            value = text(reply) if isinstance(reply, bytes | str | int | float) else repr(reply)
+            raise UnexpectedReply(
+                f"script replied {value!r}, expected one of {sorted(self.allowed)}"
+            ) from None
 
 
 as_register: _Status[RegisterStatus] = _Status(RegisterStatus)
@@ -133,28 +140,29 @@ def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Cla
     if len(reply) != CLAIM_WIDTH * len(entries):
         raise UnexpectedReply(f"claim replied {len(reply)} values for {len(entries)} entries")
     out = []
-    for n, (eid, inv) in enumerate(entries):
+    # read by index, no slice per entry, and the script's strings (bytes: the client does not
+    # decode) decoded in place: this runs once per claimed invocation (the worker's hot path)
+    for b, (eid, inv) in zip(range(0, len(reply), CLAIM_WIDTH), entries, strict=True):
         # status, epoch, handler, payload, attempt, crashes, parent, key, deliveries, trace, sched
-        v = reply[CLAIM_WIDTH * n : CLAIM_WIDTH * n + CLAIM_WIDTH]
-        status = as_claim_status(v[0])
+        status = as_claim_status(reply[b])
         if status == "skip":
             out.append(Claim(entry=eid, id=inv, status=status))
-            continue
-        out.append(
-            Claim(
-                entry=eid,
-                id=inv,
-                status=status,
-                epoch=int(v[1]),
-                handler=text(v[2]),
-                payload=bytes(v[3] or b""),
-                attempt=int(v[4]),
-                crashes=int(v[5]),
-                parent=text(v[6]) or None,
-                key=text(v[7]) or None,
-                deliveries=int(v[8]),
-                trace=text(v[9]) or None,
-                scheduled_ms=int(v[10]) if v[10] else None,
+        else:
+            out.append(
+                Claim(
+                    entry=eid,
+                    id=inv,
+                    status=status,
+                    epoch=int(reply[b + 1]),
+                    handler=text(reply[b + 2]),
+                    payload=bytes(reply[b + 3] or b""),
+                    attempt=int(reply[b + 4]),
+                    crashes=int(reply[b + 5]),
+                    parent=reply[b + 6].decode() if reply[b + 6] else None,
+                    key=reply[b + 7].decode() if reply[b + 7] else None,
+                    deliveries=int(reply[b + 8]),
+                    trace=reply[b + 9].decode() if reply[b + 9] else None,
+                    scheduled_ms=int(reply[b + 10]) if reply[b + 10] else None,
+                )
             )
-        )
     return out

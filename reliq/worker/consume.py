@@ -64,6 +64,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
     finally:
         rt.claiming.difference_update(ids)
     started = 0
+    ex.retrace()  # a provider configured meanwhile traces this batch's runs
     for cl in out:
         if cl.status == "skip":
             continue

@@ -1,5 +1,5 @@
 """Execute one claimed invocation: decode its input, run the handler under its timeout (through
-the tracing wrapper when OpenTelemetry is installed), ask ``decide`` what that makes of the
+the tracing wrapper while OpenTelemetry records spans), ask ``decide`` what that makes of the
 attempt, and hand the outcome to ``settle``. Execute itself writes nothing to Redis."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import msgspec
 
 from reliq import codec
 from reliq.service import Handler
+from reliq.tracing import active
 from reliq.worker.blocking import SyncContext
 from reliq.worker.context import Context
 from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
@@ -32,7 +33,15 @@ class Executor:
         self.threads = ThreadPoolExecutor(
             max_workers=rt.config.sync_concurrency, thread_name_prefix="reliq-sync"
         )
-        self.call: HandlerCall = traced(self._call)
+        self._traced: HandlerCall = traced(self._call)
+        self.call: HandlerCall = self._traced
+        self.retrace()
+
+    def retrace(self) -> None:
+        """Choose the handler call for the next runs: through the tracing wrapper only while spans
+        are recorded. Asked once per claimed batch (``consume.dispatch``), not per run: whether
+        a provider is set costs an ``os.environ`` lookup and a few calls in OpenTelemetry."""
+        self.call = self._traced if active() else self._call
 
     def start(self, flight: InFlight, c: Claimed) -> None:
         """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table.

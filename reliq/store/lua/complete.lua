@@ -24,6 +24,8 @@ local kc = 5
 local nk = 4
 for i = 0, (#ARGV - 2) / 5 - 1 do nk = nk + (ARGV[7 + 5 * i] == 'j' and 4 or 1) end
 fl_bind(KEYS, nk + 1)
+-- finish's `others` and `set` are filled in place per invocation: no table is built per item
+local others, set = {false, false, false}, {'result', ''}
 for i = 0, (#ARGV - 2) / 5 - 1 do
   local rec = KEYS[kc]
   local eid, epoch, state, result = ARGV[3 + 5 * i], ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
@@ -46,12 +48,16 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
     out[#out + 1] = 'keys'
   else
     local id = string.sub(rec, pfx + 1)
-    finish(rec, {r[5] and steps, r[6] and children, r[8] and inbox}, ttl, now, state,
-      {'result', result}, true, r[4], tl_line(now, state, r[3], epoch), r[10])
-    local v = 'C{}'
-    if state == 'succeeded' then v = 'S' .. result end
-    if r[7] and r[7] ~= '' then relay(KEYS[4], 'done', r[7], id, v) end
-    if r[9] then relay(KEYS[4], 'reply', r[9], id, v) end
+    others[1], others[2], others[3] = r[5] and steps, r[6] and children, r[8] and inbox
+    set[2] = result
+    finish(rec, others, ttl, now, state, set, true, r[4], tl_line(now, state, r[3], epoch), r[10])
+    local parent = r[7] and r[7] ~= ''
+    if parent or r[9] then  -- the outcome's message is built only for someone to tell
+      local v = 'C{}'
+      if state == 'succeeded' then v = 'S' .. result end
+      if parent then relay(KEYS[4], 'done', r[7], id, v) end
+      if r[9] then relay(KEYS[4], 'reply', r[9], id, v) end
+    end
     acked[#acked + 1] = eid
     done[#done + 1] = id
     counts[state] = (counts[state] or 0) + 1
