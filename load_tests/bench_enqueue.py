@@ -19,7 +19,6 @@ server's CPU per item; then the medians. Writes load_tests/results/enqueue-<time
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import tempfile
@@ -102,7 +101,7 @@ async def main() -> None:
         async with Client(server.url) as c:
             table = modes(c, raw, batches)
             await c.send_many(SERVICE, HANDLER, [None] * 1000)  # warm: scripts loaded, layout cached
-            await table["xadd-pipe/100"](1000) if 100 in batches else None
+            await table[f"xadd-pipe/{batches[0]}"](1000)
             for r in range(a.rounds):
                 names = list(table) if r % 2 == 0 else list(reversed(table))  # alternate the order
                 got = {m: await measure(c, table[m], a.n) for m in names}
@@ -121,9 +120,8 @@ async def main() -> None:
         print(f"  {m:14s} {rate:9,.0f}/s   {cpu[0]:5.1f} / {cpu[1]:5.1f} us")
     for b in batches:
         each = [x[f"send_many/{b}"]["rate"] / x[f"xadd-pipe/{b}"]["rate"] for x in rounds]
-        print(
-            f"  send_many/{b} : xadd-pipe/{b} = {statistics.median(each):.2f} (rounds: {', '.join(f'{e:.2f}' for e in each)})"
-        )
+        listed = ", ".join(f"{e:.2f}" for e in each)
+        print(f"  send_many/{b} : xadd-pipe/{b} = {statistics.median(each):.2f} (rounds: {listed})")
     send = [x["send"]["rate"] / x["xadd"]["rate"] for x in rounds]
     print(f"  send : xadd = {statistics.median(send):.2f}")
     RESULTS.mkdir(exist_ok=True)

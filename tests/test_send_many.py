@@ -139,6 +139,7 @@ async def test_bad_input_raises_and_writes_nothing(url: str, names: Names) -> No
             (ValueError, c.send_many(svc, "job", ok, priority="urgent")),  # type: ignore[arg-type]
             (ValueError, c.send_many(svc, "job", ok, delay=-1)),
             (ValueError, c.send_many(svc, "job", ok, reply_to=("billing", "Bad"))),
+            (TypeError, c.send_many(svc, "job", ok, key="k")),  # type: ignore[call-overload]
         ]
         for exc, call in bad:
             with pytest.raises(exc):

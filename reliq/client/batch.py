@@ -86,11 +86,18 @@ async def send_many(
         items = _items(payloads)
         keyfn = getattr(ref, "__reliq_flow_key__", None)
         if keyfn is not None:
-            flow_keys = [flow.key_value(keyfn(p)) for p in items]
+            flow_keys = [_flow_key(keyfn, p, i) for i, p in enumerate(items)]
     else:
         items = _items(payloads)
     bodies = [codec.encode(p) for p in items]
     return await place(client, service, handler, bodies, flow_keys, opts)
+
+
+def _flow_key(keyfn: Any, payload: Any, i: int) -> str:
+    try:
+        return flow.key_value(keyfn(payload))
+    except ValueError as e:
+        raise ValueError(f"item {i}: {e}") from None
 
 
 def _items(payloads: Any) -> list[Any]:
@@ -116,6 +123,8 @@ async def place(
     opts: ManyArgs,
 ) -> list[Accepted]:
     """Place encoded payloads (see the module docstring)."""
+    if unknown := opts.keys() - ManyArgs.__annotations__.keys():  # e.g. key= for keys=: never ignored
+        raise TypeError(f"send_many got unexpected options: {', '.join(sorted(unknown))}")
     check_name("service", service)
     check_name("handler", handler)
     keys = _keys(opts.get("keys"), len(bodies))
