@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from reliq import (
     Accepted,
@@ -240,3 +241,27 @@ async def test_one_partition_checks_every_flow_key_before_writing(url: str, name
         with pytest.raises(BadKey, match="item 2"):
             await c.send_many(work, [Acct(account="a"), Acct(account="b"), {"n": 1}])  # type: ignore[list-item]
         assert calls == [] and await c.backlog(svc.name) == 0
+
+
+async def test_a_failed_chunk_is_reported_for_its_items_and_the_rest_of_its_partition(
+    url: str, names: Names
+) -> None:
+    svc = names()
+    async with client(url) as c:
+        calls = count_calls(c)
+        counting = c.scripts.register_many
+
+        async def second_fails(k: ServiceKeys, items: Sequence[Registration], **kw: Any) -> list[Registered]:
+            if len(calls) == 1:
+                calls.append((k.partition, len(items)))
+                raise RedisConnectionError("connection lost")
+            return await counting(k, items, **kw)
+
+        c.scripts.register_many = second_fails  # type: ignore[method-assign]
+        with pytest.raises(BatchError) as e:
+            await c.send_many(svc, "job", list(range(1201)))
+        assert calls == [(0, 500), (0, 500)]  # the third chunk was never sent
+        assert sorted(e.value.accepted) == list(range(500))
+        assert sorted(e.value.failed) == list(range(500, 1201))
+        assert all(isinstance(x, RedisConnectionError) for x in e.value.failed.values())
+        assert await c.backlog(svc) == 500
