@@ -23,6 +23,7 @@ from reliq import (
     Service,
     SyncClient,
 )
+from reliq.client.callbacks import CallbackHostRefused
 from reliq.store.flow import BadKey
 from reliq.store.keys import ServiceKeys, locate
 from reliq.store.replies import Registered, Registration
@@ -141,6 +142,7 @@ async def test_bad_input_raises_and_writes_nothing(url: str, names: Names) -> No
             (ValueError, c.send_many(svc, "job", ok, delay=-1)),
             (ValueError, c.send_many(svc, "job", ok, reply_to=("billing", "Bad"))),
             (TypeError, c.send_many(svc, "job", ok, key="k")),  # type: ignore[call-overload]
+            (CallbackHostRefused, c.send_many(svc, "job", ok, callback_url="https://elsewhere.example/x")),
         ]
         for exc, call in bad:
             with pytest.raises(exc):
@@ -265,3 +267,17 @@ async def test_a_failed_chunk_is_reported_for_its_items_and_the_rest_of_its_part
         assert sorted(e.value.failed) == list(range(500, 1201))
         assert all(isinstance(x, RedisConnectionError) for x in e.value.failed.values())
         assert await c.backlog(svc) == 500
+
+
+async def test_the_options_apply_to_every_item(url: str, names: Names) -> None:
+    svc = names()
+    async with client(url) as c:
+        got = await c.send_many(
+            svc, "job", [1, 2, 3], delay=60, priority="low", reply_to=("billing", "on_done")
+        )
+        assert {a.state for a in got} == {"scheduled"}
+        for a in got:
+            rec = await c.redis.hmget(c.keys_of(a.id).inv(a.id), ["reply", "prio", "due", "created"])
+            assert rec[:2] == [b"billing/on_done", b"low"]
+            assert int(rec[2]) - int(rec[3]) == 60_000
+        assert await c.redis.zcard(c.keys(svc).delayed) == 3

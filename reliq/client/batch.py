@@ -128,13 +128,11 @@ async def place(
     check_name("service", service)
     check_name("handler", handler)
     keys = _keys(opts.get("keys"), len(bodies))
-    d, at, reply_to, prio = opts.get("delay"), opts.get("at"), opts.get("reply_to"), opts.get("priority")
-    if opts.get("callback_url") is not None:  # the callback's reply target (host checked)
-        reply_to = producer.with_callback(SendOptions(callback_url=opts["callback_url"], reply_to=reply_to))[
-            "reply_to"
-        ]
-    delay = producer.seconds(d)
-    due = producer.due_ms(at, time.time())
+    reply_to, prio, delay = opts.get("reply_to"), opts.get("priority"), producer.seconds(opts.get("delay"))
+    if (url := opts.get("callback_url")) is not None:  # its reply target (the host checked)
+        reply_to = producer.with_callback(SendOptions(callback_url=url, reply_to=reply_to)).get("reply_to")
+    delay_ms = None if delay is None else int(delay * 1000)
+    due = producer.due_ms(opts.get("at"), time.time())
     reply = "" if reply_to is None else replyto.target(reply_to)
     level = "" if prio is None else check_priority(prio)
     if not bodies:
@@ -147,7 +145,7 @@ async def place(
             handler=handler,
             payload=body,
             key=keys[i] or "",
-            delay_ms=None if delay is None else int(delay * 1000),
+            delay_ms=delay_ms,
             due_ms=due,
             reply=reply,
             flow_key=(flow_keys[i] or "") if flow_keys else "",
