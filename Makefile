@@ -38,11 +38,18 @@ bench: $(STAMP)
 	$(BIN)/python -m load_tests.bench_flow
 	$(BIN)/python -m load_tests.bench_gateway --duration 8 --rounds 3
 	$(BIN)/python -m load_tests.bench_priority
+	$(MAKE) bench-enqueue
 	$(MAKE) bench-trees
 	$(MAKE) bench-cluster
 	$(MAKE) bench-cron
 	$(MAKE) bench-latency
 	$(MAKE) bench-scaling
+
+## make bench-enqueue: enqueue rate of Client.send, Client.send_many (batches of 100 and 500) and
+## raw redis-py XADD loops (awaited one by one, and pipelined in the same batches), alternated
+.PHONY: bench-enqueue
+bench-enqueue: $(STAMP)
+	$(BIN)/python -m load_tests.bench_enqueue
 
 ## make bench-latency: send-to-start p50/p99 idle and under 50% load, /call of a no-op with one
 ## connection (wrk -c1); results in load_tests/results/latency-*

@@ -30,7 +30,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from reliq import Accepted, Client
-from reliq.client.producer import Where
+from reliq.client.producer import MAX_BATCH, Where
 from reliq.errors import Backpressure, NotConfirmed
 from reliq.store.flow import BAD_KEY, BadKey
 from reliq.store.scripts import Registered, Registration
@@ -38,7 +38,6 @@ from reliq.store.scripts import Registered, Registration
 from . import failpoints
 from .problems import Problem, unavailable
 
-MAX_BATCH = 500
 Waiter = tuple[Registration, "asyncio.Future[Registered]"]
 
 

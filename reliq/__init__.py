@@ -10,6 +10,7 @@
 """
 
 from reliq.client import Client
+from reliq.client.batch import BatchError
 from reliq.client.replyto import Reply
 from reliq.client.sync import SyncClient
 from reliq.errors import (
@@ -41,6 +42,7 @@ __all__ = [
     "Accepted",
     "App",
     "Backpressure",
+    "BatchError",
     "Cancelled",
     "ChildCancelled",
     "ChildFailed",

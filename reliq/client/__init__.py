@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from reliq import codec
-from reliq.client import actions, debounce, flowctl, producer, routing
+from reliq.client import actions, batch, debounce, flowctl, producer, routing
 from reliq.client import intake as _intake
 from reliq.client import outcome as outcome_path
 from reliq.client import schedules as _schedules
+from reliq.client.batch import ManyArgs
 from reliq.client.cache import LRU
 from reliq.client.producer import Options, SendArgs, SendOptions
 from reliq.client.schemas import handler_schemas
@@ -186,6 +187,31 @@ class Client:
         reg = await self.prepare(service, handler, body, **placed)
         [placed_as] = await self.register_many(self.where(reg.id), [reg])
         return producer.accepted(service, handler, reg.id, placed_as)
+
+    @overload
+    async def send_many(
+        self,
+        service: Callable[[Any, I], Awaitable[Any]] | Callable[[Any, I], Any],
+        handler: Iterable[I],
+        /,
+        **opts: Unpack[ManyArgs],
+    ) -> list[Accepted]: ...
+    @overload
+    async def send_many(
+        self, service: str, handler: str, payloads: Iterable[Any], /, **opts: Unpack[ManyArgs]
+    ) -> list[Accepted]: ...
+    async def send_many(
+        self, service: Any, handler: Any, payloads: Any = None, /, **opts: Unpack[ManyArgs]
+    ) -> list[Accepted]:
+        """Register many invocations of one handler: one script call per partition per chunk of
+        500; their ``Accepted`` in input order. ``send_many("svc", "handler", payloads)`` or
+        ``send_many(place, orders)`` (mypy checks each payload's type). ``keys=[...]``: one
+        idempotency key (or None) per payload, each item idempotent on its own; ``delay``/``at``,
+        ``priority``, ``reply_to``/``callback_url`` apply to every item. Bad input raises before
+        anything is written. An item refused (``IdempotencyConflict``, ``Backpressure``, ...)
+        raises ``reliq.BatchError`` after the others were placed: its ``results`` say, per item,
+        ``Accepted`` or why not (``reliq.client.batch``)."""
+        return await batch.send_many(self, service, handler, payloads, **opts)
 
     # The producer path (``reliq.client.producer``): prepare, then register_many, batched by ``where``.
     prepare = producer.prepare

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 Where = tuple[str, int]  # (service, partition): one registration batch, one script call, one slot
 MAX_DELAY = 366 * 24 * 3600.0  # seconds: the furthest ahead ``delay`` or ``at`` may schedule
+MAX_BATCH = 500  # registrations per script call (the gateway's group commit, Client.send_many)
 
 
 class SendArgs(TypedDict, total=False):

@@ -20,6 +20,7 @@ route.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reliq.store import flow
@@ -69,32 +70,74 @@ async def anchor(
     return flow_token(service, handler) if s.rate > 0 and s.per > 0 else None
 
 
+def _routed(lay: Layout, service: str, token: str, anchor: str | None) -> str:
+    """The id of a derived token under ``lay``, in the partition of ``anchor`` (else the token's)."""
+    return make_id(service, token, partition_of_token(anchor or token, lay.partitions))
+
+
+def _fresh(lay: Layout, service: str, anchor: str | None) -> str:
+    """A fresh random id under ``lay``, in the partition of ``anchor`` when given."""
+    fresh = new_id(service, lay.partitions)
+    if anchor is None:
+        return fresh
+    return make_id(service, locate(fresh)[2], partition_of_token(anchor, lay.partitions))
+
+
 async def route(client: Client, service: str, token: str, anchor: str | None = None) -> str:
     """The id for a derived token (idempotency key or child key) under the current layout, in
     the partition of ``anchor`` when given (else of the token). Within one retention period
     after a partition change, a token whose partition moved is looked up in its old partition
     first, so a retry converges on what it placed before."""
     lay = await client.layout(service)
-    by = anchor or token
-    p = partition_of_token(by, lay.partitions)
     if _moving(client, lay):
-        old = partition_of_token(by, lay.previous)
-        if old != p:
+        old = partition_of_token(anchor or token, lay.previous)
+        if old != partition_of_token(anchor or token, lay.partitions):
             old_id = make_id(service, token, old)
             if await client.redis.exists(client.keys(service, old).inv(old_id)):
                 return old_id
-    return make_id(service, token, p)
+    return _routed(lay, service, token, anchor)
 
 
 async def id_for(client: Client, service: str, key: str | None, anchor: str | None = None) -> str:
     """A fresh id, or the id an idempotency key maps to (in ``anchor``'s partition when given)."""
     if key is not None:
         return await route(client, service, key_token(service, key), anchor)
+    return _fresh(await client.layout(service), service, anchor)
+
+
+async def ids_for(
+    client: Client,
+    service: str,
+    handler: str,
+    bodies: Sequence[bytes],
+    keys: Sequence[str | None],
+    flow_keys: Sequence[str | None] | None = None,
+) -> list[str]:
+    """The ids of a batch of new invocations of one handler (``Client.send_many``): item i gets
+    the id ``id_for(keys[i], anchor(...))`` gives it. The handler's flow spec is read (cached)
+    even on one partition, so that every item's flow key is checked before anything is
+    written: ``flow.BadKey`` names the first bad item."""
     lay = await client.layout(service)
-    fresh = new_id(service, lay.partitions)
-    if anchor is None:
-        return fresh
-    return make_id(service, locate(fresh)[2], partition_of_token(anchor, lay.partitions))
+    s = await spec(client, service, handler)
+    routed = lay.partitions > 1 or _moving(client, lay)
+    whole = routed and s is not None and not s.key and s.rate > 0 and s.per > 0
+    by: str | None = flow_token(service, handler) if whole else None
+    out = []
+    for i, body in enumerate(bodies):
+        if s is not None and s.key:
+            try:
+                value = flow.payload_key(s, body, flow_keys[i] if flow_keys else None)
+            except flow.BadKey:
+                raise flow.BadKey(f"{service}.{handler}, item {i}: {flow.BAD_KEY}") from None
+            by = flow_token(service, handler, value) if routed else None
+        key = keys[i]
+        if key is None:
+            out.append(_fresh(lay, service, by))
+        elif _moving(client, lay):  # (rare) an old partition may hold it: look it up
+            out.append(await route(client, service, key_token(service, key), by))
+        else:
+            out.append(_routed(lay, service, key_token(service, key), by))
+    return out
 
 
 async def child_id_for(

@@ -86,6 +86,7 @@ class SyncClient:
 
     send = blocking(Client.send)
     send_json = blocking(Client.send_json)
+    send_many = blocking(Client.send_many)
     call = blocking(Client.call)
     result = blocking(Client.result)
     get = blocking(Client.get)

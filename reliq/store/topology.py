@@ -20,15 +20,23 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+try:  # redis[hiredis] is a dependency; without it, redis-py's Python packer
+    import hiredis
+    from redis.connection import HiredisRespSerializer
+except ImportError:  # pragma: no cover
+    hiredis = None  # type: ignore[assignment]
+    HiredisRespSerializer = None  # type: ignore[assignment,misc]
 
 from reliq.store.commands import Connection
 from reliq.store.durability import Durability, inspect_server
@@ -122,7 +130,28 @@ def connect(url: str, max_connections: int = 256) -> Connection:
         retry=_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    pool.connection_class = hiredis_packing(pool.connection_class)
     return Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def hiredis_packing(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``cls`` packing commands with hiredis (C), as redis-py's sync client does when hiredis is
+    installed: the asyncio ``Connection`` packs in Python, one buffer copy per argument (~6 us per
+    item of a ``register.lua`` batch; ~2 with hiredis). Same bytes; an argument hiredis does not
+    take (bytearray; bool or None: ``DataError``) goes through redis-py's own serializer."""
+    if hiredis is None or HiredisRespSerializer is None:
+        return cls
+    serializer = HiredisRespSerializer()
+
+    def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):  # "CONFIG GET": the command's words are separate arguments
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return cast(list[bytes], serializer.pack(*args))
+
+    return type(cls.__name__, (cls,), {"pack_command": pack_command})
 
 
 def _cluster(url: str, max_connections: int) -> RedisCluster:

@@ -4,7 +4,7 @@ marked ``# error`` must be reported; nothing else may be."""
 
 from typing import assert_type
 
-from reliq import Client, Context, SyncContext
+from reliq import Accepted, Client, Context, SyncClient, SyncContext
 from reliq.context import AnyContext
 
 
@@ -58,6 +58,15 @@ async def producer(client: Client) -> None:
     assert_type(await client.call(place, PlaceOrder("a")), Receipt)
     await client.send(place, PlaceOrder("a"))
     await client.send(place, 42)  # error
+    assert_type(await client.send_many(place, [PlaceOrder("a"), PlaceOrder("b")]), list[Accepted])
+    await client.send_many(place, [PlaceOrder("a"), 42])  # error
+    assert_type(await client.send_many("orders", "place", [{"sku": "a"}], keys=["k"]), list[Accepted])
+    await client.send_many("orders", "place", [{"sku": "a"}], keys="k", delay="soon")  # error
+
+
+def sync_producer(client: SyncClient) -> None:
+    assert_type(client.send_many(place, [PlaceOrder("a")], priority="high"), list[Accepted])
+    client.send_many(place, ["not an order"])  # error
 
 
 async def sender(ctx: Context) -> None:

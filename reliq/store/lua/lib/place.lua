@@ -8,6 +8,21 @@
 -- fx: its flow (lib/flow.lua fl_new) or nil: due now, it passes the rate and concurrency gates
 -- returns the new state ('pending' | 'scheduled' | 'queued')
 -- uses: timeline, enqueue, flow
+
+-- the 'accepted' timeline line per (now, state, due), built once per script call: the items of a
+-- batch share it (a cjson encode per item was ~8% of a registration's server time)
+local PLACE_TL, PLACE_NOW = {}, nil
+local function accepted_line(now, state, due)
+  if PLACE_NOW ~= now then PLACE_TL, PLACE_NOW = {}, now end
+  local k = state .. due
+  local line = PLACE_TL[k]
+  if not line then
+    line = tl_line(now, 'accepted', '', 0, state, state == 'scheduled' and due or 0)
+    PLACE_TL[k] = line
+  end
+  return line
+end
+
 local function place(rec, streams, delayed, service, f, payload, now, fx)
   local due = now
   if f[7] ~= '' then due = tonumber(f[7]) elseif f[6] ~= '' then due = now + tonumber(f[6]) end
@@ -21,9 +36,9 @@ local function place(rec, streams, delayed, service, f, payload, now, fx)
     entry = enqueue(streams, f[11], f[1])
   end
   redis.call('HSET', rec, 'state', state, 'fp', f[2], 'service', service, 'handler', f[3],
-    'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', 1, 'deliveries', 0,
-    'crashes', 0, 'epoch', 0, 'entry', entry, 'created', now, 'updated', now, 'due', due,
-    'trace', f[8], 'tl', tl_line(now, 'accepted', '', 0, state, state == 'scheduled' and due or 0))
+    'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', '1', 'deliveries', '0',
+    'crashes', '0', 'epoch', '0', 'entry', entry, 'created', now, 'updated', now, 'due', due,
+    'trace', f[8], 'tl', accepted_line(now, state, due))
   -- optional fields, written only when set (the common registration stays as small as before)
   if f[9] and f[9] ~= '' then redis.call('HSET', rec, 'reply', f[9]) end
   if f[10] and f[10] ~= '' then redis.call('HSET', rec, 'sched', f[10]) end
