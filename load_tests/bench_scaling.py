@@ -6,8 +6,8 @@
 One embedded Valkey (appendfsync always), flushed between runs. Each run: the consumer groups are
 created, N no-op invocations are queued (spread evenly over the services of
 ``load_tests/scaling_app.py``) by the producer path of ``Client.send`` in batches of 500 per
-script call, with ``appendfsync no`` while the queue fills, so that a million fit in a minute or
-two: the fill is not what is measured; ``always`` again for the drain. Then ``reliq worker
+script call, with ``appendfsync no`` while the queue fills, so that a million fit in one to three
+minutes: the fill is not what is measured; ``always`` again for the drain. Then ``reliq worker
 load_tests.scaling_app:app --processes P`` (defaults otherwise) drains them. The drain rate is
 timed from the first entry settled to the last (the worker's start-up is not in it), and so is
 the CPU per invocation (the worker's processes from ``/proc``, Valkey's from ``INFO cpu``): less
@@ -72,8 +72,8 @@ def peak_rss_mb(pid: int) -> float:
 async def queue(c: Client, names: list[str], n: int) -> float:
     """Queue ``n`` no-ops round robin over ``names`` in batches of ``BATCH`` per script call (the
     producer path of ``Client.send``: ``prepare`` then ``register_many``, as the gateway batches
-    concurrent sends), 8 batches in flight; the rate. A million fills in about a minute instead
-    of ten, and no more than 8 batches of registrations are held in memory."""
+    concurrent sends), 8 batches in flight; the rate. A million fills in one to three minutes instead
+    of ten or more, and no more than 8 batches of registrations are held in memory."""
     body = codec.encode(None)
     sem = asyncio.Semaphore(8)
 
