@@ -52,13 +52,14 @@ bench-enqueue: $(STAMP)
 	$(BIN)/python -m load_tests.bench_enqueue
 
 ## make bench-latency: send-to-start p50/p99 idle and under 50% load, /call of a no-op with one
-## connection (wrk -c1); results in load_tests/results/latency-*
+## connection (wrk -c1); results in load_tests/results/latency-* (against Restate at one connection:
+## python -m load_tests.bench_latency --restate --rounds 3, with the anchor's setup.sh run once)
 .PHONY: bench-latency
 bench-latency: $(STAMP)
 	$(BIN)/python -m load_tests.bench_latency
 
 ## make bench-scaling: drain/s and RSS with 1 and 2 worker processes, with 10k and 100k queued, with
-## 1, 10, 100 services (a million: python -m load_tests.bench_scaling --sizes 1000000)
+## 1, 10, 100 services (with a million, ~10 minutes: python -m load_tests.bench_scaling --sizes 10000,100000,1000000)
 .PHONY: bench-scaling
 bench-scaling: $(STAMP)
 	$(BIN)/python -m load_tests.bench_scaling

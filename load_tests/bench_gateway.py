@@ -95,8 +95,8 @@ def parse_wrk(out: str) -> dict[str, Any]:
     }
 
 
-def wrk(url: str, seconds: int, lua: Path, *, latency: bool = True) -> str:
-    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(lua)]
+def wrk(url: str, seconds: int, lua: Path, *, latency: bool = True, connections: int = CONNECTIONS) -> str:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua)]
     cmd += ["--latency", url] if latency else [url]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
     return done.stdout

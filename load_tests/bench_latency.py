@@ -16,6 +16,12 @@ load_tests.latency_app:app --processes 1`` (defaults), a gateway for (c).
     probes run, 20 per second.
 (c) ``POST /call/lat/noop`` through the gateway with one connection (``wrk -t1 -c1 --latency``),
     after a 2 s warm-up: the end-to-end latency of a no-op call, HTTP to HTTP.
+(d) with ``--restate``: the same call, and the one-way send (its 202), at one connection beside
+    Restate's no-op (``/bench/noop``, ``/bench/noop/send``), ``--rounds`` rounds alternated, each
+    system on a fresh start (load_tests/latency_restate.py). Skipped, with a line saying so,
+    when the Restate anchor is not set up (``setup.sh`` of ``--restate-dir``).
+
+    .venv/bin/python -m load_tests.bench_latency --probes 300 --restate --rounds 3
 
 Writes load_tests/results/latency-<timestamp>.json and latency-latest.md; prints the table.
 """
@@ -37,7 +43,9 @@ from typing import Any
 from reliq import Client
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 
-from .bench_gateway import parse_wrk, reliq, running, wait_http
+from . import latency_restate
+from .bench_gateway import reliq, running, wait_http
+from .bench_trees_restate import ANCHOR, anchor_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "load_tests" / "results"
@@ -135,16 +143,8 @@ async def generate(url: str, rate: float, seconds: float) -> dict[str, float]:
 
 def wrk_call(port: int, seconds: int, work: Path) -> dict[str, Any]:
     lua = work / "call.lua"
-    lua.write_text(
-        'wrk.method = "POST"\nwrk.body = "null"\nwrk.headers["Content-Type"] = "application/json"\n'
-    )
-    url = f"http://127.0.0.1:{port}/call/lat/noop"
-    base = ["wrk", "-t1", "-c1", "-s", str(lua)]
-    subprocess.run([*base, "-d2s", url], capture_output=True, check=True, timeout=60)
-    done = subprocess.run(
-        [*base, f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
-    )
-    return parse_wrk(done.stdout)
+    lua.write_text(latency_restate.LUA)
+    return latency_restate.wrk_c1(f"http://127.0.0.1:{port}/call/lat/noop", seconds, lua)
 
 
 async def bench(a: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -187,6 +187,14 @@ async def bench(a: argparse.Namespace, work: Path) -> dict[str, Any]:
                 wait_http(f"http://127.0.0.1:{port}/readyz", "gateway", work)
                 print("[latency] /call with one connection", file=sys.stderr, flush=True)
                 out["call_c1"] = await asyncio.to_thread(wrk_call, port, a.call_seconds, work)
+    if a.restate:
+        why = anchor_missing(a.restate_dir)
+        if why is not None:
+            print(f"[latency] {why}: the comparison with Restate is skipped", file=sys.stderr, flush=True)
+            out["restate_c1"] = {"skipped": why}
+        else:
+            args = (a.rounds, a.restate_seconds, a.restate_dir, work, a.max_load)
+            out["restate_c1"] = await asyncio.to_thread(latency_restate.compare, *args)
     return out
 
 
@@ -212,6 +220,11 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Worker capacity {r['capacity_per_s']:.0f}/s; load asked {gen['rate_asked']:.0f}/s, sent "
         f"{gen['rate_sent']:.0f}/s; backlog after the loaded probes: {r['loaded']['backlog_after']}.",
     ]
+    c1 = r.get("restate_c1")
+    if c1 is not None:
+        lines += (
+            ["", f"Restate: skipped ({c1['skipped']})."] if "skipped" in c1 else latency_restate.markdown(c1)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +234,11 @@ def main() -> None:
     p.add_argument("--load", type=float, default=0.5, help="background load, a fraction of capacity")
     p.add_argument("--capacity-n", type=int, default=10_000)
     p.add_argument("--call-seconds", type=int, default=5)
+    p.add_argument("--restate", action="store_true", help="(d): one connection against Restate")
+    p.add_argument("--rounds", type=int, default=3, help="(d): rounds, the systems alternated")
+    p.add_argument("--restate-seconds", type=int, default=8, help="(d): measured seconds per shape")
+    p.add_argument("--restate-dir", type=Path, default=ANCHOR, help="the anchor scripts (setup.sh run once)")
+    p.add_argument("--max-load", type=float, default=2.0, help="(d): wait up to 30 s for a 1-min load below")
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--generate", type=float, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -232,7 +250,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reliq-latency-") as tmp:
         results = asyncio.run(bench(a, Path(tmp)))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    doc = {"when": stamp, "loadavg": [round(x, 2) for x in load], "args": vars(a), "results": results}
+    doc = {
+        "when": stamp,
+        "loadavg": [round(x, 2) for x in load],
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
+        "results": results,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"latency-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = markdown(doc)

@@ -4,13 +4,17 @@
     .venv/bin/python -m load_tests.bench_scaling --sizes 10000,100000,1000000 --services 1,10,100
 
 One embedded Valkey (appendfsync always), flushed between runs. Each run: the consumer groups are
-created, N no-op invocations are queued with ``Client.send`` (256 at a time, spread evenly over the
-services of ``load_tests/scaling_app.py``; with ``appendfsync no`` while the queue fills, so that
-a million fit in minutes: the fill is not what is measured; ``always`` again for the drain), then
-``reliq worker load_tests.scaling_app:app --processes P`` (defaults otherwise) drains them. The
-drain rate is timed from the first entry settled to the last (the worker's start-up is not in
-it); RSS is each worker process's peak (``VmHWM``), summed over processes for P > 1; Valkey's
-memory is ``used_memory`` with the queue full.
+created, N no-op invocations are queued (spread evenly over the services of
+``load_tests/scaling_app.py``) by the producer path of ``Client.send`` in batches of 500 per
+script call, with ``appendfsync no`` while the queue fills, so that a million fit in one to three
+minutes: the fill is not what is measured; ``always`` again for the drain. Then ``reliq worker
+load_tests.scaling_app:app --processes P`` (defaults otherwise) drains them. The drain rate is
+timed from the first entry settled to the last (the worker's start-up is not in it), and so is
+the CPU per invocation (the worker's processes from ``/proc``, Valkey's from ``INFO cpu``): less
+noisy than the rate on a shared machine, and the figure that must stay flat as N grows. RSS is
+each worker process's peak (``VmHWM``), summed over processes for P > 1; Valkey's memory is
+``used_memory`` (and ``used_memory_rss``) with the queue full. The queued-work runs come last,
+as Valkey's allocator keeps the pages a million took.
 
 (c) processes: P = 1 and 2 (``--processes-list``), N = ``--n``, one service
 (d) queued work: N in ``--sizes``, P = 1, one service
@@ -32,13 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reliq import Client
+from reliq import Client, codec
+from reliq.client import producer
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 from reliq.store.keys import GROUP, ServiceKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "load_tests" / "results"
 APP = "load_tests.scaling_app:app"
+BATCH = 500  # registrations per script call while the queue fills
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -64,17 +70,43 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def queue(c: Client, names: list[str], n: int) -> float:
-    """Queue ``n`` no-ops round robin over ``names``; the rate."""
-    sem = asyncio.Semaphore(256)
+    """Queue ``n`` no-ops round robin over ``names`` in batches of ``BATCH`` per script call (the
+    producer path of ``Client.send``: ``prepare`` then ``register_many``, as the gateway batches
+    concurrent sends), 8 batches in flight; the rate. A million fills in one to three minutes instead
+    of ten or more, and no more than 8 batches of registrations are held in memory."""
+    body = codec.encode(None)
+    sem = asyncio.Semaphore(8)
 
-    async def one(i: int) -> None:
+    async def batch(service: str, count: int) -> None:
         async with sem:
-            await c.send(names[i % len(names)], "noop")
+            regs = [await c.prepare(service, "noop", body) for _ in range(count)]
+            placed = await c.register_many(c.where(regs[0].id), regs)  # one partition per service
+            for reg, status in zip(regs, placed, strict=True):
+                producer.accepted(service, "noop", reg.id, status)  # raises for a refused one
 
     t0 = time.perf_counter()
-    for start in range(0, n, 20_000):  # bounded task lists for a million
-        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 20_000))))
+    per = [n // len(names) + (i < n % len(names)) for i in range(len(names))]
+    jobs = [(name, min(BATCH, k - j)) for name, k in zip(names, per, strict=True) for j in range(0, k, BATCH)]
+    for start in range(0, len(jobs), 64):  # bounded task lists for a million
+        await asyncio.gather(*(batch(*job) for job in jobs[start : start + 64]))
     return n / (time.perf_counter() - t0)
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def valkey_cpu_s(c: Client) -> float:
+    info = await c.redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def run(url: str, n: int, services: int, processes: int, work: Path) -> dict[str, Any]:
@@ -90,7 +122,8 @@ async def run(url: str, n: int, services: int, processes: int, work: Path) -> di
             enqueue = await queue(c, names, n)
         finally:
             await c.redis.config_set("appendfsync", "always")
-        used = int((await c.redis.info("memory"))["used_memory"]) - before
+        mem = await c.redis.info("memory")
+        used = int(mem["used_memory"]) - before
 
         async def backlog() -> int:
             async with c.redis.pipeline(transaction=False) as p:
@@ -104,19 +137,25 @@ async def run(url: str, n: int, services: int, processes: int, work: Path) -> di
         with open(work / f"worker-{n}-{services}-{processes}.log", "wb") as log:  # noqa: ASYNC230
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         try:
-            deadline = time.monotonic() + 900
+            limit = 900 + n / 500  # a million at 500/s on a loaded machine: 45 minutes
+            deadline = time.monotonic() + limit
             left = n
             while left == n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the worker settled nothing within {limit:.0f} s")
                 left = await backlog()
                 await asyncio.sleep(0.01)
             t_first, at_first = time.perf_counter(), left
+            cpu0, vk0 = cpu_s(tree_pids(proc.pid)), await valkey_cpu_s(c)
             while left > 0:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{n} not drained within 900 s")
+                    raise TimeoutError(f"{n} not drained within {limit:.0f} s")
                 await asyncio.sleep(0.02 if services < 50 else 0.1)
                 left = await backlog()
             elapsed = time.perf_counter() - t_first
-            rss = [peak_rss_mb(p) for p in tree_pids(proc.pid)]
+            pids = tree_pids(proc.pid)
+            cpu, vk = cpu_s(pids) - cpu0, await valkey_cpu_s(c) - vk0
+            rss = [peak_rss_mb(p) for p in pids]
         finally:
             proc.terminate()
             await asyncio.to_thread(proc.wait, 60)
@@ -130,6 +169,11 @@ async def run(url: str, n: int, services: int, processes: int, work: Path) -> di
         "worker_rss_mb": round(sum(workers), 1),
         "supervisor_rss_mb": round(rss[0], 1) if processes > 1 else None,
         "valkey_bytes_per_queued": round(used / n, 1),
+        "valkey_used_mb": round(int(mem["used_memory"]) / 2**20, 1),  # with the queue full
+        "valkey_rss_mb": round(int(mem["used_memory_rss"]) / 2**20, 1),  # the allocator keeps freed pages
+        "drain_s": round(elapsed, 2),
+        "worker_cpu_us_per_inv": round(cpu / at_first * 1e6, 1),  # during the drain, all processes
+        "valkey_cpu_us_per_inv": round(vk / at_first * 1e6, 1),
     }
 
 
@@ -137,15 +181,17 @@ async def bench(a: argparse.Namespace, work: Path) -> dict[str, list[dict[str, A
     out: dict[str, list[dict[str, Any]]] = {"processes": [], "sizes": [], "services": []}
     with EmbeddedValkey(free_port(), work / "data") as server:
         plan = [("processes", a.n, 1, p) for p in a.processes_list]
-        plan += [("sizes", n, 1, 1) for n in a.sizes]
         plan += [("services", a.n, s, 1) for s in a.services]
+        plan += [("sizes", n, 1, 1) for n in a.sizes]  # last: Valkey keeps the pages a million took
         for part, n, services, processes in plan:
             print(
                 f"[scaling] {part}: n={n} services={services} processes={processes}",
                 file=sys.stderr,
                 flush=True,
             )
+            load = os.getloadavg()[0]
             row = await run(server.url, n, services, processes, work)
+            row["load_before"], row["load_after"] = round(load, 2), round(os.getloadavg()[0], 2)
             print(f"[scaling]   {row}", file=sys.stderr, flush=True)
             out[part].append(row)
     return out
@@ -154,17 +200,24 @@ async def bench(a: argparse.Namespace, work: Path) -> dict[str, list[dict[str, A
 def markdown(doc: dict[str, Any]) -> str:
     r = doc["results"]
     lines = [f"# Scaling ({doc['when']}, load average at start {doc['loadavg']})", ""]
-    head = "| queued N | services | processes | queued/s | drained/s | worker RSS MB | Valkey bytes/queued |"
+    head = (
+        "| queued N | services | processes | load | queued/s | drained/s | worker CPU µs/inv | "
+        "Valkey CPU µs/inv | worker RSS MB | Valkey MB (RSS) | Valkey bytes/queued |"
+    )
     for part, title in (
         ("processes", "(c) processes"),
         ("sizes", "(d) queued work"),
         ("services", "(e) services"),
     ):
-        lines += [f"## {title}", "", head, "|--:|--:|--:|--:|--:|--:|--:|"]
+        lines += [f"## {title}", "", head, "|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
         for x in r[part]:
             lines.append(
-                f"| {x['n']:,} | {x['services']} | {x['processes']} | {x['enqueue_per_s']:,.0f} | "
-                f"{x['drain_per_s']:,.0f} | {x['worker_rss_mb']} | {x['valkey_bytes_per_queued']} |"
+                f"| {x['n']:,} | {x['services']} | {x['processes']} | "
+                f"{x.get('load_before', '')}-{x.get('load_after', '')} | {x['enqueue_per_s']:,.0f} | "
+                f"{x['drain_per_s']:,.0f} | {x.get('worker_cpu_us_per_inv', '')} | "
+                f"{x.get('valkey_cpu_us_per_inv', '')} | {x['worker_rss_mb']} | "
+                f"{x.get('valkey_used_mb', '')} ({x.get('valkey_rss_mb', '')}) | "
+                f"{x['valkey_bytes_per_queued']} |"
             )
         lines.append("")
     return "\n".join(lines)

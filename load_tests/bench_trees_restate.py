@@ -112,27 +112,54 @@ def run_reliq(duration: int, work: Path, worker_args: list[str]) -> dict[str, An
     return row
 
 
-def run_restate(duration: int, anchor: Path) -> dict[str, Any]:
+def anchor_missing(anchor: Path) -> str | None:
+    """Why the Restate anchor cannot run here (its scripts, or ``setup.sh`` not run), or None."""
+    if not (anchor / "start.sh").exists():
+        return f"no Restate anchor scripts in {anchor} (--restate-dir)"
+    work = Path(os.environ.get("RESTATE_WORK", "/tmp/restate-anchor"))
+    server = work / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
+    if not (server.exists() and (work / "venv/bin/hypercorn").exists()):
+        return f"the Restate anchor is not set up in {work} (run {anchor / 'setup.sh'} once)"
+    return None
+
+
+def restate_wrk(
+    anchor: Path, endpoints: dict[str, str], duration: int, conns: int
+) -> dict[str, dict[str, Any]]:
+    """One fresh start of the anchor; ``bench.sh`` runs each endpoint (path -> POST body) in turn
+    (a 2 s warm-up, then ``duration`` s of ``wrk -t1 -c<conns> --latency``); parsed wrk output by
+    path. Put a ``/send`` last: Restate works through a send burst's backlog before new calls."""
     env = {
         **os.environ,
-        "ENDPOINTS": "bench/parent=1",
+        "ENDPOINTS": " ".join(f"{path}={body}" for path, body in endpoints.items()),
         "DUR": f"{duration}s",
         "WARM": f"{WARMUP_S}s",
-        "CONNS": "64",
+        "CONNS": str(conns),
         "THREADS": "1",
     }
+    timeout = 60 + len(endpoints) * (duration + WARMUP_S + 30)
     try:
         subprocess.run([str(anchor / "start.sh")], env=env, check=True, capture_output=True, timeout=120)
         out = subprocess.run(
-            [str(anchor / "bench.sh")], env=env, check=True, capture_output=True, text=True, timeout=120
+            [str(anchor / "bench.sh")], env=env, check=True, capture_output=True, text=True, timeout=timeout
         ).stdout
     finally:
         subprocess.run([str(anchor / "stop.sh")], env=env, capture_output=True, timeout=60)
     raw = re.search(r"raw wrk output: (\S+)", out)
     if raw is None:
         raise RuntimeError(f"bench.sh printed no output directory:\n{out}")
-    text = (Path(raw.group(1)) / "bench_parent.txt").read_text()
-    return {"system": "restate", "url": "/bench/parent", "raw": raw.group(1), **parse_wrk(text)}
+    return {
+        path: {
+            "raw": raw.group(1),
+            **parse_wrk((Path(raw.group(1)) / f"{path.replace('/', '_')}.txt").read_text()),
+        }
+        for path in endpoints
+    }
+
+
+def run_restate(duration: int, anchor: Path) -> dict[str, Any]:
+    row = restate_wrk(anchor, {"bench/parent": "1"}, duration, 64)["bench/parent"]
+    return {"system": "restate", "url": "/bench/parent", **row}
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -174,8 +201,8 @@ def main() -> None:
     p.add_argument("worker_args", nargs="*", help="extra `reliq worker` options, after --")
     a = p.parse_args()
     systems = a.systems.split(",")
-    if "restate" in systems and not (a.restate_dir / "start.sh").exists():
-        print(f"no Restate anchor scripts in {a.restate_dir} (--restate-dir): reliq only", file=sys.stderr)
+    if "restate" in systems and (why := anchor_missing(a.restate_dir)) is not None:
+        print(f"{why}: reliq only", file=sys.stderr)
         systems.remove("restate")
     doc: dict[str, Any] = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

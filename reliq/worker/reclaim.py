@@ -54,6 +54,7 @@ async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
     # per level, kept across rounds: each round continues where the last one stopped
     cursors = {lk.stream: "0-0" for lk in levels}
     while not rt.stopping.is_set():
+        before = dict(cursors)
         for lk in levels:
             try:
                 cursors[lk.stream], _ = await reclaim_once(rt, ex, lk, cursors[lk.stream])
@@ -63,5 +64,9 @@ async def reclaim_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
                 await ensure_group(rt, k)
             except TRANSIENT as e:
                 log.warning("reclaim on %s failed: %s", k.service, e)
-        if all(c == "0-0" for c in cursors.values()) or rt.limiter.free <= 0:
+        # Continue at once only when this round took slots and left a scan unfinished. A round
+        # that took none sleeps too: a slot can be free while a read still queues for it (woken,
+        # not yet run; try_acquire never jumps that queue), and a round without an await would
+        # never let that read run: the worker would spin here for ever.
+        if cursors == before or all(c == "0-0" for c in cursors.values()) or rt.limiter.free <= 0:
             await rt.sleep(rt.config.reclaim_every)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.worker.consume import ensure_group
-from reliq.worker.reclaim import reclaim_once
+from reliq.worker.reclaim import reclaim_loop, reclaim_once
 
 from ..conftest import Names, client, running, wait_until
 
@@ -96,3 +98,62 @@ async def test_entries_deleted_while_pending_are_recorded_as_lost(url: str, name
         assert lost[0][1][b"entry"] == eid
         assert (await c.redis.xpending(k.stream, GROUP))["pending"] == 0
         await c.cancel(acc.id)
+
+
+async def test_a_round_that_could_take_no_slot_sleeps_instead_of_spinning(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot can be free while a read still queues for it (woken, not yet run): try_acquire gives
+    nothing then. Reclaim, in the middle of a scan (cursor not 0-0), used to go round again at
+    once without an await, so the read never ran and the worker spun for ever (seen under load
+    in bench_latency: 99 handlers in flight, none finishing, 100% CPU)."""
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> None: ...
+
+    k = ServiceKeys(svc.name)
+    w = Worker(svc, url, config=WorkerConfig(concurrency=3, visibility_timeout=0.05, reclaim_interval=0.05))
+    real, calls, allowed = w.rt.limiter.try_acquire, 0, 3  # the first round (high, normal, low) is real
+
+    def try_acquire(n: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 10_000:
+            raise AssertionError("reclaim went round 10,000 times without sleeping")
+        return real(n) if calls <= allowed else 0  # then: a read is queued ahead
+
+    monkeypatch.setattr(w.rt.limiter, "try_acquire", try_acquire)
+    flush = asyncio.create_task(w.settler.run())
+    loop: asyncio.Task[None] | None = None
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+            ids = [(await c.send(svc.name, "job")).id for _ in range(5)]
+            await c.redis.xreadgroup(GROUP, "dead", {k.stream: ">"}, count=5)
+
+            async def idle_past_the_timeout() -> bool:
+                pending = await c.redis.xpending_range(k.stream, GROUP, "-", "+", 10)
+                return len(pending) == 5 and all(p["time_since_delivered"] > 50 for p in pending)
+
+            await wait_until(idle_past_the_timeout, what="the dead consumer's entries to go idle")
+            loop = asyncio.create_task(reclaim_loop(w.rt, w.executor, k))
+
+            async def succeeded(n: int) -> bool:
+                return [(await c.get(i)).state for i in ids].count("succeeded") == n  # type: ignore[union-attr]
+
+            await wait_until(lambda: succeeded(3), what="the first round's 3 entries to run")
+            await wait_until(lambda: calls >= 3 * 6 or loop.done(), what="5 more rounds without a slot")
+            assert not loop.done(), loop.exception()
+            assert calls < 200 and await succeeded(3)
+            pending = await c.redis.xpending_range(k.stream, GROUP, "-", "+", 10)
+            assert [p["consumer"] for p in pending] == [b"dead"] * 2  # the scan stopped mid-way
+            allowed = 1_000_000  # the queued read has run: slots can be taken again
+            await wait_until(lambda: succeeded(5), what="the scan to resume and reclaim the rest")
+    finally:
+        w.rt.stopping.set()
+        if loop is not None:
+            await asyncio.wait_for(loop, 10)
+        flush.cancel()
+        w.executor.close()
+        await w.client.close()
