@@ -10,8 +10,10 @@ Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d
 (a) bare FastAPI ``POST /noop`` (load_tests/baseline_app.py)
 (b) bare FastAPI ``POST /xadd``: one awaited redis-py asyncio XADD per request
 (c) reliq gateway ``POST /send/bench/noop`` at durability fsync
-With ``--rounds N`` (a), (c) and (c2) are measured N times, alternating, and each round's /send
-ratios to its own (a) are reported with their medians (the first round fills the main table).
+With ``--rounds N`` (a), (c) and (c2) are measured N times, alternating, each round on an emptied
+server (FLUSHALL, the registry published again: the backlog earlier rounds left would make later
+ones slower), and each round's /send ratios to its own (a) are reported with their medians (the
+first round fills the main table).
 
 (c2) a second gateway *without* ``--app`` (the workers' code), as compose and the image run it:
     ``POST /send/bench/typed`` with ``{"sku": "a", "qty": 1}``, validated against the JSON schema a
@@ -211,9 +213,8 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
         r = stack.enter_context(redis.Redis.from_url(server.url))
         env = {**os.environ, "BENCH_REDIS_URL": server.url}
         base_port, gw_port, reg_port = free_port(), free_port(), free_port()
-        with running(
-            "publisher", reliq(server.url, "worker", "load_tests.noop_app:bench", "--processes", "1"), work
-        ):
+        publisher = ["worker", "load_tests.noop_app:bench", "--processes", "1"]
+        with running("publisher", reliq(server.url, *publisher), work):
             wait_published(r)  # the registry holds bench's schemas; the worker stops before any load
         stack.enter_context(running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env))
         wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
@@ -233,6 +234,10 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
             ("(c2) reliq /send fsync, no --app (registry schema)", reg_url, typed),
         ]
         for n in range(rounds):  # (a), (c), (c2) alternate: each ratio is taken within its round
+            if n:  # every round from an empty server: a backlog grown by earlier rounds costs more
+                r.flushall()
+                with running("publisher", reliq(server.url, *publisher), work):
+                    wait_published(r)
             row = []
             for name, url, script in trio:
                 settle_aof(r)
