@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliq import codec
 from reliq.backoff import Backoff, retrying
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 
-JOURNAL_PATIENCE = 30.0  # seconds a step's journal write waits out a Redis outage
+JOURNAL_PATIENCE = 30.0  # seconds a journal read or write waits out a Redis outage
+T = TypeVar("T")
 
 
 class Journal:
@@ -52,13 +54,24 @@ class Journal:
             self._loading = asyncio.ensure_future(self._read())
         await asyncio.shield(self._loading)
 
+    async def _patiently(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """``op`` (a read, or a fenced write that recognises its re-send), waiting out a Redis
+        outage for up to ``JOURNAL_PATIENCE`` s instead of failing the attempt over it."""
+        return await retrying(
+            op, what=f"{what} of {self.id}", deadline=JOURNAL_PATIENCE, backoff=Backoff(first=0.05, cap=2.0)
+        )
+
     async def _read(self) -> None:
         k = self.keys
-        async with self.client.redis.pipeline(transaction=False) as p:
-            p.hgetall(k.steps(self.id))
-            p.hgetall(k.inbox(self.id))
-            p.zrange(k.children(self.id), 0, -1, withscores=True)
-            steps, inbox, children = await p.execute()
+
+        async def read() -> list[Any]:
+            async with self.client.redis.pipeline(transaction=False) as p:
+                p.hgetall(k.steps(self.id))
+                p.hgetall(k.inbox(self.id))
+                p.zrange(k.children(self.id), 0, -1, withscores=True)
+                return await p.execute()
+
+        steps, inbox, children = await self._patiently(read, "reading the journal")
         self.steps = {key.decode(): v for key, v in steps.items()}
         self.inbox = {key.decode(): v for key, v in inbox.items()}
         self.children = {int(score): codec.text(cid) for cid, score in children}
@@ -68,11 +81,9 @@ class Journal:
         ``JOURNAL_PATIENCE`` s, backoff to 2 s) instead of failing the attempt and running the
         effect again. Safe to keep trying: the step script is epoch-fenced and ``HSETNX``, so a
         write that lands after this lease was lost is refused (``LeaseLost``), never applied."""
-        return await retrying(
+        return await self._patiently(
             lambda: self.client.scripts.step(self.keys, self.id, self.epoch, name, encoded),
-            what=f"journal of step {name!r} of {self.id}",
-            deadline=JOURNAL_PATIENCE,
-            backoff=Backoff(first=0.05, cap=2.0),
+            f"journal of step {name!r}",
         )
 
     def child_at(self, order: int, cid: str, handler: str, parent: str) -> str:
@@ -101,7 +112,8 @@ class Journal:
         """A field of the inbox: journaled, or read now (a promise may be resolved any time)."""
         value = self.inbox.get(field)
         if value is None:
-            value = await self.client.redis.hget(self.keys.inbox(self.id), field)
+            key = self.keys.inbox(self.id)
+            value = await self._patiently(lambda: self.client.redis.hget(key, field), "reading the inbox")
             if value is not None:
                 self.inbox[field] = value
         return value
@@ -109,7 +121,10 @@ class Journal:
     async def note(self, waits: Waits, field: str, value: str | int) -> bytes:
         """Journal a value of this attempt in the inbox (first value stands; fenced)."""
         waits.touched = True
-        stored, now = await self.client.scripts.note(self.keys, self.id, self.epoch, field, value)
+        stored, now = await self._patiently(
+            lambda: self.client.scripts.note(self.keys, self.id, self.epoch, field, value),
+            "journaling " + field,
+        )
         if not now:
             raise LeaseLost(self.id)
         waits.offset_ms = now - int(time.time() * 1000)
@@ -127,7 +142,8 @@ class Journal:
 
     async def server_offset(self, waits: Waits) -> None:
         if not self._offset_known:
-            waits.offset_ms = await self.client.server_time_ms() - int(time.time() * 1000)
+            server_ms = await self._patiently(self.client.server_time_ms, "reading the server's clock")
+            waits.offset_ms = server_ms - int(time.time() * 1000)
             self._offset_known = True
 
     async def race(

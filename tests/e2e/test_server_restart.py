@@ -153,3 +153,39 @@ async def test_a_step_journal_write_waits_out_a_server_restart(tmp_path: Path) -
         assert effects == [1]  # one charge: the journal write waited out the restart
     finally:
         server.stop()
+
+
+async def test_a_timer_journal_write_waits_out_a_server_restart(tmp_path: Path) -> None:
+    """The server dies while the handler reaches a durable timer: journaling the timer's due time
+    (``ctx.sleep``, a fenced first-value-stands write) waits for the server instead of failing
+    the attempt over the outage, so the step before it is not replayed by a second attempt."""
+    server = EmbeddedValkey(data_dir=tmp_path).start()
+    svc = Service("timer")
+    attempts: list[int] = []
+
+    @svc.handler(max_attempts=5)
+    async def wait_then_pay(ctx: Context) -> str:
+        attempts.append(ctx.attempt)
+        if len(attempts) == 1:  # the server goes away just before the timer is journaled
+            server.kill()
+            asyncio.get_running_loop().call_later(1.0, server.start)  # same port, AOF replay
+        await ctx.sleep(0.01)
+        return "paid"
+
+    try:
+        async with running(svc, server.url), client(server.url) as c:
+            acc = await c.send("timer", "wait_then_pay")
+
+            async def succeeded() -> bool:
+                try:
+                    doc = await c.get(acc.id)
+                except RedisConnectionError:
+                    return False
+                return doc is not None and doc.state == "succeeded"
+
+            await wait_until(succeeded, timeout=30, what="the invocation to succeed")
+            doc = await c.get(acc.id)
+            assert doc is not None and doc.attempt == 1, doc
+        assert attempts == [1]  # one run: the timer's journal write waited out the restart
+    finally:
+        server.stop()
