@@ -12,9 +12,10 @@ OpenAPI is written by ``gateway.openapi``."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from reliq import codec, tracing
 from reliq.client.producer import MAX_DELAY, due_ms
+from reliq.client.waiters import Waiter
 from reliq.store.keys import InvalidName, check_name
 
 from . import debouncing, targets, validation
@@ -121,8 +123,11 @@ def idempotency_key(head: Head) -> str | None:
         raise Problem(400, "Bad Request", str(e)) from None
 
 
-async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
-    """Check every header, query parameter and the body, then place: a 4xx places nothing."""
+async def _register(
+    st: GatewayState, head: Head, receive: Receive, watch: Callable[[str], None] | None = None
+) -> Any:
+    """Check every header, query parameter and the body, then place: a 4xx places nothing.
+    ``watch``: called with the new invocation's id before it is written (not for a debounced one)."""
     service, handler, headers = head.service, head.handler, head.headers
     try:
         check_name("service", service)
@@ -170,6 +175,7 @@ async def _register(st: GatewayState, head: Head, receive: Receive) -> Any:
             reply_to=reply,
             priority=prio,
             flow_key=flow_key,
+            before_commit=watch,
         )
     if tracing.active():
         with tracing.span(f"reliq.place {service}.{handler}", traceparent(head), "server", {}) as tp:
@@ -200,9 +206,18 @@ async def call(st: GatewayState, head: Head, receive: Receive) -> Response:
     slot from the start: when none is free, 429 and nothing is placed)."""
     # Prefer is checked before the invocation is placed: a bad one is a 400 that places nothing
     wait = prefer_wait(head.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
-    with st.waiting.slot():
-        accepted = await _register(st, head, receive)
-        outcome = await st.client.wait(accepted.id, wait)
+    with st.waiting.slot(), contextlib.ExitStack() as stack:
+        watched: list[Waiter] = []
+
+        def watch(invocation_id: str) -> None:  # before the write: its completion cannot go unseen
+            channel = st.client.keys_of(invocation_id).done_channel
+            watched.append(stack.enter_context(st.client.waiters.watch(invocation_id, channel)))
+
+        accepted = await _register(st, head, receive, watch)
+        waiter = watched[0] if watched else None
+        if waiter is not None and accepted.status != "accepted":
+            waiter.subscribed = False  # placed before (an idempotent re-send): it may be finished
+        outcome = await st.client.wait(accepted.id, wait, watched=waiter)
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
 

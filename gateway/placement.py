@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from reliq import Accepted, Client
@@ -64,10 +65,12 @@ class Placer:
         reply_to: str | None = None,
         priority: str | None = None,
         flow_key: str = "",
+        before_commit: Callable[[str], None] | None = None,
     ) -> Accepted:
         """Place one invocation (names and key already checked by ingress) with the next batch
         of its partition; answer once that batch is confirmed. ``flow_key``: the value of a
-        callable concurrency key (computed by ingress with the App's code)."""
+        callable concurrency key (computed by ingress with the App's code). ``before_commit``: called
+        with the invocation's id before it can be written (``/call`` registers its waiter there)."""
         try:
             item = await self.client.prepare(
                 service,
@@ -83,6 +86,8 @@ class Placer:
             )
         except BadKey:  # a multi-partition service routes by the key: checked before anything is written
             raise Problem(422, "Unprocessable Content", BAD_KEY) from None
+        if before_commit is not None:
+            before_commit(item.id)
         where = self.client.where(item.id)
         future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
         self._queues[where].append((item, future))

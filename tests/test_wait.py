@@ -7,7 +7,9 @@ Issue 12, finding 7."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from typing import Any
 
 import pytest
 
@@ -187,3 +189,64 @@ async def test_waiters_woken_together_read_together(url: str, names: Names) -> N
         for inv in ids:
             await c.redis.execute_command("PEXPIRE", c.keys_of(inv).inv(inv), 60_000)
         await c.redis.delete(c.keys(svc).stream)
+
+
+@pytest.mark.semantics
+async def test_a_waiter_registered_before_the_write_skips_the_first_read(url: str, names: Names) -> None:
+    """``wait(watched=...)`` (the gateway's /call): the waiter was registered on a subscribed
+    channel before the invocation was written, so its first read is skipped (one read per call,
+    after the wake-up), and a completion that lands before the wait even starts still wakes it."""
+    svc = Service(names())
+    go = asyncio.Event()
+
+    @svc.handler
+    async def gated(ctx: Context, n: int) -> int:
+        await go.wait()
+        return n
+
+    @svc.handler
+    async def quick(ctx: Context, n: int) -> int:
+        return n
+
+    c = Client(url, recheck=SLOW)
+    reads: list[str] = []
+    group_read = c.group_read.read
+
+    async def counting(invocation_id: str) -> Any:
+        reads.append(invocation_id)
+        return await group_read(invocation_id)
+
+    try:
+        async with running(svc, url):
+            assert await c.call(svc.name, "quick", 0) == 0  # its partition's channel is subscribed now
+            c.group_read.read = counting  # type: ignore[method-assign]
+
+            async def placed(handler: str, n: int) -> tuple[str, waiters.Waiter, contextlib.ExitStack]:
+                item = await c.prepare(svc.name, handler, str(n).encode())
+                stack = contextlib.ExitStack()
+                w = stack.enter_context(c.waiters.watch(item.id, c.keys_of(item.id).done_channel))
+                await c.register_many(c.where(item.id), [item])
+                return item.id, w, stack
+
+            inv, w, stack = await placed("gated", 7)
+            with stack:
+                assert w.subscribed
+                waiting = asyncio.create_task(c.wait(inv, SLOW, watched=w))
+                await asyncio.sleep(0.2)  # the waiter sleeps: nothing read yet
+                assert reads == []
+                go.set()
+                out = await asyncio.wait_for(waiting, 10)
+            assert out is not None and out.result == b"7" and reads == [inv]
+
+            inv, w, stack = await placed("quick", 8)  # finished before the wait starts
+            with stack:
+                await wait_until(lambda: c.redis.hget(c.keys_of(inv).inv(inv), "state"), what="placed")
+
+                async def finished() -> bool:
+                    return await c.redis.hget(c.keys_of(inv).inv(inv), "state") == b"succeeded"
+
+                await wait_until(finished, what="finished")
+                out = await asyncio.wait_for(c.wait(inv, SLOW, watched=w), 5)  # woken, not the 30 s recheck
+            assert out is not None and out.result == b"8"
+    finally:
+        await c.close()

@@ -13,6 +13,7 @@ reads of waiters woken together share round trips (``GroupRead``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -26,6 +27,7 @@ from reliq.store.record import TERMINAL, Field, Invocation, found, parse
 
 if TYPE_CHECKING:
     from reliq.client import Client
+    from reliq.client.waiters import Waiter
 
 I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
@@ -109,23 +111,40 @@ class GroupRead:
 
 
 async def wait(
-    client: Client, invocation_id: str, timeout: float, *, recheck: float | None = None
+    client: Client,
+    invocation_id: str,
+    timeout: float,
+    *,
+    recheck: float | None = None,
+    watched: Waiter | None = None,
 ) -> Outcome | None:
     """Wait until the invocation is finished or ``timeout`` seconds passed; then its outcome
     (unfinished after a timeout), or None as soon as it is unknown. Woken by its completion
-    notification; re-reads at least every ``recheck`` seconds (default ``client.recheck``)."""
+    notification; re-reads at least every ``recheck`` seconds (default ``client.recheck``).
+
+    ``watched``: a waiter the caller registered (``client.waiters.watch``) *before the invocation
+    was placed*, while its channel was already subscribed (``Waiter.subscribed``): then nothing
+    can finish unseen, and the first read is skipped (a fresh invocation has no outcome yet)."""
     if timeout <= 0:
         return await read(client, invocation_id)
     channel = client.keys_of(invocation_id).done_channel
     deadline = time.monotonic() + timeout
     pause = client.recheck if recheck is None else recheck
     waiters = client.waiters
-    with waiters.watch(invocation_id, channel) as waiter:  # before the first read: no gap
+    with contextlib.ExitStack() as stack:
+        # registered before the first read: a completion between the read and the sleep wakes it
+        waiter = watched or stack.enter_context(waiters.watch(invocation_id, channel))
+        skip = watched is not None and watched.subscribed
         while True:
-            out = await client.group_read.read(invocation_id)
+            if not skip:
+                out = await client.group_read.read(invocation_id)
+                remaining = deadline - time.monotonic()
+                if out is None or out.finished or remaining <= 0:
+                    return out
+            skip = False
             remaining = deadline - time.monotonic()
-            if out is None or out.finished or remaining <= 0:
-                return out
+            if remaining <= 0:
+                return await client.group_read.read(invocation_id)
             at_most = await waiters.subscribe(channel)  # inf, or a short pause while it cannot
             await waiter.sleep(min(pause, remaining, at_most))
 

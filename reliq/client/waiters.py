@@ -51,10 +51,13 @@ BACKOFF = 1.0  # seconds without new subscriptions after one failed (the waiters
 class Waiter:
     """One task waiting for one invocation; ``woken`` is set by a notification."""
 
-    __slots__ = ("channel", "id", "woken")
+    __slots__ = ("channel", "id", "subscribed", "woken")
 
-    def __init__(self, invocation_id: str, channel: str) -> None:
+    def __init__(self, invocation_id: str, channel: str, subscribed: bool = False) -> None:
         self.id, self.channel, self.woken = invocation_id, channel, asyncio.Event()
+        # the channel was subscribed when this waiter was registered: every completion from then
+        # on wakes it (a confirmation still to come wakes it too; so does a lost subscription)
+        self.subscribed = subscribed
 
     async def sleep(self, seconds: float) -> None:
         """Until woken or ``seconds`` passed; then it can be woken again."""
@@ -100,7 +103,7 @@ class Waiters:
     @contextlib.contextmanager
     def watch(self, invocation_id: str, channel: str) -> Iterator[Waiter]:
         """Register a waiter for the block (before the first read of the outcome)."""
-        w = Waiter(invocation_id, channel)
+        w = Waiter(invocation_id, channel, channel in self._subscribed)
         self._by_id.setdefault(invocation_id, set()).add(w)
         self._by_channel.setdefault(channel, set()).add(w)
         try:
