@@ -52,17 +52,23 @@ async def until(done: Callable[[], Awaitable[bool]], deadline: float = 300.0) ->
         await asyncio.sleep(0.001)
 
 
+async def fill(c: Client, n: int) -> None:
+    """``n`` no-op invocations of ``bench.noop``, 64 sends at a time (``send`` works with every
+    reliq layout this tool measures), behind the group the worker will read."""
+    await c.redis.xgroup_create(ServiceKeys("bench").stream, GROUP, id="0", mkstream=True)
+    sem = asyncio.Semaphore(64)
+
+    async def one() -> None:
+        async with sem:
+            await c.send("bench", "noop")
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
 async def run(n: int, url: str, valkey_pid: int, root: str, extra: list[str]) -> dict[str, Any]:
     k = ServiceKeys("bench")
     async with Client(url) as c:
-        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-        sem = asyncio.Semaphore(64)
-
-        async def one() -> None:
-            async with sem:
-                await c.send("bench", "noop")
-
-        await asyncio.gather(*(one() for _ in range(n)))
+        await fill(c, n)
         cmd = [sys.executable, "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", "worker"]
         args = [*cmd, "load_tests.noop_app:bench", "--consumer", "bench-1", *extra]
         proc = subprocess.Popen(args, cwd=root)  # noqa: ASYNC220

@@ -38,9 +38,9 @@ from typing import Any
 
 from reliq import Client
 from reliq.devserver.embedded import EmbeddedValkey
-from reliq.store.keys import GROUP, ServiceKeys
+from reliq.store.keys import ServiceKeys
 
-from .cpu_per_task import cpu_seconds, until
+from .cpu_per_task import cpu_seconds, fill, until
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "load_tests" / "results"
@@ -120,14 +120,7 @@ def classify(raw: Path) -> tuple[Counter[str], Counter[str]]:
 async def drain(n: int, url: str, raw: Path, py_spy: str) -> dict[str, Any]:
     k = ServiceKeys("bench")
     async with Client(url) as c:
-        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-        sem = asyncio.Semaphore(64)
-
-        async def one() -> None:
-            async with sem:
-                await c.send("bench", "noop")
-
-        await asyncio.gather(*(one() for _ in range(n)))
+        await fill(c, n)
         cmd = [sys.executable, "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", "worker"]
         proc = subprocess.Popen(  # noqa: ASYNC220
             [*cmd, "load_tests.noop_app:bench", "--consumer", "bench-1", "--processes", "1"]

@@ -250,3 +250,18 @@ async def test_a_waiter_registered_before_the_write_skips_the_first_read(url: st
             assert out is not None and out.result == b"8"
     finally:
         await c.close()
+
+
+async def test_a_cancelled_group_read_leaves_no_reader_waiting(url: str, names: Names) -> None:
+    """The grouped reads' task cancelled before it ran (a loop shutting down): every queued reader
+    hears an error instead of waiting for ever."""
+    svc = names()
+    async with Client(url) as c:
+        reads = [asyncio.ensure_future(c.group_read.read(f"{svc}.{ch * 26}")) for ch in "abc"]
+        await asyncio.sleep(0)  # the readers queue themselves; the flush task is made, not run
+        task = c.group_read._task
+        assert task is not None and not task.done()
+        task.cancel()
+        outs = await asyncio.wait_for(asyncio.gather(*reads, return_exceptions=True), 5)
+        assert all(isinstance(o, ConnectionError) for o in outs), outs
+        assert await c.group_read.read(f"{svc}.{'d' * 26}") is None  # and the next read works

@@ -82,7 +82,17 @@ class GroupRead:
         if not self._flushing:
             self._flushing = True
             self._task = asyncio.get_running_loop().create_task(self._flush())
+            self._task.add_done_callback(self._orphans)
         return await future
+
+    def _orphans(self, task: asyncio.Task[None]) -> None:
+        """A flush cancelled (even before it ran) leaves no reader waiting for ever."""
+        if task.cancelled() or task.exception() is not None:
+            self._flushing = False
+            queued, self._queue = self._queue, []
+            for _, fut in queued:
+                if not fut.done():
+                    fut.set_exception(ConnectionError("the outcome reads were cancelled"))
 
     async def _flush(self) -> None:
         try:

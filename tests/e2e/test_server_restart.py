@@ -15,6 +15,23 @@ from reliq.devserver.embedded import EmbeddedValkey, free_port
 from ..conftest import Names, client, running, wait_until
 
 
+async def succeeded_through_a_restart(
+    c: Client, invocation_id: str, failed: list[BaseException] | None = None
+) -> None:
+    """Poll until the invocation succeeded; this client, too, sees the server go away meanwhile.
+    ``failed``: errors of a restart in the background, surfaced here instead of a 30 s timeout."""
+
+    async def succeeded() -> bool:
+        assert not failed, failed
+        try:
+            doc = await c.get(invocation_id)
+        except RedisConnectionError:
+            return False
+        return doc is not None and doc.state == "succeeded"
+
+    await wait_until(succeeded, timeout=30, what="the invocation to succeed")
+
+
 async def test_worker_survives_a_server_crash_and_restart(tmp_path: Path) -> None:
     server = EmbeddedValkey(data_dir=tmp_path).start()
     svc = Service("restart")
@@ -138,15 +155,7 @@ async def test_a_step_journal_write_waits_out_a_server_restart(tmp_path: Path) -
         async with running(svc, server.url), client(server.url) as c:
             acc = await c.send("journal", "pay")
 
-            async def succeeded() -> bool:  # this client, too, sees the server go away
-                assert not restart_failed, restart_failed
-                try:
-                    doc = await c.get(acc.id)
-                except RedisConnectionError:
-                    return False
-                return doc is not None and doc.state == "succeeded"
-
-            await wait_until(succeeded, timeout=30, what="the invocation to succeed")
+            await succeeded_through_a_restart(c, acc.id, restart_failed)
             assert await c.result(acc.id) == "paid"
             doc = await c.get(acc.id)
             assert doc is not None and doc.attempt == 1 and doc.steps == {"charge": "paid"}
@@ -176,14 +185,7 @@ async def test_a_timer_journal_write_waits_out_a_server_restart(tmp_path: Path) 
         async with running(svc, server.url), client(server.url) as c:
             acc = await c.send("timer", "wait_then_pay")
 
-            async def succeeded() -> bool:
-                try:
-                    doc = await c.get(acc.id)
-                except RedisConnectionError:
-                    return False
-                return doc is not None and doc.state == "succeeded"
-
-            await wait_until(succeeded, timeout=30, what="the invocation to succeed")
+            await succeeded_through_a_restart(c, acc.id)
             doc = await c.get(acc.id)
             assert doc is not None and doc.attempt == 1, doc
         assert attempts == [1]  # one run: the timer's journal write waited out the restart
