@@ -12,6 +12,7 @@ from reliq import Accepted, codec
 from reliq.client import debounce
 from reliq.client.producer import SendOptions
 from reliq.errors import NotConfirmed
+from reliq.store.flow import BAD_KEY, BadKey
 from reliq.store.priority import check_priority
 
 from .problems import Problem, unavailable
@@ -55,10 +56,12 @@ async def place(
     reply_to: str | None,
     trace: str = "",
     priority: str | None = None,
+    flow_key: str = "",
 ) -> Accepted:
     """Join or open the window (names, headers and body already checked), at the gateway's
-    durability: with ``replicas:N`` the WAIT follows the script on the same connection."""
-    full: SendOptions = {**opts, "trace": trace, "reply_to": reply_to}
+    durability: with ``replicas:N`` the WAIT follows the script on the same connection.
+    ``flow_key``: a callable concurrency key's value (computed by ingress with the App's code)."""
+    full: SendOptions = {**opts, "trace": trace, "reply_to": reply_to, "flow_key": flow_key or None}
     if priority is not None:
         full["priority"] = check_priority(priority)
     try:
@@ -67,3 +70,5 @@ async def place(
         )
     except NotConfirmed as e:
         raise unavailable(f"{e}; send again") from e
+    except BadKey:  # checked by the script (or by routing) before anything is written
+        raise Problem(422, "Unprocessable Content", BAD_KEY) from None

@@ -161,7 +161,15 @@ async def _register(
     t0 = time.perf_counter()
     if debounced is not None:
         place = partial(
-            debouncing.place, st, service, handler, canonical(value), debounced, reply_to=reply, priority=prio
+            debouncing.place,
+            st,
+            service,
+            handler,
+            canonical(value),
+            debounced,
+            reply_to=reply,
+            priority=prio,
+            flow_key=flow_key,
         )
     else:
         place = partial(

@@ -6,13 +6,16 @@ bad input is a ValueError and writes nothing."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from reliq import Context, Service
 
 from .conftest import Names, client, running, wait_until
+from .flow_util import ends, mark, replay
 from .gateway.test_write_routes_4xx import keyspace
 
 
@@ -98,3 +101,53 @@ async def test_concurrent_first_sends_converge_on_one_window(url: str, names: Na
         assert sorted(a.status for a in sent) == ["accepted"] + ["debounced"] * 49
         first = next(a for a in sent if a.status == "accepted")
         assert await c.result(first.id, timeout=15) == runs[0] and len(runs) == 1
+
+
+class Acct(msgspec.Struct):
+    account: str
+    n: int = 0
+
+
+def keyed(name: str, witness: Path, key: Any) -> tuple[Service, Any]:
+    svc = Service(name)
+
+    @svc.handler(concurrency_key=key, concurrency_limit=1)
+    async def work(ctx: Context, req: Acct) -> None:
+        mark(witness, "S", req.account, req.n)
+        await asyncio.sleep(0.02)  # a window in which a second holder of the key would show
+        mark(witness, "E", req.account, req.n)
+
+    return svc, work
+
+
+@pytest.mark.parametrize("key", ["account", lambda req: req.account], ids=["field", "callable"])
+async def test_debounced_sends_pass_the_concurrency_gate_of_their_key(
+    url: str, names: Names, tmp_path: Path, key: Any
+) -> None:
+    """Eight windows (eight debounce keys) of one account, due together: their promotions queue
+    behind the key's permit, one runs at a time (a callable key's value travels with the window)."""
+    witness = tmp_path / "witness"
+    svc, work = keyed(names(), witness, key)
+    async with client(url) as c:
+        async with running(svc, url, concurrency=1):  # publishes the spec
+            pass
+        for i in range(8):
+            sent = await c.send(work, Acct(account="a", n=i), debounce=0.3, debounce_key=f"d{i}")
+            assert sent.status == "accepted"
+        async with running(svc, url, concurrency=20):
+            await wait_until(lambda: ends(witness) == 8, timeout=20, what="all 8 windows ran")
+    most, order = replay(witness)
+    assert most["a"] == 1 and sorted(order["a"]) == list(range(8))
+
+
+async def test_a_debounced_send_without_its_callable_key_is_refused(
+    url: str, names: Names, tmp_path: Path
+) -> None:
+    svc, _ = keyed(names(), tmp_path / "w", lambda req: req.account)
+    async with client(url) as c:
+        async with running(svc, url, concurrency=1):
+            pass
+        before = sorted(await keyspace(url))
+        with pytest.raises(ValueError, match="flow key"):  # by name: no code computed the key
+            await c.send(svc.name, "work", {"account": "a"}, debounce=0.3, debounce_key="d")
+        assert sorted(await keyspace(url)) == before  # no window, no record, no delayed member

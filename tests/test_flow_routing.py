@@ -127,3 +127,25 @@ async def test_one_partition_reads_no_flow_spec_on_the_send_path(url: str, names
         sent = [(await c.send(svc.name, "work", {"account": "a", "n": i})).id for i in range(3)]
         assert len(c.flow_specs) == 0  # nothing to route: the spec was never read
         await wait_until(lambda: all_done(c, sent), what="done")
+
+
+async def test_a_debounced_send_opens_its_window_in_its_keys_partition(url: str, names: Names) -> None:
+    """Windows of many debounce keys but one key value all wait in that value's partition, where
+    its limit is enforced (the debounce key's own partition would split the key's line)."""
+    svc = Service(names(), partitions=P)
+
+    @svc.handler(concurrency_key="account", concurrency_limit=1)
+    async def work(ctx: Context, req: Acct) -> None: ...
+
+    async with client(url) as c:
+        async with running(svc, url, concurrency=1):  # publishes the layout and the spec
+            pass
+        home = partition_of_token(flow_token(svc.name, "work", "a0"), P)
+        sent = [
+            await c.send(svc.name, "work", {"account": "a0", "n": i}, debounce=30, debounce_key=f"d{i}")
+            for i in range(12)
+        ]
+        assert [a.status for a in sent] == ["accepted"] * 12
+        assert {locate(a.id)[1] for a in sent} == {home}
+        joined = await c.send(svc.name, "work", {"account": "a0", "n": 99}, debounce=30, debounce_key="d3")
+        assert joined.status == "debounced" and joined.id == sent[3].id

@@ -18,8 +18,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
 from reliq import codec
-from reliq.client import replyto
+from reliq.client import replyto, routing
 from reliq.errors import NotConfirmed
+from reliq.store import flow
 from reliq.store.debounce import Mode, Outcome, outcome
 from reliq.store.keys import ServiceKeys, debounce_token, locate, make_id, new_id, partition_of_token
 from reliq.store.priority import check_priority
@@ -81,8 +82,13 @@ async def send(
     names the window's invocation, ``status`` ``accepted`` (this send opened it) or ``debounced``."""
     ms, dkey, mode = check(options)
     reply = options.get("reply_to")
+    flow_key = options.get("flow_key") or ""
     token = debounce_token(service, handler, dkey)
-    k = client.keys(service, partition_of_token(token, (await client.layout(service)).partitions))
+    try:  # a keyed handler of a multi-partition service: its key's partition (client/routing.py)
+        by = await routing.anchor(client, service, handler, body, flow_key)
+    except flow.BadKey:
+        raise flow.BadKey(f"{service}.{handler}: {flow.BAD_KEY}") from None
+    k = client.keys(service, partition_of_token(by or token, (await client.layout(service)).partitions))
     key = k.debounce(token)
     fresh = make_id(service, locate(new_id(service))[2], k.partition)
     reg = Registration(
@@ -94,10 +100,13 @@ async def send(
         trace=options.get("trace") or "",
         reply="" if reply is None else replyto.target(reply),
         prio=check_priority(options["priority"]) if options.get("priority") else "",
+        flow_key=flow_key,
     )
     seen = codec.text(await client.redis.hget(key, "id") or b"")
     for _ in range(_ROUNDS):
         out = await _run(client, k, key, seen, reg, mode, replicas, wait_ms)
+        if out.status == "bad_key":
+            raise flow.BadKey(f"{service}.{handler}: {flow.BAD_KEY}")
         if out.status != "moved":
             return Accepted(id=out.id, status=out.status, state=out.state)
         seen = out.id

@@ -13,12 +13,13 @@ from redis.commands.core import AsyncScript
 
 from reliq.codec import text
 from reliq.store.commands import RedisClient
+from reliq.store.flow import flow_keys
 from reliq.store.keys import ServiceKeys
 from reliq.store.replies import Registration, _Status, as_state
 from reliq.store.sources import source
 
 Mode = Literal["debounce", "throttle"]
-Joined = Literal["accepted", "debounced", "moved"]
+Joined = Literal["accepted", "debounced", "moved", "bad_key"]
 _pack = msgspec.msgpack.Encoder().encode
 _joined: _Status[Joined] = _Status(Joined)
 
@@ -55,8 +56,17 @@ class DebounceScript:
             reg.reply,
             "",
             reg.prio,
+            reg.flow_key,  # a callable concurrency key's value ('' none: lib/flow.lua fl_key)
         )
-        keys = [k.streams[0], k.delayed, key, k.inv(seen or reg.id), k.inv(reg.id), *k.streams[1:]]
+        keys = [
+            k.streams[0],
+            k.delayed,
+            key,
+            k.inv(seen or reg.id),
+            k.inv(reg.id),
+            *k.streams[1:],
+            *flow_keys(k),
+        ]
         args: list[str | bytes] = [k.service, _pack(small), reg.payload, seen, mode]
         if pipe is not None:
             await self._s(keys=keys, args=args, client=pipe)
@@ -65,6 +75,6 @@ class DebounceScript:
 
 
 def outcome(reply: Sequence[Any]) -> Outcome:
-    """debounce.lua's reply: (status, invocation id, state; '' when moved)."""
+    """debounce.lua's reply: (status, invocation id, state; '' when moved or bad_key)."""
     joined = _joined(reply[0])
-    return Outcome(joined, text(reply[1]), "" if joined == "moved" else as_state(reply[2]))
+    return Outcome(joined, text(reply[1]), "" if joined in ("moved", "bad_key") else as_state(reply[2]))

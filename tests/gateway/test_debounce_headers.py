@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from reliq import Context, Service
 
 from ..conftest import Names, client, running
@@ -45,3 +47,26 @@ async def test_debounce_headers_collapse_sends_into_one_run(url: str, names: Nam
         assert first.status_code == second.status_code == 200, (first.text, second.text)
         assert first.headers["reliq-invocation-id"] == second.headers["reliq-invocation-id"]
         assert first.json() == second.json() and len(runs) == 3
+
+
+class Acct(msgspec.Struct):
+    account: str
+
+
+async def test_a_debounced_send_carries_the_callable_key_the_gateway_computed(url: str, names: Names) -> None:
+    """With the App's code the gateway computes a callable concurrency key for a debounced send as
+    for any other: the window's record names the key, so its promotion passes that key's gate."""
+    svc = Service(names())
+
+    @svc.handler(concurrency_key=lambda req: req.account.upper(), concurrency_limit=1)
+    async def work(ctx: Context, req: Acct) -> None: ...
+
+    async with client(url) as c:
+        async with running(svc, url, concurrency=1):  # publishes the spec
+            pass
+        async with gateway(url, svc) as http:
+            headers = {"debounce": "30s", "debounce-key": "d"}
+            r = await http.post(f"/send/{svc.name}/work", json={"account": "a"}, headers=headers)
+            assert r.status_code == 202, r.text
+        fk = await c.redis.hget(c.keys(svc.name).inv(r.json()["id"]), "fk")
+        assert fk == b"work\0A"
