@@ -1,8 +1,9 @@
 """The admin API of flow control (issue 14), under ``/admin/services/{service}``: the limits in
 force with the busiest keys and the rate buckets (``GET .../limits``), the waiting invocations
-with why each waits (``GET .../waiting``), and a live change of a handler's limits (``POST
-.../limits/{handler}``, ``POST .../limits/{handler}/clear``). Each route calls one function of
-``reliq.admin.limits`` / ``reliq.admin.waits``. A body that is not a JSON object of the known
+with why each waits (``GET .../waiting``), a live change of a handler's limits (``POST
+.../limits/{handler}``, ``POST .../limits/{handler}/clear``) and of the service's ``max_queued``
+(``POST .../intake``). Each route calls one function of ``reliq.admin.limits`` /
+``reliq.admin.waits`` / ``reliq.admin.intake``. A body that is not a JSON object of the known
 fields is a 400, a value the library refuses a 422 (problem+json, nothing written)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import msgspec
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from reliq.admin import intake as _intake
 from reliq.admin import limits as flowlimits
 from reliq.admin import overview as inspect
 from reliq.admin import waits
@@ -24,6 +26,7 @@ from .tokens import ANONYMOUS, PRINCIPAL
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 _decode = msgspec.json.Decoder(flowlimits.LimitsChange).decode
+_decode_intake = msgspec.json.Decoder(_intake.IntakeChange).decode
 _PARTITION = Query(None, pattern=r"^[0-9]{0,4}$", description="only this partition (default: all)")
 _HANDLER = Query(None, max_length=64)
 
@@ -131,3 +134,21 @@ async def set_limits(request: Request, service: str, handler: str) -> Response:
 )
 async def clear_limits(request: Request, service: str, handler: str) -> Response:
     return await _change(request, service, handler, clear=True)
+
+
+@router.post(
+    "/services/{service}/intake",
+    summary='Override the service\'s max_queued live (a number, "none" or "code")',
+    responses=documented(200, 400, 401, 403, 404, 422),
+)
+async def set_intake(request: Request, service: str) -> Response:
+    name = await _service(request, service)
+    try:
+        change = _decode_intake(await request.body())
+    except msgspec.DecodeError as e:  # not JSON, not an object, an unknown field or a wrong type
+        raise Problem(400, "Bad Request", str(e)) from None
+    who = str(request.scope.get(PRINCIPAL, ANONYMOUS))
+    try:
+        return _json(await _intake.set_max_queued(state_of(request).client, name, change.max_queued, who=who))
+    except ValueError as e:
+        raise Problem(422, "Unprocessable Content", str(e)) from None

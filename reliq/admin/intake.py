@@ -86,3 +86,19 @@ async def read(client: Client, sc: Scope) -> Intake:
 async def intake(client: Client, service: str, *, partition: int | None = None) -> Intake:
     """The intake of ``service`` (of one partition with ``partition``)."""
     return await read(client, await scope(client, service, partition))
+
+
+class IntakeChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of ``POST /admin/services/{s}/intake``: the service-wide ``max_queued`` (an
+    integer >= 0), ``"none"`` (no limit) or ``"code"`` (drop the override)."""
+
+    max_queued: int | Literal["none", "code"]
+
+
+async def set_max_queued(
+    client: Client, service: str, limit: int | Literal["none", "code"], *, who: str
+) -> Intake:
+    """An operator's live override of the service's ``max_queued`` on every partition, audited
+    under ``who`` (``ValueError`` for a bad value, nothing written); returns the intake now."""
+    await client.set_max_queued(service, limit, who=who)
+    return await intake(client, service)

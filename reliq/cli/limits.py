@@ -75,7 +75,7 @@ async def _call(a: argparse.Namespace) -> Any:
             if not a.handler:
                 raise ValueError("a handler's options need SERVICE HANDLER")
             done = await limits.set_limits(c, a.service, a.handler, change, who=who)
-        await c.set_max_queued(a.service, queue)
+        await c.set_max_queued(a.service, queue, who=who)
         now = await intake.intake(c, a.service)
         return now if done is None else {"handler": done, "intake": now}
 

@@ -10,10 +10,16 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 
-async def set_max_queued(client: Client, service: str, limit: int | Literal["none", "code"]) -> None:
+async def set_max_queued(
+    client: Client, service: str, limit: int | Literal["none", "code"], *, who: str = ""
+) -> None:
     """Override the service's ``max_queued`` live (the next registration sees it): a number,
     ``"none"`` (no limit) or ``"code"`` (drop the override: the code's ``Service(max_queued=)``
-    applies again)."""
-    if isinstance(limit, int) and (isinstance(limit, bool) or limit < 0):
+    applies again). ``who``: audited under that name (``max-queued-set``) in each partition's
+    audit stream, in the same script call as the change ('' = a library call, not audited)."""
+    if isinstance(limit, bool) or not ((isinstance(limit, int) and limit >= 0) or limit in ("none", "code")):
         raise ValueError("max_queued must be an integer >= 0, 'none' or 'code'")
-    await intake.override(client.redis, await client.partition_keys(service), limit)
+    parts = await client.partition_keys(service)
+    value = intake.override_value(limit, len(parts))
+    for k in parts:
+        await client.scripts.set_intake(k, value, str(limit), who)

@@ -4,8 +4,9 @@ hash (``ServiceKeys.flow``; ``lua/lib/backpressure.lua`` reads it):
 - ``*``: the service's own limits, ``q=<n>`` = at most n queued invocations in this partition
   (``Service(max_queued=N)`` spread over the partitions, rounded up); written by its workers at
   start, removed when the code sets none.
-- ``*!``: an operator's override (``Client.set_max_queued``): wins over ``*``; ``''`` lifts any
-  limit; deleting it restores the code's value. Takes effect on the next registration.
+- ``*!``: an operator's override (``Client.set_max_queued``, written and audited by
+  ``set_intake.lua``): wins over ``*``; ``''`` lifts any limit; deleting it restores the code's
+  value. Takes effect on the next registration.
 - ``p:<handler>``: the handler's default priority (``high`` or ``low``; absent = normal), applied
   when a send gives none.
 
@@ -51,17 +52,9 @@ async def publish(
         await p.execute()
 
 
-async def override(
-    redis: RedisClient, parts: Sequence[ServiceKeys], max_queued: int | Literal["none", "code"]
-) -> None:
-    """An operator's limit on every partition: a number, ``"none"`` (no limit, whatever the code
-    says) or ``"code"`` (remove the override: the code's value applies again)."""
-    async with redis.pipeline(transaction=False) as p:
-        for k in parts:
-            if max_queued == "code":
-                p.hdel(k.flow, "*!")
-            elif max_queued == "none":
-                p.hset(k.flow, "*!", "")
-            else:
-                p.hset(k.flow, "*!", spec(int(max_queued), len(parts)))
-        await p.execute()
+def override_value(max_queued: int | Literal["none", "code"], partitions: int) -> str:
+    """What ``set_intake.lua`` writes for an operator's limit: ``code`` (remove the override), ''
+    (``"none"``: no limit, whatever the code says) or a number's per-partition share."""
+    if max_queued in ("code", "none"):
+        return "code" if max_queued == "code" else ""
+    return spec(int(max_queued), partitions)

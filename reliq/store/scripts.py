@@ -85,6 +85,7 @@ class Scripts:
         "wake",
         "note",
         "set_limits",
+        "set_intake",
         "read",
     )
 
@@ -261,6 +262,11 @@ class Scripts:
         waiters it lets in; returns how many were admitted."""
         keys = [k.audit, k.stream, *_fk(k)]
         return int(await self._run("set_limits", keys, [handler, override, who]))
+
+    async def set_intake(self, k: ServiceKeys, value: str, given: str, who: str) -> None:
+        """Write the ``max_queued`` override field of one partition (``value``: ``q=<n>`` or ''), or
+        remove it (``value`` ``code``); audited as ``given`` under ``who``."""
+        await self._run("set_intake", [k.flow, k.audit], [value, given, who])
 
     async def read(
         self, k: ServiceKeys, consumer: str, quotas: Sequence[int]

@@ -73,6 +73,9 @@ async def test_send_priority_and_max_queued_from_the_command_line(url: str, name
         code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", "7")
         assert code == 0, out
         assert (json.loads(out)["max_queued"], json.loads(out)["source"]) == (7, "override")
+        [(_, line)] = await c.redis.xrange(k.audit)  # the change is audited, in the same script call
+        assert (line[b"action"], line[b"target"], line[b"result"]) == (b"max-queued-set", b"*", b"7")
+        assert line[b"who"].startswith(b"cli:")
         code, out = await reliq(url, "limits", "show", svc.name)
         shown = json.loads(out)["intake"]
         assert (shown["max_queued"], shown["code"], shown["source"]) == (7, 100, "override")

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from reliq import Context, Service
+from reliq import Backpressure, Context, Service
 
 from ..conftest import Names, client, running
 from .conftest import gateway
@@ -105,3 +105,60 @@ async def test_a_bad_change_is_a_problem_and_writes_nothing(
         assert unknown.status_code == 404
         bad = await http.get(f"/admin/services/{svc.name}/waiting", params={"key": "a"})
         assert bad.status_code == 400  # a key needs its handler
+
+
+async def test_max_queued_is_changed_over_http_and_audited(url: str, names: Names) -> None:
+    svc = Service(names(), max_queued=100)
+
+    @svc.handler
+    async def job(ctx: Context) -> None: ...
+
+    async with running(svc, url):  # publishes the code's max_queued
+        pass
+    async with gateway(url) as http, client(url) as c:
+        path = f"/admin/services/{svc.name}/intake"
+        r = await http.post(path, json={"max_queued": 1})
+        assert r.status_code == 200, r.text
+        assert (r.json()["max_queued"], r.json()["source"], r.json()["code"]) == (1, "override", 100)
+        await c.send(svc.name, "job")
+        with pytest.raises(Backpressure):  # the next registration sees it
+            await c.send(svc.name, "job")
+        r = await http.post(path, json={"max_queued": "none"})
+        assert (r.json()["max_queued"], r.json()["source"]) == (None, "override")
+        await c.send(svc.name, "job")
+        r = await http.post(path, json={"max_queued": "code"})
+        assert (r.json()["max_queued"], r.json()["source"]) == (100, "code")
+        log = (await http.get("/admin/audit", params={"service": svc.name})).json()["items"]
+        assert [(e["action"], e["result"]) for e in log] == [
+            ("max-queued-set", "code"),
+            ("max-queued-set", "none"),
+            ("max-queued-set", "1"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"{}", 400),
+        (b'{"max_queued": "lots"}', 400),
+        (b'{"max_queued": true}', 400),
+        (b'{"max_queued": 5, "more": 1}', 400),
+        (b'{"max_queued": -1}', 422),
+    ],
+)
+async def test_a_bad_max_queued_change_is_a_problem_and_writes_nothing(
+    url: str, names: Names, body: bytes, status: int
+) -> None:
+    svc = _svc(names)
+    async with running(svc, url):
+        pass
+    async with gateway(url) as http:
+        before = await keyspace(url)
+        r = await http.post(
+            f"/admin/services/{svc.name}/intake", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert await keyspace(url) == before
+        assert (await http.post("/admin/services/nosuch/intake", json={"max_queued": 1})).status_code == 404

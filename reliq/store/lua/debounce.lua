@@ -15,7 +15,7 @@
 -- returns {status, id, state}: 'accepted' (a new window: f[1] placed, 'scheduled'), 'debounced'
 --   (joined the window of id), 'moved' (KEYS[3] names another id than ARGV[4]: read it again),
 --   'bad_key' (the handler's flow key is missing from the payload or not a string/integer)
--- uses: clock, place
+-- uses: clock, place, flow
 local now = now_ms()
 local f = cmsgpack.unpack(ARGV[2])
 local window = tonumber(f[6])
