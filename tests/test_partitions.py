@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from reliq import Client, Context, Service
+from reliq.admin.intake import intake
 from reliq.cli.main import _partition_set
 from reliq.store.keys import (
     InvalidName,
@@ -22,6 +23,7 @@ from reliq.store.keys import (
     partition_of,
     partition_of_token,
 )
+from reliq.store.layout import write_layout
 
 from .conftest import Names, client, running, wait_until
 
@@ -179,3 +181,44 @@ async def test_an_explicit_id_must_belong_to_the_service_it_is_sent_to(url: str,
         with pytest.raises(ValueError, match="does not belong"):
             await c.send_json(a, "job", b"null", invocation_id=new_id(b))
         assert not await c.redis.exists(c.keys(a).stream, c.keys(b).stream)
+
+
+async def test_a_partition_change_spreads_limits_and_default_priorities_to_every_partition(
+    url: str, names: Names
+) -> None:
+    """New partitions get the code's default priority, the code's max_queued and an operator's
+    override, each limit re-split over the new count: at once by ``set_partitions``, and by a
+    running worker when the count changes under it."""
+    name = names()
+    svc = Service(name, max_queued=12)
+
+    @svc.handler(priority="high")
+    async def job(ctx: Context) -> None: ...
+
+    async with client(url) as c:
+        async with running(svc, url):  # publishes the code's specs (one partition)
+            pass
+        await c.set_max_queued(name, 30)
+        await c.set_partitions(name, 3)  # no worker runs
+        flows = [await c.redis.hgetall(c.keys(name, p).flow) for p in range(3)]
+        assert [f[b"*!"] for f in flows] == [b"q=10 of=30"] * 3
+        assert [f[b"p:job"] for f in flows] == [b"high"] * 3
+        doc = await intake(c, name)
+        assert (doc.max_queued, doc.source, doc.code) == (30, "override", 12)
+        ids = [(await c.send(name, "job", key=f"k{i}")).id for i in range(9)]
+        assert {partition_of(i) for i in ids} == {0, 1, 2}
+        for p in range(3):  # the handler's default priority applies in every partition
+            assert await c.redis.xlen(c.keys(name, p).at("high").stream) == sum(
+                partition_of(i) == p for i in ids
+            )
+        for i in ids:
+            await c.cancel(i)
+        await c.set_max_queued(name, "code")
+        async with running(svc, url, layout_interval=0.1):
+            await write_layout(c.scripts, c.keys(name), 4)  # the layout alone: the worker re-splits
+
+            async def code_share() -> bool:
+                flows = [await c.redis.hget(c.keys(name, p).flow, "*") for p in range(4)]
+                return flows == [b"q=3 of=12"] * 4
+
+            await wait_until(code_share, what="the worker to re-split the code's max_queued")

@@ -23,6 +23,7 @@ from reliq.client.schemas import handler_schemas
 from reliq.client.waiters import RECHECK, Waiters
 from reliq.context import target_of
 from reliq.store import counts, registry
+from reliq.store import intake as store_intake
 from reliq.store.commands import Connection, RedisClient, typed
 from reliq.store.counts import QueueCounts
 from reliq.store.cron_scripts import CronScripts
@@ -117,6 +118,10 @@ class Client:
         check_name("service", service)
         lay = await write_layout(self.scripts, self.keys(service), partitions)
         self._layouts[service] = (time.monotonic(), lay)
+        # limits re-split and copied to new partitions at once, whether a worker runs or not
+        await store_intake.spread(
+            self.redis, [self.keys(service, p) for p in range(lay.high)], lay.partitions
+        )
         return lay
 
     async def partition_keys(self, service: str) -> list[ServiceKeys]:

@@ -1,9 +1,10 @@
 """Intake: what ``register.lua`` checks before it places new work, kept in each partition's flow
 hash (``ServiceKeys.flow``; ``lua/lib/backpressure.lua`` reads it):
 
-- ``*``: the service's own limits, ``q=<n>`` = at most n queued invocations in this partition
-  (``Service(max_queued=N)`` spread over the partitions, rounded up); written by its workers at
-  start, removed when the code sets none.
+- ``*``: the service's own limits, ``q=<n> of=<N>`` = at most n queued invocations in this
+  partition, the share of ``Service(max_queued=N)`` (spread over the partitions, rounded up; the
+  scripts read only ``q=``, ``of=`` is what a change of the partition count re-splits); written by
+  its workers at start, removed when the code sets none.
 - ``*!``: an operator's override (``Client.set_max_queued``, written and audited by
   ``set_intake.lua``): wins over ``*``; ``''`` lifts any limit; deleting it restores the code's
   value. Takes effect on the next registration.
@@ -16,11 +17,14 @@ gateway's ``RELIQ_MAX_QUEUED`` applies then, passed with each registration batch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from reliq.store.commands import RedisClient
 from reliq.store.keys import ServiceKeys
+
+_TOTAL = re.compile(rb"of=(\d+)")
 
 
 def per_partition(max_queued: int, partitions: int) -> int:
@@ -29,21 +33,52 @@ def per_partition(max_queued: int, partitions: int) -> int:
 
 
 def spec(max_queued: int | None, partitions: int) -> str:
-    """The flow hash value of a limit ('' = no limit)."""
-    return "" if max_queued is None else f"q={per_partition(max_queued, partitions)}"
+    """The flow hash value of a service-wide limit ('' = no limit)."""
+    return "" if max_queued is None else f"q={per_partition(max_queued, partitions)} of={max_queued}"
+
+
+def resplit(raw: bytes, partitions: int) -> bytes:
+    """A limit field's value for ``partitions`` partitions: its ``of=`` total spread again; a value
+    without one ('' no limit, or written before totals were kept) stays as it is."""
+    m = _TOTAL.search(raw)
+    return raw if m is None else spec(int(m.group(1)), partitions).encode()
+
+
+async def spread(redis: RedisClient, parts: Sequence[ServiceKeys], partitions: int) -> None:
+    """After a change of the partition count: copy partition 0's flow hash (the handlers' specs and
+    overrides, default priorities, the intake limits) to every partition, the limits re-split over
+    ``partitions``, so a new partition limits and prioritises as the others do. Called by
+    ``Client.set_partitions`` and by every worker that sees the count change (idempotent). An
+    operator's change written between this read and these writes may need to be made again."""
+    fields = await redis.hgetall(parts[0].flow)
+    if not fields:
+        return
+    for name in (b"*", b"*!"):
+        if name in fields:
+            fields[name] = resplit(fields[name], partitions)
+    async with redis.pipeline(transaction=False) as p:
+        for k in parts:
+            p.hset(k.flow, mapping=fields)
+        await p.execute()
 
 
 async def publish(
-    redis: RedisClient, parts: Sequence[ServiceKeys], max_queued: int | None, priorities: Mapping[str, str]
+    redis: RedisClient,
+    parts: Sequence[ServiceKeys],
+    max_queued: int | None,
+    priorities: Mapping[str, str],
+    partitions: int | None = None,
 ) -> None:
-    """Write the code's intake specs to every partition: the limit (or its absence) and each
-    handler's default priority (``priorities``: handler -> level, every handler of the service)."""
+    """Write the code's intake specs to every partition: the limit (or its absence), spread over
+    ``partitions`` (default: ``len(parts)``), and each handler's default priority (``priorities``:
+    handler -> level, every handler of the service)."""
+    count = partitions or len(parts)
     async with redis.pipeline(transaction=False) as p:
         for k in parts:
             if max_queued is None:
                 p.hdel(k.flow, "*")
             else:
-                p.hset(k.flow, "*", spec(max_queued, len(parts)))
+                p.hset(k.flow, "*", spec(max_queued, count))
             for handler, level in priorities.items():
                 if level == "normal":
                     p.hdel(k.flow, "p:" + handler)

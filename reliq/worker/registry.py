@@ -14,7 +14,7 @@ without limits has its code field removed (an operator's ``!`` override stays)."
 
 from __future__ import annotations
 
-from reliq.service import App
+from reliq.service import App, Service
 from reliq.store import flow, intake
 from reliq.store.keys import SERVICES, ServiceKeys
 from reliq.store.registry import encode
@@ -31,11 +31,21 @@ async def publish_registry(rt: Runtime) -> None:
                 p.hset(k.registry, mapping={e.handler: encode(e) for e in entries})
                 p.hset(k.schemas, mapping={e.schema_version: encode(e.input_schema) for e in entries})
         await p.execute()
-    for s in rt.app.services.values():  # max queued and default priorities, in every partition
-        priorities = {h.name: h.policy.priority for h in s.handlers.values()}
-        partitions = await rt.client.partition_keys(s.name)
-        await intake.publish(rt.client.redis, partitions, s.max_queued, priorities)
-        await publish_flow(rt, partitions)
+    for s in rt.app.services.values():
+        await publish_intake(rt, s)
+
+
+async def publish_intake(rt: Runtime, s: Service) -> None:
+    """The code's max queued, default priorities and flow specs in every partition, the limit
+    spread over the partition count in force; first partition 0's flow hash (an operator's
+    overrides) is spread to every partition (``intake.spread``). At start, and whenever the
+    worker sees the service's partition count change."""
+    partitions = await rt.client.partition_keys(s.name)
+    count = (await rt.client.layout(s.name)).partitions
+    await intake.spread(rt.client.redis, partitions, count)
+    priorities = {h.name: h.policy.priority for h in s.handlers.values()}
+    await intake.publish(rt.client.redis, partitions, s.max_queued, priorities, count)
+    await publish_flow(rt, partitions)
 
 
 async def publish_flow(rt: Runtime, partitions: list[ServiceKeys]) -> None:

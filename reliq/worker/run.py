@@ -35,7 +35,7 @@ from reliq.worker.leases import renew_loop
 from reliq.worker.limits import Limiter
 from reliq.worker.reap import reap_loop
 from reliq.worker.reclaim import reclaim_loop
-from reliq.worker.registry import publish_flow, publish_registry
+from reliq.worker.registry import publish_intake, publish_registry
 from reliq.worker.relay import relay_loop
 from reliq.worker.schedule import promote_loop
 from reliq.worker.settle import Settler
@@ -177,17 +177,20 @@ class Worker:
         """Pick up partitions added to a service while this worker runs (``reliq partitions S N``
         or another deployment's ``Service(partitions=N)``), so growing P needs no restart."""
         known = {(k.service, k.partition) for k in consumed}
+        counts = {name: (await self.client.layout(name)).partitions for name in self.app.services}
         wanted = self.rt.config.partitions
         while True:
             await asyncio.sleep(self.rt.config.layout_interval)
             try:
                 new: list[ServiceKeys] = []
-                for name in self.app.services:
-                    await self.client.layout(name, fresh=True)
+                for name, svc in self.app.services.items():
+                    lay = await self.client.layout(name, fresh=True)
+                    if lay.partitions != counts[name]:  # limits re-split, new partitions prioritise
+                        await publish_intake(self.rt, svc)
+                        counts[name] = lay.partitions
                     for k in await self.client.partition_keys(name):
                         if (name, k.partition) not in known and (wanted is None or k.partition in wanted):
                             await ensure_group(self.rt, k)
-                            await publish_flow(self.rt, [k])
                             known.add((name, k.partition))
                             new.append(k)
                 if new:
