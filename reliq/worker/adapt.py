@@ -21,7 +21,7 @@ changed is left out (it measures the old limit: counting it overshoots).
   batches whose fixed round trips and fsyncs cost more than the wait they save.
 - **grow** while the limit is used (a read of the window came back with as many entries as
   the slots it held: there is a backlog) and the window's mean sojourn is within the target:
-  by ``GROWTH`` (x1.2) while the mean is below half the target, by sqrt(limit) (Gradient2's
+  by ``GROWTH`` (x1.5) while the mean is below half the target, by sqrt(limit) (Gradient2's
   queue allowance) above that; **shrink** like Gradient2, to limit x target / mean (at most
   halving), when the mean exceeds the target; otherwise hold.
 - **lease safety**: whatever the above says, halve when an invocation of the window waited more
@@ -48,7 +48,7 @@ CEILING = 1000  # default WorkerConfig.max_concurrency
 MAX_BATCH = 500  # entries per read, at most
 TOLERANCE = 2.0  # the mean sojourn may be this many times the baseline ...
 ALLOWANCE = 0.025  # ... plus this many seconds of queueing in this worker
-GROWTH = 1.2  # the limit grows by this factor per window of backlog within the target
+GROWTH = 1.5  # the limit grows by this factor per window of backlog within the target
 MEMORY = 30.0  # seconds: a window of w seconds moves the baseline w / MEMORY of the way
 WINDOW_MIN = 20  # completions per window, at least
 LEASE_SHARE = 10  # the wait before a handler starts must stay below lease / this
