@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -221,3 +222,24 @@ async def test_an_explicit_concurrency_is_a_cap_that_never_adapts(url: str, name
                 await c.result(a.id, 60)
             assert w.rt.adapt is None and w.rt.limiter.capacity == 7 and w.rt.batch == 100
     assert peak == 7
+
+
+async def test_a_handler_that_blocks_the_loop_drives_the_limit_to_the_floor(url: str, names: Names) -> None:
+    """Each run blocks the event loop 10 ms: a batch of 50 holds its last entry 0.5 s before it
+    starts, past lease / 10 (the lease is 2 s here): the limit halves until a batch is short."""
+    svc = Service(names())
+    runs: dict[int, int] = {}
+
+    @svc.handler
+    async def block(ctx: Context, i: int) -> None:
+        runs[i] = runs.get(i, 0) + 1
+        time.sleep(0.01)  # noqa: ASYNC251 - the point: it blocks the loop
+
+    async with client(url) as c:
+        accepted = await c.send_many(svc.name, "block", list(range(300)))
+        async with running(svc, url, visibility_timeout=2.0) as w:
+            for a in accepted:
+                await c.result(a.id, 60)
+            assert w.rt.limiter.capacity <= 2 * FLOOR, w.rt.limiter.capacity
+            assert w.settler.fenced == 0
+    assert runs == dict.fromkeys(range(300), 1)  # no lease lost: each ran once
