@@ -85,7 +85,7 @@ class System:
 
 SYSTEMS = [
     System(key="bare", name="bare", label="bare XREADGROUP+XACK loop (floor)", kind="floor"),
-    System(key="reliq", name="reliq", label="reliq (defaults: concurrency 100, batch 100)", kind="reliq"),
+    System(key="reliq", name="reliq", label="reliq (defaults: adaptive concurrency)", kind="reliq"),
     System(
         key="reliq-c1000-b500",
         name="reliq",

@@ -50,17 +50,22 @@ def _partition_set(text: str | None) -> frozenset[int] | None:
 
 
 def _worker_config(a: argparse.Namespace) -> WorkerConfig:
-    return WorkerConfig(
-        partitions=_partition_set(getattr(a, "partitions", None)),
-        concurrency=a.concurrency,
-        batch=a.batch,
-        visibility_timeout=a.visibility_timeout,
-        shutdown_grace=a.shutdown_grace,
-        heartbeat_interval=a.heartbeat_interval,
-        consumer=a.consumer,
-        retention=a.retention,
-        suspend_after=a.suspend_after,
-    )
+    try:
+        return WorkerConfig(
+            partitions=_partition_set(getattr(a, "partitions", None)),
+            concurrency=a.concurrency,
+            batch=a.batch,
+            min_concurrency=a.min_concurrency,
+            max_concurrency=a.max_concurrency,
+            visibility_timeout=a.visibility_timeout,
+            shutdown_grace=a.shutdown_grace,
+            heartbeat_interval=a.heartbeat_interval,
+            consumer=a.consumer,
+            retention=a.retention,
+            suspend_after=a.suspend_after,
+        )
+    except ValueError as e:  # --concurrency 0 and the like: one line, nothing started
+        raise SystemExit(f"reliq {a.cmd}: {e}") from None
 
 
 async def _partitions(c: Client, service: str, count: int | None) -> Any:

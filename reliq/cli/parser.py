@@ -25,8 +25,27 @@ def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     w.add_argument("app", help="MODULE:APP, e.g. mymodule:app")
     d.add_argument("app", nargs="?", default=None, help="MODULE:APP (default reliq.examples.shop:app)")
     for sp in (w, d):
-        sp.add_argument("--concurrency", type=int, default=100, help="handlers running at once")
-        sp.add_argument("--batch", type=int, default=100, help="entries read and claimed per call")
+        sp.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="handlers running at once, a hard cap (default: adaptive, 10..--max-concurrency)",
+        )
+        sp.add_argument(
+            "--batch",
+            type=int,
+            default=None,
+            help="entries read and claimed per call (default: adaptive, half the limit, at most 500)",
+        )
+        sp.add_argument(
+            "--max-concurrency",
+            type=int,
+            default=1000,
+            help="ceiling of the adaptive concurrency (default 1000)",
+        )
+        sp.add_argument(
+            "--min-concurrency", type=int, default=10, help="floor of the adaptive concurrency (default 10)"
+        )
         sp.add_argument("--visibility-timeout", type=float, default=30.0)
         sp.add_argument("--shutdown-grace", type=float, default=30.0)
         sp.add_argument(

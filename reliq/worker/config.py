@@ -14,6 +14,11 @@ from reliq.client.callbacks import CallbackSettings
 class WorkerConfig:
     """Worker tuning. Times in seconds.
 
+    ``concurrency``: handlers running at once, a hard cap; None (the default) = adaptive: a
+    limit that starts at 100 and moves within [``min_concurrency``, ``max_concurrency``] by the
+    sojourn of invocations in this worker (``reliq.worker.adapt``). ``batch``: entries a read
+    asks for; None = half the adaptive limit (at most 500), or 100 with a fixed ``concurrency``.
+
     ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
     before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
     ``partitions``: consume only these partition numbers (of every service); None = all.
@@ -29,9 +34,11 @@ class WorkerConfig:
     at once by whoever wrote them).
     """
 
-    concurrency: int = 100
+    concurrency: int | None = None  # None: adaptive
     sync_concurrency: int = 16
-    batch: int = 100
+    batch: int | None = None  # None: half the adaptive limit, or 100 with a fixed concurrency
+    min_concurrency: int = 10  # the adaptive limit's floor ...
+    max_concurrency: int = 1000  # ... and ceiling
     visibility_timeout: float = 30.0
     reclaim_interval: float | None = None
     block: float = 1.0
@@ -49,6 +56,21 @@ class WorkerConfig:
     relay_interval: float = 1.0  # seconds between sweeps of a partition's outbox
     callbacks: CallbackSettings | None = None  # HTTP callback delivery; None: from the environment
     cron_grace: float = 2.0  # seconds a schedule tick may be late and still count as on time
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "batch", "min_concurrency", "max_concurrency"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        if self.min_concurrency > self.max_concurrency:
+            raise ValueError(
+                f"min_concurrency ({self.min_concurrency}) must not exceed max_concurrency "
+                f"({self.max_concurrency})"
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.concurrency is None
 
     @property
     def renew_interval(self) -> float:

@@ -10,6 +10,7 @@ the group's last-delivered id, so an idle partition holds no capacity a busy one
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
         out = await rt.client.scripts.claim(k, rt.consumer, rt.config.lease_ms, pairs)
     finally:
         rt.claiming.difference_update(ids)
+    claimed_at = time.monotonic()  # each run's sojourn starts here (the adaptive limit's signal)
     started = 0
     ex.retrace()  # a provider configured meanwhile traces this batch's runs
     for cl in out:
@@ -95,7 +97,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
             compensating=cl.status == "compensate",
             priority=k.level,
         )
-        ex.start(flight, c)
+        ex.start(flight, c, claimed_at)
         started += 1
     return started
 
@@ -133,7 +135,7 @@ async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
 async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -> None:
     """Wait for free slots, read at most that many entries and start them; when there was
     nothing new, wait (holding no slot) for new entries."""
-    held = await rt.limiter.acquire(rt.config.batch)
+    held = await rt.limiter.acquire(rt.batch)
     if not held:
         return  # stopping
     started, got, history = 0, 0, reader.history
@@ -156,6 +158,8 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
                 started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
     finally:
         rt.limiter.release(held - started)
+    if rt.adapt is not None:
+        rt.adapt.read(held, got)  # a full read: there is a backlog, the limit is used
     if not got and history is None:
         await wait_for_new(rt, k)
 

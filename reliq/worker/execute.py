@@ -43,18 +43,25 @@ class Executor:
         a provider is set costs an ``os.environ`` lookup and a few calls in OpenTelemetry."""
         self.call = self._traced if active() else self._call
 
-    def start(self, flight: InFlight, c: Claimed) -> None:
+    def start(self, flight: InFlight, c: Claimed, claimed_at: float) -> None:
         """Run ``c`` as its own task (so it can be cancelled), tracked in the in-flight table.
-        The caller holds one limiter slot for it; the task gives it back when it ends."""
+        The caller holds one limiter slot for it; the task gives it back when it ends.
+        ``claimed_at``: ``time.monotonic()`` at the claim reply (the start of its sojourn)."""
         self.rt.inflight[c.id] = flight
-        flight.task = asyncio.create_task(self._run(flight, c), name=f"reliq:{c.id}")
+        flight.task = asyncio.create_task(self._run(flight, c, claimed_at), name=f"reliq:{c.id}")
 
-    async def _run(self, f: InFlight, c: Claimed) -> None:
+    async def _run(self, f: InFlight, c: Claimed, claimed_at: float) -> None:
+        begun = time.monotonic()
         try:
             await self._execute(f, c)
         finally:
             self.rt.inflight.pop(c.id, None)
             self.rt.limiter.release()
+            adapt = self.rt.adapt
+            if adapt is not None:  # the sojourn, claim reply -> handler returned (and its outcome queued)
+                limit = adapt.done(time.monotonic(), claimed_at, begun)
+                if limit is not None:
+                    self.rt.limiter.resize(limit)
 
     async def _execute(self, f: InFlight, c: Claimed) -> None:
         h = self.rt.app.handler(f.keys.service, c.handler)

@@ -27,7 +27,7 @@ async def beat(rt: Runtime, started: float, versions: dict[str, dict[str, str]] 
         pid=os.getpid(),
         started=int(started * 1000),
         inflight=len(rt.inflight),
-        concurrency=rt.config.concurrency,
+        concurrency=rt.limiter.capacity,  # the adaptive limit as it is now
         processed=rt.processed,
         at=int(time.time() * 1000),
     )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from reliq.client import Client
 from reliq.service import App
 from reliq.store.keys import ServiceKeys
+from reliq.worker.adapt import Adaptive
 from reliq.worker.config import WorkerConfig
 from reliq.worker.limits import Limiter
 
@@ -53,6 +54,14 @@ class Runtime:
     ticks_placed: int = 0  # schedule ticks this worker placed (worker/cron.py)
     resumed: int = 0  # suspensions whose wait was over at once (queued again by the script)
     relay_wake: asyncio.Event = field(default_factory=asyncio.Event)  # outbox messages written
+    adapt: Adaptive | None = None  # the adaptive limit's state (None: a fixed concurrency)
+
+    @property
+    def batch(self) -> int:
+        """Entries a read or reclaim asks for at most (it holds that many slots, or fewer)."""
+        if self.config.batch is not None:
+            return self.config.batch
+        return self.adapt.batch if self.adapt is not None else 100
 
     def holds(self, invocation_id: str) -> bool:
         """Is this worker still running, or settling, that invocation?"""

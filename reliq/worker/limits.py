@@ -9,6 +9,10 @@ can never exceed ``concurrency``, however many loops read in parallel.
 Waiters are served in arrival order, so a loop that gives slots back and asks again at once
 cannot starve the others. A woken waiter takes everything free when it runs (not just the slot
 that woke it), so reads stay batched under load.
+
+The capacity is fixed with an explicit ``concurrency``; by default the adaptive rule
+(``reliq.worker.adapt``) moves it with ``resize``. Shrinking never preempts: ``used`` may exceed
+the capacity until enough handlers have returned, and no read is served meanwhile.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ class Limiter:
     @property
     def free(self) -> int:
         return self.capacity - self.used
+
+    def resize(self, capacity: int) -> None:
+        """Set the capacity (>= 1). Growing serves waiting reads at once; shrinking takes nothing
+        back from running handlers: reads wait until ``used`` falls below the new capacity."""
+        if capacity < 1:
+            raise ValueError(f"a limiter needs a capacity >= 1, not {capacity}")
+        self.capacity = capacity
+        self._wake()
 
     def try_acquire(self, n: int) -> int:
         """Take up to ``n`` free slots without waiting (and without jumping the queue of

@@ -25,7 +25,7 @@ async def reclaim_once(rt: Runtime, ex: Executor, k: ServiceKeys, cursor: str) -
 
     The third reply element (entries deleted while pending) is recorded as lost, never fatal.
     """
-    held = rt.limiter.try_acquire(rt.config.batch)
+    held = rt.limiter.try_acquire(rt.batch)
     if not held:
         return cursor, 0
     started = 0

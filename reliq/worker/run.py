@@ -23,6 +23,7 @@ from reliq.errors import TRANSIENT
 from reliq.service import App, Service
 from reliq.store.durability import Durability
 from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys
+from reliq.worker.adapt import Adaptive
 from reliq.worker.callbacks import with_callbacks
 from reliq.worker.cancels import cancel_listener
 from reliq.worker.config import WorkerConfig, default_consumer
@@ -61,12 +62,15 @@ class Worker:
         self.config = config or WorkerConfig()
         self.app = with_callbacks(App.of(app), self.config.callbacks or CallbackSettings.from_env())
         self.client = Client(redis_url, redis=redis, retention=self.config.retention)
+        cfg = self.config
+        adapt = Adaptive.of(cfg)  # None with a fixed concurrency
         self.rt = Runtime(
             app=self.app,
             client=self.client,
-            config=self.config,
-            consumer=self.config.consumer or default_consumer(),
-            limiter=Limiter(self.config.concurrency),
+            config=cfg,
+            consumer=cfg.consumer or default_consumer(),
+            limiter=Limiter(adapt.limit if adapt is not None else cfg.concurrency or 1),
+            adapt=adapt,
         )
         self.settler = Settler(self.rt)
         self.executor = Executor(self.rt, self.settler)

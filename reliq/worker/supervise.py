@@ -75,7 +75,13 @@ def child_command(
     """The command line of worker process ``slot``: every option of ``reliq worker`` that
     ``config`` carries, ``--processes 1``, and a consumer name of its own."""
     cmd = [sys.executable, "-m", "reliq", "--redis-url", redis_url, *logging_args, "worker", app_spec]
-    cmd += ["--processes", "1", "--concurrency", str(config.concurrency), "--batch", str(config.batch)]
+    cmd += ["--processes", "1"]
+    if config.concurrency is not None:
+        cmd += ["--concurrency", str(config.concurrency)]
+    if config.batch is not None:
+        cmd += ["--batch", str(config.batch)]
+    cmd += ["--min-concurrency", str(config.min_concurrency)]
+    cmd += ["--max-concurrency", str(config.max_concurrency)]
     cmd += ["--visibility-timeout", repr(config.visibility_timeout)]
     cmd += ["--shutdown-grace", repr(config.shutdown_grace)]
     cmd += ["--heartbeat-interval", repr(config.heartbeat_interval)]

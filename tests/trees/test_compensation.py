@@ -28,8 +28,8 @@ async def test_a_cancel_before_the_handler_task_starts_ends_it_cancelled(url: st
     async with running(svc, url, concurrency=2) as w, client(url) as c:
         start = w.executor.start
 
-        def start_then_cancel(flight: InFlight, claimed: Claimed) -> None:
-            start(flight, claimed)
+        def start_then_cancel(flight: InFlight, claimed: Claimed, claimed_at: float) -> None:
+            start(flight, claimed, claimed_at)
             request_cancel(w.rt, claimed.id)  # before the task's first step
 
         w.executor.start = start_then_cancel  # type: ignore[method-assign]

@@ -104,3 +104,25 @@ async def test_concurrency_is_bounded_for_async_and_sync_handlers(url: str, name
             await c.result(i, 20)
     assert peak["sync"] == 2  # the thread pool's own limit
     assert 2 <= peak["async"] <= 3  # never more than `concurrency` in flight
+
+
+async def test_resize_grows_at_once_and_shrinks_without_preempting() -> None:
+    lim = Limiter(2)
+    assert lim.try_acquire(2) == 2
+    waiter = asyncio.create_task(lim.acquire(5))
+    await asyncio.sleep(0)
+    assert not waiter.done() and lim.contended
+    lim.resize(4)  # growing serves the waiting read at once
+    assert await waiter == 2 and lim.used == 4
+    lim.resize(1)  # shrinking takes nothing back: 4 stay held, none is free
+    assert lim.used == 4 and lim.free == -3 and lim.try_acquire(1) == 0
+    later = asyncio.create_task(lim.acquire(3))
+    await asyncio.sleep(0)
+    assert lim.contended  # a handler waiting in memory still sees the pressure (waits.py)
+    lim.release(3)  # used 1 = capacity 1: still nothing free
+    await asyncio.sleep(0)
+    assert not later.done()
+    lim.release(1)
+    assert await later == 1 and lim.used == 1  # served up to the new capacity only
+    with pytest.raises(ValueError, match="capacity >= 1"):
+        lim.resize(0)
