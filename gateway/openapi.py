@@ -29,11 +29,20 @@ _PROBLEM = {
 }
 
 
-def _components(schema: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
-    """Move msgspec's ``$defs`` into OpenAPI components and point the refs there."""
-    text = msgspec.json.encode(schema).decode().replace('"#/$defs/', '"#/components/schemas/')
-    moved: dict[str, Any] = msgspec.json.decode(text)
-    into.update(moved.pop("$defs", {}))
+def _components(schema: dict[str, Any], into: dict[str, Any], qualifier: str) -> dict[str, Any]:
+    """Move msgspec's ``$defs`` into OpenAPI components and point the refs there. Types of two
+    handlers that share a name but not a schema (``Order`` of two services) must not overwrite
+    each other: when a name is taken by another schema, this handler's types are all named
+    ``<qualifier>.<Name>`` (``service.handler``)."""
+    text = msgspec.json.encode(schema).decode()
+    for prefix in ("", qualifier + "."):
+        moved: dict[str, Any] = msgspec.json.decode(
+            text.replace('"#/$defs/', f'"#/components/schemas/{prefix}')
+        )
+        defs = {prefix + name: d for name, d in moved.pop("$defs", {}).items()}
+        if all(into.get(name, d) == d for name, d in defs.items()):
+            break
+    into.update(defs)
     return moved
 
 
@@ -140,7 +149,9 @@ async def openapi(request: Request) -> Response:
             return Response(msgspec.json.encode(doc), media_type="application/json")
     for service, handlers in (await state_of(request).catalog.services()).items():
         for name, info in handlers.items():
-            schema = _components(info.input_schema, components) if info.input_schema else {}
+            schema = (
+                _components(info.input_schema, components, f"{service}.{name}") if info.input_schema else {}
+            )
             for verb in ("send", "call"):
                 doc["paths"][f"/{verb}/{service}/{name}"] = {
                     "post": _operation(verb, schema, service=service, handler=name)
