@@ -222,3 +222,7 @@ async def test_a_partition_change_spreads_limits_and_default_priorities_to_every
                 return flows == [b"q=3 of=12"] * 4
 
             await wait_until(code_share, what="the worker to re-split the code's max_queued")
+        await c.set_partitions(name, 2)  # shrunk: partitions 2-3 drain, new work goes to 0-1 only
+        await c.set_max_queued(name, 20)
+        flows = [await c.redis.hget(c.keys(name, p).flow, "*!") for p in range(4)]
+        assert flows == [b"q=10 of=20"] * 4  # the share of the partitions new work goes to

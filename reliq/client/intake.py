@@ -19,7 +19,7 @@ async def set_max_queued(
     audit stream, in the same script call as the change ('' = a library call, not audited)."""
     if isinstance(limit, bool) or not ((isinstance(limit, int) and limit >= 0) or limit in ("none", "code")):
         raise ValueError("max_queued must be an integer >= 0, 'none' or 'code'")
-    parts = await client.partition_keys(service)
-    value = intake.override_value(limit, len(parts))
+    parts = await client.partition_keys(service)  # every partition that may hold work ...
+    value = intake.override_value(limit, (await client.layout(service)).partitions)  # ... new work: p
     for k in parts:
         await client.scripts.set_intake(k, value, str(limit), who)
