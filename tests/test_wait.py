@@ -194,15 +194,16 @@ async def test_waiters_woken_together_read_together(url: str, names: Names) -> N
 @pytest.mark.semantics
 async def test_a_waiter_registered_before_the_write_skips_the_first_read(url: str, names: Names) -> None:
     """``wait(watched=...)`` (the gateway's /call): the waiter was registered on a subscribed
-    channel before the invocation was written, so its first read is skipped (one read per call,
-    after the wake-up), and a completion that lands before the wait even starts still wakes it."""
+    channel before the invocation was written, so its first read is skipped; a small result comes
+    in the completion notification (nothing read at all), a large one is read once after the
+    wake-up; and a completion that lands before the wait even starts still wakes it."""
     svc = Service(names())
     go = asyncio.Event()
 
     @svc.handler
-    async def gated(ctx: Context, n: int) -> int:
+    async def gated(ctx: Context, n: int) -> int | str:
         await go.wait()
-        return n
+        return n if n < 1000 else "x" * n  # past 1,024 bytes: not carried (lua/complete.lua)
 
     @svc.handler
     async def quick(ctx: Context, n: int) -> int:
@@ -236,7 +237,12 @@ async def test_a_waiter_registered_before_the_write_skips_the_first_read(url: st
                 assert reads == []
                 go.set()
                 out = await asyncio.wait_for(waiting, 10)
-            assert out is not None and out.result == b"7" and reads == [inv]
+            assert out is not None and out.result == b"7" and reads == []  # carried: nothing read
+
+            inv, w, stack = await placed("gated", 2000)
+            with stack:
+                out = await asyncio.wait_for(c.wait(inv, SLOW, watched=w), 10)
+            assert out is not None and out.result == b'"' + b"x" * 2000 + b'"' and reads == [inv]
 
             inv, w, stack = await placed("quick", 8)  # finished before the wait starts
             with stack:

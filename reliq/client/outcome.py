@@ -4,7 +4,8 @@
 
 Waiting reads the record (three fields, one round trip) when the waiter starts, when a completion
 notification wakes it (``reliq.client.waiters``: the settling scripts publish the ids that
-finished on their partition's ``done`` channel), and at least every ``recheck`` seconds (the
+finished on their partition's ``done`` channel; a small result of a success comes in the message,
+and then nothing is read), and at least every ``recheck`` seconds (the
 safety net: pub/sub is at-most-once). It costs O(1) reads per completed invocation, nothing per
 waiter per tick; one pub/sub connection per server serves every waiter of the process, and the
 reads of waiters woken together share round trips (``GroupRead``).
@@ -146,6 +147,8 @@ async def wait(
         waiter = watched or stack.enter_context(waiters.watch(invocation_id, channel))
         skip = watched is not None and watched.subscribed
         while True:
+            if waiter.carried is not None:  # it succeeded, and its notification carried the result
+                return Outcome(state="succeeded", result=waiter.carried)
             if not skip:
                 out = await client.group_read.read(invocation_id)
                 remaining = deadline - time.monotonic()

@@ -5,8 +5,10 @@ cancel) publish its id on its partition's ``done`` channel (``reliq:{S}:done``, 
 pub/sub, so on a Cluster the message stays on the shard that owns the partition). ``Waiters`` (one
 per Client, made on first use) keeps the table invocation id -> the tasks waiting for it, and one
 SSUBSCRIBE per partition that has waiters, over one pub/sub connection per server (Cluster node).
-A message wakes the waiters of its ids, which read the outcome once. Waiting costs a read at the
-start and one per wake: nothing per waiter per tick, however many wait.
+A message wakes the waiters of its ids, which read the outcome once; a small result of a success
+comes in the message itself (``lua/lib/notify.lua``), and its waiters answer without a read.
+Waiting costs a read at the start and at most one per wake: nothing per waiter per tick, however
+many wait.
 
 Pub/sub is at-most-once, so nothing relies on a message arriving:
 
@@ -98,11 +100,12 @@ class Waiter:
     """One task waiting for one invocation; ``woken`` is set by a notification (a worker's
     durable waits route it to their own event instead: ``reliq.worker.waits``)."""
 
-    __slots__ = ("channel", "id", "subscribed", "woken")
+    __slots__ = ("carried", "channel", "id", "subscribed", "woken")
 
     def __init__(self, invocation_id: str, channel: str, subscribed: bool = False) -> None:
         self.id, self.channel = invocation_id, channel
         self.woken: Settable = Wake()
+        self.carried: bytes | None = None  # its result, when the notification carried it (succeeded)
         # the channel was subscribed when this waiter was registered: every completion from then
         # on wakes it (a confirmation still to come wakes it too; so does a lost subscription)
         self.subscribed = subscribed
@@ -219,7 +222,13 @@ class Waiters:
     def _dispatch(self, node: _Node, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "smessage":
-            for raw in msg["data"].split():
+            ids, _, results = msg["data"].partition(b"\n")
+            if results:  # '<id> <result JSON>' per line: succeeded, and small (lua/lib/notify.lua)
+                for line in results.split(b"\n"):
+                    raw, _, result = line.partition(b" ")
+                    for w in self._by_id.get(raw.decode(), ()):
+                        w.carried = result
+            for raw in ids.split():
                 for w in self._by_id.get(raw.decode(), ()):
                     w.woken.set()
             return

@@ -85,6 +85,7 @@ registration idempotent without a second record.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from reliq.store.ids import (
@@ -150,8 +151,11 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def locate(invocation_id: str) -> tuple[str, int, str]:
-    """(service, partition, token) of an invocation id; raises ``InvalidName`` when malformed."""
+    """(service, partition, token) of an invocation id; raises ``InvalidName`` when malformed.
+    Cached (the last 4,096 ids: one request asks for its id's keys several times; a malformed id
+    raises every time)."""
     service, sep, rest = invocation_id.partition(".")
     part, dot, token = rest.partition(".")
     if not dot:

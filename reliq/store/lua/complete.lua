@@ -8,8 +8,10 @@
 --   entry id, epoch, final state ('succeeded' | 'cancelled'), result (JSON or ''), 'j' or ''
 -- The invocation id is the record key's suffix (after 'inv:').
 -- timeline: the final state; counters: succeeded / cancelled of this minute; the ids settled are
--- published on the done channel (one message); an invocation with a parent leaves the outcome
--- in the outbox for the parent, one with a reply target for that handler (lib/wake.lua relay)
+-- published on the done channel (one message), with the results of those that succeeded when
+-- small (CARRY bytes each, CARRY_ALL in all: lib/notify.lua); an invocation with a parent leaves
+-- the outcome in the outbox for the parent, one with a reply target for that handler (lib/wake.lua
+-- relay)
 -- returns one status per invocation: 'ok' | 'fenced' | 'noop' (already settled for this epoch)
 --   | 'keys' (it has journal keys that were not passed: nothing written, call again with them)
 -- uses: clock, fence, ack, timeline, finish, notify, wake, flow
@@ -19,6 +21,7 @@ local out = {}
 local counts = {succeeded = 0, cancelled = 0}
 local acked = {}
 local done = {}
+local carried, carry_left = {}, 65536  -- CARRY_ALL
 local pfx = string.find(KEYS[1], ':stream', 1, true) + 4  -- 'reliq:{S}:stream[:high]' -> #'reliq:{S}:inv:'
 local kc = 5
 local nk = 4
@@ -60,6 +63,11 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
     end
     acked[#acked + 1] = eid
     done[#done + 1] = id
+    if state == 'succeeded' and #result <= 1024 and #result < carry_left  -- CARRY
+        and not string.find(result, '\n', 1, true) then
+      carried[#carried + 1] = id .. ' ' .. result
+      carry_left = carry_left - #result
+    end
     counts[state] = (counts[state] or 0) + 1
     out[#out + 1] = 'ok'
   end
@@ -67,5 +75,5 @@ end
 ack(KEYS[1], ARGV[1], acked)  -- one XACK and one XDEL for the whole batch
 count_minute(KEYS[2], now, 'succeeded', counts.succeeded)
 count_minute(KEYS[2], now, 'cancelled', counts.cancelled)
-notify(KEYS[3], done)
+notify(KEYS[3], done, carried)
 return out
