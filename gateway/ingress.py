@@ -12,7 +12,6 @@ OpenAPI is written by ``gateway.openapi``."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable, MutableMapping
@@ -214,18 +213,24 @@ async def call(st: GatewayState, head: Head, receive: Receive) -> Response:
     slot from the start: when none is free, 429 and nothing is placed)."""
     # Prefer is checked before the invocation is placed: a bad one is a 400 that places nothing
     wait = prefer_wait(head.headers.get("prefer"), st.settings.default_wait, st.settings.max_wait)
-    with st.waiting.slot(), contextlib.ExitStack() as stack:
-        watched: list[Waiter] = []
+    # plain take/give and add/remove, not context managers: this runs once per /call
+    st.waiting.take()
+    waiters = st.client.waiters
+    watched: Waiter | None = None
 
-        def watch(invocation_id: str) -> None:  # before the write: its completion cannot go unseen
-            channel = st.client.keys_of(invocation_id).done_channel
-            watched.append(stack.enter_context(st.client.waiters.watch(invocation_id, channel)))
+    def watch(invocation_id: str) -> None:  # before the write: its completion cannot go unseen
+        nonlocal watched
+        watched = waiters.add(invocation_id, st.client.keys_of(invocation_id).done_channel)
 
+    try:
         accepted = await _register(st, head, receive, watch)
-        waiter = watched[0] if watched else None
-        if waiter is not None and accepted.status != "accepted":
-            waiter.subscribed = False  # placed before (an idempotent re-send): it may be finished
-        outcome = await st.client.wait(accepted.id, wait, watched=waiter)
+        if watched is not None and accepted.status != "accepted":
+            watched.subscribed = False  # placed before (an idempotent re-send): it may be finished
+        outcome = await st.client.wait(accepted.id, wait, watched=watched)
+    finally:
+        if watched is not None:
+            waiters.remove(watched)
+        st.waiting.give()
     headers = {"Reliq-Durability": st.durability_level}
     return outcome_response(accepted.id, outcome, headers)
 

@@ -16,9 +16,8 @@ class WaiterCap:
     def __init__(self, limit: int) -> None:
         self.limit, self.active = limit, 0
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the ``limit`` waiting slots for the block; 429 when none is free."""
+    def take(self) -> None:
+        """Take one of the ``limit`` waiting slots (``give`` it back); 429 when none is free."""
         if self.active >= self.limit:
             raise Problem(
                 429,
@@ -27,7 +26,15 @@ class WaiterCap:
                 headers={"Retry-After": "1"},
             )
         self.active += 1
+
+    def give(self) -> None:
+        self.active -= 1
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the waiting slots for the block (``take``, then ``give``)."""
+        self.take()
         try:
             yield
         finally:
-            self.active -= 1
+            self.give()

@@ -14,7 +14,6 @@ reads of waiters woken together share round trips (``GroupRead``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -142,9 +141,9 @@ async def wait(
     deadline = time.monotonic() + timeout
     pause = client.recheck if recheck is None else recheck
     waiters = client.waiters
-    with contextlib.ExitStack() as stack:
-        # registered before the first read: a completion between the read and the sleep wakes it
-        waiter = watched or stack.enter_context(waiters.watch(invocation_id, channel))
+    # registered before the first read: a completion between the read and the sleep wakes it
+    waiter = watched or waiters.add(invocation_id, channel)
+    try:
         skip = watched is not None and watched.subscribed
         while True:
             if waiter.carried is not None:  # it succeeded, and its notification carried the result
@@ -160,6 +159,9 @@ async def wait(
                 return await client.group_read.read(invocation_id)
             at_most = await waiters.subscribe(channel)  # inf, or a short pause while it cannot
             await waiter.sleep(min(pause, remaining, at_most))
+    finally:
+        if watched is None:
+            waiters.remove(waiter)
 
 
 async def get(client: Client, invocation_id: str) -> Invocation | None:

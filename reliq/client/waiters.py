@@ -150,24 +150,32 @@ class Waiters:
         self._failed = -BACKOFF  # when a subscription or a listener last failed (monotonic)
         self._closed = False
 
-    @contextlib.contextmanager
-    def watch(self, invocation_id: str, channel: str) -> Iterator[Waiter]:
-        """Register a waiter for the block (before the first read of the outcome)."""
+    def add(self, invocation_id: str, channel: str) -> Waiter:
+        """Register a waiter (before the first read of the outcome); ``remove`` it when done."""
         w = Waiter(invocation_id, channel, channel in self._subscribed)
         self._by_id.setdefault(invocation_id, set()).add(w)
         self._by_channel.setdefault(channel, set()).add(w)
+        return w
+
+    def remove(self, w: Waiter) -> None:
+        for table, key in ((self._by_id, w.id), (self._by_channel, w.channel)):
+            ws = table.get(key)
+            if ws is not None:
+                ws.discard(w)
+                if not ws:
+                    del table[key]
+        node = self._subscribed.get(w.channel)
+        if node is not None and w.channel in node.channels:
+            node.channels[w.channel] = time.monotonic()
+
+    @contextlib.contextmanager
+    def watch(self, invocation_id: str, channel: str) -> Iterator[Waiter]:
+        """A waiter registered for the block (``add``, then ``remove``)."""
+        w = self.add(invocation_id, channel)
         try:
             yield w
         finally:
-            for table, key in ((self._by_id, invocation_id), (self._by_channel, channel)):
-                ws = table.get(key)
-                if ws is not None:
-                    ws.discard(w)
-                    if not ws:
-                        del table[key]
-            node = self._subscribed.get(channel)
-            if node is not None and channel in node.channels:
-                node.channels[channel] = time.monotonic()
+            self.remove(w)
 
     async def subscribe(self, channel: str) -> float:
         """Make sure ``channel`` is subscribed. Sends SSUBSCRIBE (never waits for the confirmation,
