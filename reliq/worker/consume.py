@@ -104,13 +104,15 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
 
 class Reader:
     """Where a read loop is: ``history`` the level and id its read of this consumer's own pending
-    entries goes on at (None once drained), ``turn`` its place in the read pattern."""
+    entries goes on at (None once drained), ``turn`` its place in the read pattern, ``only_normal``
+    whether the wait that woke it saw new entries in the normal stream alone."""
 
-    __slots__ = ("history", "turn")
+    __slots__ = ("history", "only_normal", "turn")
 
     def __init__(self, own_pending: bool = True) -> None:
         self.history: tuple[int, str] | None = (0, "0") if own_pending else None
         self.turn = 0
+        self.only_normal = False
 
 
 async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
@@ -153,7 +155,8 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
                 started = await dispatch(rt, ex, k.at(LEVELS[level]), entries)
         else:
             q, reader.turn = quotas(reader.turn, held)
-            for level, batch in await read_new(rt, k, q):
+            only_normal, reader.only_normal = reader.only_normal, False
+            for level, batch in await read_new(rt, k, q, only_normal):
                 got += len(batch)
                 started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
     finally:
@@ -161,21 +164,27 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
     if rt.adapt is not None:
         rt.adapt.read(held, got)  # a full read: there is a backlog, the limit is used
     if not got and history is None:
-        await wait_for_new(rt, k)
+        reader.only_normal = await wait_for_new(rt, k)
 
 
-async def read_new(rt: Runtime, k: ServiceKeys, q: list[int]) -> list[tuple[int, Sequence[Pending]]]:
+async def read_new(
+    rt: Runtime, k: ServiceKeys, q: list[int], only_normal: bool = False
+) -> list[tuple[int, Sequence[Pending]]]:
     """New entries by the weighted read rule, per level (an index of ``LEVELS``). While the high
     and low streams are empty (the common case) the rule gives every slot to normal: one plain
     XREADGROUP does that without the script, whose copy of every entry into Lua and back costs
     Valkey more than the read itself. The lengths are read first, so an entry of another level
     that was there before this read is never passed over (one that comes later is for the next
-    read, as with the script)."""
+    read, as with the script). ``only_normal``: the wait that just woke this loop found new
+    entries in the normal stream and none in the others (``wait_for_new``), as fresh a fact as
+    the lengths would be: they are not read again."""
     redis = rt.client.redis
-    async with redis.pipeline(transaction=False) as p:
-        for stream in k.streams[1:]:
-            p.xlen(stream)
-        others = await p.execute()
+    others: list[int] = []
+    if not only_normal:
+        async with redis.pipeline(transaction=False) as p:
+            for stream in k.streams[1:]:
+                p.xlen(stream)
+            others = await p.execute()
     if not any(others):
         resp = await redis.xreadgroup(GROUP, rt.consumer, {k.streams[0]: ">"}, count=sum(q))
         return [(0, resp[0][1])] if resp else []
@@ -186,9 +195,10 @@ async def read_new(rt: Runtime, k: ServiceKeys, q: list[int]) -> list[tuple[int,
     return out
 
 
-async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:
+async def wait_for_new(rt: Runtime, k: ServiceKeys) -> bool:
     """Block until a level's stream holds an entry the group has not delivered yet (or ``block``
-    passes): XREAD from the groups' last-delivered ids reads without delivering anything."""
+    passes): XREAD from the groups' last-delivered ids reads without delivering anything.
+    Returns whether it woke for new entries of the normal stream alone."""
     redis = rt.client.redis
     last: dict[str, str | bytes] = {}
     try:
@@ -203,4 +213,6 @@ async def wait_for_new(rt: Runtime, k: ServiceKeys) -> None:
         if mark is None:
             raise ResponseError(f"NOGROUP no consumer group {GROUP} on {stream}")
         last[stream] = mark
-    await redis.xread(last, count=1, block=int(rt.config.block * 1000))
+    woke = await redis.xread(last, count=1, block=int(rt.config.block * 1000))
+    streams = list(woke) if isinstance(woke, dict) else [stream for stream, _ in woke or ()]
+    return bool(streams) and all(text(stream) == k.streams[0] for stream in streams)

@@ -12,7 +12,7 @@ import pytest
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.codec import text
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import Reader, ensure_group, read_new, read_once
+from reliq.worker.consume import Reader, ensure_group, read_new, read_once, wait_for_new
 
 from ..conftest import Names, client, running, wait_until
 
@@ -106,6 +106,49 @@ async def test_normal_only_work_skips_the_read_script_and_other_levels_still_get
             # quotas normal 1, high 2, low 1: high takes its one entry, normal the slots left
             assert ids(await read_new(w.rt, k, [1, 2, 1])) == {0: normal[:3], 1: [high]}
             assert len(scripted) == 1  # another level has entries: the weighted read rule
+    finally:
+        w.executor.close()
+        await w.client.close()
+
+
+async def test_a_wake_for_normal_entries_alone_reads_them_without_the_lengths(url: str, names: Names) -> None:
+    """``wait_for_new`` says whether only the normal stream woke it; the read after such a wake
+    skips the XLEN round trip (``read_new(..., only_normal=True)``), one after a wake that saw
+    another level reads the lengths and so keeps the weighted rule."""
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        return None
+
+    k = ServiceKeys(svc.name)
+    w = Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+    pipelines: list[int] = []
+    pipeline = w.rt.client.redis.pipeline
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        pipelines.append(1)
+        return pipeline(*args, **kwargs)
+
+    w.rt.client.redis.pipeline = counting  # type: ignore[method-assign]
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+            waiting = asyncio.create_task(wait_for_new(w.rt, k))
+            await wait_until(lambda: len(pipelines) == 1, what="the wait to read the groups")
+            sent = (await c.send(svc.name, "job")).id
+            assert await asyncio.wait_for(waiting, 10) is True
+            reader = Reader(own_pending=False)
+            reader.only_normal = True
+            pipelines.clear()
+            await read_once(w.rt, w.executor, k, reader)
+            assert (await c.state(sent)) in ("running", "succeeded")  # read and claimed
+            assert pipelines == []  # no XLEN pipeline before the XREADGROUP
+            await wait_until(lambda: not w.rt.inflight, what="the run to end")
+            waiting = asyncio.create_task(wait_for_new(w.rt, k))
+            await wait_until(lambda: len(pipelines) == 1, what="the wait to read the groups")
+            await c.send(svc.name, "job", priority="high")
+            assert await asyncio.wait_for(waiting, 10) is False  # the high stream woke it
     finally:
         w.executor.close()
         await w.client.close()
