@@ -271,3 +271,52 @@ async def test_a_cancelled_group_read_leaves_no_reader_waiting(url: str, names: 
         outs = await asyncio.wait_for(asyncio.gather(*reads, return_exceptions=True), 5)
         assert all(isinstance(o, ConnectionError) for o in outs), outs
         assert await c.group_read.read(f"{svc}.{'d' * 26}") is None  # and the next read works
+
+
+@pytest.mark.semantics
+async def test_results_carried_in_the_notification_equal_the_stored_ones(url: str, names: Names) -> None:
+    """Results the completion message carries (spaces, escaped newlines, non-ASCII text, JSON
+    documents, the 1,024-byte bound on both sides) answer exactly what the record stores, and a
+    waiter woken with one reads nothing more: only the calls of the too-large result read twice."""
+    svc = Service(names())
+    go = asyncio.Event()
+    shapes: list[Any] = [
+        7,
+        None,
+        "two words",
+        "line\nbreak",
+        "ünïcødé ✓",
+        {"id": "x y", "list": [1, 2, {"k": "v"}]},
+        "a" * 1022,  # 1,024 bytes with its quotes: carried
+        "b" * 1023,  # 1,025: read from the record
+    ]
+
+    @svc.handler
+    async def shape(ctx: Context, i: int) -> Any:
+        await go.wait()
+        return shapes[i % len(shapes)]
+
+    c = Client(url, recheck=SLOW)
+    reads: list[str] = []
+    group_read = c.group_read.read
+
+    async def counting(invocation_id: str) -> Any:
+        reads.append(invocation_id)
+        return await group_read(invocation_id)
+
+    try:
+        async with running(svc, url, concurrency=200):
+            go.set()
+            assert await c.call(svc.name, "shape", 0) == 7  # the channel is subscribed from now on
+            go.clear()
+            c.group_read.read = counting  # type: ignore[method-assign]
+            ids = [(await c.send(svc.name, "shape", i)).id for i in range(160)]
+            waiting = asyncio.gather(*(c.result(inv, 20) for inv in ids))
+            await wait_until(lambda: len(reads) == 160, what="every waiter's first read")
+            go.set()
+            got = await asyncio.wait_for(waiting, 20)
+            assert got == [shapes[i % len(shapes)] for i in range(160)]
+            twice = {inv for inv in ids if reads.count(inv) > 1}
+            assert twice == {inv for i, inv in enumerate(ids) if i % len(shapes) == 7}
+    finally:
+        await c.close()
