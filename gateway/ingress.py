@@ -231,8 +231,19 @@ async def call(st: GatewayState, head: Head, receive: Receive) -> Response:
         if watched is not None:
             waiters.remove(watched)
         st.waiting.give()
-    headers = {"Reliq-Durability": st.durability_level}
-    return outcome_response(accepted.id, outcome, headers)
+    if outcome is not None and outcome.state == "succeeded":  # the common answer, headers ready-made
+        body = outcome.result or b"null"
+        return Raw(
+            200,
+            body,
+            [
+                _JSON,
+                (b"content-length", b"%d" % len(body)),
+                (b"reliq-durability", st.durability_level.encode()),
+                (b"reliq-invocation-id", accepted.id.encode()),
+            ],
+        )
+    return outcome_response(accepted.id, outcome, {"Reliq-Durability": st.durability_level})
 
 
 def prefer_wait(header: str | None, default: float, cap: float) -> float:
