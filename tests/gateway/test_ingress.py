@@ -92,6 +92,7 @@ async def test_call_returns_the_result_or_202_or_the_handlers_failure(url: str, 
             headers={"Idempotency-Key": "k2"},
         )
         assert ok.status_code == 200 and ok.json() == {"order": "o2", "cents": 7}
+        assert ok.headers["content-type"] == "application/json" and ok.headers["reliq-durability"]
         inv = ok.headers["reliq-invocation-id"]
         again = await http.post(
             f"/call/{svc.name}/place",
