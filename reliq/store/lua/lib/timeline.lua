@@ -6,8 +6,38 @@
 -- Bounded: past 4096 bytes the first event stays, a 'gap' event counts what was dropped, and the
 -- oldest events after it go until the rest fits in 3072 bytes. It lives in the record, so it
 -- expires with it.
+-- memos of one script call: the same clock value, actor and small epochs recur in every line
+local TL_NUM, TL_SAFE = {}, {}
+local function tl_num(x)
+  local s = TL_NUM[x]
+  if not s then
+    s = tostring(x)
+    TL_NUM[x] = s
+  end
+  return s
+end
+local function tl_safe(s)  -- nothing in it JSON would escape
+  local ok = TL_SAFE[s]
+  if ok == nil then
+    ok = not string.find(s, '[%c"\\/\128-\255]')
+    TL_SAFE[s] = ok
+  end
+  return ok
+end
+
 local function tl_line(at, ev, actor, epoch, detail, untl, count)
-  local a = {at, ev, actor or '', tonumber(epoch) or 0, detail or '', tonumber(untl) or 0, tonumber(count) or 0}
+  actor, detail = actor or '', detail or ''
+  epoch, untl, count = tonumber(epoch) or 0, tonumber(untl) or 0, tonumber(count) or 0
+  -- the common lines are concatenated (no table, no cjson.encode)
+  if count == 0 and untl == 0 and detail == '' and tl_safe(actor) and tl_safe(ev) then
+    if epoch ~= 0 then
+      return '[' .. tl_num(at) .. ',"' .. ev .. '","' .. actor .. '",' .. tl_num(epoch) .. ']'
+    elseif actor ~= '' then
+      return '[' .. tl_num(at) .. ',"' .. ev .. '","' .. actor .. '"]'
+    end
+    return '[' .. tl_num(at) .. ',"' .. ev .. '"]'
+  end
+  local a = {at, ev, actor, epoch, detail, untl, count}
   local n = 7
   while n > 2 and (a[n] == '' or a[n] == 0) do
     a[n] = nil
