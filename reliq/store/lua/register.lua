@@ -30,9 +30,12 @@ local n = #batch / 2
 fl_bind(KEYS, n + 6)
 local free
 local prio = {}
+local NONE = {}
 for i = 1, n do
   local rec, f, payload = KEYS[i + 5], batch[2 * i - 1], batch[2 * i]
-  local prev = redis.call('HMGET', rec, 'fp', 'state')
+  -- a new record (the common case) costs one EXISTS; a re-send reads what it holds
+  local prev = NONE
+  if redis.call('EXISTS', rec) == 1 then prev = redis.call('HMGET', rec, 'fp', 'state') end
   if prev[1] then
     if prev[1] ~= f[2] then out[2 * i - 1] = 'conflict' else out[2 * i - 1] = 'previously_accepted' end
     out[2 * i] = prev[2]
