@@ -118,3 +118,15 @@ async def test_the_previous_release_claims_a_record_of_this_one(url: str, names:
         assert doc.due == doc.created
         assert doc.updated is not None and doc.updated >= (doc.created or 0)
         await c.cancel(sent.id)
+
+
+async def test_payload_bytes_are_stored_as_sent_whatever_their_encoding(url: str, names: Names) -> None:
+    """register.lua's batch argument carries payloads as msgpack str (its cmsgpack has no bin):
+    UTF-8 JSON as text, any other bytes under a str header; both are stored byte for byte."""
+    svc = names()
+    bodies = [b'{"s":"\xc3\xa9"}', b'"\xff\xfe"', b"[" + b"1," * 40_000 + b"1]"]
+    async with client(url) as c:
+        sent = [await c.send_json(svc, "h", body) for body in bodies]
+        for a, body in zip(sent, bodies, strict=True):
+            assert (await _fields(c, a.id))["payload"] == body
+            await c.cancel(a.id)
