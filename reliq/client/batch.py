@@ -89,7 +89,7 @@ async def send_many(
             flow_keys = [_flow_key(keyfn, p, i) for i, p in enumerate(items)]
     else:
         items = _items(payloads)
-    bodies = [codec.encode(p) for p in items]
+    bodies = list(map(codec.json_encoder.encode, items))  # codec.encode, without a frame per item
     return await place(client, service, handler, bodies, flow_keys, opts)
 
 
