@@ -130,3 +130,18 @@ async def test_payload_bytes_are_stored_as_sent_whatever_their_encoding(url: str
         for a, body in zip(sent, bodies, strict=True):
             assert (await _fields(c, a.id))["payload"] == body
             await c.cancel(a.id)
+
+
+async def test_claim_defaults_the_fields_a_later_release_may_leave_out(url: str, names: Names) -> None:
+    """This release still writes parent, key and attempt (its predecessor's claim.lua needs them);
+    its own claim.lua defaults them, so that the release after it may leave them out too."""
+    svc = names()
+    async with client(url) as c:
+        k = ServiceKeys(svc)
+        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
+        sent = await c.send(svc, "h", {"n": 1})
+        await c.redis.hdel(k.inv(sent.id), "parent", "key", "attempt")
+        [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
+        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid.decode(), sent.id)])
+        assert (got.status, got.attempt, got.parent, got.key, got.deliveries) == ("run", 1, None, None, 1)
+        await c.cancel(sent.id)
