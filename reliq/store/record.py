@@ -13,7 +13,7 @@ field             type    meaning                                             wr
                                                                               complete, retry, park,
                                                                               release, cancel, redrive,
                                                                               retry_now
-``service``       str     the service (also readable from the id)             register
+``service``       str     the service; absent: read from the id               register
 ``handler``       str     handler name                                        register
 ``payload``       JSON    the input                                           register
 ``fp``            str     fingerprint: sha256 of handler + payload; same key  register
@@ -74,8 +74,8 @@ field             type    meaning                                             wr
 ================  ======  ==================================================  ========================
 
 A registration (``lua/lib/place.lua``) writes no field whose value is its default above (an earlier
-release's record, which has them, reads the same), but ``parent``, ``key`` and ``attempt`` always:
-earlier releases' ``claim.lua`` replies them without a default (docs/operations.md).
+release's record, which has them, reads the same), but ``service``, ``parent``, ``key`` and
+``attempt`` always: earlier releases' ``parse`` and ``claim.lua`` read them without a default.
 
 States: ``scheduled`` (waits in the delayed set) -> ``pending`` (has a stream entry) ->
 ``running`` (claimed, leased) -> ``succeeded`` | ``failed`` (parked) | ``cancelled``, or
@@ -263,7 +263,7 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
     due = _int(h.get(F.DUE), created if F.FP in h else None)
     return Invocation(
         id=invocation_id,
-        service=text(h[F.SERVICE]),
+        service=text(h.get(F.SERVICE) or invocation_id.partition(".")[0]),  # the id begins with it
         handler=text(h[F.HANDLER]),
         state=state,  # type: ignore[arg-type]
         attempt=int(h.get(F.ATTEMPT, 1)),

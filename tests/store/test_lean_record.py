@@ -145,3 +145,15 @@ async def test_claim_defaults_the_fields_a_later_release_may_leave_out(url: str,
         [got] = await c.scripts.claim(k, "w1", 30_000, [(eid.decode(), sent.id)])
         assert (got.status, got.attempt, got.parent, got.key, got.deliveries) == ("run", 1, None, None, 1)
         await c.cancel(sent.id)
+
+
+async def test_parse_defaults_the_service_from_the_id(url: str, names: Names) -> None:
+    """Written still (the previous release's parse requires it), but read from the id when absent."""
+    svc = names()
+    async with client(url) as c:
+        sent = await c.send(svc, "h", {"n": 1})
+        k = c.keys_of(sent.id)
+        await c.redis.hdel(k.inv(sent.id), "service")
+        doc = await c.get(sent.id)
+        assert doc is not None and doc.service == svc
+        await c.cancel(sent.id)
