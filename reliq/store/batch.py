@@ -2,15 +2,17 @@
 array ``f`` (id, fingerprint, handler, parent, idempotency key, delay ms, due ms, traceparent, and
 when set: reply target, schedule tick, priority, flow key value) and its payload.
 
-Two shapes pack the same: a sequence of ``Registration`` (one invocation each, every option its
-own: ``Client.send``, the gateway's group commit, reply-to) or a ``Batch`` (``Client.send_many``:
-columns of one handler's invocations that share every option, so no object per item is built to be
-thrown away).
+Two shapes: a sequence of ``Registration`` (one invocation each, every option its own:
+``Client.send``, the gateway's group commit, reply-to), packed as those pairs; or a ``Batch``
+(``Client.send_many``: one handler's invocations that share every option), packed as columns: the
+array they share once, then ids, fingerprints, keys, flow keys and payloads, so neither the
+client nor the script builds an array per item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -90,15 +92,8 @@ def _registrations(items: Sequence[Registration]) -> list[tuple[str, ...] | str 
     return out
 
 
-def _batch(b: Batch) -> list[tuple[str, ...] | str | msgspec.Raw]:
-    h, delay, due, n = b.handler, _ms(b.delay_ms), _ms(b.due_ms), len(b.ids)
-    keys = b.keys or [""] * n
-    out: list[tuple[str, ...] | str | msgspec.Raw] = []
-    if b.flow_keys is None and not (b.reply or b.prio):
-        for i, fp, key, p in zip(b.ids, b.fps, keys, b.payloads, strict=True):
-            out += ((i, fp, h, "", key, delay, due, ""), _text(p))
-    else:  # '' at positions 9-12 reads as absent (register.lua, lib/place.lua)
-        reply, prio, fks = b.reply, b.prio, b.flow_keys or [""] * n
-        for i, fp, key, p, fk in zip(b.ids, b.fps, keys, b.payloads, fks, strict=True):
-            out += ((i, fp, h, "", key, delay, due, "", reply, "", prio, fk), _text(p))
-    return out
+def _batch(b: Batch) -> list[Any]:
+    """Columns: the array every item shares (id, fingerprint, key and flow key set per item by
+    register.lua), then ids, fingerprints, keys, flow keys ([] when none) and payloads."""
+    f = ("", "", b.handler, "", "", _ms(b.delay_ms), _ms(b.due_ms), "", b.reply, "", b.prio, "")
+    return [f, b.ids, b.fps, b.keys or [], b.flow_keys or [], [_text(p) for p in b.payloads]]

@@ -12,7 +12,9 @@
 --     idempotency key or '', delay ms or '', due time (unix ms) or '', W3C traceparent or '',
 --     and only when set: reply target 'service/handler' or '', scheduled tick ms or '',
 --     priority or '', flow key value (a callable key, computed by the registrar) or ''}
---   and its payload (JSON)
+--   and its payload (JSON); or, for invocations of one handler with the same options
+--   (send_many), 6 columns: {the array they share, ids, fingerprints, idempotency keys, flow key
+--   values, payloads} (keys and flow keys: [] when none; each item's are set in the shared array)
 --   (one argument for the batch: redis-py's and the server's per-argument work dominated group
 --   commit; one unpack instead of one per invocation)
 -- writes the 'accepted' timeline event
@@ -26,13 +28,21 @@ local now = now_ms()
 local out = {}
 local streams = {KEYS[1], KEYS[3], KEYS[4]}
 local batch = cmsgpack.unpack(ARGV[3])
-local n = #batch / 2
+-- columns (send_many): {f shared by every item, ids, fingerprints, keys, flow keys, payloads}
+local cols = type(batch[2]) == 'table'
+local n = cols and #batch[2] or #batch / 2
 fl_bind(KEYS, n + 6)
 local free
 local prio = {}
 local NONE = {}
 for i = 1, n do
-  local rec, f, payload = KEYS[i + 5], batch[2 * i - 1], batch[2 * i]
+  local rec, f, payload = KEYS[i + 5], nil, nil
+  if cols then  -- the shared array, this item's fields set (place reads it during this item only)
+    f, payload = batch[1], batch[6][i]
+    f[1], f[2], f[5], f[12] = batch[2][i], batch[3][i], batch[4][i] or '', batch[5][i] or ''
+  else
+    f, payload = batch[2 * i - 1], batch[2 * i]
+  end
   -- a new record (the common case) costs one EXISTS; a re-send reads what it holds
   local prev = NONE
   if redis.call('EXISTS', rec) == 1 then prev = redis.call('HMGET', rec, 'fp', 'state') end
