@@ -31,6 +31,17 @@ def fingerprint(handler: str, payload: bytes) -> str:
     return h.hexdigest()[:32]
 
 
+def fingerprints(handler: str, payloads: list[bytes]) -> list[str]:
+    """``fingerprint`` of each payload of one handler (the handler's part hashed once)."""
+    base = hashlib.sha256(handler.encode() + b"\0")
+    out = []
+    for p in payloads:
+        h = base.copy()
+        h.update(p)
+        out.append(h.hexdigest()[:32])
+    return out
+
+
 def check_key(key: str) -> str:
     """Validate an idempotency key: 1-255 characters, no control characters."""
     if not isinstance(key, str) or not 0 < len(key) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in key):

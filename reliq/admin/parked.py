@@ -73,8 +73,8 @@ async def _join(client: Client, service: str, rows: list[tuple[bytes, float, int
                 reason=text(reason) if reason else None,
                 error=_error(err) if err else None,
                 attempt=_int(attempt),
-                deliveries=_int(deliveries),
-                crashes=_int(crashes),
+                deliveries=_int(deliveries) or 0,  # absent until the first claim
+                crashes=_int(crashes) or 0,
                 redrives=_int(redrives) or 0,
                 parked_at=int(score),
                 partition=part,

@@ -126,7 +126,7 @@ async def _join(
                 idle_ms=int(r["time_since_delivered"]),
                 deliveries=int(r["times_delivered"]),
                 attempt=_int(attempt),
-                epoch=_int(epoch),
+                epoch=_int(epoch) if epoch or not st else 0,  # absent until the first claim
                 lease_until=lease_until,
                 reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
                 step=text(step) if step else None,

@@ -33,10 +33,10 @@ from reliq.client.producer import MAX_BATCH, SendOptions, Where
 from reliq.context import target_of
 from reliq.errors import Backpressure, IdempotencyConflict
 from reliq.store import flow
-from reliq.store.keys import check_name, locate
+from reliq.store.batch import Batch
+from reliq.store.keys import check_name
 from reliq.store.priority import Priority, check_priority
 from reliq.store.record import Accepted
-from reliq.store.replies import Registration
 
 if TYPE_CHECKING:
     from reliq.client import Client
@@ -89,7 +89,7 @@ async def send_many(
             flow_keys = [_flow_key(keyfn, p, i) for i, p in enumerate(items)]
     else:
         items = _items(payloads)
-    bodies = [codec.encode(p) for p in items]
+    bodies = list(map(codec.json_encoder.encode, items))  # codec.encode, without a frame per item
     return await place(client, service, handler, bodies, flow_keys, opts)
 
 
@@ -137,51 +137,51 @@ async def place(
     level = "" if prio is None else check_priority(prio)
     if not bodies:
         return []
-    ids = await routing.ids_for(client, service, handler, bodies, keys, flow_keys)
-    regs = [
-        Registration(
-            id=ids[i],
-            fp=codec.fingerprint(handler, body),
-            handler=handler,
-            payload=body,
-            key=keys[i] or "",
-            delay_ms=delay_ms,
-            due_ms=due,
-            reply=reply,
-            flow_key=(flow_keys[i] or "") if flow_keys else "",
-            prio=level,
+    ids, parts = await routing.ids_for(client, service, handler, bodies, keys, flow_keys)
+    items = Batch(
+        handler=handler,
+        ids=ids,
+        fps=codec.fingerprints(handler, bodies),
+        payloads=bodies,
+        keys=None if opts.get("keys") is None else [k or "" for k in keys],
+        flow_keys=None if flow_keys is None else [k or "" for k in flow_keys],
+        delay_ms=delay_ms,
+        due_ms=due,
+        reply=reply,
+        prio=level,
+    )
+    results: list[Accepted | Exception] = [Exception("not answered")] * len(ids)
+    if min(parts) == max(parts):  # one partition (always, on a one-partition service)
+        await _partition(client, (service, parts[0]), range(len(ids)), items, results)
+    else:
+        groups: dict[int, list[int]] = {}
+        for i, part in enumerate(parts):
+            groups.setdefault(part, []).append(i)
+        await asyncio.gather(
+            *(_partition(client, (service, p), idx, items, results) for p, idx in groups.items())
         )
-        for i, body in enumerate(bodies)
-    ]
-    groups: dict[Where, list[int]] = {}
-    for i, r in enumerate(regs):
-        groups.setdefault(locate(r.id)[:2], []).append(i)
-    results: list[Accepted | Exception] = [Exception("not answered")] * len(regs)
-    await asyncio.gather(*(_partition(client, w, idx, regs, results) for w, idx in groups.items()))
     if any(isinstance(r, Exception) for r in results):
         raise BatchError(service, results)
     return results  # type: ignore[return-value]  # all Accepted: checked above
 
 
 async def _partition(
-    client: Client,
-    where: Where,
-    idx: list[int],
-    regs: list[Registration],
-    results: list[Accepted | Exception],
+    client: Client, where: Where, idx: Sequence[int], items: Batch, results: list[Accepted | Exception]
 ) -> None:
     """Place one partition's items, chunk by chunk in input order. A chunk whose call fails gives
     its error to its items and to every later item of the partition (those were not sent)."""
+    service, handler, ids = where[0], items.handler, items.ids
+    whole = len(idx) == len(ids) <= MAX_BATCH  # the batch as it is: no copy
     for start in range(0, len(idx), MAX_BATCH):
         chunk = idx[start : start + MAX_BATCH]
         try:
-            answers = await client.register_many(where, [regs[i] for i in chunk])
+            answers = await client.register_many(where, items if whole else items.take(chunk))
         except Exception as e:
             for i in idx[start:]:
                 results[i] = e
             return
         for i, answer in zip(chunk, answers, strict=True):
             try:
-                results[i] = producer.accepted(where[0], regs[i].handler, regs[i].id, answer)
+                results[i] = producer.accepted(service, handler, ids[i], answer)
             except (IdempotencyConflict, Backpressure, ValueError) as e:
                 results[i] = e

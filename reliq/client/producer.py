@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
@@ -31,6 +30,7 @@ from reliq import codec
 from reliq.client import callbacks, replyto, routing
 from reliq.errors import Backpressure, IdempotencyConflict, NotConfirmed
 from reliq.store import flow
+from reliq.store.batch import Items
 from reliq.store.flow import BAD_KEY
 from reliq.store.intake import per_partition
 from reliq.store.keys import locate
@@ -175,7 +175,7 @@ def where(client: Client, invocation_id: str) -> Where:
 async def register_many(
     client: Client,
     where: Where,
-    items: Sequence[Registration],
+    items: Items,
     *,
     replicas: int = 0,
     wait_ms: int = 1000,

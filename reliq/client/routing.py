@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from reliq.store import flow
 from reliq.store.flow import flow_token
-from reliq.store.keys import child_token, key_token, locate, make_id, new_id, partition_of_token
+from reliq.store.keys import child_token, key_token, locate, make_id, new_ids, partition_of_token
 from reliq.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -77,10 +77,7 @@ def _routed(lay: Layout, service: str, token: str, anchor: str | None) -> str:
 
 def _fresh(lay: Layout, service: str, anchor: str | None) -> str:
     """A fresh random id under ``lay``, in the partition of ``anchor`` when given."""
-    fresh = new_id(service, lay.partitions)
-    if anchor is None:
-        return fresh
-    return make_id(service, locate(fresh)[2], partition_of_token(anchor, lay.partitions))
+    return new_ids(service, 1, lay.partitions, anchor)[0][0]
 
 
 async def route(client: Client, service: str, token: str, anchor: str | None = None) -> str:
@@ -112,17 +109,20 @@ async def ids_for(
     bodies: Sequence[bytes],
     keys: Sequence[str | None],
     flow_keys: Sequence[str | None] | None = None,
-) -> list[str]:
-    """The ids of a batch of new invocations of one handler (``Client.send_many``): item i gets
-    the id ``id_for(keys[i], anchor(...))`` gives it. The handler's flow spec is read (cached)
-    even on one partition, so that every item's flow key is checked before anything is
-    written: ``flow.BadKey`` names the first bad item."""
+) -> tuple[list[str], list[int]]:
+    """The ids of a batch of new invocations of one handler (``Client.send_many``), and their
+    partitions: item i gets the id ``id_for(keys[i], anchor(...))`` gives it. The handler's flow
+    spec is read (cached) even on one partition, so that every item's flow key is checked before
+    anything is written: ``flow.BadKey`` names the first bad item. Fresh ids of a handler without
+    a flow key are drawn at once, their partitions known without parsing them back."""
     lay = await client.layout(service)
     s = await spec(client, service, handler)
     routed = lay.partitions > 1 or _moving(client, lay)
     whole = routed and s is not None and not s.key and s.rate > 0 and s.per > 0
     by: str | None = flow_token(service, handler) if whole else None
-    out = []
+    if (s is None or not s.key) and all(k is None for k in keys):
+        return new_ids(service, len(bodies), lay.partitions, by)
+    ids, parts = [], []
     for i, body in enumerate(bodies):
         if s is not None and s.key:
             try:
@@ -132,12 +132,18 @@ async def ids_for(
             by = flow_token(service, handler, value) if routed else None
         key = keys[i]
         if key is None:
-            out.append(_fresh(lay, service, by))
-        elif _moving(client, lay):  # (rare) an old partition may hold it: look it up
-            out.append(await route(client, service, key_token(service, key), by))
+            new, part = new_ids(service, 1, lay.partitions, by)
+            ids += new
+            parts += part
+            continue
+        if _moving(client, lay):  # (rare) an old partition may hold it: look it up
+            ids.append(await route(client, service, key_token(service, key), by))
+            parts.append(locate(ids[-1])[1])
         else:
-            out.append(_routed(lay, service, key_token(service, key), by))
-    return out
+            token = key_token(service, key)
+            parts.append(partition_of_token(by or token, lay.partitions))
+            ids.append(make_id(service, token, parts[-1]))
+    return ids, parts
 
 
 async def child_id_for(

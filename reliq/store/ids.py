@@ -26,11 +26,23 @@ os.register_at_fork(after_in_child=_POOL.clear)  # a forked child never reuses i
 _B32_OF_BYTE = bytes(ord(_B32[b & 31]) for b in range(256))
 
 
+def _refill() -> None:  # one urandom and one translate per 256 tokens (b32encode is pure Python)
+    text = secrets.token_bytes(26 * 256).translate(_B32_OF_BYTE).decode()
+    _POOL.extend(text[i : i + 26] for i in range(0, len(text), 26))
+
+
 def _random_token() -> str:
-    if not _POOL:  # one urandom and one translate per 256 tokens (b32encode is pure Python)
-        text = secrets.token_bytes(26 * 256).translate(_B32_OF_BYTE).decode()
-        _POOL.extend(text[i : i + 26] for i in range(0, len(text), 26))
+    if not _POOL:
+        _refill()
     return _POOL.pop()
+
+
+def _random_tokens(n: int) -> list[str]:
+    while len(_POOL) < n:
+        _refill()
+    out = _POOL[len(_POOL) - n :]
+    del _POOL[len(_POOL) - n :]
+    return out
 
 
 def partition_of_token(token: str, partitions: int) -> int:
@@ -53,6 +65,22 @@ def new_id(service: str, partitions: int = 1) -> str:
     """A fresh random invocation id for ``service`` (130 random bits, base32)."""
     token = _random_token()
     return make_id(service, token, partition_of_token(token, partitions))
+
+
+def new_ids(
+    service: str, n: int, partitions: int = 1, anchor: str | None = None
+) -> tuple[list[str], list[int]]:
+    """``n`` fresh random ids (as ``new_id``) and their partitions; all in the partition of the
+    token ``anchor`` when given (``client/routing.py``)."""
+    tokens = _random_tokens(n)
+    if partitions <= 1:
+        prefix = service + "."
+        return [prefix + t for t in tokens], [0] * n
+    if anchor is not None:
+        p = partition_of_token(anchor, partitions)
+        return [make_id(service, t, p) for t in tokens], [p] * n
+    parts = [partition_of_token(t, partitions) for t in tokens]
+    return [make_id(service, t, p) for t, p in zip(tokens, parts, strict=True)], parts
 
 
 def key_token(service: str, key: str) -> str:

@@ -13,14 +13,14 @@ field             type    meaning                                             wr
                                                                               complete, retry, park,
                                                                               release, cancel, redrive,
                                                                               retry_now
-``service``       str     the service (also readable from the id)             register
+``service``       str     the service; absent: read from the id               register
 ``handler``       str     handler name                                        register
 ``payload``       JSON    the input                                           register
 ``fp``            str     fingerprint: sha256 of handler + payload; same key  register
                           with another fingerprint is a conflict
 ``key``           str     idempotency key, ``''`` when none                   register
 ``parent``        str     parent invocation id, ``''`` for a top-level send   register
-``trace``         str     W3C traceparent of the sender, ``''`` when none     register
+``trace``         str     W3C traceparent of the sender; absent: none         register (only when set)
 ``reply``         str     ``service/handler`` that gets the outcome (reply-   register (only when set)
                           to): the finishing script writes an outbox
                           ``reply`` message
@@ -28,17 +28,17 @@ field             type    meaning                                             wr
 ``prio``          str     ``high`` | ``low``: the stream its entries go to    register (only when not
                           (``lua/lib/enqueue.lua``); absent: normal           normal)
 ``created``       ms      accepted                                            register
-``due``           ms      when it runs: now, the scheduled time, or the next  register, retry, retry_now
-                          attempt's time while ``retrying``
+``due``           ms      when it runs: the scheduled time, or the next       register (when not
+                          attempt's time while ``retrying``; absent: created  created), retry, retry_now
 ``entry``         str     id of the stream entry that triggers it (``''``     register, promote, redrive,
                           while delayed and once settled); claim runs only    retry_now; cleared by
                           the entry named here                                complete, retry, park
 ``attempt``       int     attempt number, from 1                              register, retry, redrive
-``deliveries``    int     claims so far (reclaims included)                   register, claim
-``crashes``       int     claims that found it still ``running``: a holder    register, claim, redrive
-                          died
-``epoch``         int     lease epoch, +1 per claim: every settle script is   register, claim
-                          fenced by it
+``deliveries``    int     claims so far (reclaims included); absent: 0        claim
+``crashes``       int     claims that found it still ``running``: a holder    claim, redrive
+                          died; absent: 0
+``epoch``         int     lease epoch, +1 per claim: every settle script is   claim
+                          fenced by it; absent: 0 (never claimed)
 ``owner``         str     consumer holding the lease                          claim; cleared by settle
                                                                               scripts and release
 ``lease_until``   ms      end of the current lease                            claim, renew; cleared
@@ -46,7 +46,7 @@ field             type    meaning                                             wr
 ``claim``         str     token of the claim call, so a re-sent claim         claim
                           returns the same claim without bumping again
 ``started``       ms      last claim                                          claim
-``updated``       ms      last transition                                     every transition
+``updated``       ms      last transition; absent: ``created``                every later transition
 ``finished``      ms      reached a terminal state                            complete, park, retry,
                                                                               cancel; cleared by redrive
 ``result``        JSON    the handler's result                                complete
@@ -72,6 +72,10 @@ field             type    meaning                                             wr
 ``tl``            lines   the timeline, one JSON array per event (format and  every script that changes
                           bound: ``lua/lib/timeline.lua``)                    the record
 ================  ======  ==================================================  ========================
+
+A registration (``lua/lib/place.lua``) writes no field whose value is its default above (an earlier
+release's record, which has them, reads the same), but ``service``, ``parent``, ``key`` and
+``attempt`` always: earlier releases' ``parse`` and ``claim.lua`` read them without a default.
 
 States: ``scheduled`` (waits in the delayed set) -> ``pending`` (has a stream entry) ->
 ``running`` (claimed, leased) -> ``succeeded`` | ``failed`` (parked) | ``cancelled``, or
@@ -242,8 +246,8 @@ def found(raw: Raw | None) -> bool:
     return bool(raw) and Field.STATE in fields(raw or {})
 
 
-def _int(v: bytes | None) -> int | None:
-    return int(v) if v else None
+def _int(v: bytes | None, default: int | None = None) -> int | None:
+    return int(v) if v else default
 
 
 def _str(v: bytes | None) -> str | None:
@@ -255,9 +259,11 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
     F, h = Field, fields(raw)
     state = text(h[F.STATE])
     err = h.get(F.ERROR)
+    created = _int(h.get(F.CREATED))  # absent due, updated: = created (a tombstone, no fp: no due)
+    due = _int(h.get(F.DUE), created if F.FP in h else None)
     return Invocation(
         id=invocation_id,
-        service=text(h[F.SERVICE]),
+        service=text(h.get(F.SERVICE) or invocation_id.partition(".")[0]),  # the id begins with it
         handler=text(h[F.HANDLER]),
         state=state,  # type: ignore[arg-type]
         attempt=int(h.get(F.ATTEMPT, 1)),
@@ -266,10 +272,10 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         epoch=int(h.get(F.EPOCH, 0)),
         owner=_str(h.get(F.OWNER)),
         lease_until=_int(h.get(F.LEASE_UNTIL)),
-        next_retry=_int(h.get(F.DUE)) if state == "retrying" else None,
-        due=_int(h.get(F.DUE)),
-        created=_int(h.get(F.CREATED)),
-        updated=_int(h.get(F.UPDATED)),
+        next_retry=due if state == "retrying" else None,
+        due=due,
+        created=created,
+        updated=_int(h.get(F.UPDATED), created),
         started=_int(h.get(F.STARTED)),
         finished=_int(h.get(F.FINISHED)),
         parent_id=_str(h.get(F.PARENT)),

@@ -102,12 +102,20 @@ class Registered(NamedTuple):
     state: State | Literal[""]
 
 
+_PAIRS: dict[tuple[Any, Any], Registered] = {}  # (status, state) as replied -> its Registered
+
+
+def _pair(status: Any, state: Any) -> Registered:
+    got = Registered(as_register(status), as_state(state) if state else "")
+    _PAIRS[(status, state)] = got  # checked: at most 5 statuses x 10 states (bytes or str) are kept
+    return got
+
+
 def pairs(reply: Sequence[Any]) -> list[Registered]:
-    """register.lua's flat reply (2 values per invocation)."""
-    return [
-        Registered(as_register(reply[i]), as_state(reply[i + 1]) if reply[i + 1] else "")
-        for i in range(0, len(reply), 2)
-    ]
+    """register.lua's flat reply (2 values per invocation), in one pass: a pair seen before is
+    one dict lookup (a batch of one handler answers the same pair for most items)."""
+    it = iter(reply)
+    return [_PAIRS.get(p) or _pair(*p) for p in zip(it, it, strict=True)]
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):

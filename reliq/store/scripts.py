@@ -13,11 +13,12 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from reliq.codec import text
+from reliq.store import batch
+from reliq.store.batch import Items
 from reliq.store.commands import RedisClient
 from reliq.store.flow import flow_keys as _fk
 from reliq.store.keys import GROUP, ServiceKeys
@@ -56,7 +57,6 @@ from reliq.store.sources import source as _source
 __all__ = ["Claim", "Registered", "Registration", "Scripts", "pairs"]
 
 Arg = str | bytes | int | float
-_pack = msgspec.msgpack.Encoder().encode
 
 
 class Scripts:
@@ -102,28 +102,19 @@ class Scripts:
     async def register_many(
         self,
         k: ServiceKeys,
-        items: Sequence[Registration],
+        items: Items,
         *,
         pipe: Pipeline | None = None,
         max_queued: int | None = None,
     ) -> list[Registered]:
-        """Place a batch of one service's invocations in one script call. With ``pipe``, the call
-        is queued in that pipeline (so a WAIT can follow on the same connection) and [] returned:
-        decode that pipeline's reply with ``pairs``. ``max_queued``: the partition's limit when
-        the service set none (lib/backpressure.lua)."""
-        s = k.streams
-        keys = [s[0], k.delayed, s[1], s[2], k.flow, *(k.inv(r.id) for r in items)]
-        args: list[Arg] = [k.service, "" if max_queued is None else max_queued]
-        for r in items:
-            delay = "" if r.delay_ms is None else str(r.delay_ms)
-            due = "" if r.due_ms is None else str(r.due_ms)
-            small: tuple[str, ...] = (r.id, r.fp, r.handler, r.parent, r.key, delay, due, r.trace)
-            if r.reply or r.scheduled_ms is not None or r.prio or r.flow_key:  # optional: only when set
-                small += (r.reply, "" if r.scheduled_ms is None else str(r.scheduled_ms), r.prio)
-            if r.flow_key:  # position 12: a callable key's value, computed by the registrar
-                small += (r.flow_key,)
-            args += [_pack(small), r.payload]
-        keys += _fk(k)
+        """Place a batch of one service's invocations (``Registration`` items, or a ``Batch`` of
+        one handler: ``reliq.store.batch``) in one script call. With ``pipe``, the call is queued
+        in that pipeline (so a WAIT can follow on the same connection) and [] returned: decode
+        that pipeline's reply with ``pairs``. ``max_queued``: the partition's limit when the
+        service set none (lib/backpressure.lua)."""
+        s, p = k.streams, k.inv_prefix
+        keys = [s[0], k.delayed, s[1], s[2], k.flow, *[p + i for i in batch.ids(items)], *_fk(k)]
+        args: list[Arg] = [k.service, "" if max_queued is None else max_queued, batch.packed(items)]
         if pipe is not None:
             await self._s["register"](keys=keys, args=args, client=pipe)
             return []

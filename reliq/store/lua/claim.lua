@@ -70,10 +70,11 @@ for i = 2, n + 1 do
     out[#out + 1] = epoch
     out[#out + 1] = r[7]
     out[#out + 1] = r[8]
-    out[#out + 1] = r[9]
+    -- defaulted, so that a later release may leave them out of a registration (lib/place.lua)
+    out[#out + 1] = r[9] or '1'
     out[#out + 1] = crashes
-    out[#out + 1] = r[11]
-    out[#out + 1] = r[12]
+    out[#out + 1] = r[11] or ''
+    out[#out + 1] = r[12] or ''
     out[#out + 1] = deliveries
     out[#out + 1] = r[14] or ''
     out[#out + 1] = r[15] or ''

@@ -14,13 +14,24 @@
 local PLACE_TL, PLACE_NOW = {}, nil
 local function accepted_line(now, state, due)
   if PLACE_NOW ~= now then PLACE_TL, PLACE_NOW = {}, now end
-  local k = state .. due
+  local k = state  -- a number key for a scheduled one (a string concatenated with it: a sprintf)
+  if state == 'scheduled' then k = due end
   local line = PLACE_TL[k]
   if not line then
     line = tl_line(now, 'accepted', '', 0, state, state == 'scheduled' and due or 0)
     PLACE_TL[k] = line
   end
   return line
+end
+
+-- an optional field for the record's one extra HSET: x (nil until one is set) with k, v appended
+-- when v says something (not nil, not ''); returns x
+local function place_opt(x, k, v)
+  if v == nil or v == '' then return x end
+  x = x or {}
+  x[#x + 1] = k
+  x[#x + 1] = v
+  return x
 end
 
 local function place(rec, streams, delayed, service, f, payload, now, fx)
@@ -35,14 +46,20 @@ local function place(rec, streams, delayed, service, f, payload, now, fx)
   else
     entry = enqueue(streams, f[11], f[1])
   end
+  -- the fields every registration has; a field whose value is what every reader defaults it to
+  -- is left out (reliq/store/record.py, "Written at registration"): 'updated' (= created),
+  -- 'due' when it is created, 'deliveries', 'crashes', 'epoch' (0) and 'trace' ('' when none).
+  -- 'attempt', 'parent' and 'key' stay: the claim.lua of earlier releases replies them without a
+  -- default (a rolling deploy runs both).
   redis.call('HSET', rec, 'state', state, 'fp', f[2], 'service', service, 'handler', f[3],
-    'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', '1', 'deliveries', '0',
-    'crashes', '0', 'epoch', '0', 'entry', entry, 'created', now, 'updated', now, 'due', due,
-    'trace', f[8], 'tl', accepted_line(now, state, due))
-  -- optional fields, written only when set (the common registration stays as small as before)
-  if f[9] and f[9] ~= '' then redis.call('HSET', rec, 'reply', f[9]) end
-  if f[10] and f[10] ~= '' then redis.call('HSET', rec, 'sched', f[10]) end
-  if f[11] == 'high' or f[11] == 'low' then redis.call('HSET', rec, 'prio', f[11]) end
+    'payload', payload, 'parent', f[4], 'key', f[5], 'attempt', '1', 'entry', entry,
+    'created', now, 'tl', accepted_line(now, state, due))
+  -- the optional fields, in one more HSET only when one is set
+  local x = place_opt(nil, 'trace', f[8])
+  if due ~= now then x = place_opt(x, 'due', due) end
+  x = place_opt(place_opt(x, 'reply', f[9]), 'sched', f[10])
+  if f[11] == 'high' or f[11] == 'low' then x = place_opt(x, 'prio', f[11]) end
+  if x then redis.call('HSET', rec, unpack(x)) end
   if fx then fl_fields(rec, fx, wait, untl) end
   return state
 end
