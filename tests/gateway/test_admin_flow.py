@@ -98,7 +98,7 @@ async def test_a_bad_change_is_a_problem_and_writes_nothing(
     async with running(svc, url):
         pass
     async with gateway(url) as http:
-        before = await keyspace(url)
+        before = await keyspace(url, svc.name)
         r = await http.post(
             f"/admin/services/{svc.name}/{path}",
             content=body,
@@ -106,7 +106,7 @@ async def test_a_bad_change_is_a_problem_and_writes_nothing(
         )
         assert r.status_code == status, r.text
         assert r.headers["content-type"] == "application/problem+json"
-        assert await keyspace(url) == before
+        assert await keyspace(url, svc.name) == before
         unknown: Any = await http.get("/admin/services/nosuch/limits")
         assert unknown.status_code == 404
         assert (await http.post("/admin/services/nosuch/intake", json={"max_queued": 1})).status_code == 404
