@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -26,6 +27,17 @@ def subscribed(c: Client, invocation_id: str) -> bool:
     w = c.waiters
     channel = c.keys_of(invocation_id).done_channel
     return channel in w._subscribed and invocation_id in w._by_id
+
+
+def counted_reads(c: Client, reads: list[str]) -> Callable[[str], Awaitable[Any]]:
+    """``c.group_read.read`` that notes each id it reads in ``reads`` (install it to count)."""
+    group_read = c.group_read.read
+
+    async def counting(invocation_id: str) -> Any:
+        reads.append(invocation_id)
+        return await group_read(invocation_id)
+
+    return counting
 
 
 @pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
@@ -211,11 +223,7 @@ async def test_a_waiter_registered_before_the_write_skips_the_first_read(url: st
 
     c = Client(url, recheck=SLOW)
     reads: list[str] = []
-    group_read = c.group_read.read
-
-    async def counting(invocation_id: str) -> Any:
-        reads.append(invocation_id)
-        return await group_read(invocation_id)
+    counting = counted_reads(c, reads)
 
     try:
         async with running(svc, url):
@@ -298,11 +306,7 @@ async def test_results_carried_in_the_notification_equal_the_stored_ones(url: st
 
     c = Client(url, recheck=SLOW)
     reads: list[str] = []
-    group_read = c.group_read.read
-
-    async def counting(invocation_id: str) -> Any:
-        reads.append(invocation_id)
-        return await group_read(invocation_id)
+    counting = counted_reads(c, reads)
 
     try:
         async with running(svc, url, concurrency=200):
