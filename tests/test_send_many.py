@@ -85,6 +85,9 @@ async def test_a_keyed_batch_resent_answers_the_same_ids_and_a_conflict_is_repor
         assert [a.id for a in again] == [a.id for a in first]
         assert {a.status for a in again} == {"previously_accepted"}
         assert first[3].id == await c.id_for(svc, "order-3")  # the id a single send would use
+        # and the same fingerprint (send_many hashes the handler's part once): no conflict
+        single = await c.send(svc, "job", 3, key="order-3")
+        assert (single.id, single.status) == (first[3].id, "previously_accepted")
 
         # item 1 conflicts (same key, another payload); items 0 and 2 still get their answers
         with pytest.raises(BatchError) as e:
