@@ -94,6 +94,13 @@ SYSTEMS = [
         worker_args=("--concurrency", "1000", "--batch", "500"),
     ),
     System(
+        key="reliq-r1",
+        name="reliq",
+        label="reliq --readers 1 (one read loop per partition)",
+        kind="reliq",
+        worker_args=("--readers", "1"),
+    ),
+    System(
         key="taskiq",
         name="taskiq",
         label="taskiq + taskiq-redis RedisStreamBroker",

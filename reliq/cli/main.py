@@ -55,6 +55,7 @@ def _worker_config(a: argparse.Namespace) -> WorkerConfig:
             partitions=_partition_set(getattr(a, "partitions", None)),
             concurrency=a.concurrency,
             batch=a.batch,
+            readers=a.readers,
             min_concurrency=a.min_concurrency,
             max_concurrency=a.max_concurrency,
             visibility_timeout=a.visibility_timeout,

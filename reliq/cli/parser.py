@@ -38,6 +38,12 @@ def _worker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="entries read and claimed per call (default: adaptive, half the limit, at most 500)",
         )
         sp.add_argument(
+            "--readers",
+            type=int,
+            default=3,
+            help="read loops per partition while it has traffic (default 3; 1: one read at a time)",
+        )
+        sp.add_argument(
             "--max-concurrency",
             type=int,
             default=1000,

@@ -18,6 +18,8 @@ class WorkerConfig:
     limit that starts at 100 and moves within [``min_concurrency``, ``max_concurrency``] by the
     sojourn of invocations in this worker (``reliq.worker.adapt``). ``batch``: entries a read
     asks for; None = half the adaptive limit (at most 500), or 100 with a fixed ``concurrency``.
+    ``readers``: read loops per partition while it has traffic (one more reads while another
+    waits for its claim; 1 = one read at a time, the behaviour before).
 
     ``visibility_timeout``: how long an entry may sit unrenewed in a consumer's pending list
     before a live worker reclaims it. Leases are renewed every ``visibility_timeout / 3``.
@@ -37,6 +39,7 @@ class WorkerConfig:
     concurrency: int | None = None  # None: adaptive
     sync_concurrency: int = 16
     batch: int | None = None  # None: half the adaptive limit, or 100 with a fixed concurrency
+    readers: int = 3  # read loops per partition with traffic
     min_concurrency: int = 10  # the adaptive limit's floor ...
     max_concurrency: int = 1000  # ... and ceiling
     visibility_timeout: float = 30.0
@@ -58,7 +61,7 @@ class WorkerConfig:
     cron_grace: float = 2.0  # seconds a schedule tick may be late and still count as on time
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "batch", "min_concurrency", "max_concurrency"):
+        for name in ("concurrency", "batch", "readers", "min_concurrency", "max_concurrency"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, not {value!r}")

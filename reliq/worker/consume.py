@@ -5,10 +5,18 @@ level's part in one script call, and start the claimed invocations.
 
 Every read asks for no more entries than the limiter slots it holds (see ``limits``), and never
 blocks: a caught-up loop gives its slots back and waits for new entries with a plain XREAD from
-the group's last-delivered id, so an idle partition holds no capacity a busy one could use."""
+the group's last-delivered id, so an idle partition holds no capacity a busy one could use.
+
+A partition with traffic is read by ``readers`` loops at once (``WorkerConfig.readers``): while
+one waits for its claim (a round trip and, on an ``appendfsync always`` server, an fsync), the
+next reads. One loop of a partition leads: it drains the consumer's own pending entries on
+start and waits in Redis when caught up; the others follow it, reading only while its reads find
+entries (``Traffic``), so an idle partition still holds one blocked connection, not ``readers``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -102,44 +110,85 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
     return started
 
 
+class Traffic(asyncio.Event):
+    """Set once a read of a partition finds entries, cleared by a follower's read that finds
+    none: the partition's following read loops read while it is set. ``turn``: the partition's
+    place in the weighted read pattern, one for all its loops (each taking the next turn)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = 0
+
+
 class Reader:
     """Where a read loop is: ``history`` the level and id its read of this consumer's own pending
-    entries goes on at (None once drained), ``turn`` its place in the read pattern, ``only_normal``
-    whether the wait that woke it saw new entries in the normal stream alone."""
+    entries goes on at (None once drained), ``turn`` its place in the read pattern (its
+    ``traffic``'s when it has one), ``only_normal``
+    whether the wait that woke it saw new entries in the normal stream alone; ``leads``: it waits
+    in Redis when caught up (a follower does not); ``traffic``: its partition's, set by its reads
+    that find entries, before their claim."""
 
-    __slots__ = ("history", "only_normal", "turn")
+    __slots__ = ("history", "leads", "only_normal", "traffic", "turn")
 
-    def __init__(self, own_pending: bool = True) -> None:
+    def __init__(
+        self, own_pending: bool = True, *, leads: bool = True, traffic: Traffic | None = None
+    ) -> None:
         self.history: tuple[int, str] | None = (0, "0") if own_pending else None
         self.turn = 0
         self.only_normal = False
+        self.leads = leads
+        self.traffic = traffic
 
 
-async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys) -> None:
-    """Read new entries while there are free slots; on start, drain this consumer's own PELs."""
-    reader = Reader()  # own pending entries first (a restarted worker with a stable name)
+async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys, traffic: Traffic | None = None) -> None:
+    """The leading loop of a partition: read new entries while there are free slots; on start,
+    drain this consumer's own PELs; when caught up, wait in Redis for new entries."""
+    reader = Reader(traffic=traffic)  # own pending entries first (a restarted worker with a stable name)
     pauses = Backoff(first=0.05, cap=5.0)
     while not rt.stopping.is_set():
-        try:
-            await read_once(rt, ex, k, reader)
-            pauses.reset()
-        except TRANSIENT as e:
-            log.warning("read from %s failed (%s); retrying", k.service, e)
-            await pauses.sleep()
-        except ResponseError as e:
-            if "NOGROUP" not in str(e):
-                raise
-            log.error("consumer group of %s is gone (server data lost?); recreating", k.service)
-            await pauses.sleep()
-            await ensure_group(rt, k)
+        await _guarded(rt, ex, k, reader, pauses)
 
 
-async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -> None:
+async def follow_loop(rt: Runtime, ex: Executor, k: ServiceKeys, traffic: Traffic) -> None:
+    """A further reader of a partition: reads while ``traffic`` is set, and clears it once a read
+    finds nothing (it never waits in Redis: the leading loop does)."""
+    reader = Reader(own_pending=False, leads=False, traffic=traffic)
+    pauses = Backoff(first=0.05, cap=5.0)
+    while not rt.stopping.is_set():
+        if not traffic.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(traffic.wait(), rt.config.block)
+            continue
+        if not await _guarded(rt, ex, k, reader, pauses):
+            traffic.clear()
+
+
+async def _guarded(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader, pauses: Backoff) -> int:
+    """One ``read_once``; a Redis error is logged and waited out, a lost group recreated.
+    Returns how many entries were read (0 after an error)."""
+    try:
+        got = await read_once(rt, ex, k, reader)
+        pauses.reset()
+        return got
+    except TRANSIENT as e:
+        log.warning("read from %s failed (%s); retrying", k.service, e)
+        await pauses.sleep()
+    except ResponseError as e:
+        if "NOGROUP" not in str(e):
+            raise
+        log.error("consumer group of %s is gone (server data lost?); recreating", k.service)
+        await pauses.sleep()
+        await ensure_group(rt, k)
+    return 0
+
+
+async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -> int:
     """Wait for free slots, read at most that many entries and start them; when there was
-    nothing new, wait (holding no slot) for new entries."""
+    nothing new and the reader leads, wait (holding no slot) for new entries. Returns how many
+    entries were read."""
     held = await rt.limiter.acquire(rt.batch)
     if not held:
-        return  # stopping
+        return 0  # stopping
     started, got, history = 0, 0, reader.history
     try:
         if history is not None:
@@ -152,19 +201,33 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             else:
                 reader.history = (level + 1, "0") if level + 1 < len(LEVELS) else None
             if entries:
+                _busy(reader)
                 started = await dispatch(rt, ex, k.at(LEVELS[level]), entries)
         else:
-            q, reader.turn = quotas(reader.turn, held)
+            if reader.traffic is not None:
+                q, reader.traffic.turn = quotas(reader.traffic.turn, held)
+            else:
+                q, reader.turn = quotas(reader.turn, held)
             only_normal, reader.only_normal = reader.only_normal, False
-            for level, batch in await read_new(rt, k, q, only_normal):
+            batches = await read_new(rt, k, q, only_normal)
+            if batches:
+                _busy(reader)
+            for level, batch in batches:
                 got += len(batch)
                 started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
     finally:
         rt.limiter.release(held - started)
     if rt.adapt is not None:
         rt.adapt.read(held, got)  # a full read: there is a backlog, the limit is used
-    if not got and history is None:
+    if not got and history is None and reader.leads:
         reader.only_normal = await wait_for_new(rt, k)
+    return got
+
+
+def _busy(reader: Reader) -> None:
+    """Entries were read: the partition's followers read too while this read claims them."""
+    if reader.traffic is not None:
+        reader.traffic.set()
 
 
 async def read_new(

@@ -27,7 +27,7 @@ from reliq.worker.adapt import Adaptive
 from reliq.worker.callbacks import with_callbacks
 from reliq.worker.cancels import cancel_listener
 from reliq.worker.config import WorkerConfig, default_consumer
-from reliq.worker.consume import ensure_group, read_loop
+from reliq.worker.consume import Traffic, ensure_group, follow_loop, read_loop
 from reliq.worker.cron import publish_schedules, tick_loop
 from reliq.worker.execute import Executor
 from reliq.worker.heartbeat import clear_heartbeat, heartbeat_loop
@@ -167,9 +167,10 @@ class Worker:
 
     def _feeders(self, k: ServiceKeys) -> list[Coroutine[Any, Any, None]]:
         """The loops that feed one partition to the executor."""
-        rt = self.rt
+        rt, traffic = self.rt, Traffic()
         return [
-            read_loop(rt, self.executor, k),
+            read_loop(rt, self.executor, k, traffic),
+            *(follow_loop(rt, self.executor, k, traffic) for _ in range(rt.config.readers - 1)),
             reclaim_loop(rt, self.executor, k),
             reap_loop(rt, k),
             promote_loop(rt, k),

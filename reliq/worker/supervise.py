@@ -80,7 +80,7 @@ def child_command(
         cmd += ["--concurrency", str(config.concurrency)]
     if config.batch is not None:
         cmd += ["--batch", str(config.batch)]
-    cmd += ["--min-concurrency", str(config.min_concurrency)]
+    cmd += ["--readers", str(config.readers), "--min-concurrency", str(config.min_concurrency)]
     cmd += ["--max-concurrency", str(config.max_concurrency)]
     cmd += ["--visibility-timeout", repr(config.visibility_timeout)]
     cmd += ["--shutdown-grace", repr(config.shutdown_grace)]

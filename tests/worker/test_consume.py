@@ -4,6 +4,7 @@ than the limiter has free slots, and normal-only work is read without the read s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -152,3 +153,47 @@ async def test_a_wake_for_normal_entries_alone_reads_them_without_the_lengths(ur
     finally:
         w.executor.close()
         await w.client.close()
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+async def test_a_follower_reads_while_the_leading_loop_waits_for_its_claim(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch, readers: int
+) -> None:
+    """With a backlog, a second read loop of the partition reads and claims while the first
+    one's claim is still in flight (readers=2); with readers=1 the claims take turns."""
+    from reliq.store.scripts import Scripts
+
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> str:
+        return "ok"
+
+    real = Scripts.claim
+    in_flight, peak, calls = 0, 0, 0
+    second = asyncio.Event()
+
+    async def claim(self: Scripts, *args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, peak, calls
+        calls += 1
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            if calls == 1:  # hold the first claim until another one starts (or a bounded wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(second.wait(), 1.0)
+            else:
+                second.set()
+            return await real(self, *args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(Scripts, "claim", claim)
+    async with client(url) as c:
+        await c.redis.xgroup_create(ServiceKeys(svc.name).stream, GROUP, id="0", mkstream=True)
+        ids = [a.id for a in await c.send_many(svc.name, "job", [None] * 40)]
+        async with running(svc, url, concurrency=40, batch=5, readers=readers):
+            for i in ids:
+                assert await c.result(i, 15) == "ok"
+    assert calls >= 2
+    assert peak == readers

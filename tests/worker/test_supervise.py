@@ -137,6 +137,7 @@ def test_each_child_gets_every_option_and_a_consumer_name_of_its_own() -> None:
         partitions=frozenset({0, 3}),
         concurrency=7,
         batch=9,
+        readers=2,
         visibility_timeout=2.5,
         shutdown_grace=3.0,
         heartbeat_interval=0.25,
