@@ -9,10 +9,7 @@ decimal, "JSON" msgspec JSON, ``''`` means unset. A field no script has written 
 ================  ======  ==================================================  ========================
 field             type    meaning                                             written by
 ================  ======  ==================================================  ========================
-``state``         str     one of ``STATES`` (below)                           register, claim, promote,
-                                                                              complete, retry, park,
-                                                                              release, cancel, redrive,
-                                                                              retry_now
+``state``         str     one of ``STATES`` (below)                           every transition
 ``service``       str     the service; absent: read from the id               register
 ``handler``       str     handler name                                        register
 ``payload``       JSON    the input                                           register
@@ -31,22 +28,22 @@ field             type    meaning                                             wr
 ``due``           ms      when it runs: the scheduled time, or the next       register (when not
                           attempt's time while ``retrying``; absent: created  created), retry, retry_now
 ``entry``         str     id of the stream entry that triggers it (``''``     register, promote, redrive,
-                          while delayed and once settled); claim runs only    retry_now; cleared by
-                          the entry named here                                complete, retry, park
+                          while delayed and once settled but succeeded or     retry_now; cleared by
+                          cancelled); claim runs only the entry named here    retry, park
 ``attempt``       int     attempt number, from 1                              register, retry, redrive
 ``deliveries``    int     claims so far (reclaims included); absent: 0        claim
-``crashes``       int     claims that found it still ``running``: a holder    claim, redrive
-                          died; absent: 0
+``crashes``       int     claims that found it still ``running``: a holder    claim (when it grows),
+                          died; absent: 0                                     redrive
 ``epoch``         int     lease epoch, +1 per claim: every settle script is   claim
                           fenced by it; absent: 0 (never claimed)
-``owner``         str     consumer holding the lease                          claim; cleared by settle
-                                                                              scripts and release
-``lease_until``   ms      end of the current lease                            claim, renew; cleared
-                                                                              like ``owner``
+``owner``         str     lease holder (ignored once terminal)                claim; cleared by release,
+                                                                              retry, park, suspend
+``lease_until``   ms      end of the current lease (as ``owner``)             claim, renew; as ``owner``
 ``claim``         str     token of the claim call, so a re-sent claim         claim
                           returns the same claim without bumping again
 ``started``       ms      last claim                                          claim
-``updated``       ms      last transition; absent: ``created``                every later transition
+``updated``       ms      last transition: the latest of it and the times     transitions but claim and
+                          (claim, finish write ``started`` / ``finished``)    finish
 ``finished``      ms      reached a terminal state                            complete, park, retry,
                                                                               cancel; cleared by redrive
 ``result``        JSON    the handler's result                                complete
@@ -259,8 +256,11 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
     F, h = Field, fields(raw)
     state = text(h[F.STATE])
     err = h.get(F.ERROR)
-    created = _int(h.get(F.CREATED))  # absent due, updated: = created (a tombstone, no fp: no due)
+    created = _int(h.get(F.CREATED))  # absent due: = created (a tombstone, no fp: no due)
     due = _int(h.get(F.DUE), created if F.FP in h else None)
+    started, finished = _int(h.get(F.STARTED)), _int(h.get(F.FINISHED))
+    updated = max((t for t in (_int(h.get(F.UPDATED)), created, started, finished) if t), default=None)
+    held = state not in TERMINAL  # complete leaves the holder's fields
     return Invocation(
         id=invocation_id,
         service=text(h.get(F.SERVICE) or invocation_id.partition(".")[0]),  # the id begins with it
@@ -270,14 +270,14 @@ def parse(invocation_id: str, raw: Raw, steps: Raw, children: list[bytes]) -> In
         deliveries=int(h.get(F.DELIVERIES, 0)),
         crashes=int(h.get(F.CRASHES, 0)),
         epoch=int(h.get(F.EPOCH, 0)),
-        owner=_str(h.get(F.OWNER)),
-        lease_until=_int(h.get(F.LEASE_UNTIL)),
+        owner=_str(h.get(F.OWNER)) if held else None,
+        lease_until=_int(h.get(F.LEASE_UNTIL)) if held else None,
         next_retry=due if state == "retrying" else None,
         due=due,
         created=created,
-        updated=_int(h.get(F.UPDATED), created),
-        started=_int(h.get(F.STARTED)),
-        finished=_int(h.get(F.FINISHED)),
+        updated=updated,
+        started=started,
+        finished=finished,
         parent_id=_str(h.get(F.PARENT)),
         traceparent=_str(h.get(F.TRACE)),
         reply_to=_str(h.get(F.REPLY)),

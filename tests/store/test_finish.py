@@ -1,6 +1,8 @@
-"""The terminal transition (lua/lib/finish.lua) as each of its four callers writes it: complete,
-park, retry with a cancel requested (held: the holder's fields are cleared, the entry acked and
-deleted) and cancel of queued work (not held: its entry stays named). All start the retention on
+"""The terminal transition (lua/lib/finish.lua) as each of its four callers writes it: complete
+(the holder's fields left as they were: the status document ignores them once finished), park and
+retry with a cancel requested (the holder's fields cleared), the entry acked and deleted, and
+cancel of queued work (not held: its entry stays named). None writes 'updated': the status
+document's ``updated`` is the latest of the times, here ``finished``. All start the retention on
 the record and on the steps and children keys that exist."""
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ async def acked(c: Client, k: ServiceKeys, eid: str) -> bool:
     )
 
 
-async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
+async def test_complete_leaves_the_holder_and_retains_only_the_keys_that_exist(
     url: str, names: Names
 ) -> None:
     k = ServiceKeys(names())
@@ -68,8 +70,11 @@ async def test_complete_clears_the_holder_and_retains_only_the_keys_that_exist(
         args = [GROUP, RETENTION, *done]
         assert text(await run(c, "complete", keys, args)) == ["ok", "ok"]
         rec = await record(c, k, full.id)
-        assert rec["state"] == "succeeded" and rec["result"] == "7" and rec["finished"] == rec["updated"]
-        assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
+        assert rec["state"] == "succeeded" and rec["result"] == "7" and rec["updated"] is None
+        assert (rec["owner"], rec["entry"]) == ("w1", full.entry) and rec["lease_until"]  # left as they were
+        doc = await c.get(full.id)
+        assert doc is not None and (doc.owner, doc.lease_until) == (None, None)
+        assert doc.updated == doc.finished == int(rec["finished"] or 0)
         assert (await last_event(c, k, full.id))[1:4] == ["succeeded", "w1", full.epoch]
         assert await retained(c, k, full.id) == [True, True, True, True]
         assert await retained(c, k, bare.id) == [True, False, False, False]  # no journal: no keys
@@ -92,7 +97,9 @@ async def test_park_fails_for_good_clears_the_holder_and_lists_it_parked(url: st
             ERROR,
         )
         assert (rec["owner"], rec["lease_until"], rec["entry"]) == ("", "", "")
-        assert rec["finished"] == rec["updated"] is not None
+        assert rec["finished"] is not None and rec["updated"] is None
+        doc = await c.get(h.id)
+        assert doc is not None and doc.updated == doc.finished == int(rec["finished"])
         assert (await last_event(c, k, h.id))[1:5] == ["parked", "w1", h.epoch, "attempts"]
         assert await retained(c, k, h.id) == [True, True, True, True]
         assert await c.redis.zscore(k.parked, h.id) is not None
@@ -126,7 +133,9 @@ async def test_cancel_of_queued_work_finishes_it_without_a_holder(url: str, name
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "cancelled"
         rec = await record(c, k, acc.id)
         assert (rec["state"], rec["cancel"], rec["entry"]) == ("cancelled", "1", eid)  # entry kept
-        assert rec["owner"] is None and rec["finished"] == rec["updated"] is not None
+        assert rec["owner"] is None and rec["finished"] is not None and rec["updated"] is None
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.updated == doc.finished == int(rec["finished"])
         assert (await retained(c, k, acc.id))[0]
         assert text(await run(c, "cancel", keys, [acc.id, RETENTION, ""])) == "terminal"
         await c.redis.delete(k.stream)

@@ -157,3 +157,33 @@ async def test_parse_defaults_the_service_from_the_id(url: str, names: Names) ->
         doc = await c.get(sent.id)
         assert doc is not None and doc.service == svc
         await c.cancel(sent.id)
+
+
+async def test_claim_and_complete_write_only_their_own_time_and_complete_leaves_the_holder(
+    url: str, names: Names
+) -> None:
+    """The hot path's writes: claim writes 'started' (no 'updated'; 'crashes' only when it grows),
+    complete writes 'finished' and leaves owner, lease and entry (a succeeded record never runs
+    again). The status document reads 'updated' as the latest time and no holder once finished,
+    and the previous release's claim.lua skips the finished record like any other."""
+    svc = names()
+    async with client(url) as c:
+        k = ServiceKeys(svc)
+        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
+        sent = await c.send(svc, "h", {"n": 1})
+        [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
+        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid.decode(), sent.id)])
+        raw = await _fields(c, sent.id)
+        assert "updated" not in raw and "crashes" not in raw and raw["owner"] == b"w1"
+        running = await c.get(sent.id)
+        assert running is not None and running.updated == running.started and running.owner == "w1"
+        await c.scripts.complete(k, 600_000, [(sent.id, eid.decode(), got.epoch, "succeeded", b"1", False)])
+        raw = await _fields(c, sent.id)
+        assert "updated" not in raw and (raw["owner"], raw["entry"]) == (b"w1", eid)
+        doc = await c.get(sent.id)
+        assert doc is not None and doc.state == "succeeded" and doc.updated == doc.finished
+        assert (doc.owner, doc.lease_until) == (None, None)
+        reply = await c.redis.register_script(PREVIOUS_CLAIM.read_text())(
+            keys=[k.stream, k.inv(sent.id)], args=[GROUP, "w2", 30_000, "t2", eid]
+        )
+        assert claims([(eid.decode(), sent.id)], reply)[0].status == "skip"

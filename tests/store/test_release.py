@@ -28,7 +28,7 @@ async def test_release_returns_the_invocation_to_pending_and_its_entry_to_any_wo
         h = await claimed(c, k, "w1")
         assert await release(c, k, "w1", (h, h.epoch)) == 1
         rec = text(await c.redis.hmget(k.inv(h.id), "state", "owner", "lease_until", "entry", "crashes"))
-        assert rec == ["pending", "", "", h.entry, "0"]
+        assert rec == ["pending", "", "", h.entry, None]  # crashes: absent = 0 (a first claim writes none)
         assert '"released","w1"' in (await c.redis.hget(k.inv(h.id), "tl")).decode().splitlines()[-1]
         [p] = await c.redis.xpending_range(k.stream, GROUP, h.entry, h.entry, 1)
         assert p["time_since_delivered"] >= IDLE and p["times_delivered"] == 1

@@ -58,13 +58,18 @@ for i = 2, n + 1 do
     if s == 'compensate' and r[3] ~= '2' then redis.call('HSET', rec, 'cancel', '2') end
     -- the arguments go straight to redis.call: a table built and unpacked per entry cost more
     local tl = tl_push(r[5], tl_line(now, event, ARGV[2], epoch))
+    -- 'started' is this transition's time ('updated' is not written: record.parse takes the
+    -- latest of the times); 'crashes' only when it grew (a record without it reads 0)
     if st == 'queued' then  -- an admitted waiter: this entry is its own now (one HSET, not two)
       redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
-        'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes,
-        'tl', tl, 'entry', eid, 'wait', '', 'until', '')
+        'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'tl', tl, 'entry', eid, 'wait', '',
+        'until', '')
+    elseif event == 'reclaimed' then
+      redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
+        'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes, 'tl', tl)
     else
       redis.call('HSET', rec, 'state', 'running', 'owner', ARGV[2], 'lease_until', lease, 'started', now,
-        'updated', now, 'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'crashes', crashes, 'tl', tl)
+        'claim', ARGV[4], 'epoch', epoch, 'deliveries', deliveries, 'tl', tl)
     end
     out[#out + 1] = s
     out[#out + 1] = epoch

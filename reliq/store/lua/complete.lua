@@ -53,7 +53,8 @@ for i = 0, (#ARGV - 2) / 5 - 1 do
     local id = string.sub(rec, pfx + 1)
     others[1], others[2], others[3] = r[5] and steps, r[6] and children, r[8] and inbox
     set[2] = result
-    finish(rec, others, ttl, now, state, set, true, r[4], tl_line(now, state, r[3], epoch), r[10])
+    -- the holder's fields stay (finish): a succeeded or cancelled record is never run again
+    finish(rec, others, ttl, now, state, set, false, r[4], tl_line(now, state, r[3], epoch), r[10])
     local parent = r[7] and r[7] ~= ''
     if parent or r[9] then  -- the outcome's message is built only for someone to tell
       local v = 'C{}'
