@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -31,10 +30,10 @@ from reliq.store.keys import GROUP, LEVELS, ServiceKeys
 from reliq.store.priority import quotas
 from reliq.worker.decide import Claimed, Complete
 from reliq.worker.execute import Executor
+from reliq.worker.fetch import Marks, Pending, read_new, wait_for_new
 from reliq.worker.inflight import InFlight, Runtime
 
 log = logging.getLogger("reliq.worker.consume")
-Pending = tuple[Any, dict[Any, Any] | None]  # a delivered entry: (stream id, fields)
 
 
 async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
@@ -118,6 +117,7 @@ class Traffic(asyncio.Event):
     def __init__(self) -> None:
         super().__init__()
         self.turn = 0
+        self.marks = Marks()
 
 
 class Reader:
@@ -126,9 +126,11 @@ class Reader:
     ``traffic``'s when it has one), ``only_normal``
     whether the wait that woke it saw new entries in the normal stream alone; ``leads``: it waits
     in Redis when caught up (a follower does not); ``traffic``: its partition's, set by its reads
-    that find entries, before their claim."""
+    that find entries, before their claim; ``marks``: the last-delivered ids its wait starts from
+    (its ``traffic``'s when it has one: ``fetch.Marks``), without XINFO when ``known`` (it read
+    entries since its last wait)."""
 
-    __slots__ = ("history", "leads", "only_normal", "traffic", "turn")
+    __slots__ = ("history", "known", "leads", "marks", "only_normal", "traffic", "turn")
 
     def __init__(
         self, own_pending: bool = True, *, leads: bool = True, traffic: Traffic | None = None
@@ -138,6 +140,8 @@ class Reader:
         self.only_normal = False
         self.leads = leads
         self.traffic = traffic
+        self.marks = traffic.marks if traffic is not None else Marks()
+        self.known = False
 
 
 async def read_loop(rt: Runtime, ex: Executor, k: ServiceKeys, traffic: Traffic | None = None) -> None:
@@ -209,7 +213,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             else:
                 q, reader.turn = quotas(reader.turn, held)
             only_normal, reader.only_normal = reader.only_normal, False
-            batches = await read_new(rt, k, q, only_normal)
+            batches = await read_new(rt, k, q, only_normal, reader.marks)
             if batches:
                 _busy(reader)
             for level, batch in batches:
@@ -219,8 +223,12 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
         rt.limiter.release(held - started)
     if rt.adapt is not None:
         rt.adapt.read(held, got)  # a full read: there is a backlog, the limit is used
-    if not got and history is None and reader.leads:
-        reader.only_normal = await wait_for_new(rt, k)
+    if history is None and reader.leads:
+        if got:
+            reader.known = True  # its reads moved the marks: a wait may start from them
+        else:  # caught up: wait from the ids known, or after a wait that led nowhere, from XINFO
+            known, reader.known = reader.known, False
+            reader.only_normal = await wait_for_new(rt, k, reader.marks, known)
     return got
 
 
@@ -228,54 +236,3 @@ def _busy(reader: Reader) -> None:
     """Entries were read: the partition's followers read too while this read claims them."""
     if reader.traffic is not None:
         reader.traffic.set()
-
-
-async def read_new(
-    rt: Runtime, k: ServiceKeys, q: list[int], only_normal: bool = False
-) -> list[tuple[int, Sequence[Pending]]]:
-    """New entries by the weighted read rule, per level (an index of ``LEVELS``). While the high
-    and low streams are empty (the common case) the rule gives every slot to normal: one plain
-    XREADGROUP does that without the script, whose copy of every entry into Lua and back costs
-    Valkey more than the read itself. The lengths are read first, so an entry of another level
-    that was there before this read is never passed over (one that comes later is for the next
-    read, as with the script). ``only_normal``: the wait that just woke this loop found new
-    entries in the normal stream and none in the others (``wait_for_new``), as fresh a fact as
-    the lengths would be: they are not read again."""
-    redis = rt.client.redis
-    others: list[int] = []
-    if not only_normal:
-        async with redis.pipeline(transaction=False) as p:
-            for stream in k.streams[1:]:
-                p.xlen(stream)
-            others = await p.execute()
-    if not any(others):
-        resp = await redis.xreadgroup(GROUP, rt.consumer, {k.streams[0]: ">"}, count=sum(q))
-        return [(0, resp[0][1])] if resp else []
-    out: list[tuple[int, Sequence[Pending]]] = []
-    for level, flat in enumerate(await rt.client.scripts.read(k, rt.consumer, q)):
-        if flat:
-            out.append((level, [(flat[i], {b"i": flat[i + 1]}) for i in range(0, len(flat), 2)]))
-    return out
-
-
-async def wait_for_new(rt: Runtime, k: ServiceKeys) -> bool:
-    """Block until a level's stream holds an entry the group has not delivered yet (or ``block``
-    passes): XREAD from the groups' last-delivered ids reads without delivering anything.
-    Returns whether it woke for new entries of the normal stream alone."""
-    redis = rt.client.redis
-    last: dict[str, str | bytes] = {}
-    try:
-        async with redis.pipeline(transaction=False) as p:
-            for stream in k.streams:
-                p.xinfo_groups(stream)
-            replies = await p.execute()
-    except ResponseError as e:  # a stream itself is gone (server data lost): as NOGROUP
-        raise ResponseError(f"NOGROUP {e}") from e
-    for stream, groups in zip(k.streams, replies, strict=True):
-        mark = next((g["last-delivered-id"] for g in groups if text(g["name"]) == GROUP), None)
-        if mark is None:
-            raise ResponseError(f"NOGROUP no consumer group {GROUP} on {stream}")
-        last[stream] = mark
-    woke = await redis.xread(last, count=1, block=int(rt.config.block * 1000))
-    streams = list(woke) if isinstance(woke, dict) else [stream for stream, _ in woke or ()]
-    return bool(streams) and all(text(stream) == k.streams[0] for stream in streams)

@@ -13,7 +13,8 @@ import pytest
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.codec import text
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import Reader, ensure_group, read_new, read_once, wait_for_new
+from reliq.worker.consume import Reader, ensure_group, read_once
+from reliq.worker.fetch import read_new, wait_for_new
 
 from ..conftest import Names, client, running, wait_until
 
@@ -139,7 +140,7 @@ async def test_a_wake_for_normal_entries_alone_reads_them_without_the_lengths(ur
             await wait_until(lambda: len(pipelines) == 1, what="the wait to read the groups")
             sent = (await c.send(svc.name, "job")).id
             assert await asyncio.wait_for(waiting, 10) is True
-            reader = Reader(own_pending=False)
+            reader = Reader(own_pending=False, leads=False)  # a leader would wait after it
             reader.only_normal = True
             pipelines.clear()
             await read_once(w.rt, w.executor, k, reader)
@@ -197,3 +198,64 @@ async def test_a_follower_reads_while_the_leading_loop_waits_for_its_claim(
                 assert await c.result(i, 15) == "ok"
     assert calls >= 2
     assert peak == readers
+
+
+async def test_a_caught_up_leader_waits_from_the_ids_it_knows(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leading loop whose read finds nothing waits for new entries. After reads that found
+    entries it waits from the ids they moved (and the other levels' ids of its last XINFO): no
+    XINFO round trip. After a wait that led to nothing (its ids may be stale: another consumer
+    read past them), it reads them with XINFO again."""
+    from reliq.worker import fetch
+
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        return None
+
+    k = ServiceKeys(svc.name)
+    w = Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+    xinfo: list[int] = []
+    delivered = fetch._delivered
+
+    async def counted(*args: Any) -> Any:
+        xinfo.append(1)
+        return await delivered(*args)
+
+    monkeypatch.setattr(fetch, "_delivered", counted)
+    waits: list[int] = []
+    xread = w.rt.client.redis.xread
+
+    async def waiting(*args: Any, **kwargs: Any) -> Any:
+        waits.append(1)
+        return await xread(*args, **kwargs)
+
+    monkeypatch.setattr(w.rt.client.redis, "xread", waiting)
+    flush = asyncio.create_task(w.settler.run())
+    reader = Reader(own_pending=False)
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+
+            async def empty_read_waits() -> None:
+                """read_once finds nothing and waits; a send once it waits ends the wait."""
+                before = len(waits)
+                reading = asyncio.create_task(read_once(w.rt, w.executor, k, reader))
+                await wait_until(lambda: len(waits) > before, what="the wait")
+                await c.send(svc.name, "job")
+                assert await asyncio.wait_for(reading, 10) == 0
+
+            await empty_read_waits()
+            assert len(xinfo) == 1  # nothing known yet: XINFO
+            assert await read_once(w.rt, w.executor, k, reader) == 1
+            await empty_read_waits()
+            assert len(xinfo) == 1  # waited from the id it read: no XINFO
+            await c.redis.xreadgroup(GROUP, "other", {k.stream: ">"}, count=5)  # past our mark
+            await empty_read_waits()
+            assert len(xinfo) == 2  # its last wait led to nothing: XINFO again
+    finally:
+        flush.cancel()
+        w.executor.close()
+        await w.client.close()
