@@ -30,7 +30,8 @@ changed is left out (it measures the old limit: counting it overshoots).
   run is not counted there: its lease is renewed while it runs.
 
 The limit stays within [floor, ceiling]; the batch a read asks for is half of it (at most
-``MAX_BATCH``), so two reads can be in flight. ``Adaptive`` is the state; ``next_limit`` the rule.
+``MAX_BATCH``), so two reads (of a partition's ``readers`` loops) hold it all while a third waits
+for slots. ``Adaptive`` is the state; ``next_limit`` the rule.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def next_limit(
 
 
 def batch_for(limit: int) -> int:
-    """Entries a read asks for at this limit: half of it, so two reads can be in flight."""
+    """Entries a read asks for at this limit: half of it, so two reads hold the whole limit."""
     return max(1, min(MAX_BATCH, limit // 2))
 
 
