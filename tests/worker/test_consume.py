@@ -19,6 +19,17 @@ from reliq.worker.fetch import read_new, wait_for_new
 from ..conftest import Names, client, running, wait_until
 
 
+def noop_worker(names: Names, url: str) -> tuple[Service, ServiceKeys, Worker]:
+    """A service with one no-op handler ``job`` and an in-process worker for it, not started."""
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> None:
+        return None
+
+    return svc, ServiceKeys(svc.name), Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+
+
 async def test_a_restarted_worker_drains_its_own_pending_entries_first(url: str, names: Names) -> None:
     svc = Service(names())
 
@@ -117,14 +128,7 @@ async def test_a_wake_for_normal_entries_alone_reads_them_without_the_lengths(ur
     """``wait_for_new`` says whether only the normal stream woke it; the read after such a wake
     skips the XLEN round trip (``read_new(..., only_normal=True)``), one after a wake that saw
     another level reads the lengths and so keeps the weighted rule."""
-    svc = Service(names())
-
-    @svc.handler
-    async def job(ctx: Context) -> None:
-        return None
-
-    k = ServiceKeys(svc.name)
-    w = Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+    svc, k, w = noop_worker(names, url)
     pipelines: list[int] = []
     pipeline = w.rt.client.redis.pipeline
 
@@ -209,14 +213,7 @@ async def test_a_caught_up_leader_waits_from_the_ids_it_knows(
     read past them), it reads them with XINFO again."""
     from reliq.worker import fetch
 
-    svc = Service(names())
-
-    @svc.handler
-    async def job(ctx: Context) -> None:
-        return None
-
-    k = ServiceKeys(svc.name)
-    w = Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+    svc, k, w = noop_worker(names, url)
     xinfo: list[int] = []
     delivered = fetch._delivered
 
