@@ -10,8 +10,9 @@ the group's last-delivered id, so an idle partition holds no capacity a busy one
 A partition with traffic is read by ``readers`` loops at once (``WorkerConfig.readers``): while
 one waits for its claim (a round trip and, on an ``appendfsync always`` server, an fsync), the
 next reads. One loop of a partition leads: it drains the consumer's own pending entries on
-start and waits in Redis when caught up; the others follow it, reading only while its reads find
-entries (``Traffic``), so an idle partition still holds one blocked connection, not ``readers``."""
+start and waits in Redis when caught up; the others follow it, reading only while reads come
+back full (``Traffic``), so an idle partition still holds one blocked connection, not
+``readers``, and one with a trickle of work is read by one loop, as before."""
 
 from __future__ import annotations
 
@@ -110,8 +111,9 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
 
 
 class Traffic(asyncio.Event):
-    """Set once a read of a partition finds entries, cleared by a follower's read that finds
-    none: the partition's following read loops read while it is set. ``turn``: the partition's
+    """Set once a read of a partition is full (it took as many entries as it asked for: there
+    may be a backlog), cleared by a follower's read that finds none: the partition's following
+    read loops read while it is set. ``turn``: the partition's
     place in the weighted read pattern, one for all its loops (each taking the next turn)."""
 
     def __init__(self) -> None:
@@ -125,8 +127,8 @@ class Reader:
     entries goes on at (None once drained), ``turn`` its place in the read pattern (its
     ``traffic``'s when it has one), ``only_normal``
     whether the wait that woke it saw new entries in the normal stream alone; ``leads``: it waits
-    in Redis when caught up (a follower does not); ``traffic``: its partition's, set by its reads
-    that find entries, before their claim; ``marks``: the last-delivered ids its wait starts from
+    in Redis when caught up (a follower does not); ``traffic``: its partition's, set by its full
+    reads, before their claim; ``marks``: the last-delivered ids its wait starts from
     (its ``traffic``'s when it has one: ``fetch.Marks``), without XINFO when ``known`` (it read
     entries since its last wait)."""
 
@@ -205,7 +207,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             else:
                 reader.history = (level + 1, "0") if level + 1 < len(LEVELS) else None
             if entries:
-                _busy(reader)
+                _busy(reader, got == held)
                 started = await dispatch(rt, ex, k.at(LEVELS[level]), entries)
         else:
             if reader.traffic is not None:
@@ -214,10 +216,9 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
                 q, reader.turn = quotas(reader.turn, held)
             only_normal, reader.only_normal = reader.only_normal, False
             batches = await read_new(rt, k, q, only_normal, reader.marks)
-            if batches:
-                _busy(reader)
+            got = sum(len(batch) for _, batch in batches)
+            _busy(reader, got == held)
             for level, batch in batches:
-                got += len(batch)
                 started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
     finally:
         rt.limiter.release(held - started)
@@ -232,7 +233,8 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
     return got
 
 
-def _busy(reader: Reader) -> None:
-    """Entries were read: the partition's followers read too while this read claims them."""
-    if reader.traffic is not None:
+def _busy(reader: Reader, full: bool) -> None:
+    """A read took as many entries as it asked for (there may be more): the partition's
+    followers read too while this read claims them."""
+    if full and reader.traffic is not None:
         reader.traffic.set()
