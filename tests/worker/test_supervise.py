@@ -30,6 +30,12 @@ def children(pid: int) -> set[int]:
         return set()
 
 
+def two(pid: int) -> set[int] | None:
+    """The two children of ``pid``, from one read of them (they change meanwhile), else None."""
+    kids = children(pid)
+    return kids if len(kids) == 2 else None
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -74,17 +80,19 @@ def sup(url: str, names: Names, tmp_path: Path) -> Iterator[Supervised]:
 
 async def test_a_sigkilled_child_is_replaced_and_its_work_reclaimed(url: str, sup: Supervised) -> None:
     p = sup.start("tests.e2e.app:app", "--visibility-timeout", "1", "--shutdown-grace", "5")
-    first = await wait_until(lambda: len(children(p.pid)) == 2 and children(p.pid), what="two children")
+    first = await wait_until(lambda: two(p.pid), what="two children")
     async with Client(url) as c:
         acc = await c.send(sup.service, "slow", 1.0)
         await wait_until(sup.started, what="the handler started")
         victim = sup.started()[0][1]
         assert victim in first
         os.kill(victim, signal.SIGKILL)
-        now = await wait_until(
-            lambda: len(children(p.pid)) == 2 and victim not in children(p.pid) and children(p.pid),
-            what="a replacement child",
-        )
+
+        def replaced() -> set[int] | None:  # one read of the children: they change meanwhile
+            kids = children(p.pid)
+            return kids if len(kids) == 2 and victim not in kids else None
+
+        now = await wait_until(replaced, what="a replacement child")
         assert len(now - first) == 1  # the survivor kept running, one new process
         survivor_or_new = await c.result(acc.id, 30)
         assert survivor_or_new in now
@@ -101,7 +109,7 @@ async def test_a_signal_drains_every_child_then_the_supervisor_exits_0(
     url: str, sup: Supervised, sig: signal.Signals
 ) -> None:
     p = sup.start("tests.e2e.app:app", "--shutdown-grace", "20", "--concurrency", "1", "--batch", "1")
-    kids = await wait_until(lambda: len(children(p.pid)) == 2 and children(p.pid), what="two children")
+    kids = await wait_until(lambda: two(p.pid), what="two children")
     async with Client(url) as c:
         accs = [await c.send(sup.service, "slow", 1.5) for _ in range(3)]
         await wait_until(lambda: len({pid for _, pid in sup.started()}) == 2, what="both children busy")
