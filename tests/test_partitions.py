@@ -129,6 +129,15 @@ async def test_shrinking_keeps_old_partitions_drained_and_a_subset_worker_stays_
             await wait_until(lambda: sorted(ran) == sorted(ids), what="every partition to drain")
 
 
+def keys_per_partition(service: str, partitions: int, each: int) -> list[str]:
+    """``each`` idempotency keys of every partition of ``service`` (keys drawn blindly miss a
+    partition now and then: the service name, and so each key's partition, is random)."""
+    by_part: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    for k in (f"k{i}" for i in range(50 * partitions * each)):
+        by_part[partition_of_token(key_token(service, k), partitions)].append(k)
+    return [k for p in range(partitions) for k in by_part[p][:each]]
+
+
 async def test_a_running_worker_picks_up_partitions_added_to_its_service(url: str, names: Names) -> None:
     name = names()
     svc = Service(name)
@@ -140,7 +149,7 @@ async def test_a_running_worker_picks_up_partitions_added_to_its_service(url: st
 
     async with running(svc, url, layout_interval=0.1), client(url) as c:
         await c.set_partitions(name, 3)  # grown while the worker runs (it started with 1)
-        ids = [(await c.send(name, "job", key=f"g{i}")).id for i in range(12)]
+        ids = [(await c.send(name, "job", key=k)).id for k in keys_per_partition(name, 3, 4)]
         assert {partition_of(i) for i in ids} == {0, 1, 2}
         await wait_until(lambda: sorted(ran) == sorted(ids), what="the new partitions to be consumed")
 
@@ -205,12 +214,8 @@ async def test_a_partition_change_spreads_limits_and_default_priorities_to_every
         assert [f[b"p:job"] for f in flows] == [b"high"] * 3
         doc = await intake(c, name)
         assert (doc.max_queued, doc.source, doc.code) == (30, "override", 12)
-        # three keys per partition (nine drawn blindly missed a partition in ~8% of runs: the
-        # service name, and so each key's partition, is random)
-        by_part: dict[int, list[str]] = {0: [], 1: [], 2: []}
-        for k in (f"k{i}" for i in range(200)):
-            by_part[partition_of_token(key_token(name, k), 3)].append(k)
-        ids = [(await c.send(name, "job", key=k)).id for p in range(3) for k in by_part[p][:3]]
+        # three keys per partition (nine drawn blindly missed a partition in ~8% of runs)
+        ids = [(await c.send(name, "job", key=k)).id for k in keys_per_partition(name, 3, 3)]
         assert {partition_of(i) for i in ids} == {0, 1, 2}
         for p in range(3):  # the handler's default priority applies in every partition
             assert await c.redis.xlen(c.keys(name, p).at("high").stream) == sum(
