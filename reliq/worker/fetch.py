@@ -6,7 +6,9 @@ from ``XINFO GROUPS`` (one round trip), or, when the loop's reads found entries 
 wait, from what the partition's loops already know (``Marks``): the last id their plain reads
 of the normal stream returned, and the other levels' ids of the last ``XINFO``. A known id that
 went stale (another consumer delivered past it) only wakes the loop at once; its next read finds
-nothing and the wait after it reads ``XINFO`` again."""
+nothing and the wait after it reads ``XINFO`` again. An id ahead of the group's (a server that lost
+its last writes and restarted) cannot strand work: every wait ends within ``block``, and the loop
+reads with ``>`` after it, woken or not."""
 
 from __future__ import annotations
 

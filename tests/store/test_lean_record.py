@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reliq import Client, Service
+from reliq import Accepted, Client, Service
 from reliq.admin.pending import pending
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.record import fields, parse
@@ -21,6 +21,16 @@ WRITTEN = {"state", "fp", "service", "handler", "payload", "parent", "key", "att
 WRITTEN |= {"tl"}
 LEFT_OUT = {"updated", "due", "deliveries", "crashes", "epoch", "trace"}  # each read as its default
 PREVIOUS_CLAIM = Path(__file__).resolve().parents[1] / "fixtures" / "rolling-8a346e7" / "claim.lua"
+
+
+async def _delivered(c: Client, svc: str, key: str | None = None) -> tuple[ServiceKeys, Accepted, str]:
+    """One registration of ``svc``, delivered to consumer ``w1`` (not claimed yet): its keys,
+    its acceptance and its stream entry id."""
+    k = ServiceKeys(svc)
+    await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
+    sent = await c.send(svc, "h", {"n": 1}, key=key)
+    [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
+    return k, sent, eid.decode()
 
 
 async def _fields(c: Client, inv: str) -> dict[str, bytes]:
@@ -101,11 +111,8 @@ async def test_the_previous_release_claims_a_record_of_this_one(url: str, names:
     svc = names()
     previous = PREVIOUS_CLAIM.read_text()
     async with client(url) as c:
-        k = ServiceKeys(svc)
-        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-        sent = await c.send(svc, "h", {"n": 1}, key="k1")
-        [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
-        entries = [(eid.decode(), sent.id)]
+        k, sent, eid = await _delivered(c, svc, key="k1")
+        entries = [(eid, sent.id)]
         reply = await c.redis.register_script(previous)(
             keys=[k.stream, k.inv(sent.id)], args=[GROUP, "w1", 30_000, "t1", eid]
         )
@@ -137,12 +144,9 @@ async def test_claim_defaults_the_fields_a_later_release_may_leave_out(url: str,
     its own claim.lua defaults them, so that the release after it may leave them out too."""
     svc = names()
     async with client(url) as c:
-        k = ServiceKeys(svc)
-        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-        sent = await c.send(svc, "h", {"n": 1})
+        k, sent, eid = await _delivered(c, svc)
         await c.redis.hdel(k.inv(sent.id), "parent", "key", "attempt")
-        [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
-        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid.decode(), sent.id)])
+        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid, sent.id)])
         assert (got.status, got.attempt, got.parent, got.key, got.deliveries) == ("run", 1, None, None, 1)
         await c.cancel(sent.id)
 
@@ -168,22 +172,19 @@ async def test_claim_and_complete_write_only_their_own_time_and_complete_leaves_
     and the previous release's claim.lua skips the finished record like any other."""
     svc = names()
     async with client(url) as c:
-        k = ServiceKeys(svc)
-        await c.redis.xgroup_create(k.stream, GROUP, id="0", mkstream=True)
-        sent = await c.send(svc, "h", {"n": 1})
-        [[_, [(eid, _)]]] = await c.redis.xreadgroup(GROUP, "w1", {k.stream: ">"}, count=1)
-        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid.decode(), sent.id)])
+        k, sent, eid = await _delivered(c, svc)
+        [got] = await c.scripts.claim(k, "w1", 30_000, [(eid, sent.id)])
         raw = await _fields(c, sent.id)
         assert "updated" not in raw and "crashes" not in raw and raw["owner"] == b"w1"
         running = await c.get(sent.id)
         assert running is not None and running.updated == running.started and running.owner == "w1"
-        await c.scripts.complete(k, 600_000, [(sent.id, eid.decode(), got.epoch, "succeeded", b"1", False)])
+        await c.scripts.complete(k, 600_000, [(sent.id, eid, got.epoch, "succeeded", b"1", False)])
         raw = await _fields(c, sent.id)
-        assert "updated" not in raw and (raw["owner"], raw["entry"]) == (b"w1", eid)
+        assert "updated" not in raw and (raw["owner"], raw["entry"]) == (b"w1", eid.encode())
         doc = await c.get(sent.id)
         assert doc is not None and doc.state == "succeeded" and doc.updated == doc.finished
         assert (doc.owner, doc.lease_until) == (None, None)
         reply = await c.redis.register_script(PREVIOUS_CLAIM.read_text())(
             keys=[k.stream, k.inv(sent.id)], args=[GROUP, "w2", 30_000, "t2", eid]
         )
-        assert claims([(eid.decode(), sent.id)], reply)[0].status == "skip"
+        assert claims([(eid, sent.id)], reply)[0].status == "skip"

@@ -13,7 +13,7 @@ import pytest
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.codec import text
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import Reader, ensure_group, read_once
+from reliq.worker.consume import Reader, Traffic, ensure_group, read_once
 from reliq.worker.fetch import read_new, wait_for_new
 
 from ..conftest import Names, client, running, wait_until
@@ -252,6 +252,29 @@ async def test_a_caught_up_leader_waits_from_the_ids_it_knows(
             await c.redis.xreadgroup(GROUP, "other", {k.stream: ">"}, count=5)  # past our mark
             await empty_read_waits()
             assert len(xinfo) == 2  # its last wait led to nothing: XINFO again
+    finally:
+        flush.cancel()
+        w.executor.close()
+        await w.client.close()
+
+
+async def test_only_a_full_read_sets_the_partitions_traffic(url: str, names: Names) -> None:
+    """Followers read behind full reads (a backlog) only: a trickle of work is read by the
+    leading loop alone."""
+    svc, k, w = noop_worker(names, url)
+    flush = asyncio.create_task(w.settler.run())
+    traffic = Traffic()
+    reader = Reader(own_pending=False, leads=False, traffic=traffic)
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+            await c.send_many(svc.name, "job", [None] * 3)
+            assert await read_once(w.rt, w.executor, k, reader) == 3  # 10 slots asked for
+            assert not traffic.is_set()
+            await wait_until(lambda: w.rt.limiter.used == 0, what="the slots to be given back")
+            await c.send_many(svc.name, "job", [None] * 15)
+            assert await read_once(w.rt, w.executor, k, reader) == 10
+            assert traffic.is_set()
     finally:
         flush.cancel()
         w.executor.close()
