@@ -19,7 +19,9 @@ Tables (created by the harness before any worker starts, see ``Witness.create``)
 ``effects(key, inv_id, step, nonce, worker_pid, ts)``,
 ``holds(account, key, worker_pid, ts)`` (the end of a completed ``keyed`` run),
 ``journal(key, inv_id, nonce, outcome, worker_pid, ts)``: ``unjournaled`` when ``ctx.step``
-raised after the effect may have run (lease lost, cancelled, Redis error).
+raised after the effect may have run (cancelled, Redis error), ``lease-lost`` when it raised
+``LeaseLost`` after the effect ran: a step body that ran while another worker may have held the
+invocation (the checker counts them: a step body must not start past the local lease).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Literal
 
 import msgspec
 
-from reliq import App, Context, Service
+from reliq import App, Context, LeaseLost, Service
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions(key TEXT, inv_id TEXT, worker_pid INT, attempt INT, kind TEXT, ts REAL);
@@ -96,8 +98,8 @@ class Witness:
         """The end of a ``keyed`` run that completed (its start is its ``executions`` row)."""
         self._write("INSERT INTO holds VALUES (?,?,?,?)", (account, key, os.getpid(), time.time()))
 
-    def unjournaled(self, key: str, inv: str, nonce: str) -> None:
-        row = (key, inv, nonce, "unjournaled", os.getpid(), time.time())
+    def unjournaled(self, key: str, inv: str, nonce: str, outcome: str = "unjournaled") -> None:
+        row = (key, inv, nonce, outcome, os.getpid(), time.time())
         self._write("INSERT INTO journal VALUES (?,?,?,?,?,?)", row)
 
 
@@ -119,9 +121,10 @@ async def witnessed(ctx: Context, key: str) -> str:
 
     try:
         nonce: str = await ctx.step("effect", effect)
-    except BaseException:
+    except BaseException as e:
+        outcome = "lease-lost" if isinstance(e, LeaseLost) else "unjournaled"
         for n in made:  # the effect ran but its journal did not land (or we cannot tell)
-            witness.unjournaled(key, ctx.id, n)
+            witness.unjournaled(key, ctx.id, n, outcome)
         raise
     return nonce
 

@@ -75,10 +75,21 @@ def read_witness(
         ]
         rows = db.execute("SELECT key, nonce, worker_pid, ts FROM effects")
         ef = [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
-        un = {r[0] for r in db.execute("SELECT nonce FROM journal WHERE outcome = 'unjournaled'")}
+        un = {r[0] for r in db.execute("SELECT nonce FROM journal")}  # unjournaled, lease-lost
     finally:
         db.close()
     return ex, ef, un
+
+
+def _lease_lost(path: Path) -> int:
+    """Step bodies that ran, then found their journal write refused for a lost lease: the
+    effect ran while another worker may have held the invocation (a body must not start past
+    the local lease; only a pause inside a body can still make one)."""
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM journal WHERE outcome = 'lease-lost'").fetchone()[0])
+    finally:
+        db.close()
 
 
 def _recovery(faults: list[Fault], acks: list[float], execs: list[float]) -> dict[str, Recovery]:
@@ -190,6 +201,7 @@ def check(
         "duplicate executions": dup_exec,
         "effects": len(effects),
         "effects re-run (died before journal)": rerun,
+        "effects of a lapsed lease": _lease_lost(witness),
         "parked": len(parked),
         "poison keys": sum(1 for k in plan.keys if plan.kinds[k] != "ok"),
         "faults injected": len(faults),

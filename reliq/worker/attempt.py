@@ -4,9 +4,11 @@ most handlers never touch the journal, and the hot path stays lean."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from reliq.errors import LeaseLost
 from reliq.store.keys import ServiceKeys
 from reliq.worker.journal import Journal
 from reliq.worker.limits import Limiter
@@ -14,6 +16,10 @@ from reliq.worker.waits import Waits
 
 if TYPE_CHECKING:
     from reliq.client import Client
+
+
+class Holder(Protocol):
+    lease_until: float  # time.monotonic() by which this worker's lease may have lapsed
 
 
 class Attempt:
@@ -36,6 +42,14 @@ class Attempt:
         self._waits: Waits | None = None
         self._journal: Journal | None = None
         self.on_waits: Callable[[Waits], None] | None = None  # the worker's hook (cancels reach it)
+        self.holder: Holder | None = None  # the worker's in-flight entry (its local lease deadline)
+
+    def _check_lease(self) -> None:
+        """``LeaseLost`` once this worker's lease may have lapsed (by the local clock, from the
+        send of the last claim or renewal): a process paused or cut off from Redis past its lease
+        must not start an effect that another worker may be running by now."""
+        if self.holder is not None and time.monotonic() >= self.holder.lease_until:
+            raise LeaseLost(self.id)
 
     @property
     def _keys(self) -> ServiceKeys:

@@ -69,6 +69,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
             await rt.client.redis.xack(k.stream, GROUP, *lost)
         if not pairs:
             return 0
+        lease_until = time.monotonic() + rt.config.lease_ms / 1000  # before the claim is sent
         out = await rt.client.scripts.claim(k, rt.consumer, rt.config.lease_ms, pairs)
     finally:
         rt.claiming.difference_update(ids)
@@ -85,6 +86,7 @@ async def dispatch(rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[
             epoch=cl.epoch,
             parent=cl.parent is not None,
             compensating=cl.status == "compensate",
+            lease_until=lease_until,
         )
         if cl.status == "cancel":
             await ex.settler.settle(flight, Complete(state="cancelled"))

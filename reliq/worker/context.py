@@ -121,6 +121,7 @@ class Context(Attempt):
         if name in self._j.steps:
             return codec.decode(self._j.steps[name])
         self._not_journaled()
+        self._check_lease()  # a worker resumed past its lease runs no step body
         self.waits.busy += 1  # no suspension while the step runs and until it is journaled
         try:
             if inspect.iscoroutinefunction(fn):

@@ -78,6 +78,8 @@ class Executor:
             return
         f.settling = False
         f.started = True
+        if time.monotonic() >= f.lease_until:  # held past its lease before it started: not run
+            f.lease_lost = True
         happened: bytes | BaseException
         if f.cancel_requested or f.lease_lost:
             happened = asyncio.CancelledError()  # asked before it started: as if at its first await
@@ -142,6 +144,7 @@ class Executor:
         flight = self.rt.inflight.get(c.id)
         if flight is not None:
             ctx.on_waits = partial(setattr, flight, "waits")
+            ctx.holder = flight
             flight.journal = c.deliveries > 1  # a first delivery has none until ctx writes one
         call: Callable[[], Any]
         if h.is_async:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,9 @@ class InFlight:
     waits: Waits | None = None  # the handler's durable waits (a cancel is raised into them)
     parent: bool = False  # has a parent: its outcome goes through the outbox (wake the relay)
     journal: bool = True  # may have journal keys (steps, children, inbox) that settle must expire
+    # time.monotonic() by which the lease may have lapsed: the last claim or renewal's send time
+    # plus the lease (the server's lease runs from later); leases.py, execute, ctx.step read it
+    lease_until: float = math.inf
 
 
 @dataclass(eq=False)

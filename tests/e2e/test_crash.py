@@ -154,6 +154,9 @@ async def test_a_stopped_worker_whose_entry_was_reclaimed_cannot_commit(url: str
         assert inv is not None and inv.result == b.pid and inv.steps["pid"] == b.pid and inv.epoch == 2
         assert a.poll() is None  # a is alive, it simply could not commit
     assert [pid for _, pid in workers.events("start")] == [a.pid, b.pid]
+    # a resumed past its lease: its sleep was over, but its next step refused to run (the local
+    # lease had lapsed), so the step's effect happened once, in b
+    assert [pid for _, pid in workers.events("effect")] == [b.pid]
 
 
 async def test_sigterm_lets_the_running_handler_finish(url: str, workers: Workers) -> None:
