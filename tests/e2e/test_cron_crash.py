@@ -102,8 +102,13 @@ async def test_three_workers_one_run_per_tick_through_kills_and_each_catch_up_po
         for name in SCHEDULES:
             after = _one_per_tick(procs.runs(name), killed)[len(before[name]) :]
             spec = infos[name].schedule
-            placed_at = await _created(c, procs.runs(name)[n0[name]][1])
-            first = [t for t in after if t <= placed_at]  # the first round after the restart
+            # the first round after the restart: the ticks its one script call placed (one
+            # `created` for all); not "the first run seen": the read loops may run a later
+            # round's tick before an earlier one's
+            ids = {t: inv for t, inv, _ in procs.runs(name)}
+            created = {t: await _created(c, ids[t]) for t in after}
+            placed_at = min(created.values())
+            first = [t for t in after if created[t] == placed_at]
             # exactly the policy's choice for the time of that round (the worker's estimate of the
             # server clock may differ from the script's by a few ms: either side of it)
             allowed = [cron.plan(spec, stopped[name], placed_at + d, GRACE_MS).ticks for d in (-50, 0)]
