@@ -6,8 +6,8 @@ anyway; a durable cancel flag cancels it too (the pub/sub path in ``cancels`` is
 Each in-flight entry also keeps a local deadline (``InFlight.lease_until``: the send time of its
 last successful claim or renewal plus the lease, by ``time.monotonic()``; the server's lease runs
 from later). Past it the worker cannot know it still holds the entry (renewals failed: Redis
-unreachable, the process paused, the loop blocked): the renew loop wakes at that deadline and
-cancels the handler (``lapse``), and ``ctx.step`` refuses to start a step body past it."""
+unreachable, the process paused, the loop blocked): a loop beside the renewals wakes at that
+deadline and cancels the handler (``lapse``), and ``ctx.step`` refuses to start a step body past it."""
 
 from __future__ import annotations
 
@@ -66,14 +66,27 @@ def lapse(rt: Runtime, now: float) -> float:
 
 
 async def renew_loop(rt: Runtime) -> None:
-    wait = rt.config.renew_interval
-    while True:  # keeps renewing during the shutdown grace period too
-        await asyncio.sleep(wait)
+    """Renew every ``renew_interval``; beside it, cancel at each local deadline. The two are
+    apart so that a renewal hanging on an unreachable server (until its socket times out) does
+    not hold back the cancel."""
+    watch = asyncio.create_task(_lapse_loop(rt), name="reliq:lapse")
+    try:
+        while True:  # keeps renewing during the shutdown grace period too
+            await asyncio.sleep(rt.config.renew_interval)
+            if watch.done():
+                watch.result()  # it raised: as for any of the worker's loops, the worker stops
+            try:
+                await renew_once(rt)
+            except _RENEW_ERRORS as e:
+                # NOGROUP (server lost its data) or OOM: keep going; the read loop recreates the group
+                log.warning("lease renewal failed: %s", e)
+    finally:
+        watch.cancel()
+
+
+async def _lapse_loop(rt: Runtime) -> None:
+    """Wake at the nearest local deadline, at the latest every ``renew_interval`` (an entry
+    claimed meanwhile has a whole lease ahead of it, so none is missed)."""
+    while True:
         nearest = lapse(rt, time.monotonic())
-        try:
-            await renew_once(rt)
-        except _RENEW_ERRORS as e:
-            # NOGROUP (server lost its data) or OOM: keep going; the read loop recreates the group
-            log.warning("lease renewal failed: %s", e)
-        # the next renewal, or sooner the nearest local deadline (renewals keep failing)
-        wait = max(MIN_WAKE, min(rt.config.renew_interval, nearest))
+        await asyncio.sleep(max(MIN_WAKE, min(rt.config.renew_interval, nearest)))

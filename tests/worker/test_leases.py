@@ -38,10 +38,9 @@ async def test_a_handler_running_past_the_visibility_timeout_keeps_its_lease(url
     assert len(runs) == 1  # its own reclaim loop never took it back
 
 
-async def test_a_lost_lease_cancels_the_handler_and_it_commits_nothing(url: str, names: Names) -> None:
-    svc = Service(names())
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
+def sleeper(svc: Service) -> tuple[asyncio.Event, asyncio.Event]:
+    """A handler ``job`` that sleeps for an hour: (started, cancelled)."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
 
     @svc.handler
     async def job(ctx: Context) -> str:
@@ -53,6 +52,12 @@ async def test_a_lost_lease_cancels_the_handler_and_it_commits_nothing(url: str,
             raise
         return "never"
 
+    return started, cancelled
+
+
+async def test_a_lost_lease_cancels_the_handler_and_it_commits_nothing(url: str, names: Names) -> None:
+    svc = Service(names())
+    started, cancelled = sleeper(svc)
     k = ServiceKeys(svc.name)
     async with client(url) as c, running(svc, url, visibility_timeout=60.0) as w:
         acc = await c.send(svc.name, "job")
@@ -75,13 +80,7 @@ async def test_a_lost_lease_cancels_the_handler_and_it_commits_nothing(url: str,
 
 async def test_a_cancel_flag_seen_by_renewal_cancels_the_handler(url: str, names: Names) -> None:
     svc = Service(names())
-    started = asyncio.Event()
-
-    @svc.handler
-    async def job(ctx: Context) -> None:
-        started.set()
-        await asyncio.sleep(3600)
-
+    started, _ = sleeper(svc)
     k = ServiceKeys(svc.name)
     async with client(url) as c, running(svc, url, visibility_timeout=60.0) as w:
         acc = await c.send(svc.name, "job")
@@ -140,22 +139,18 @@ async def test_a_handler_held_past_its_lease_before_it_starts_is_not_run(url: st
     assert epochs == {acc.id: 2}  # not run on its lapsed first claim; run once, reclaimed
 
 
-async def test_the_renew_loop_cancels_at_the_local_deadline_when_renewals_fail(
-    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("cut_off", ["fails", "hangs"])
+async def test_the_handler_is_cancelled_at_the_local_deadline_when_renewals_fail(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch, cut_off: str
 ) -> None:
+    """Renewals that fail at once, or that hang (a blackholed server, until the socket times
+    out): either way the handler is cancelled at its local deadline."""
     svc = Service(names())
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    @svc.handler
-    async def job(ctx: Context) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+    started, cancelled = sleeper(svc)
 
     async def unreachable(*args: object, **kwargs: object) -> None:
+        if cut_off == "hangs":
+            await asyncio.Event().wait()
         raise RedisConnectionError("cut off")
 
     async with client(url) as c, running(svc, url, visibility_timeout=0.6, reclaim_interval=60.0) as w:
