@@ -174,5 +174,5 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
     api.add_middleware(Guard, st=st)
     api.add_middleware(Edge, settings=settings)  # outermost: Host, cross-site, HEAD
     # POST /send and /call skip FastAPI's stack: the same checks, in one callable
-    api.lane = fastpath.Lane(Edge(api, settings), Guard(api, st=st), st)
+    api.lane = fastpath.Lane(api, Edge(api, settings), Guard(api, st=st), st)
     return api

@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from . import ingress
 from .problems import problem_for, problem_response
-from .protocol import HOT, answer
+from .protocol import answer
 from .state import GatewayState
+from .wire import HOT, hot_route
 
 if TYPE_CHECKING:
     from .app import Guard
@@ -31,30 +33,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _ENDPOINTS = ingress.ENDPOINTS
 
 
-def hot_route(scope: Scope) -> tuple[str, str, str] | None:
-    """(verb, service, handler) when the request belongs to the hot lane."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return None
-    parts = scope["path"].split("/")
-    if len(parts) != 4 or parts[1] not in _ENDPOINTS or not parts[2] or not parts[3]:
-        return None
-    return parts[1], parts[2], parts[3]
-
-
 class Lane:
     """The hot lane as one ASGI callable: ``Edge``'s checks and ``Guard``'s token check and
     request count (the same methods their middleware runs), the ingress endpoint, every exception
     as problem+json, and the answer written whole (``protocol.answer``: head and body in one
     ``write``) when the server is uvicorn's httptools protocol."""
 
-    def __init__(self, edge: Edge, guard: Guard, st: GatewayState) -> None:
-        self.edge, self.guard, self.st = edge, guard, st
+    def __init__(self, app: FastAPI, edge: Edge, guard: Guard, st: GatewayState) -> None:
+        self.app, self.edge, self.guard, self.st = app, edge, guard, st
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def respond(self, scope: Scope, receive: Receive) -> Response:
+        """The answer to a hot request, counted as ``Guard`` counts (a refusal of ``Edge`` is not
+        counted, as it never reaches ``Guard``). Also what ``gateway.wire`` runs, without ASGI."""
         refusal = self.edge.refusal(scope)
         if refusal is not None:  # as the Edge middleware: refused before Guard, not counted
-            await problem_response(refusal)(scope, receive, send)
-            return
+            return problem_response(refusal)
         status = 500
         try:
             refusal = self.guard.refusal(scope)
@@ -67,13 +60,17 @@ class Lane:
             else:
                 response = problem_response(refusal)
             status = response.status_code
-            cycle = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle.send, unwrapped
-            if isinstance(cycle, RequestResponseCycle) and isinstance(getattr(response, "body", None), bytes):
-                await answer(cycle, response)
-            else:
-                await response(scope, receive, send)
+            return response
         finally:
             self.guard.count(scope, status)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.respond(scope, receive)
+        cycle = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle.send, unwrapped
+        if isinstance(cycle, RequestResponseCycle) and isinstance(getattr(response, "body", None), bytes):
+            await answer(cycle, response)
+        else:
+            await response(scope, receive, send)
 
 
 class Gateway(FastAPI):

@@ -34,8 +34,8 @@ from . import debouncing, targets, validation
 from .body import Receive, canonical, check_input, parse_json, receive_body
 from .outcome import outcome_response
 from .problems import Problem
-from .protocol import BODY_RECEIVED
 from .state import GatewayState, state_of
+from .wire import BODY_RECEIVED
 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")

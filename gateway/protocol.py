@@ -36,12 +36,12 @@ import msgspec
 from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from . import wire
 from .problems import PROBLEM
 from .settings import GatewaySettings
+from .wire import BODY_RECEIVED, encode
 
 log = logging.getLogger("reliq.gateway")
-BODY_RECEIVED = "reliq.body_received"
-HOT = "reliq.hot"  # set by gateway.fastpath on the requests of the hot lane
 
 
 async def answer(cycle: RequestResponseCycle, response: Response) -> None:
@@ -56,13 +56,7 @@ async def answer(cycle: RequestResponseCycle, response: Response) -> None:
         raise RuntimeError("answer: the response has started already")
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
-    head = [STATUS_LINE[response.status_code]]
-    head += [b"%s: %s\r\n" % kv for kv in cycle.default_headers]
-    head += [b"%s: %s\r\n" % kv for kv in response.raw_headers]
-    if not cycle.keep_alive:
-        head.append(b"connection: close\r\n")
-    head += [b"\r\n", bytes(response.body)]
-    cycle.transport.write(b"".join(head))
+    cycle.transport.write(encode(response, cycle.default_headers, cycle.keep_alive))
     cycle.response_complete = True
     cycle.message_event.set()
     if not cycle.keep_alive:
@@ -86,6 +80,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._max_head = self.settings.max_header_bytes
         self._head_timer: asyncio.TimerHandle | None = None
+        self._lane = wire.lane_of(self.app)  # None: an app without the hot lane (no wire)
+        self._wired: bytearray | None = None  # the body so far of a request taking the wire
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.settings.max_connections:
@@ -113,6 +109,8 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)  # reset when the head (or the message) is complete
             if not self._feed(data):
                 return
+        if self._wired is not None:  # its body is not whole in this read: uvicorn's way, as always
+            self._unwire(more_body=True)
         if self._reading_head and self._head_bytes and self._head_timer is None:
             self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
 
@@ -151,10 +149,35 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         if self._head_timer is not None:
             self._stop_head_timer()
+        if self._lane is not None and wire.takes(self):
+            self._wired = bytearray()  # answered by gateway.wire if the body is whole in this read
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._wired is not None:
+            self._wired += body
+        else:
+            super().on_body(body)
+
+    def _unwire(self, more_body: bool) -> None:
+        """Hand the request that was to take the wire to uvicorn, with its body so far (the parser
+        is still on its message: uvicorn's head handling runs as it would have)."""
+        body, self._wired = bytes(self._wired or b""), None
+        super().on_headers_complete()
+        if body:
+            self.on_body(body)
+        if not more_body:
+            super().on_message_complete()
+
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self._wired is not None:
+            body, self._wired = bytes(self._wired), None
+            if self._lane is None or not wire.start(self, self._lane, body):
+                self._wired = bytearray(body)
+                self._unwire(more_body=False)
+        else:
+            super().on_message_complete()
         # this request's scope (pipelining: each has its own); an ASGI extension key of ours
         cast(dict[str, Any], self.scope)[BODY_RECEIVED] = True
         self._reading_head = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,8 +17,9 @@ from uvicorn.server import ServerState
 
 import gateway.body
 from gateway.app import create_app
-from gateway.protocol import BODY_RECEIVED, edge_protocol
+from gateway.protocol import edge_protocol
 from gateway.settings import GatewaySettings
+from gateway.wire import BODY_RECEIVED
 
 from ..conftest import Names, running, wait_until
 from .test_ingress import shop
@@ -63,15 +64,36 @@ def post(service: str, body: bytes, *extra: bytes) -> bytes:
     return head.encode() + b"".join(extra) + b"Content-Length: %d\r\n\r\n" % len(body)
 
 
-@asynccontextmanager
-async def edge(url: str, names: Names, **settings: Any) -> AsyncIterator[tuple[Any, str, list[bool]]]:
-    """(a connected protocol factory, the service, whether each request's scope said its body
-    had arrived when the app ran)."""
+async def published(url: str, names: Names, **settings: Any) -> tuple[Any, str, GatewaySettings]:
+    """(a gateway app without an App, the service whose schemas a worker published, its settings)."""
     svc = shop(names())
     async with running(svc, url):  # publishes the schemas; this gateway has no App
         pass
     s = GatewaySettings(redis_url=url, **settings)
-    api = create_app(s)
+    return create_app(s), svc.name, s
+
+
+def connector(s: GatewaySettings, app: Any) -> Callable[[], tuple[Any, Transport]]:
+    """New connections of the gateway's protocol to ``app``, each on a recording transport."""
+    cls = edge_protocol(s)
+    config = Config(app=app, lifespan="off", http=cls, ws="none")
+    config.load()
+    state = ServerState()
+
+    def connect() -> tuple[Any, Transport]:
+        p = cls(config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop())
+        t = Transport()
+        p.connection_made(t)
+        return p, t
+
+    return connect
+
+
+@asynccontextmanager
+async def edge(url: str, names: Names, **settings: Any) -> AsyncIterator[tuple[Any, str, list[bool]]]:
+    """(a connected protocol factory, the service, whether each request's scope said its body
+    had arrived when the app ran)."""
+    api, service, s = await published(url, names, **settings)
     seen: list[bool] = []
 
     async def spy(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
@@ -79,18 +101,8 @@ async def edge(url: str, names: Names, **settings: Any) -> AsyncIterator[tuple[A
             seen.append(BODY_RECEIVED in scope)
         await api(scope, receive, send)
 
-    cls = edge_protocol(s)
-    config = Config(app=spy, lifespan="off", http=cls, ws="none")
-    config.load()
-
-    def connect() -> tuple[Any, Transport]:
-        p = cls(config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop())
-        t = Transport()
-        p.connection_made(t)
-        return p, t
-
     async with api.router.lifespan_context(api):
-        yield connect, svc.name, seen
+        yield connector(s, spy), service, seen
 
 
 async def test_the_answer_to_a_send_leaves_in_one_write(url: str, names: Names) -> None:
