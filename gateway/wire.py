@@ -16,7 +16,9 @@ pipelined requests (answered in order), a path that is not a hot route (404/405 
 While a wired request is in flight, the protocol's ``cycle`` is a ``Pending``: what uvicorn reads
 of a cycle (complete, kept alive, disconnected), so its pipelining, shutdown (the answer closes
 the connection) and connection loss work unchanged; the task is in the server's task set, so a
-graceful shutdown waits for it as for an ASGI task.
+graceful shutdown waits for it as for an ASGI task. uvicorn's proxy-headers middleware (the
+client's address and scheme from ``X-Forwarded-*``) does not run for a wired request: the lane
+reads neither.
 """
 
 from __future__ import annotations
