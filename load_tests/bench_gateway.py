@@ -28,6 +28,12 @@ shared, would be charged to the next phase.
     how many invocations were *completed* per second in the same window (sent minus the growth of
     the stream, which holds exactly the entries not settled yet)
 
+Each row also reports the CPU its server process (FastAPI's, or the gateway's) spent per request
+during the measured run (``/proc/PID/stat``), and each round the ratio of /send's to FastAPI's.
+With wrk's 64 connections always busy, latency is 64 / throughput and throughput is bound by that
+CPU, so the p99 moves with it (docs/performance.md, session 12): a machine-independent reading of
+the latency targets.
+
 Writes load_tests/results/gateway-<timestamp>.json, gateway-latest.md and gateway-latest.png
 (matplotlib from the peers venv, when bench_workers has made it); prints the table.
 """
@@ -54,6 +60,7 @@ from typing import Any
 
 import redis
 
+from load_tests.bench_scaling import cpu_s
 from load_tests.bench_workers import chart
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 from reliq.store.keys import ServiceKeys
@@ -184,10 +191,14 @@ def settle_aof(r: redis.Redis, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def measure(name: str, url: str, duration: int, lua: Path) -> dict[str, Any]:
+def measure(name: str, url: str, duration: int, lua: Path, pid: int) -> dict[str, Any]:
+    """wrk's figures, and the CPU the server (process ``pid``) spent per request meanwhile."""
     print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
     wrk(url, WARMUP_S, lua, latency=False)
-    return {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
+    cpu = cpu_s([pid])
+    row = {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
+    row["cpu_us_per_req"] = round((cpu_s([pid]) - cpu) / max(row["requests"], 1) * 1e6, 1)
+    return row
 
 
 def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
@@ -199,6 +210,7 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
         "send_p99_ms": row[1]["p99_ms"],
         "send_noapp_vs_a": round(c2 / a, 3),
         "send_noapp_p99_ms": row[2]["p99_ms"],
+        "send_cpu_vs_a": round(row[1]["cpu_us_per_req"] / max(row[0]["cpu_us_per_req"], 1e-9), 3),
     }
 
 
@@ -217,47 +229,53 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
         publisher = ["worker", "load_tests.noop_app:bench", "--processes", "1"]
         with running("publisher", reliq(server.url, *publisher), work):
             wait_published(r)  # the registry holds bench's schemas; the worker stops before any load
-        stack.enter_context(running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env))
+        base_pid = stack.enter_context(
+            running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env)
+        )
         wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
         gw = ["gateway", "--port", str(gw_port), "--app", "load_tests.noop_app:bench"]
         gw += ["--durability", "fsync"]
-        stack.enter_context(running("gateway", reliq(server.url, *gw), work))
+        gw_pid = stack.enter_context(running("gateway", reliq(server.url, *gw), work))
         wait_http(f"http://127.0.0.1:{gw_port}/readyz", "gateway", work)
-        stack.enter_context(
+        reg_pid = stack.enter_context(
             running("registry-gateway", reliq(server.url, "gateway", "--port", str(reg_port)), work)
         )
         wait_http(f"http://127.0.0.1:{reg_port}/readyz", "registry-gateway", work)
         base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
         reg_url = f"http://127.0.0.1:{reg_port}/send/bench/typed"
         trio = [
-            ("(a) FastAPI /noop", f"{base}/noop", lua),
-            ("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", lua),
-            ("(c2) reliq /send fsync, no --app (registry schema)", reg_url, typed),
+            ("(a) FastAPI /noop", f"{base}/noop", lua, base_pid),
+            ("(c) reliq /send fsync", f"{gw_base}/send/bench/noop", lua, gw_pid),
+            ("(c2) reliq /send fsync, no --app (registry schema)", reg_url, typed, reg_pid),
         ]
         for n in range(rounds):  # (a), (c), (c2) alternate: each ratio is taken within its round
             row = []
-            for i, (name, url, script) in enumerate(trio):
+            for i, (name, url, script, pid) in enumerate(trio):
                 if i:  # each /send phase from an empty server: one left by the phase before costs more
                     r.flushall()
                     with running("publisher", reliq(server.url, *publisher), work):
                         wait_published(r)
                 settle_aof(r)
-                row.append(measure(name, url, duration, script))
+                row.append(measure(name, url, duration, script, pid))
             ratios.append({"round": n + 1, **ratio_row(row)})
             if n == 0:
                 results += row
-        results.insert(1, measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua))
+        results.insert(1, measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua, base_pid))
         worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-1"]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
         drain = wait_drained(r, "bench-gw-1")
         print(f"worker drained {drain}", file=sys.stderr, flush=True)
-        results.append(measure("(d) reliq /call + 1 worker", f"{gw_base}/call/bench/noop", duration, lua))
+        results.append(
+            measure("(d) reliq /call + 1 worker", f"{gw_base}/call/bench/noop", duration, lua, gw_pid)
+        )
         wait_drained(r, "bench-gw-1")
         url = f"{gw_base}/send/bench/noop"
         print(f"[(e) reliq /send + 1 worker] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr)
         wrk(url, WARMUP_S, lua, latency=False)
         before = int(r.xlen(ServiceKeys("bench").stream))
+        cpu = cpu_s([gw_pid])
         e2e = {"endpoint": "(e) reliq /send + 1 worker", "url": url, **parse_wrk(wrk(url, duration, lua))}
+        e2e["cpu_us_per_req"] = round((cpu_s([gw_pid]) - cpu) / max(e2e["requests"], 1) * 1e6, 1)
         backlog = int(r.xlen(ServiceKeys("bench").stream)) - before
         e2e["completed_per_s"] = round((e2e["requests"] - e2e["non_2xx"] - backlog) / duration)
         e2e["backlog_growth"] = backlog
@@ -294,23 +312,27 @@ def markdown(doc: dict[str, Any]) -> str:
         f"POST body `null`; {doc['cpus']} CPUs shared by wrk, servers and Valkey {doc['valkey']} "
         f"(appendfsync always); Python {doc['python']}. Ratios (vs a) are to (a) FastAPI /noop.",
         "",
-        "| endpoint | req/s | vs a | p50 ms | vs a | p99 ms | vs a | max ms | vs a | non-2xx | sock err |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| endpoint | req/s | vs a | p50 ms | vs a | p99 ms | vs a | max ms | vs a | server CPU us/req "
+        "| non-2xx | sock err |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in doc["results"]:
         lines.append(
             f"| {r['endpoint']} | {r['rps']:.0f} | {r['rps_vs_a']:.2f} | {r['p50_ms']:.2f} | "
             f"{r['p50_ms_vs_a']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms_vs_a']:.2f} | {r['max_ms']:.1f} | "
-            f"{r['max_ms_vs_a']:.2f} | {r['non_2xx']} | {r['socket_errors']} |"
+            f"{r['max_ms_vs_a']:.2f} | {r['cpu_us_per_req']:.0f} | {r['non_2xx']} | {r['socket_errors']} |"
         )
     if len(doc["rounds"]) > 1:
         lines += ["", "(a), (c) and (c2) alternated, one ratio per round (the table above is round 1):", ""]
-        lines += ["| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms |"]
-        lines += ["|---|--:|--:|--:|--:|--:|"]
+        lines += [
+            "| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms "
+            "| /send CPU per request vs a |"
+        ]
+        lines += ["|---|--:|--:|--:|--:|--:|--:|"]
         for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
             lines.append(
                 f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
-                f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} |"
+                f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} | {x['send_cpu_vs_a']:.2f} |"
             )
     d = doc["drain_before_d"]
     lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]
