@@ -51,11 +51,7 @@ async def receive_body(
 ) -> bytes:
     """``read_body`` from the ASGI ``receive`` and the two headers (the hot lane has no Request).
     ``timeout`` None: the body has arrived whole (``gateway.protocol.BODY_RECEIVED``), no deadline."""
-    ctype = given.split(";")[0].strip().lower() if given is not None else "application/json"
-    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
-        raise Problem(415, "Unsupported Media Type", _MEDIA)
-    if length is not None and (not length.isdigit() or int(length) > max_body):
-        raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
+    _check_head(given, length, max_body)
     if timeout is None:
         body = await _read(receive, max_body)
     else:
@@ -67,6 +63,25 @@ async def receive_body(
     if given is None and body:  # only an empty body may omit the type (a form always sends one)
         raise Problem(415, "Unsupported Media Type", _MEDIA)
     return body
+
+
+def whole_body(body: bytes, given: str | None, length: str | None, max_body: int) -> bytes:
+    """``receive_body``'s checks on a body the connection already read whole (``gateway.wire``)."""
+    _check_head(given, length, max_body)
+    if len(body) > max_body:
+        raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
+    if given is None and body:
+        raise Problem(415, "Unsupported Media Type", _MEDIA)
+    return body
+
+
+def _check_head(given: str | None, length: str | None, max_body: int) -> None:
+    """The Content-Type (JSON) and Content-Length (a number within the limit) of a body."""
+    ctype = given.split(";")[0].strip().lower() if given is not None else "application/json"
+    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise Problem(415, "Unsupported Media Type", _MEDIA)
+    if length is not None and (not length.isdigit() or int(length) > max_body):
+        raise Problem(413, "Content Too Large", f"the body limit is {max_body} bytes")
 
 
 async def _read(receive: Receive, max_body: int) -> bytes:

@@ -51,9 +51,13 @@ class Catalog:
         self.compiled = Compiled()
         self._refreshing: dict[str, asyncio.Future[dict[str, HandlerInfo]]] = {}
 
-    async def handlers(self, service: str) -> dict[str, HandlerInfo]:
-        if service in self._static:
-            return self._static[service]
+    def cached(self, service: str) -> dict[str, HandlerInfo] | None:
+        """The service's handlers when known without waiting (from the App, or a fresh enough
+        cache entry: one past ``REFRESH_AFTER`` starts its refresh); None when ``handlers`` must
+        read the registry."""
+        found = self._static.get(service)
+        if found is not None:
+            return found
         if self.app is not None and service in self.app.services:
             found = self._static[service] = {
                 name: HandlerInfo(
@@ -68,16 +72,23 @@ class Catalog:
             }
             return found
         hit = self._cache.get(service)
-        # one refresh per service at a time: the requests arriving meanwhile use the entry or wait
-        # for it instead of each reading the registry (under load, the whole connection count would)
-        task = self._refreshing.get(service)
-        if hit is not None:
-            age = time.monotonic() - hit[0]
-            if age < CACHE_SECONDS:
-                if age >= REFRESH_AFTER and task is None:
-                    self._start_refresh(service)
-                return hit[1]
-        return await asyncio.shield(task or self._start_refresh(service))
+        if hit is None:
+            return None
+        age = time.monotonic() - hit[0]
+        if age >= CACHE_SECONDS:
+            return None
+        # one refresh per service at a time: the requests arriving meanwhile use the entry
+        if age >= REFRESH_AFTER and service not in self._refreshing:
+            self._start_refresh(service)
+        return hit[1]
+
+    async def handlers(self, service: str) -> dict[str, HandlerInfo]:
+        found = self.cached(service)
+        if found is not None:
+            return found
+        # no entry, or an expired one: wait for the one refresh under way (under load, the whole
+        # connection count would otherwise read the registry)
+        return await asyncio.shield(self._refreshing.get(service) or self._start_refresh(service))
 
     def _start_refresh(self, service: str) -> asyncio.Future[dict[str, HandlerInfo]]:
         task = self._refreshing[service] = asyncio.ensure_future(self._refresh(service))

@@ -31,11 +31,11 @@ from reliq.client.waiters import Waiter
 from reliq.store.keys import InvalidName, check_name
 
 from . import debouncing, targets, validation
-from .body import Receive, canonical, check_input, parse_json, receive_body
+from .body import Receive, canonical, check_input, parse_json, receive_body, whole_body
 from .outcome import outcome_response
 from .problems import Problem
 from .state import GatewayState, state_of
-from .wire import BODY_RECEIVED
+from .wire import BODY, BODY_RECEIVED
 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
@@ -48,11 +48,12 @@ class Head:
     path's service and handler, the headers (first of each name, as Starlette's ``Headers.get``)
     and the query parameters (last of each, as Starlette's ``QueryParams.get``)."""
 
-    __slots__ = ("handler", "headers", "query", "received", "service")
+    __slots__ = ("body", "handler", "headers", "query", "received", "service")
 
     def __init__(self, scope: MutableMapping[str, Any], service: str, handler: str) -> None:
         self.service, self.handler = service, handler
         self.received = BODY_RECEIVED in scope  # the body is here already: no deadline to arm
+        self.body: bytes | None = scope.get(BODY)  # and read whole by the connection (the hot wire)
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1")
@@ -133,7 +134,8 @@ async def _register(
         check_name("handler", handler)
     except InvalidName:
         raise Problem(404, "Not Found", "unknown service or handler") from None
-    info = await st.catalog.lookup(service, handler)
+    known = st.catalog.cached(service)  # the usual case: no await
+    info = (known if known is not None else await st.catalog.handlers(service)).get(handler)
     if info is None:
         raise Problem(404, "Not Found", f"no handler {service}/{handler} is registered")
     key = idempotency_key(head)
@@ -142,11 +144,15 @@ async def _register(
     reply = targets.callback(headers, st.settings.callback_hosts, targets.reply_to(headers))
     prio = targets.priority(headers)
     debounced = debouncing.options(headers, parse_delay, exclusive=bool(key or delay is not None or at))
-    await st.admission.admit(service)
+    if st.admission.limit is not None:
+        await st.admission.admit(service)
     settings = st.settings
-    timeout = None if head.received else settings.body_timeout  # nothing to wait for: no deadline
     ctype, length = headers.get("content-type"), headers.get("content-length")
-    raw = await receive_body(receive, ctype, length, settings.max_body, timeout)
+    if head.body is not None:
+        raw = whole_body(head.body, ctype, length, settings.max_body)
+    else:
+        timeout = None if head.received else settings.body_timeout  # nothing to wait for: no deadline
+        raw = await receive_body(receive, ctype, length, settings.max_body, timeout)
     # a handler without input may be called with an empty body; everyone else must send JSON
     value = None if not info.takes_input and not raw.strip() else parse_json(raw, settings.max_depth)
     flow_key = ""
@@ -156,7 +162,8 @@ async def _register(
             flow_key = targets.callable_key(info.flow_key, typed)
     elif info.validators and info.takes_input:  # no App: the schemas live workers publish
         validation.check(info.validators, value)
-    await st.gate.require()
+    if st.gate.refusal:  # the accepted path: nothing to wait for
+        await st.gate.require()
     t0 = time.perf_counter()
     if debounced is not None:
         place = partial(

@@ -5,8 +5,9 @@ uvicorn serves every request through a ``RequestResponseCycle``: an ASGI task wi
 ``receive`` and ``send`` messages, and the middleware in front of the app. Measured on the hot
 lane, that machinery cost more CPU than the lane itself (docs/performance.md, session 13). Here the
 protocol keeps the body it parsed and runs ``Lane.respond`` (the same checks, counting and
-ingress as the ASGI lane) in one task of its own; the answer is written from that task's
-completion, in one ``write``.
+ingress as the ASGI lane) in one task of its own, the body left in the scope (``BODY``: ingress
+checks it as it checks a received one, without ``receive``); the answer is written from that
+task's completion, in one ``write``.
 
 Only when nothing else is in flight on the connection, with no ``Expect: 100-continue`` or
 upgrade, and only when the whole body is in the same read as the head's end. Anything else takes
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reliq.gateway")
 BODY_RECEIVED = "reliq.body_received"  # an ASGI extension key of ours: the body is here whole
+BODY = "reliq.body"  # a wired request's whole body (ingress reads it without ``receive``)
 HOT = "reliq.hot"  # (verb, service, handler) of a request of the hot lane
 VERBS = ("send", "call")  # gateway.ingress.ENDPOINTS
 HOT_PREFIXES = (b"/send/", b"/call/")
@@ -120,7 +122,7 @@ def start(p: EdgeProtocol, lane: Lane, body: bytes) -> bool:
     hot = hot_route(scope)
     if hot is None:
         return False
-    scope[HOT], scope[BODY_RECEIVED] = hot, True
+    scope[HOT], scope[BODY_RECEIVED], scope[BODY] = hot, True, body
     scope["app"] = lane.app
     pending = Pending(keep_alive=version != "1.0" and p.parser.should_keep_alive())
     p.cycle = pending  # type: ignore[assignment]

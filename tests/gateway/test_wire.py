@@ -124,3 +124,30 @@ async def test_http_1_0_a_shutdown_and_a_lost_connection(
         p.connection_lost(None)  # the caller went away: nothing is written, nothing fails
         await wait_until(lambda: not p.tasks, what="the request to finish")
         assert t.writes == [] and asgi == []
+
+
+async def test_a_wired_body_gets_the_same_checks(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = json.dumps({"order_id": "o" * 100, "amount_cents": 5}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
+    async with wire(url, names, monkeypatch, max_body=64) as (connect, service, asgi):
+        head = f"POST /send/{service}/place HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n".encode()
+        cases = [
+            (head + b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(ORDER), ORDER), 415),
+            (head + b"Content-Length: %d\r\n\r\n%s" % (len(ORDER), ORDER), 415),  # a body needs its type
+            (head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big), 413),
+            (head + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked, 413),
+        ]
+        for raw, status in cases:
+            p, t = connect()
+            p.data_received(raw)
+            await wait_until(lambda t=t: answers(t), what=f"the {status}")
+            assert (
+                answers(t)[0][0] == status and answers(t)[0][1]["content-type"] == "application/problem+json"
+            )
+        assert asgi == []  # all answered on the wire
+        p, t = connect()  # and a good one still passes
+        p.data_received(post(service, ORDER) + ORDER)
+        await wait_until(lambda: answers(t), what="the 202")
+        assert answers(t)[0][0] == 202
