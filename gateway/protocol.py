@@ -12,12 +12,16 @@ protocol bounds both for anyone who can connect:
   without reading it;
 - uvicorn's own 400 (malformed request line, header or ``Content-Length``) is problem+json too.
 
-Two savings on the hot lane (``POST /send``, ``/call``; ``gateway.fastpath``):
+Three savings on the hot lane (``POST /send``, ``/call``; ``gateway.fastpath``):
 
 - a request whose body has arrived whole before the app runs is marked ``scope[BODY_RECEIVED]``:
   reading it cannot wait, so ``gateway.body`` arms no body deadline for it;
 - the answer's head and body leave in one write (``answer``, called by the lane) instead of
-  uvicorn's two: one ``send`` system call per answer instead of two.
+  uvicorn's two: one ``send`` system call per answer instead of two;
+- a hot request whose body is whole in the read that ended its head skips uvicorn's ASGI cycle
+  altogether (``gateway.wire``): ``on_headers_complete`` holds it back, ``on_body`` keeps its body,
+  and ``on_message_complete`` hands it to the wire; one not whole by the end of that read is
+  handed to uvicorn then (``_unwire``), as if nothing had been held.
 
 ``serve`` runs uvicorn with ``edge_protocol(settings)`` as its ``http`` protocol. The hot path
 pays nothing new: a head that arrives in one read (the usual case) arms no timer.
