@@ -114,7 +114,8 @@ class EdgeProtocol(HttpToolsProtocol):
             if not self._feed(data):
                 return
         if self._wired is not None:  # its body is not whole in this read: uvicorn's way, as always
-            self._unwire(more_body=True)
+            body, self._wired = bytes(self._wired), None
+            self._unwire(body, more_body=True)
         if self._reading_head and self._head_bytes and self._head_timer is None:
             self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
 
@@ -164,10 +165,9 @@ class EdgeProtocol(HttpToolsProtocol):
         else:
             super().on_body(body)
 
-    def _unwire(self, more_body: bool) -> None:
+    def _unwire(self, body: bytes, more_body: bool) -> None:
         """Hand the request that was to take the wire to uvicorn, with its body so far (the parser
         is still on its message: uvicorn's head handling runs as it would have)."""
-        body, self._wired = bytes(self._wired or b""), None
         super().on_headers_complete()
         if body:
             self.on_body(body)
@@ -178,8 +178,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._wired is not None:
             body, self._wired = bytes(self._wired), None
             if self._lane is None or not wire.start(self, self._lane, body):
-                self._wired = bytearray(body)
-                self._unwire(more_body=False)
+                self._unwire(body, more_body=False)
         else:
             super().on_message_complete()
         # this request's scope (pipelining: each has its own); an ASGI extension key of ours
