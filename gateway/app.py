@@ -36,6 +36,7 @@ from .edge import Edge
 from .placement import Placer
 from .settings import GatewaySettings
 from .state import GatewayState
+from .wire import HOT, VERBS
 
 log = logging.getLogger("reliq.gateway")
 Scope = MutableMapping[str, Any]
@@ -43,6 +44,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 # the dashboard and Swagger UI shells hold no data; /openapi.json without a token is the generic one
 OPEN_PATHS = ("/healthz", "/readyz", *dashboard.PATHS, *openapi.PATHS)
+_HOT_LABELS = {verb: "/" + verb for verb in VERBS}  # metrics.route_label of a hot lane's request
 
 
 class Guard:
@@ -80,7 +82,8 @@ class Guard:
 
     def count(self, scope: Scope, status: int) -> None:
         # bounded: routes come from the route table (metrics.route_label), codes are HTTP's
-        label = (metrics.route_label(scope), status)
+        hot = scope.get(HOT)  # the hot lane's route, parsed already: its label without a walk
+        label = (_HOT_LABELS[hot[0]] if hot is not None else metrics.route_label(scope), status)
         counter = self._counters.get(label)
         if counter is None:
             counter = self._counters[label] = self.st.metrics.requests.labels(

@@ -33,7 +33,7 @@ import asyncio
 import http
 import logging
 import time
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import httptools
 import msgspec
@@ -86,6 +86,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._lane = wire.lane_of(self.app)  # None: an app without the hot lane (no wire)
         self._wired: bytearray | None = None  # the body so far of a request taking the wire
+        self._idle_since: float | None = None  # loop time since when the connection is idle
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.settings.max_connections:
@@ -95,14 +96,49 @@ class EdgeProtocol(HttpToolsProtocol):
             self._answer(503, detail, (b"retry-after: 1\r\n",))
             return
         super().connection_made(transport)
-        # a connection that never sends a byte is idle from the start
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        self._idle()  # a connection that never sends a byte is idle from the start
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    # The idle deadline is lazy: uvicorn arms a new timer after every answer and cancels it at the
+    # next request's first byte (a timer made and dropped per request); here the connection notes
+    # when it became idle, and one timer, made once per idle_timeout at most, checks that time.
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy: a request is arriving or running
+
+    def _idle(self) -> None:
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # busy: the next answer arms it again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._idle_check)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the lazy idle deadline: the next pipelined request, or idle from now."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -182,7 +218,7 @@ class EdgeProtocol(HttpToolsProtocol):
         else:
             super().on_message_complete()
         # this request's scope (pipelining: each has its own); an ASGI extension key of ours
-        cast(dict[str, Any], self.scope)[BODY_RECEIVED] = True
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
         self._reading_head = True
         self._head_bytes = 0
 

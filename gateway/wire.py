@@ -62,13 +62,22 @@ def hot_route(scope: MutableMapping[str, Any]) -> tuple[str, str, str] | None:
 def encode(response: Response, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
     """A whole answer as one buffer: the status line, uvicorn's default headers (date, server),
     the response's, ``connection: close`` unless kept alive, and the body."""
-    head = [STATUS_LINE[response.status_code]]
-    head += [b"%s: %s\r\n" % kv for kv in default_headers]
+    head = [STATUS_LINE[response.status_code], _defaults(default_headers)]
     head += [b"%s: %s\r\n" % kv for kv in response.raw_headers]
     if not keep_alive:
         head.append(b"connection: close\r\n")
     head += [b"\r\n", bytes(response.body)]
     return b"".join(head)
+
+
+_formatted: list[Any] = [None, b""]  # uvicorn's default headers (a new list each second) and their bytes
+
+
+def _defaults(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers as bytes, formatted once per list (its ``date`` changes each second)."""
+    if _formatted[0] is not headers:
+        _formatted[:] = headers, b"".join([b"%s: %s\r\n" % kv for kv in headers])
+    return _formatted[1]  # type: ignore[no-any-return]
 
 
 class Pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -25,15 +26,20 @@ def decode(data: bytes | str | None) -> Any:
 
 def fingerprint(handler: str, payload: bytes) -> str:
     """Identity of a request for idempotency: same key + same fingerprint = same invocation."""
-    h = hashlib.sha256(handler.encode())
-    h.update(b"\0")
+    h = _handler_hash(handler).copy()
     h.update(payload)
     return h.hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=1024)
+def _handler_hash(handler: str) -> hashlib._Hash:
+    """The hash state after ``handler`` and its separator (copied per payload)."""
+    return hashlib.sha256(handler.encode() + b"\0")
+
+
 def fingerprints(handler: str, payloads: list[bytes]) -> list[str]:
     """``fingerprint`` of each payload of one handler (the handler's part hashed once)."""
-    base = hashlib.sha256(handler.encode() + b"\0")
+    base = _handler_hash(handler)
     out = []
     for p in payloads:
         h = base.copy()

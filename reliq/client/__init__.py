@@ -91,6 +91,11 @@ class Client:
         return self.keys(service, partition)
 
     # -- partitions ---------------------------------------------------------------------------
+    def cached_layout(self, service: str) -> Layout | None:
+        """The service's layout when a read within ``LAYOUT_TTL`` s is cached, without awaiting."""
+        hit = self._layouts.get(service)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] <= LAYOUT_TTL else None
+
     async def layout(self, service: str, *, fresh: bool = False) -> Layout:
         """The service's partition layout (cached for ``LAYOUT_TTL`` s)."""
         now = time.monotonic()

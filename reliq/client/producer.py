@@ -142,6 +142,8 @@ async def prepare(
     """The registration of one invocation. Names and ``key`` must be valid already: the callers
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
     gateway's hot path does not check them twice."""
+    if invocation_id is None and key is None:
+        invocation_id = routing.plain_id(client, service)  # the usual case: nothing to await
     if invocation_id is None:
         try:  # on a multi-partition service a flow key decides the partition (client/routing.py)
             by = await routing.anchor(client, service, handler, body, flow_key)

@@ -80,6 +80,16 @@ def _fresh(lay: Layout, service: str, anchor: str | None) -> str:
     return new_ids(service, 1, lay.partitions, anchor)[0][0]
 
 
+def plain_id(client: Client, service: str) -> str | None:
+    """A fresh random id without awaiting anything, when the cached layout says there is nothing to
+    route (one partition, no partition change within the retention period); None otherwise (then
+    ``anchor`` and ``id_for`` decide). The gateway's usual ``/send`` takes this path."""
+    lay = client.cached_layout(service)
+    if lay is None or lay.partitions > 1 or _moving(client, lay):
+        return None
+    return new_ids(service, 1)[0][0]
+
+
 async def route(client: Client, service: str, token: str, anchor: str | None = None) -> str:
     """The id for a derived token (idempotency key or child key) under the current layout, in
     the partition of ``anchor`` when given (else of the token). Within one retention period

@@ -148,9 +148,15 @@ def check_name(kind: str, name: str) -> str:
     Names end up inside key names and hash tags, so ``{``, ``}``, ``:``, globs, dots and
     whitespace are refused.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _valid_name(name):
         raise InvalidName(f"invalid {kind} name {name!r}: use [a-z][a-z0-9_-]*, at most 63 characters")
     return name
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_name(name: str) -> bool:
+    """Whether ``name`` matches ``_NAME`` (cached: a process sees few names, each many times)."""
+    return _NAME.match(name) is not None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -206,6 +206,30 @@ async def test_an_idle_connection_is_closed_new_or_kept_alive(edge: tuple[int, i
     assert kept.startswith(b"HTTP/1.1 200") and kept.count(b"HTTP/1.1") == 1 and 0.9 < took < 4
 
 
+async def test_the_idle_deadline_runs_from_the_last_answer_not_from_the_first(edge: tuple[int, int]) -> None:
+    """Requests 0.4 s apart for 2.4 s keep a connection with a 1 s idle deadline open (the one
+    idle timer, made at the first answer, sees the later ones); silence then closes it 1 s after
+    the last answer."""
+    port, _ = edge
+
+    def paced() -> tuple[int, float]:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            for _ in range(6):
+                s.sendall(GET + b"\r\n")
+                got = b""
+                while not got.endswith(b"}"):  # /healthz answers one JSON object
+                    chunk = s.recv(65536)
+                    assert chunk, "closed while busy"
+                    got += chunk
+                assert got.startswith(b"HTTP/1.1 200") and got.count(b"HTTP/1.1") == 1, got
+                time.sleep(0.4)  # the client's pace, not a wait for an outcome
+            t0 = time.monotonic() - 0.4
+            return len(read_all(s)), time.monotonic() - t0
+
+    rest, took = await asyncio.to_thread(paced)
+    assert rest == 0 and 0.9 < took < 4
+
+
 async def test_past_the_connection_cap_a_new_connection_gets_503_at_once(
     valkey: EmbeddedValkey, tmp_path: Path
 ) -> None:
