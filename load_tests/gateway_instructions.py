@@ -1,6 +1,7 @@
 """Instructions the gateway process executes per ``POST /send`` over HTTP, counted by valgrind's
 callgrind: a figure this machine's noise cannot move (wall-clock CPU time drifts by 2x between
-sessions here), for comparing two checkouts of the gateway.
+sessions here), for comparing two checkouts of the gateway; ``load_tests/instructions_per_task.py``
+counts the worker's and Valkey's per drained invocation the same way.
 
 An embedded Valkey (AOF, ``appendfsync always``) runs outside valgrind; the gateway
 (``reliq gateway --app load_tests.noop_app:bench --durability fsync``, uvloop and httptools as in
@@ -8,8 +9,10 @@ production) runs under ``valgrind --tool=callgrind --instr-atstart=no``. This pr
 client: 64 keep-alive connections, each sending ``POST /send/bench/noop`` with body ``null`` and
 reading the 202 before the next. After ``--warmup`` requests per connection (caches, the Valkey
 connection, the code's first runs), instrumentation is switched on (``callgrind_control -i on``),
-``--n`` requests are sent, and instrumentation is switched off and the counts dumped; the counted instructions
-(``Ir``) divided by ``--n`` are the figure. Needs ``valgrind`` (``apt-get install -y valgrind``).
+``--n`` requests are sent, and instrumentation is switched off and the counts dumped; the counted
+instructions (``Ir``) divided by ``--n`` are the figure. Repeated runs agree within about 2% (how
+many requests share a group commit varies a little); compare medians of a few, alternated. Needs
+``valgrind`` (``apt-get install -y valgrind``).
 
 The gateway that runs is the one on ``PYTHONPATH``, so the same file measures another checkout:
 

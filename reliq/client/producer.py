@@ -142,16 +142,17 @@ async def prepare(
     """The registration of one invocation. Names and ``key`` must be valid already: the callers
     check them where they parse their input (``Client.send_json``, the gateway's ingress), so the
     gateway's hot path does not check them twice."""
-    if invocation_id is None and key is None:
-        invocation_id = routing.plain_id(client, service)  # the usual case: nothing to await
-    if invocation_id is None:
+    if invocation_id is not None:
+        if locate(invocation_id)[0] != service:
+            raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
+    elif key is None and (plain := routing.plain_id(client, service)) is not None:
+        invocation_id = plain  # the usual case: nothing to route, nothing to await
+    else:
         try:  # on a multi-partition service a flow key decides the partition (client/routing.py)
             by = await routing.anchor(client, service, handler, body, flow_key)
         except flow.BadKey:
             raise flow.BadKey(f"{service}.{handler}: {flow.BAD_KEY}") from None
         invocation_id = await client.id_for(service, key, by)
-    elif locate(invocation_id)[0] != service:
-        raise ValueError(f"invocation id {invocation_id!r} does not belong to service {service!r}")
     d = seconds(delay)
     return Registration(
         id=invocation_id,
