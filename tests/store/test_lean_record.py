@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliq import Accepted, Client, Service
 from reliq.admin.pending import pending
+from reliq.store import scripts
 from reliq.store.keys import GROUP, ServiceKeys
 from reliq.store.record import fields, parse
 from reliq.store.replies import claims
@@ -148,6 +151,25 @@ async def test_claim_defaults_the_fields_a_later_release_may_leave_out(url: str,
         await c.redis.hdel(k.inv(sent.id), "parent", "key", "attempt")
         [got] = await c.scripts.claim(k, "w1", 30_000, [(eid, sent.id)])
         assert (got.status, got.attempt, got.parent, got.key, got.deliveries) == ("run", 1, None, None, 1)
+        await c.cancel(sent.id)
+
+
+async def test_a_resent_claim_answers_the_first_claim_with_the_left_out_fields_defaulted(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim call re-sent after its reply was lost (the same claim token) answers what the first
+    call did, nothing bumped, for a record without the fields a registration leaves out
+    (``crashes``; ``attempt`` as a later release may): read as their defaults, not as ''."""
+    svc = names()
+    monkeypatch.setattr(scripts.secrets, "token_hex", lambda _: "0123456789abcdef")  # one token, twice
+    async with client(url) as c:
+        k, sent, eid = await _delivered(c, svc)
+        await c.redis.hdel(k.inv(sent.id), "attempt")
+        [first] = await c.scripts.claim(k, "w1", 30_000, [(eid, sent.id)])
+        [again] = await c.scripts.claim(k, "w1", 30_000, [(eid, sent.id)])
+        assert again == first
+        got = (first.status, first.epoch, first.attempt, first.crashes, first.deliveries)
+        assert got == ("run", 1, 1, 0, 1)
         await c.cancel(sent.id)
 
 

@@ -36,10 +36,15 @@ for i = 2, n + 1 do
   local r = redis.call('HMGET', rec, unpack(F))
   local st = r[1]
   if st == 'running' and r[4] == ARGV[4] and r[2] == eid then
-    -- a re-sent call: the same claim again, nothing bumped
+    -- a re-sent call: the same claim again, nothing bumped; the fields a registration may leave
+    -- out read as their defaults, as in a first claim (attempt 1, crashes 0)
     out[#out + 1] = status(r, rec)
-    for j = 6, 14 do out[#out + 1] = r[j] or '' end
-    out[#out + 1] = r[15] or ''
+    out[#out + 1] = r[6]
+    out[#out + 1] = r[7]
+    out[#out + 1] = r[8]
+    out[#out + 1] = r[9] or '1'
+    out[#out + 1] = r[10] or 0
+    for j = 11, 15 do out[#out + 1] = r[j] or '' end
   elseif (not st) or TERMINAL[st] or (r[2] ~= eid and not fl_admitted(st, r[2], fl_id(rec))) then
     -- unknown, finished, or a stale duplicate entry: never run it again
     if st and TERMINAL[st] then fl_release(fl_id(rec)) end
