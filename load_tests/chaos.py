@@ -154,7 +154,8 @@ def recheck(workdir: Path, visibility: float) -> Report:
     snap = msgspec.json.decode((workdir / "snapshot.json").read_bytes(), type=Snapshot)
     history = read_history(workdir / "history.jsonl")
     promises = read_resolutions(workdir / "promises.jsonl")
-    return check(SERVICE, plan, history, faults, procs, snap, workdir / "witness.db", visibility, promises)
+    witness = workdir / "witness.db"
+    return check(SERVICE, plan, history, faults, procs, snap, witness, visibility, promises, workdir / "logs")
 
 
 def _lines(path: Path) -> list[bytes]:

@@ -37,6 +37,7 @@ VIOLATIONS = (
     "rejected (4xx)",
     "lost entries (reliq:{S}:lost)",
     "unexpected valkey exits",
+    "tracebacks in worker/gateway logs",
     *TREE_VIOLATIONS,
     *FLOW_VIOLATIONS,
 )
@@ -126,6 +127,7 @@ def check(
     witness: Path,
     visibility: float,
     resolutions: list[Resolution] | None = None,
+    logs: Path | None = None,
 ) -> Report:
     executions, effects, unjournaled = read_witness(witness)
     ex: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
@@ -182,6 +184,7 @@ def check(
     ]
     valkey_exits = [e for e in procs if e.event == "exit" and not e.expected and e.role == "valkey"]
     bad["unexpected valkey exits"] = [str(e.pid) for e in valkey_exits]
+    bad["tracebacks in worker/gateway logs"] = _tracebacks(logs) if logs is not None else []
     tree_counters: dict[str, int] = {}
     if plan.workload == "tree":
         tree_counters = check_tree(
@@ -217,6 +220,20 @@ def check(
         examples={k: v[:10] for k, v in bad.items() if v},
         recovery=_recovery(faults, acks, [ts for _, _, _, ts in executions]),
     )
+
+
+def _tracebacks(logs: Path) -> list[str]:
+    """The line before each traceback in the workers' and gateways' logs: a process of reliq
+    that fails, or logs a failure, with a traceback is a bug (a fault it was built to survive
+    must end in a one-line error, if any; a handler's own exception is not logged with one)."""
+    found = []
+    for log in sorted([*logs.glob("worker-*.log"), *logs.glob("gateway-*.log")]):
+        before = ""
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback (most recent call last)"):
+                found.append(f"{log.name}: {before[:200]}")
+            before = line
+    return found
 
 
 def table(report: Report) -> str:
