@@ -347,9 +347,8 @@ def recheck(workdir: Path, service: str, visibility: float) -> Report:
     original = chaos_check.keyed_id  # the checker compares acked ids with keyed_id(service, key)
     chaos_check.keyed_id = lambda s, k: keyed_id(s, k, PARTITIONS)  # type: ignore[assignment]
     try:
-        return check(
-            service, plan, history, faults, procs, snap, workdir / "witness.db", visibility, promises
-        )
+        witness, logs = workdir / "witness.db", workdir / "logs"
+        return check(service, plan, history, faults, procs, snap, witness, visibility, promises, logs)
     finally:
         chaos_check.keyed_id = original  # type: ignore[assignment]
 

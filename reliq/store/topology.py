@@ -82,7 +82,12 @@ class GatedCluster(RedisCluster):
             # other's half-open connections (RuntimeError "handler is closed", not retried)
             await self.initialize()
         async with _gated(self.gate):
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except (RuntimeError, AttributeError) as e:
+                if _lost(e):
+                    raise RedisConnectionError(f"connection lost: {e}") from e
+                raise
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         return _GatedPipeline(self, transaction)  # type: ignore[abstract]
@@ -92,7 +97,24 @@ class _GatedPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
         gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
         async with _gated(gate):
-            return await super().execute(raise_on_error, allow_redirections)
+            try:
+                return await super().execute(raise_on_error, allow_redirections)
+            except (RuntimeError, AttributeError) as e:
+                if _lost(e):
+                    raise RedisConnectionError(f"connection lost: {e}") from e
+                raise
+
+
+def _lost(e: RuntimeError | AttributeError) -> bool:
+    """Whether ``e``, raised by redis-py's cluster client, means the connection was lost: on a
+    connection to a node that just died (a failover) a command can fail with uvloop's
+    ``RuntimeError`` ("... the handler is closed": the transport was closed under it) or an
+    ``AttributeError`` on its writer or reader already gone, which redis-py neither retries nor
+    maps. Both are raised as the ``ConnectionError`` every loop of reliq waits out and retries
+    (``reliq.errors.TRANSIENT``). Narrowly: any other ``RuntimeError`` or ``AttributeError`` is a bug."""
+    if isinstance(e, RuntimeError):
+        return "the handler is closed" in str(e)
+    return e.obj is None and str(e).startswith("'NoneType' object has no attribute")
 
 
 _HOLDING: ContextVar[bool] = ContextVar("reliq_cluster_gate", default=False)

@@ -3,10 +3,14 @@ and the per-node view (``Topology``) on one server and on a real Cluster."""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from reliq import Client
 from reliq.devserver.cluster import EmbeddedCluster
+from reliq.errors import TRANSIENT
 from reliq.store.topology import GatedCluster, Topology, as_cluster_url, connect, is_cluster_url
 
 
@@ -72,4 +76,43 @@ async def test_on_a_cluster_a_key_is_served_by_the_primary_owning_its_slot(clust
         assert await rc.get(key + "-probe") == b"1"
     finally:
         await t.close()
+        await rc.aclose()
+
+
+LOST = [
+    RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed"),
+    AttributeError("'NoneType' object has no attribute 'writelines'", name="writelines", obj=None),
+]
+OTHER = [
+    RuntimeError("something else"),
+    AttributeError("'Foo' object has no attribute 'x'", name="x", obj=object()),
+]
+
+
+@pytest.mark.parametrize("raised", LOST + OTHER, ids=lambda e: str(e)[:24])
+async def test_a_command_on_a_connection_lost_under_it_is_a_connection_error(
+    raised: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py's cluster client fails a command on a connection to a node that just died with
+    uvloop's "handler is closed" RuntimeError or an AttributeError on its writer gone (seen in the
+    failover chaos runs): both are raised as ConnectionError, which the worker's loops retry; any
+    other RuntimeError or AttributeError passes through as it was."""
+
+    async def fails(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(RedisCluster, "execute_command", fails)
+    monkeypatch.setattr(ClusterPipeline, "execute", fails)
+    rc = connect("redis+cluster://127.0.0.1:1", max_connections=4)
+    assert isinstance(rc, GatedCluster)
+    rc._initialize = False  # no slot map to read: the command itself fails
+    expected = RedisConnectionError if raised in LOST else type(raised)
+    try:
+        with pytest.raises(expected) as got:
+            await rc.execute_command("GET", "k")
+        assert expected is type(raised) or got.value.__cause__ is raised
+        with pytest.raises(expected):
+            await rc.pipeline().execute()
+        assert isinstance(RedisConnectionError(), TRANSIENT)
+    finally:
         await rc.aclose()
