@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -43,6 +43,7 @@ from reliq.store.durability import Durability, inspect_server
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _LEVELS = ("none", "process", "fsync")
+C = TypeVar("C", bound=AbstractConnection)  # a connection class
 
 
 def is_cluster_url(url: str) -> bool:
@@ -73,6 +74,13 @@ class GatedCluster(RedisCluster):
     def __init__(self, *, gate: int, **kwargs: Any) -> None:
         super().__init__(max_connections=gate, **kwargs)
         self.gate = asyncio.Semaphore(gate)
+        # every node's connections, those of nodes found later and pub/sub's (redis-py gives no
+        # argument for it: the class is in the kwargs each ClusterNode is made from)
+        lossy = lost_as_connection_error(self.connection_kwargs["connection_class"])
+        for kwargs_of_nodes in (self.connection_kwargs, self.nodes_manager.connection_kwargs):
+            kwargs_of_nodes["connection_class"] = lossy
+        for node in [*self.startup_nodes, *self.nodes_manager.startup_nodes.values()]:
+            node.connection_class = lossy
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if self._initialize:
@@ -82,12 +90,7 @@ class GatedCluster(RedisCluster):
             # other's half-open connections (RuntimeError "handler is closed", not retried)
             await self.initialize()
         async with _gated(self.gate):
-            try:
-                return await super().execute_command(*args, **kwargs)
-            except (RuntimeError, AttributeError) as e:
-                if _lost(e):
-                    raise RedisConnectionError(f"connection lost: {e}") from e
-                raise
+            return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         return _GatedPipeline(self, transaction)  # type: ignore[abstract]
@@ -97,24 +100,7 @@ class _GatedPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
         gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
         async with _gated(gate):
-            try:
-                return await super().execute(raise_on_error, allow_redirections)
-            except (RuntimeError, AttributeError) as e:
-                if _lost(e):
-                    raise RedisConnectionError(f"connection lost: {e}") from e
-                raise
-
-
-def _lost(e: RuntimeError | AttributeError) -> bool:
-    """Whether ``e``, raised by redis-py's cluster client, means the connection was lost: on a
-    connection to a node that just died (a failover) a command can fail with uvloop's
-    ``RuntimeError`` ("... the handler is closed": the transport was closed under it) or an
-    ``AttributeError`` on its writer or reader already gone, which redis-py neither retries nor
-    maps. Both are raised as the ``ConnectionError`` every loop of reliq waits out and retries
-    (``reliq.errors.TRANSIENT``). Narrowly: any other ``RuntimeError`` or ``AttributeError`` is a bug."""
-    if isinstance(e, RuntimeError):
-        return "the handler is closed" in str(e)
-    return e.obj is None and str(e).startswith("'NoneType' object has no attribute")
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 _HOLDING: ContextVar[bool] = ContextVar("reliq_cluster_gate", default=False)
@@ -152,7 +138,7 @@ def connect(url: str, max_connections: int = 256) -> Connection:
         retry=_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    pool.connection_class = hiredis_packing(pool.connection_class)
+    pool.connection_class = lost_as_connection_error(hiredis_packing(pool.connection_class))
     return Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
@@ -174,6 +160,30 @@ def hiredis_packing(cls: type[AbstractConnection]) -> type[AbstractConnection]:
             return cast(list[bytes], serializer.pack(*args))
 
     return type(cls.__name__, (cls,), {"pack_command": pack_command})
+
+
+def lost_as_connection_error(cls: type[C]) -> type[C]:
+    """``cls`` failing as a ``ConnectionError`` when its connection was lost under it. A command
+    on a connection to a node that just died (a Cluster failover) can fail with uvloop's
+    ``RuntimeError`` ("... the handler is closed": the transport was closed under the command or
+    the connect handshake) or an ``AttributeError`` on its writer already gone, which redis-py
+    neither retries nor maps; as ``ConnectionError`` its own retries reconnect, and every loop of
+    reliq waits it out (``reliq.errors.TRANSIENT``). Narrowly: any other ``RuntimeError`` or
+    ``AttributeError`` passes through."""
+
+    async def send_packed_command(self: C, command: Any, check_health: bool = True) -> None:
+        try:
+            await cls.send_packed_command(self, command, check_health)
+        except RuntimeError as e:
+            if "the handler is closed" not in str(e):
+                raise
+            raise RedisConnectionError(f"connection lost: {e}") from e
+        except AttributeError as e:
+            if e.obj is not None or not str(e).startswith("'NoneType' object has no attribute"):
+                raise
+            raise RedisConnectionError(f"connection lost: {e}") from e
+
+    return cast(type[C], type(cls.__name__, (cls,), {"send_packed_command": send_packed_command}))
 
 
 def _cluster(url: str, max_connections: int) -> RedisCluster:
@@ -243,6 +253,7 @@ class Topology:
                 socket_connect_timeout=5,
                 max_connections=64,
             )
+            c.connection_pool.connection_class = lost_as_connection_error(c.connection_pool.connection_class)
         return c
 
     async def refresh(self) -> None:
