@@ -21,10 +21,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def children(pid: int) -> set[int]:
+    """The gateway's worker processes: its children but multiprocessing's resource tracker (a
+    child too, started first: counting it, a check could take it and one worker for both)."""
     try:
-        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+        kids = {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
     except FileNotFoundError:
         return set()
+    workers = set()
+    for kid in kids:
+        try:
+            if b"spawn_main" in Path(f"/proc/{kid}/cmdline").read_bytes():
+                workers.add(kid)
+        except OSError:
+            pass
+    return workers
 
 
 def metrics_dir(pid: int) -> Path | None:
