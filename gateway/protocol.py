@@ -128,17 +128,16 @@ class EdgeProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
     def on_response_complete(self) -> None:
-        """uvicorn's, with the lazy idle deadline: the next pipelined request, or idle from now."""
+        """uvicorn's when a pipelined request is next (it starts it and arms no timer); else
+        uvicorn's steps with the lazy idle deadline instead of a new timer."""
+        if self.pipeline:
+            super().on_response_complete()
+            return
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._idle_since = None
         self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-        else:
-            self._idle()
+        self._idle()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
