@@ -211,6 +211,7 @@ def check(
         "process restarts": sum(1 for e in procs if e.event == "start")
         - len({(e.role, e.slot) for e in procs}),
         "unexpected worker/gateway exits": len(unexpected_exits),
+        "gateway starts refused (Redis down)": sum(1 for e in procs if e.reason == "redis down at start"),
         **tree_counters,
     }
     acks = [a.t1 for a in history if a.outcome == "ok"]

@@ -46,6 +46,7 @@ class ProcEvent(msgspec.Struct, frozen=True, kw_only=True):
     event: str  # start | exit
     returncode: int | None = None
     expected: bool = True  # exits: caused by a nemesis (or the harness) rather than by reliq
+    reason: str = ""  # an exit reliq documents: "redis down at start" (a gateway's one-line refusal)
 
 
 @dataclass
@@ -166,6 +167,7 @@ class System:
         p = slot.proc
         if p is None or p.returncode is None:
             return
+        reason = self._refused_start(slot) if not slot.expect_exit and p.returncode == 1 else ""
         ev = ProcEvent(
             t=time.time(),
             role=slot.role,
@@ -173,10 +175,25 @@ class System:
             pid=p.pid,
             event="exit",
             returncode=p.returncode,
-            expected=slot.expect_exit,
+            expected=slot.expect_exit or bool(reason),
+            reason=reason,
         )
         self.events.append(ev)
         slot.proc = None
+
+    def _refused_start(self, slot: Slot) -> str:
+        """A gateway started while Valkey was down (or unreachable through the proxy) ends with
+        one documented line and exit 1 (docs/operations.md): the supervisor's restart is the
+        answer, not a reliq failure."""
+        if slot.role != "gateway":
+            return ""
+        log = self.workdir / "logs" / f"{slot.role}-{slot.index}.log"
+        with open(log, "rb") as f:
+            f.seek(max(0, log.stat().st_size - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else ""
+        refused = last.startswith("reliq gateway: Redis at ") and "is not reachable" in last
+        return "redis down at start" if refused else ""
 
     def restart(self, slot: Slot) -> None:
         if slot.proc is not None and slot.proc.poll() is None:

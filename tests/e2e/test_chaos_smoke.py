@@ -213,3 +213,21 @@ def test_the_checker_sees_a_broken_tree(tmp_path: Path) -> None:
         "promise not resolved": 1,  # q
         "stuck": 2,  # q suspended, and the suspended set not empty
     }
+
+
+def test_a_gateway_refusing_to_start_without_redis_is_an_explained_exit(tmp_path: Path) -> None:
+    """A gateway restarted while Valkey is down ends with its documented line and exit 1: the
+    harness counts it as explained; any other exit 1 (a crash) stays unexpected."""
+    import sys
+
+    from load_tests.chaos_proc import System
+
+    system = System(tmp_path, n_gateways=1, n_workers=0)
+    slot = system.gateways[0]
+    refusal = "reliq gateway: Redis at redis://127.0.0.1:1/0 is not reachable (ConnectionError: refused)"
+    for line, reason in ((refusal, "redis down at start"), ("ValueError: boom", "")):
+        system._spawn(slot, [sys.executable, "-c", f"import sys; sys.exit({line!r})"])
+        assert slot.proc is not None and slot.proc.wait(30) == 1
+        system._reap(slot)
+        exit_ = system.events[-1]
+        assert (exit_.event, exit_.reason, exit_.expected) == ("exit", reason, bool(reason))
