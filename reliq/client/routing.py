@@ -59,8 +59,7 @@ async def anchor(
     """The token whose partition a new invocation of ``handler`` must take (see the module
     docstring), or None when its own token decides. ``flow.BadKey`` for a keyed handler whose
     key value is missing or invalid (nothing is written: register.lua would refuse it too)."""
-    lay = await client.layout(service)
-    if lay.partitions <= 1 and not _moving(client, lay):
+    if not routed(client, await client.layout(service)):
         return None
     s = await spec(client, service, handler)
     if s is None:
@@ -68,6 +67,12 @@ async def anchor(
     if s.key:
         return flow_token(service, handler, flow.payload_key(s, body, flow_key))
     return flow_token(service, handler) if s.rate > 0 and s.per > 0 else None
+
+
+def routed(client: Client, lay: Layout) -> bool:
+    """Whether new ids of ``lay`` need routing: several partitions, or a change of the partition
+    count within the retention period."""
+    return lay.partitions > 1 or _moving(client, lay)
 
 
 def _routed(lay: Layout, service: str, token: str, anchor: str | None) -> str:
@@ -85,7 +90,7 @@ def plain_id(client: Client, service: str) -> str | None:
     route (one partition, no partition change within the retention period); None otherwise (then
     ``anchor`` and ``id_for`` decide). The gateway's usual ``/send`` takes this path."""
     lay = client.cached_layout(service)
-    if lay is None or lay.partitions > 1 or _moving(client, lay):
+    if lay is None or routed(client, lay):
         return None
     return new_ids(service, 1)[0][0]
 
@@ -127,8 +132,8 @@ async def ids_for(
     a flow key are drawn at once, their partitions known without parsing them back."""
     lay = await client.layout(service)
     s = await spec(client, service, handler)
-    routed = lay.partitions > 1 or _moving(client, lay)
-    whole = routed and s is not None and not s.key and s.rate > 0 and s.per > 0
+    spread = routed(client, lay)
+    whole = spread and s is not None and not s.key and s.rate > 0 and s.per > 0
     by: str | None = flow_token(service, handler) if whole else None
     if (s is None or not s.key) and all(k is None for k in keys):
         return new_ids(service, len(bodies), lay.partitions, by)
@@ -139,7 +144,7 @@ async def ids_for(
                 value = flow.payload_key(s, body, flow_keys[i] if flow_keys else None)
             except flow.BadKey:
                 raise flow.BadKey(f"{service}.{handler}, item {i}: {flow.BAD_KEY}") from None
-            by = flow_token(service, handler, value) if routed else None
+            by = flow_token(service, handler, value) if spread else None
         key = keys[i]
         if key is None:
             new, part = new_ids(service, 1, lay.partitions, by)

@@ -26,7 +26,9 @@ _ticked: _Status[Ticked] = _Status(Ticked)
 
 class Due(NamedTuple):
     """One schedule of a tick round: the cursor and JSON its plan started from (``""`` and
-    ``b""`` for a schedule found deleted), the new cursor, the next fire time and its ticks."""
+    ``b""`` for a schedule found deleted), the new cursor, the next fire time and its ticks (to
+    place in partition 0); ``last``: the id of its last tick placed before the call, in the
+    partitions a multi-partition service routes them to (worker/cron.py), or ``""``."""
 
     name: str
     cursor: str
@@ -34,6 +36,7 @@ class Due(NamedTuple):
     new_cursor: int
     next_fire: int
     ticks: Sequence[Registration]
+    last: str = ""
 
 
 class CronScripts:
@@ -59,7 +62,7 @@ class CronScripts:
         args: list[str | bytes | int] = [k.service, len(due)]
         for d in due:
             keys += (k.inv(r.id) for r in d.ticks)
-            args += [d.name, d.cursor, d.spec, d.new_cursor, d.next_fire, len(d.ticks)]
+            args += [d.name, d.cursor, d.spec, d.new_cursor, d.next_fire, d.last, len(d.ticks)]
             for r in d.ticks:
                 sched = "" if r.scheduled_ms is None else str(r.scheduled_ms)
                 small: tuple[str, ...] = (

@@ -91,10 +91,16 @@ def child_token(service: str, parent_id: str, key: str) -> str:
     return _token(b"child\0" + parent_id.encode() + b"\0" + service.encode() + b"\0" + key.encode())
 
 
+def tick_token(service: str, schedule: str, tick_ms: int) -> str:
+    """The token of one tick of a schedule: every worker that places the tick derives the same
+    one, so registration keeps one invocation."""
+    return _token(b"tick\0" + f"{service}\0{schedule}\0{tick_ms}".encode())
+
+
 def tick_id(service: str, schedule: str, tick_ms: int) -> str:
-    """The invocation id of one tick of a schedule (always partition 0, where the schedule's keys
-    are): every worker that places the tick derives the same id, so registration keeps one."""
-    return make_id(service, _token(b"tick\0" + f"{service}\0{schedule}\0{tick_ms}".encode()), 0)
+    """The invocation id of one tick in partition 0, where the schedule's keys are (a service of
+    one partition; a multi-partition service routes ``tick_token`` like a send: worker/cron.py)."""
+    return make_id(service, tick_token(service, schedule, tick_ms), 0)
 
 
 def reply_token(service: str, source_id: str) -> str:

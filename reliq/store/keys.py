@@ -101,6 +101,7 @@ from reliq.store.ids import (
     partition_of_token,
     reply_token,
     tick_id,
+    tick_token,
 )
 
 __all__ = [
@@ -125,6 +126,7 @@ __all__ = [
     "reply_token",
     "service_of",
     "tick_id",
+    "tick_token",
 ]
 
 GROUP = "reliq"

@@ -7,6 +7,16 @@ each one's ticks from its cursor (``store/cron.plan``: catch-up policy, grace) a
 fsync, however many schedules fire together), which places them and moves each cursor only if
 no other worker moved it first. A tick's id derives from (schedule, tick time), so it is placed
 once however many workers race for it, and a re-sent script call places nothing twice.
+
+A multi-partition service's ticks are routed like sends (``place_routed``): a keyed handler's
+tick goes to its key's partition, so it shares the key's limits with the sends of that key. Then
+the round is two steps: ``register.lua`` places the ticks in their partitions, after which
+``cron_tick.lua`` moves the cursors in partition 0. A crash or a lost race between the two is
+harmless: the next round plans the same ticks from the same cursor, their ids are the same, and
+registration keeps one of each. A pause, an edit or a delete that lands between the two steps
+lets the planned ticks through, as if it had come a moment later. A worker that was paused for
+longer than its visibility timeout after planning drops the plan (as a zombie's lease would
+lapse): a tick placed long ago whose record is gone after the retention period is not placed again.
 """
 
 from __future__ import annotations
@@ -17,11 +27,12 @@ import time
 import msgspec
 
 from reliq import codec
+from reliq.client import routing
 from reliq.errors import TRANSIENT
 from reliq.service import Handler
 from reliq.store import cron, flow
 from reliq.store.cron_scripts import Due
-from reliq.store.keys import ServiceKeys, tick_id
+from reliq.store.keys import ServiceKeys, locate, tick_id, tick_token
 from reliq.store.replies import Registration
 from reliq.worker.inflight import Runtime
 
@@ -68,6 +79,39 @@ def registrations(
     ]
 
 
+async def place_routed(
+    rt: Runtime, service: str, ticks: dict[str, list[Registration]]
+) -> tuple[dict[str, str], int]:
+    """Step one of a multi-partition service's round: each schedule's ticks get the id a send
+    with the tick's token would get (in its flow key's partition, or its token's) and are placed
+    by ``register.lua``, one call per partition. Returns each schedule's last tick id that was
+    not refused (``bad_key``: decided, not placed; a tick is never refused for backpressure) and
+    how many ticks were new."""
+    c = rt.client
+    routed: dict[str, list[Registration]] = {}
+    by_part: dict[int, list[Registration]] = {}
+    for name, regs in ticks.items():
+        for r in regs:
+            try:
+                anchor = await routing.anchor(c, service, r.handler, r.payload, r.flow_key or None)
+            except flow.BadKey:  # register.lua refuses it as bad_key: routed by its own token
+                anchor = None
+            token = tick_token(service, name, r.scheduled_ms or 0)
+            r = msgspec.structs.replace(r, id=await routing.route(c, service, token, anchor))
+            routed.setdefault(name, []).append(r)
+            by_part.setdefault(locate(r.id)[1], []).append(r)
+    status: dict[str, str] = {}
+    for part, regs in by_part.items():
+        answers = await c.scripts.register_many(c.keys(service, part), regs)
+        status.update((r.id, a.status) for r, a in zip(regs, answers, strict=True))
+    last = {}
+    for name, regs in routed.items():
+        kept = [r.id for r in regs if status[r.id] != "bad_key"]
+        if kept:
+            last[name] = kept[-1]
+    return last, sum(1 for s in status.values() if s == "accepted")
+
+
 async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
     """Place what is due at ``now`` (server ms, estimated); returns the pause before the next round."""
     redis = rt.client.redis
@@ -78,6 +122,7 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
             p.hmget(k.schedules, due)
             p.hmget(k.ticks, due)
             specs, cursors = await p.execute()
+        planned = time.monotonic()
         grace = int(rt.config.cron_grace * 1000)
         round_: list[Due] = []
         for name, raw, cur in zip(due, specs, cursors, strict=True):
@@ -95,6 +140,12 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
             svc = rt.app.services.get(k.service)
             ticks = registrations(k, s, plan.ticks, svc.handlers.get(s.handler) if svc else None)
             round_.append(Due(name, cursor, raw, plan.cursor, plan.next_fire, ticks))
+        if round_ and routing.routed(rt.client, await rt.client.layout(k.service)):
+            if time.monotonic() - planned > rt.config.visibility_timeout:
+                return 0.0  # paused since it planned (a zombie): plan again from the cursors
+            last, new = await place_routed(rt, k.service, {d.name: list(d.ticks) for d in round_ if d.ticks})
+            rt.ticks_placed += new
+            round_ = [d._replace(ticks=[], last=last.get(d.name, "")) for d in round_]
         if round_:  # the whole round in one script call: one round trip, one fsync
             rt.ticks_placed += sum(placed for _, placed in await rt.client.cron_scripts.tick(k, round_))
         if len(due) == BATCH:

@@ -9,9 +9,12 @@
 -- KEYS[6], KEYS[7] the high and low streams (lib/enqueue.lua), KEYS[8..] the ticks' invocation
 -- records, schedule after schedule, in ARGV's order; then the 8 flow keys (lib/flow.lua
 -- fl_bind): a tick passes the rate and concurrency gates like a send
--- ARGV[1] service, ARGV[2] number of schedules; then per schedule 6 values: name, the cursor the
+-- ARGV[1] service, ARGV[2] number of schedules; then per schedule 7 values: name, the cursor the
 -- caller planned from, the schedule's JSON the caller planned from, new cursor (ms), next fire
--- time (ms), number of ticks m; then 2 per tick, as register.lua: packed registration, payload
+-- time (ms), the id of the last tick the caller placed before this call or '' (a multi-partition
+-- service's ticks are placed like sends, in their own partitions, by register.lua; this call then
+-- only moves the cursor: worker/cron.py), number of ticks m; then 2 per tick, as register.lua:
+-- packed registration, payload
 -- returns {status, placed} per schedule, flat: 'placed' (placed = ticks new here) | 'moved' (the
 --   cursor or the schedule changed since the caller read them) | 'paused' | 'gone' (deleted)
 -- uses: clock, place, flow
@@ -21,9 +24,9 @@ local out = {}
 local a, k = 3, 8
 for _ = 1, tonumber(ARGV[2]) do
   local name, cursor, planned = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local new_cursor, next_fire, m = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
-  local first_tick, first_key = a + 6, k
-  a, k = a + 6 + 2 * m, k + m
+  local new_cursor, next_fire, elsewhere, m = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
+  local first_tick, first_key = a + 7, k
+  a, k = a + 7 + 2 * m, k + m
   local spec = redis.call('HGET', KEYS[3], name)
   if not spec then
     redis.call('ZREM', KEYS[5], name)
@@ -34,7 +37,7 @@ for _ = 1, tonumber(ARGV[2]) do
   elseif spec ~= planned or (redis.call('HGET', KEYS[4], name) or '') ~= cursor then
     out[#out + 1], out[#out + 2] = 'moved', 0
   else
-    local placed, last = 0, nil
+    local placed, last = 0, elsewhere ~= '' and elsewhere or nil
     for i = 0, m - 1 do
       local f = cmsgpack.unpack(ARGV[first_tick + 2 * i])
       local rec = KEYS[first_key + i]

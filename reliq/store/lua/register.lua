@@ -19,7 +19,7 @@
 --   commit; one unpack instead of one per invocation)
 -- writes the 'accepted' timeline event
 -- A new invocation past the partition's max queued is refused ('backpressure', state ''; nothing
--- written); a re-send of an accepted one answers as before (checked first).
+-- written), except a schedule's tick; a re-send of an accepted one answers as before (checked first).
 -- returns 2 values per invocation: status ('accepted' | 'previously_accepted' | 'conflict' |
 --   'backpressure' | 'bad_key': the handler's flow key is missing or not a string/integer,
 --   nothing written), state
@@ -69,12 +69,15 @@ for i = 1, n do
         end
         f[11] = d
       end
-      free = free or room(KEYS[5], streams, KEYS[2], ARGV[2])
-      if free <= 0 then
+      -- a schedule's tick (a multi-partition service's, placed like a send: worker/cron.py) is
+      -- not refused: as in cron_tick.lua, time is not a producer to push back on
+      local tick = (f[10] or '') ~= ''
+      if not tick then free = free or room(KEYS[5], streams, KEYS[2], ARGV[2]) end
+      if not tick and free <= 0 then
         out[2 * i - 1] = 'backpressure'
         out[2 * i] = ''
       else
-        free = free - 1
+        if not tick then free = free - 1 end
         out[2 * i - 1] = 'accepted'
         out[2 * i] = place(rec, streams, KEYS[2], ARGV[1], f, payload, now, fx)
       end
