@@ -8,7 +8,10 @@ import os
 
 from reliq import App, Context, Service
 
-svc = Service(os.environ.get("RELIQ_E2E_SERVICE", "e2e"))
+# RELIQ_E2E_PARTITIONS > 1: the ticks are routed to their partitions (two steps, worker/cron.py)
+svc = Service(
+    os.environ.get("RELIQ_E2E_SERVICE", "e2e"), partitions=int(os.environ.get("RELIQ_E2E_PARTITIONS", "1"))
+)
 WITNESS = os.environ.get("RELIQ_E2E_WITNESS", "/dev/null")
 
 
