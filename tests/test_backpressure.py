@@ -9,12 +9,38 @@ import asyncio
 import pytest
 
 from reliq import Backpressure, Client, Context, Service
+from reliq.admin.intake import intake
 from tests.conftest import Names, client, running
 
 
 async def queued(c: Client, svc: str) -> int:
     k = c.keys(svc)
     return sum([await c.redis.xlen(s) for s in k.streams]) + await c.redis.zcard(k.delayed)
+
+
+@pytest.mark.semantics
+async def test_invocations_queued_behind_a_keys_holder_count_towards_max_queued(
+    url: str, names: Names
+) -> None:
+    """A hot key's line (queued, no stream entry yet) is backlog like any other: without it in
+    the count, sends of one key were accepted without bound (QA, session 15)."""
+    svc = Service(names(), max_queued=3)
+    gate = asyncio.Event()
+
+    @svc.handler(concurrency_key="account", concurrency_limit=1)
+    async def post(ctx: Context, req: dict[str, str]) -> None:
+        await gate.wait()
+
+    async with running(svc, url, concurrency=5), client(url) as c:
+        ids = [(await c.send(svc.name, "post", {"account": "a1"})).id for _ in range(3)]
+        assert [await c.state(i) for i in ids[1:]] == ["queued", "queued"]  # in a1's line
+        with pytest.raises(Backpressure):
+            await c.send(svc.name, "post", {"account": "a1"})
+        now = await intake(c, svc.name)
+        assert (now.waiting, now.queued) == (2, 3)
+        gate.set()
+        for i in ids:
+            await c.result(i, timeout=15)
 
 
 @pytest.mark.semantics

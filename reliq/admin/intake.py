@@ -1,6 +1,6 @@
 """A service's intake as operators see it (issue 14, backpressure): the ``max_queued`` in force
 (an operator's override, the code's ``Service(max_queued=)``, or none) and what it counts, the
-backlog per priority level plus the delayed set.
+backlog per priority level plus the delayed set plus the concurrency keys' lines.
 
 The limit lives in each partition's flow hash (``reliq.store.intake``: ``*!`` over ``*``, as
 ``q=<n>`` per partition); the first partition's is read (both are written to every partition).
@@ -8,7 +8,7 @@ The limit lives in each partition's flow hash (``reliq.store.intake``: ``*!`` ov
 ``Service(max_queued=10)`` on 3 partitions shows 12: each partition accepts 4). With no limit
 here, a gateway started with ``RELIQ_MAX_QUEUED`` still applies its own default.
 
-Costs: one pipeline: one HMGET, and per partition three XLENs and a ZCARD.
+Costs: one pipeline: one HMGET, and per partition three XLENs and two ZCARDs.
 
 >>> (await intake(client, "orders")).backlog
 {'high': 0, 'normal': 12, 'low': 3}
@@ -24,6 +24,7 @@ import msgspec
 from reliq.admin.paging import Scope, scope
 from reliq.client import Client
 from reliq.codec import text
+from reliq.store.flow import flow_keys
 from reliq.store.keys import LEVELS
 
 _LIMIT = re.compile(r"q=(\d+)")
@@ -32,7 +33,8 @@ _LIMIT = re.compile(r"q=(\d+)")
 class Intake(msgspec.Struct, frozen=True, kw_only=True):
     """``max_queued`` in force (service-wide; None: no limit) and where it comes from; ``code``
     the code's (what ``--max-queued code`` restores); ``queued`` what the limit counts: the
-    ``backlog`` per level (stream entries, waiting or running) plus ``delayed``."""
+    ``backlog`` per level (stream entries, waiting or running) plus ``delayed`` plus ``waiting``
+    (queued behind a concurrency key's holders, without a stream entry yet)."""
 
     max_queued: int | None
     per_partition: int | None
@@ -41,6 +43,7 @@ class Intake(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int
     backlog: dict[str, int]
     delayed: int
+    waiting: int
     queued: int
 
 
@@ -57,12 +60,14 @@ async def read(client: Client, sc: Scope) -> Intake:
             for stream in k.streams:
                 p.xlen(stream)
             p.zcard(k.delayed)
+            p.zcard(flow_keys(k)[3])  # fl:wait, the keys' lines
         (over, own), *sizes = await p.execute()
     backlog = dict.fromkeys(LEVELS, 0)
-    delayed = 0
+    delayed = waiting = 0
     for n in range(len(sc.keys)):
-        *lengths, d = sizes[4 * n : 4 * n + 4]
+        *lengths, d, w = sizes[5 * n : 5 * n + 5]
         delayed += int(d)
+        waiting += int(w)
         for level, length in zip(LEVELS, lengths, strict=True):
             backlog[level] += int(length)
     source: Literal["override", "code", "none"] = (
@@ -79,7 +84,8 @@ async def read(client: Client, sc: Scope) -> Intake:
         partitions=parts,
         backlog={level: backlog[level] for level in ("high", "normal", "low")},
         delayed=delayed,
-        queued=sum(backlog.values()) + delayed,
+        waiting=waiting,
+        queued=sum(backlog.values()) + delayed + waiting,
     )
 
 
