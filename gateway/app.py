@@ -162,6 +162,7 @@ def create_app(settings: GatewaySettings | None = None, *, app: App | None = Non
         description="Reliable RPC over HTTP: a 2xx means the trigger is durably placed.",
     )
     api.state.reliq = st
+    api.router.redirect_slashes = False  # /send/s/h/ is an unknown path (404), not a 307 without a body
     problems.install(api)
     api.router.routes.extend(ingress.routes)
     api.include_router(invocations.router)

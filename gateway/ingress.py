@@ -37,8 +37,8 @@ from .problems import Problem
 from .state import GatewayState, state_of
 from .wire import BODY, BODY_RECEIVED
 
-_DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+_DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?\Z")
+_ISO = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?\Z")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _JSON = (b"content-type", b"application/json")
 

@@ -102,6 +102,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.redis_up = Gauge(
+            "reliq_gateway_redis_up",
+            "1 when the last scrape read the service gauges from Redis, 0 when Redis did not answer",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
         self.flushes = Gauge(
             "reliq_gateway_flushes",
             "Registration script calls (group commits)",

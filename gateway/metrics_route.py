@@ -2,7 +2,9 @@
 backlog (in all, and per priority level: ``reliq_service_backlog_priority``), pending, parked,
 delayed and suspended counts, its resumptions (a counter) and its waits by cause
 (``reliq_waiting``, ``reliq.admin.waits.causes``), summed over partitions (``Client.counts``),
-read at scrape time so they are never stale.
+read at scrape time so they are never stale. While Redis does not answer, the scrape still
+serves the gateway's own counters, with ``reliq_gateway_redis_up`` 0 and the service gauges as
+last read (an outage must not turn off the metrics that show it).
 
 The gauges of this process (group commits, waiters) are set at scrape time too; with several
 gateway processes (``gateway.processes``) each also publishes its own every ``PUBLISH_SECONDS``,
@@ -11,14 +13,17 @@ so a scrape served by another process sums them at most that stale."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Request
+from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from reliq.admin import waits
 
 from .state import GatewayState, state_of
 
+log = logging.getLogger("reliq.gateway")
 router = APIRouter()
 PUBLISH_SECONDS = 1.0
 
@@ -40,6 +45,19 @@ async def publish_loop(st: GatewayState) -> None:
 async def metrics(request: Request) -> Response:
     st = state_of(request)
     m = st.metrics
+    try:
+        await _services(st)
+        m.redis_up.set(1)
+    except (RedisError, ConnectionError, TimeoutError) as e:
+        log.warning("metrics: service gauges not read, redis unavailable: %s", type(e).__name__)
+        m.redis_up.set(0)
+    publish_own(st)
+    return Response(m.render(), media_type="text/plain; version=0.0.4")
+
+
+async def _services(st: GatewayState) -> None:
+    """The per-service gauges, read from Redis now."""
+    m = st.metrics
     for service in await st.catalog.services():
         c = await st.client.counts(service)
         m.backlog.labels(service=service).set(c.backlog)
@@ -52,5 +70,3 @@ async def metrics(request: Request) -> Response:
         m.resumed.totals[service] = c.resumed
         for cause, n in (await waits.causes(st.client, service)).items():
             m.waiting.labels(service=service, cause=cause).set(n)
-    publish_own(st)
-    return Response(m.render(), media_type="text/plain; version=0.0.4")

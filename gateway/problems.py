@@ -11,11 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 log = logging.getLogger("reliq.gateway")
 PROBLEM = "application/problem+json"
 NOT_CONFIRMED = "not confirmed: the invocation may or may not be placed; retry with the same Idempotency-Key"
+REDIS_DOWN = "Redis is unavailable; retry later"
+CLIENT_GONE = 499  # the client closed the connection mid-request: counted, never answered (as nginx)
 
 
 class Problem(Exception):
@@ -51,6 +54,7 @@ _TITLES = {
     500: "handler failed",
     503: "not confirmed: retry with the same key",
 }
+_PLACING = ("/send/", "/call/")  # where a 503 means "not confirmed" (elsewhere: Redis is down)
 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -76,10 +80,13 @@ def unavailable(detail: str = NOT_CONFIRMED) -> Problem:
     return Problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
 
 
-def problem_for(exc: Exception) -> Problem:
-    """The answer for an exception a route raised (used by the hot lane and by ``install``)."""
+def problem_for(exc: Exception, placing: bool = True) -> Problem:
+    """The answer for an exception a route raised (used by the hot lane and by ``install``).
+    ``placing``: the route places invocations (a Redis error means "not confirmed")."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, ClientDisconnect):  # nobody to answer: no 500, no traceback
+        return Problem(CLIENT_GONE, "Client Closed Request")
     if isinstance(exc, HTTPException):
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
         detail = str(exc.detail) if exc.detail else ""
@@ -89,16 +96,24 @@ def problem_for(exc: Exception) -> Problem:
             {"loc": list(map(str, e.get("loc", ()))), "msg": str(e.get("msg", ""))} for e in exc.errors()
         ]
         return Problem(400, "Bad Request", "invalid request parameters", errors=errors)
-    if isinstance(exc, RedisError | OSError):
+    if isinstance(exc, RedisError | ConnectionError | TimeoutError):
         log.warning("redis unavailable: %s", type(exc).__name__)
-        return unavailable()
+        return unavailable(NOT_CONFIRMED if placing else REDIS_DOWN)
     log.exception("unhandled error", exc_info=exc)
     return Problem(500, "Internal Server Error", "an unexpected error occurred")
 
 
 def install(app: FastAPI) -> None:
-    async def on_error(_: Request, exc: Exception) -> Response:
-        return problem_response(problem_for(exc))
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return problem_response(problem_for(exc, request.url.path.startswith(_PLACING)))
 
-    for kind in (Problem, HTTPException, RequestValidationError, RedisError, OSError, Exception):
+    for kind in (
+        Problem,
+        HTTPException,
+        RequestValidationError,
+        ClientDisconnect,
+        RedisError,
+        OSError,
+        Exception,
+    ):
         app.add_exception_handler(kind, on_error)

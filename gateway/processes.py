@@ -14,23 +14,32 @@ catalog (2 s), the backlog of admission control (0.5 s) and the client's layout 
 re-read on expiry; a group commit batches the requests of its own process only (more processes,
 smaller batches, the same guarantees); ``max_connections`` and ``max_waiters`` are per process.
 
+Logging: the parent's level and format (``--log-level``, ``--log-format``) travel as
+``RELIQ_LOG_LEVEL`` / ``RELIQ_LOG_FORMAT``; each worker sets its logging up from them before it
+builds the app (``create_worker_app``), and uvicorn's own lines go through the same handler.
+
 Signals are uvicorn's: SIGTERM/SIGINT stop every worker gracefully, SIGHUP restarts them one by
 one, a worker that dies is replaced, a worker that fails at start stops the gateway.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 
 import uvicorn
+from fastapi import FastAPI
 
+from reliq.cli import logs
+
+from .app import create_app
 from .metrics import MULTIPROC_DIR
 from .protocol import EdgeProtocol, edge_protocol
 from .settings import GatewaySettings
 
-FACTORY = "gateway.app:create_app"
+FACTORY = "gateway.processes:create_worker_app"
 PROTOCOL = "gateway.processes:EdgeFromEnv"
 
 
@@ -42,10 +51,24 @@ def __getattr__(name: str) -> type[EdgeProtocol]:
     raise AttributeError(name)
 
 
+def create_worker_app() -> FastAPI:
+    """The app factory a worker process imports: its logging as the parent's, then the app."""
+    logs.setup(os.environ.get("RELIQ_LOG_LEVEL", "INFO"), os.environ.get("RELIQ_LOG_FORMAT", "text"))
+    return create_app()
+
+
+def _parent_logging() -> tuple[str, str]:
+    """(level, format) the parent's root logger was set up with (``reliq.cli.logs.setup``)."""
+    root = logging.getLogger()
+    json_ = any(isinstance(h.formatter, logs.JsonFormatter) for h in root.handlers)
+    return logging.getLevelName(root.getEffectiveLevel()), "json" if json_ else "text"
+
+
 def serve_processes(settings: GatewaySettings, host: str, port: int, workers: int, grace: int) -> None:
     """Serve ``workers`` gateway processes on ``host:port`` until SIGINT/SIGTERM."""
     os.environ["RELIQ_REDIS_URL"] = settings.redis_url
     os.environ["RELIQ_DURABILITY"] = settings.durability
+    os.environ["RELIQ_LOG_LEVEL"], os.environ["RELIQ_LOG_FORMAT"] = _parent_logging()
     if settings.app:
         os.environ["RELIQ_APP"] = settings.app
     directory = tempfile.mkdtemp(prefix="reliq-gateway-metrics-")
@@ -61,6 +84,7 @@ def serve_processes(settings: GatewaySettings, host: str, port: int, workers: in
             http=PROTOCOL,
             ws="none",
             access_log=False,
+            log_config=None,  # uvicorn's loggers propagate to the root handler: one format
             timeout_graceful_shutdown=grace,
         )
     finally:

@@ -118,5 +118,6 @@ def serve(redis_url: str, host: str, port: int, app: str | None, durability: str
         http=edge_protocol(settings),
         ws="none",  # no WebSocket routes: an Upgrade is answered as plain HTTP, under the edge's limits
         access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to reliq's handler: one format (--log-format)
         timeout_graceful_shutdown=grace,
     )

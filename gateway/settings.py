@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from reliq.client.callbacks import CallbackSettings
 from reliq.store.topology import as_cluster_url
 
-_REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)$")
+_REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)\Z")
 
 
 def _items(raw: str) -> tuple[str, ...]:

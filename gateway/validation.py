@@ -39,6 +39,9 @@ class Compiled:
         return found
 
 
+MAX_DETAIL = 400  # characters of a validator's message in a 422 (the rest of a long value elided)
+
+
 def json_path(parts: list[str | int]) -> str:
     """``["items", 0, "sku"]`` -> ``$.items[0].sku`` (msgspec's notation)."""
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
@@ -53,5 +56,8 @@ def check(validators: tuple[Validator, ...], value: Any) -> None:
     if error is None:  # valid under the current one after all (cannot happen): accept
         return
     where = json_path(list(error.instance_path))
-    detail = error.message if where == "$" else f"{error.message} - at `{where}`"
+    message = error.message  # it quotes the offending value, which may be the whole body
+    if len(message) > MAX_DETAIL:
+        message = message[: MAX_DETAIL // 2] + " ... " + message[-MAX_DETAIL // 2 :]
+    detail = message if where == "$" else f"{message} - at `{where}`"
     raise Problem(422, "Unprocessable Content", detail)

@@ -32,7 +32,7 @@ else:
 # ``get_tracer_provider`` reads the environment on every call until a provider is set
 _ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?\Z")
 _ZERO_TRACE, _ZERO_PARENT = "0" * 32, "0" * 16
 
 

@@ -44,7 +44,9 @@ def test_a_partition_s_keys_carry_its_tag_and_service_wide_keys_the_service_s() 
         assert all(key.startswith(f"reliq:{{{tag}}}:") for key in values), (name, values)
 
 
-@pytest.mark.parametrize("bad", ["", "Orders", "a{b}", "a:b", "a*", "a b", "a.b", "x" * 64, "1abc", "a\x00"])
+@pytest.mark.parametrize(
+    "bad", ["", "Orders", "a{b}", "a:b", "a*", "a b", "a.b", "x" * 64, "1abc", "a\x00", "orders\n"]
+)
 def test_bad_names_are_refused(bad: str) -> None:
     with pytest.raises(InvalidName):
         check_name("service", bad)
@@ -61,7 +63,8 @@ def test_ids_encode_their_service_and_keys_are_stable() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["orders", "orders.", "orders.UPPER", "{x}.abcdefghijklmnopqrstuvwxyz", "a.b.c"]
+    "bad",
+    ["orders", "orders.", "orders.UPPER", "{x}.abcdefghijklmnopqrstuvwxyz", "a.b.c", "orders." + "a" * 26 + "\n"],
 )
 def test_malformed_ids_are_refused(bad: str) -> None:
     with pytest.raises(InvalidName):

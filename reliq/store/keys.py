@@ -136,8 +136,8 @@ SERVICES = "reliq:services"
 OUTCOMES = ("succeeded", "failed", "retried", "cancelled", "resumed")
 RELEASE_IDLE_MS = 2**40  # idle time a released entry is given: older than any visibility timeout
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_TOKEN = re.compile(r"^[a-z2-7]{26}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")  # \Z: "$" also matches before a final newline
+_TOKEN = re.compile(r"^[a-z2-7]{26}\Z")
 
 
 class InvalidName(ValueError):

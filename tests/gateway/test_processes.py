@@ -4,6 +4,7 @@ that adds up what every process served, whichever process answers the scrape."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -52,6 +53,11 @@ def metrics_dir(pid: int) -> Path | None:
 def value(text: str, pattern: str) -> float:
     m = re.search(rf"^{pattern} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def start_gateway(url: str, port: int, service: str, log: Path) -> subprocess.Popen[bytes]:
@@ -117,3 +123,30 @@ async def test_metrics_add_up_over_the_gateway_processes(url: str, names: Names,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_every_process_logs_in_the_format_and_level_asked_for(
+    url: str, names: Names, tmp_path: Path
+) -> None:
+    """``--log-format json`` reached only the parent: the workers' lines (reliq's and uvicorn's)
+    were plain text, and their INFO lines were lost (QA, session 15)."""
+    port, log = free_port(), tmp_path / "gateway.log"
+    cmd = [sys.executable, "-m", "reliq", "--redis-url", url, "--log-format", "json", "gateway"]
+    proc = spawn([*cmd, "--port", str(port), "--workers", "2"], log)
+    try:
+
+        def lines() -> list[str]:
+            return [line for line in log.read_text().splitlines() if line.strip()]
+
+        def both_started() -> bool:
+            return (
+                sum("Started server process" in line for line in lines()) == 2
+                and sum("gateway durability" in line for line in lines()) == 2
+            )
+
+        await wait_until(both_started, timeout=30, what="two workers started, each saying so at INFO")
+        docs = [json.loads(line) for line in lines()]  # every line one JSON object
+        assert {d["logger"] for d in docs} >= {"uvicorn.error", "reliq.gateway"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
