@@ -64,7 +64,14 @@ def test_ids_encode_their_service_and_keys_are_stable() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["orders", "orders.", "orders.UPPER", "{x}.abcdefghijklmnopqrstuvwxyz", "a.b.c", "orders." + "a" * 26 + "\n"],
+    [
+        "orders",
+        "orders.",
+        "orders.UPPER",
+        "{x}.abcdefghijklmnopqrstuvwxyz",
+        "a.b.c",
+        "orders." + "a" * 26 + "\n",
+    ],
 )
 def test_malformed_ids_are_refused(bad: str) -> None:
     with pytest.raises(InvalidName):
