@@ -32,7 +32,7 @@ import tempfile
 import uvicorn
 from fastapi import FastAPI
 
-from reliq.cli import logs
+from reliq import logformat as logs
 
 from .app import create_app
 from .metrics import MULTIPROC_DIR

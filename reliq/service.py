@@ -116,13 +116,20 @@ class Handler:
 
 def _build(service: str, name: str, fn: Callable[..., Any], policy: Policy, opts: FlowOptions) -> Handler:
     params = list(inspect.signature(fn).parameters.values())
-    if not params or len(params) > 2:
-        raise TypeError(f"handler {name!r} must take (ctx) or (ctx, input)")
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params or len(params) > 2 or any(p.kind not in positional for p in params):
+        raise TypeError(f"handler {name!r} must take (ctx) or (ctx, input), both positional")
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise TypeError(f"handler {name!r} is a generator: return its result instead")
     takes_input = len(params) == 2
     input_type: Any = Any
     if takes_input:
         hints = get_type_hints(fn)
         input_type = hints.get(params[1].name, Any)
+        try:  # what the registry publishes at start: a type without a schema failed only there
+            msgspec.json.schema(input_type)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"handler {name!r}: its input type cannot be described as JSON ({e})") from None
     spec = flow.build(takes_input=takes_input, input_type=input_type, **opts)
     key = opts.get("concurrency_key")
     return Handler(

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The units below reliq itself, bottom up. "reliq" alone is the public API (reliq/__init__.py):
 # it imports most of the library, so nothing inside reliq may import it.
-BASE = frozenset({"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing", "reliq.context"})
+BASE = frozenset(
+    {"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing", "reliq.context", "reliq.logformat"}
+)
 STORE = BASE | {"reliq.store"}
 CORE = STORE | {"reliq.client", "reliq.service"}
 LIBRARY = CORE | {"reliq", "reliq.worker", "reliq.admin", "reliq.loading"}
@@ -26,6 +28,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "reliq.codec": frozenset(),
     "reliq.errors": frozenset(),
     "reliq.tracing": frozenset(),
+    "reliq.logformat": frozenset(),  # log lines as text or JSON: the CLI's and the gateway workers'
     "reliq.context": frozenset(),  # the Context protocol handlers see
     "reliq.backoff": frozenset({"reliq.errors"}),
     # the data model and the scripts: the bottom of everything that touches Redis

@@ -40,6 +40,66 @@ async def test_steps_are_not_re_executed_on_retry(url: str, names: Names) -> Non
     assert effects == {"charge": 1, "reserve": 1}
 
 
+async def test_a_step_name_used_again_in_one_run_is_the_next_step(url: str, names: Names) -> None:
+    """A loop of ``ctx.step("charge", ...)``: each charge runs once, and a retry replays each
+    (before, every use after the first silently got the first one's result: lost work)."""
+    svc = Service(names())
+    effects: Counter[str] = Counter()
+
+    def charge(item: str) -> str:
+        effects[item] += 1
+        return f"charged-{item}"
+
+    @svc.handler(max_attempts=2, backoff_base=0.01)
+    async def checkout(ctx: Context) -> list[str]:
+        done = [await ctx.step("charge", charge, item) for item in ("a", "b", "c")]
+        if ctx.attempt < 2:
+            raise RuntimeError("crash after the steps")
+        return done
+
+    async with running(svc, url), client(url) as c:
+        acc = await c.send(svc.name, "checkout")
+        assert await c.result(acc.id, 10) == ["charged-a", "charged-b", "charged-c"]
+        inv = await c.get(acc.id)
+        assert inv is not None and inv.attempt == 2
+        assert inv.steps == {"charge": "charged-a", "charge#2": "charged-b", "charge#3": "charged-c"}
+    assert effects == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_context_used_after_its_handler_returned_fails_the_user_clearly(
+    url: str, names: Names
+) -> None:
+    svc = Service(names())
+    kept: list[Context] = []
+
+    @svc.handler
+    async def first(ctx: Context) -> None:
+        kept.append(ctx)
+
+    @svc.handler(max_attempts=1)
+    async def second(ctx: Context) -> None:
+        await kept[0].step("s", lambda: 1)  # another invocation's context, long finished
+
+    class Mute(Exception):
+        def __str__(self) -> str:
+            raise ValueError("no words")
+
+    @svc.handler(max_attempts=1)
+    async def mute(ctx: Context) -> None:
+        raise Mute
+
+    async with running(svc, url), client(url) as c:
+        await c.result((await c.send(svc.name, "first")).id, 10)
+        used = await c.send(svc.name, "second")
+        with pytest.raises(InvocationFailed, match="used after its handler returned"):
+            await c.result(used.id, 10)
+        silent = await c.send(svc.name, "mute")  # its message cannot be read: failed, not a crash loop
+        with pytest.raises(InvocationFailed, match="Mute"):
+            await c.result(silent.id, 10)
+        inv = await c.get(silent.id)
+        assert inv is not None and inv.state == "failed" and inv.deliveries == 1
+
+
 @pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
 async def test_child_ids_are_stable_across_parent_retries(url: str, names: Names) -> None:
     parent_svc, child_svc = Service(names("p")), Service(names("c"))

@@ -1,31 +1,5 @@
-"""Logging setup for the CLI: plain lines, or one JSON object per line (``--log-format json``)."""
+"""The CLI's logging setup: ``reliq.logformat`` (shared with the gateway's worker processes)."""
 
-from __future__ import annotations
+from reliq.logformat import JsonFormatter, setup
 
-import logging
-import time
-
-import msgspec
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(doc).decode()
-
-
-def setup(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+__all__ = ["JsonFormatter", "setup"]

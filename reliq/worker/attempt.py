@@ -43,6 +43,15 @@ class Attempt:
         self._journal: Journal | None = None
         self.on_waits: Callable[[Waits], None] | None = None  # the worker's hook (cancels reach it)
         self.holder: Holder | None = None  # the worker's in-flight entry (its local lease deadline)
+        self.ended = False  # its handler returned: the context is not to be used any more
+        self._step_uses: dict[str, int] = {}
+
+    def _step_key(self, name: str) -> str:
+        """The journal name of this use of step ``name``: the n-th use in one run is ``name#n``
+        (the first keeps its name), so a loop over one name journals each step, and a replay (the
+        same code, in the same order) finds each. Before, a second use got the first's result."""
+        n = self._step_uses[name] = self._step_uses.get(name, 0) + 1
+        return name if n == 1 else f"{name}#{n}"
 
     def _check_lease(self) -> None:
         """``LeaseLost`` once this worker's lease may have lapsed (by the local clock, from the
@@ -75,6 +84,8 @@ class Attempt:
 
     @property
     def _j(self) -> Journal:
+        if self.ended:  # a context kept past its handler (a global, a task left running)
+            raise RuntimeError(f"the context of {self.id} is used after its handler returned")
         if self._journal is None:
             self._journal = Journal(self._client, self._keys, self.id, self.epoch, fresh=self._fresh)
         return self._journal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -65,6 +66,18 @@ class WorkerConfig:
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        for name in _POSITIVE + _NON_NEGATIVE:
+            value = getattr(self, name)
+            if value is None and name == "reclaim_interval":
+                continue
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and name in _POSITIVE):
+                at_least = "> 0" if name in _POSITIVE else ">= 0"
+                raise ValueError(f"{name} must be a finite number of seconds {at_least}, not {value!r}")
+        if self.visibility_timeout < 0.1:  # a lease renewed every third of it: below, none holds
+            raise ValueError(f"visibility_timeout must be at least 0.1 s, not {self.visibility_timeout!r}")
+        if self.partitions is not None and not self.partitions:
+            raise ValueError("partitions must name at least one partition (None: all of them)")
         if self.min_concurrency > self.max_concurrency:
             raise ValueError(
                 f"min_concurrency ({self.min_concurrency}) must not exceed max_concurrency "
@@ -94,6 +107,23 @@ class WorkerConfig:
     @property
     def retention_ms(self) -> int:
         return int(self.retention * 1000)
+
+
+# seconds: 0 or less would lose every lease at once, delete records as they finish (retention:
+# idempotency gone), or spin a loop; NaN and infinity compare false with everything
+_POSITIVE = (
+    "visibility_timeout",
+    "reclaim_interval",
+    "block",
+    "heartbeat_interval",
+    "retention",
+    "layout_interval",
+    "reap_after",
+    "reap_every",
+    "settle_patience",
+    "relay_interval",
+)
+_NON_NEGATIVE = ("shutdown_grace", "suspend_after", "cancel_grace", "cron_grace")
 
 
 def default_consumer() -> str:

@@ -113,10 +113,11 @@ class Context(Attempt):
         what ``fn`` returned, so the first run and a replay look the same.
 
         A crash after ``fn`` ran but before its result was journaled runs it again: give external
-        side effects an idempotency key (``f"{ctx.id}:{name}"`` is a good one).
-        """
+        side effects an idempotency key (``f"{ctx.id}:{name}"``). A name used again in one run is
+        the next step of that name (journaled ``name#2``, ...)."""
         if not isinstance(name, str) or not 0 < len(name) <= 200:
             raise ValueError("step name must be 1-200 characters")
+        name = self._step_key(name)
         await self._j.load()
         if name in self._j.steps:
             return codec.decode(self._j.steps[name])

@@ -106,9 +106,15 @@ class InvalidInput(Exception):
 
 
 def error_info(exc: BaseException, *, status: int | None = None) -> ErrorInfo:
-    """The error document of a failed attempt (message and traceback capped)."""
-    tb = "".join(traceback.format_exception(exc))[-8000:]
-    return ErrorInfo(type=type(exc).__name__, message=str(exc)[:2000], traceback=tb, status=status)
+    """The error document of a failed attempt (message and traceback capped). An exception
+    whose ``__str__`` itself raises still gets one (it had left the entry unsettled)."""
+    try:
+        message = str(exc)
+        tb = "".join(traceback.format_exception(exc))
+    except Exception as e:  # the user's exception cannot describe itself
+        message = f"<str() of {type(exc).__name__} raised {type(e).__name__}>"
+        tb = "".join(traceback.format_tb(exc.__traceback__))
+    return ErrorInfo(type=type(exc).__name__, message=message[:2000], traceback=tb[-8000:], status=status)
 
 
 def backoff(policy: Policy, attempt: int) -> float:

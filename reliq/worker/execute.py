@@ -153,10 +153,13 @@ class Executor:
             loop = asyncio.get_running_loop()
             sync_ctx = SyncContext(ctx, loop)
             call = partial(loop.run_in_executor, self.threads, partial(h.fn, sync_ctx, *args))
-        if timeout:
-            async with asyncio.timeout(timeout):
-                return await call()
-        return await call()
+        try:
+            if timeout:
+                async with asyncio.timeout(timeout):
+                    return await call()
+            return await call()
+        finally:
+            ctx.ended = True
 
     def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)

@@ -92,13 +92,11 @@ class Worker:
             await self.client.close()
             return
         durability, services = connected
-        log.info(
-            "worker %s on %s; durability %s %s",
-            rt.consumer,
-            sorted(f"{k.service}/{k.partition}" for k in services),
-            durability.level,
-            "; ".join(durability.notes),
-        )
+        on = sorted(f"{k.service}/{k.partition}" for k in services)
+        notes = "".join(f"; {n}" for n in durability.notes)
+        log.info("worker %s on %s; durability %s%s", rt.consumer, on, durability.level, notes)
+        if not on:
+            log.warning("--partitions names no partition there is: nothing to consume until one is added")
         grown: asyncio.Queue[list[ServiceKeys]] = asyncio.Queue()
         support: list[Coroutine[Any, Any, None]] = [
             self.settler.run(),
@@ -219,7 +217,8 @@ class Worker:
 
     async def _shutdown(self, feeders: list[asyncio.Task[None]]) -> None:
         rt = self.rt
-        await asyncio.wait(feeders, timeout=rt.config.block + 1)
+        if feeders:  # none: --partitions named no partition there is (yet)
+            await asyncio.wait(feeders, timeout=rt.config.block + 1)
         for t in feeders:
             t.cancel()
         tasks = [f.task for f in rt.inflight.values() if f.task is not None]
