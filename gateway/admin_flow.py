@@ -3,8 +3,10 @@ force with the busiest keys and the rate buckets (``GET .../limits``), the waiti
 with why each waits (``GET .../waiting``), a live change of a handler's limits (``POST
 .../limits/{handler}``, ``POST .../limits/{handler}/clear``) and of the service's ``max_queued``
 (``POST .../intake``). Each route calls one function of ``reliq.admin.limits`` /
-``reliq.admin.waits`` / ``reliq.admin.intake``. A body that is not a JSON object of the known
-fields is a 400, a value the library refuses a 422 (problem+json, nothing written)."""
+``reliq.admin.waits`` / ``reliq.admin.intake``. Bodies are read as ``/send`` reads one
+(``gateway.body``: 415, 413, 408); one that is not a JSON object of the known fields is a 400, a
+value the library refuses a 422, as is a handler no worker registered (problem+json, nothing
+written)."""
 
 from __future__ import annotations
 
@@ -14,19 +16,20 @@ import msgspec
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from reliq import Client
 from reliq.admin import intake as _intake
 from reliq.admin import limits as flowlimits
 from reliq.admin import overview as inspect
 from reliq.admin import waits
-from reliq.store.keys import InvalidName
+from reliq.store import flow
+from reliq.store.keys import InvalidName, check_name
 
+from .body import convert, parse_json, read_body, read_json
 from .problems import Problem, documented
 from .state import state_of
 from .tokens import ANONYMOUS, PRINCIPAL
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-_decode = msgspec.json.Decoder(flowlimits.LimitsChange).decode
-_decode_intake = msgspec.json.Decoder(_intake.IntakeChange).decode
 _PARTITION = Query(None, pattern=r"^[0-9]{0,4}$", description="only this partition (default: all)")
 _HANDLER = Query(None, max_length=64)
 
@@ -102,14 +105,21 @@ async def waiting(
 async def _change(request: Request, service: str, handler: str, clear: bool) -> Response:
     name = await _service(request, service)
     who = str(request.scope.get(PRINCIPAL, ANONYMOUS))
-    client = state_of(request).client
-    if not clear:
-        try:
-            change = _decode(await request.body())
-        except msgspec.DecodeError as e:  # not JSON, not an object, an unknown field or a wrong type
-            raise Problem(400, "Bad Request", str(e)) from None
+    st = state_of(request)
+    client, cfg = st.client, st.settings
+    h = request.headers
+    if clear and h.get("content-length", "" if "transfer-encoding" in h else "0") == "0":
+        raw = b""  # no body announced (``curl -X POST -d ''`` names a form type): nothing to read
+    else:
+        raw = await read_body(request, cfg.max_body, cfg.body_timeout)  # 415, 413, 408 as /send
+    if clear:  # takes no body: an empty one, {} or null
+        if raw.strip() and parse_json(raw, cfg.max_depth) not in (None, {}):
+            raise Problem(400, "Bad Request", "clear takes no body")
+    else:  # not JSON, too deep, not an object, an unknown field or a wrong type: 400
+        change = convert(parse_json(raw, cfg.max_depth), flowlimits.LimitsChange)
     try:
         if clear:
+            await _clearable(client, name, handler)
             return _json(await flowlimits.clear_limits(client, name, handler, who=who))
         return _json(await flowlimits.set_limits(client, name, handler, change, who=who))
     except InvalidName as e:
@@ -118,10 +128,24 @@ async def _change(request: Request, service: str, handler: str, clear: bool) -> 
         raise Problem(422, "Unprocessable Content", str(e)) from None
 
 
+async def _clearable(client: Client, service: str, handler: str) -> None:
+    """``ValueError`` (a 422, nothing written) unless ``handler`` is registered, has limits in
+    its code, or has an override to clear (a handler gone from the code may leave one): as a
+    change of an unregistered handler."""
+    k = client.keys(service, 0)
+    check_name("handler", handler)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.hexists(k.registry, handler)
+        p.hmget(flow.flow_keys(k)[0], [handler, handler + "!"])
+        registered, (code, override) = await p.execute()
+    if not (registered or code or override):
+        raise ValueError(f"no handler {service}.{handler} is registered")
+
+
 @router.post(
     "/services/{service}/limits/{handler}",
     summary="Change a handler's limits live (merged over an override in force)",
-    responses=documented(200, 400, 401, 403, 404, 422),
+    responses=documented(200, 400, 401, 403, 404, 408, 413, 415, 422),
 )
 async def set_limits(request: Request, service: str, handler: str) -> Response:
     return await _change(request, service, handler, clear=False)
@@ -130,7 +154,7 @@ async def set_limits(request: Request, service: str, handler: str) -> Response:
 @router.post(
     "/services/{service}/limits/{handler}/clear",
     summary="Remove the operator's override: the code's limits apply again",
-    responses=documented(200, 401, 403, 404),
+    responses=documented(200, 400, 401, 403, 404, 408, 413, 415, 422),
 )
 async def clear_limits(request: Request, service: str, handler: str) -> Response:
     return await _change(request, service, handler, clear=True)
@@ -139,14 +163,13 @@ async def clear_limits(request: Request, service: str, handler: str) -> Response
 @router.post(
     "/services/{service}/intake",
     summary='Override the service\'s max_queued live (a number, "none" or "code")',
-    responses=documented(200, 400, 401, 403, 404, 422),
+    responses=documented(200, 400, 401, 403, 404, 408, 413, 415, 422),
 )
 async def set_intake(request: Request, service: str) -> Response:
     name = await _service(request, service)
-    try:
-        change = _decode_intake(await request.body())
-    except msgspec.DecodeError as e:  # not JSON, not an object, an unknown field or a wrong type
-        raise Problem(400, "Bad Request", str(e)) from None
+    cfg = state_of(request).settings
+    value = await read_json(request, cfg.max_body, cfg.body_timeout, cfg.max_depth)
+    change = convert(value, _intake.IntakeChange)  # not the object: 400
     who = str(request.scope.get(PRINCIPAL, ANONYMOUS))
     try:
         return _json(await _intake.set_max_queued(state_of(request).client, name, change.max_queued, who=who))

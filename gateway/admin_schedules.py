@@ -1,7 +1,9 @@
 """The admin API of schedules, under ``/admin/services/{service}/schedules``: list, create,
 pause, resume, delete. Each route calls one ``Client`` schedule method (``reliq.client.schedules``).
-A bad definition is a 400 problem naming the field (``field``), and nothing is stored; a
-different schedule by the same name is a 409."""
+The body is read as ``/send`` reads one (``gateway.body``: 415, 413, 408, 400 for malformed or too
+deeply nested JSON). A bad definition is a 400 problem naming the field (``field``); a handler not
+in the catalog a 404, a payload that is not its input a 422 (``field`` ``handler``, ``payload``);
+nothing is stored. A different schedule by the same name is a 409."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from starlette.responses import Response
 
 from reliq import InvalidSchedule, ScheduleConflict
 from reliq.admin import overview as inspect
-from reliq.store.cron import CatchUp
+from reliq.store.cron import CatchUp, Schedule
 from reliq.store.keys import InvalidName
 
+from . import targets, validation
+from .body import check_input, convert, read_json
 from .problems import Problem, documented
-from .state import state_of
+from .state import GatewayState, state_of
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -33,9 +37,6 @@ class NewSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     catch_up: CatchUp = "latest"
     max_catch_up: int = 10
     payload: Any = None
-
-
-_decode = msgspec.json.Decoder(NewSchedule).decode
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -61,31 +62,60 @@ async def list_schedules(request: Request, service: str) -> Response:
 @router.post(
     "/services/{service}/schedules",
     summary="Create a schedule (idempotent for the same definition)",
-    responses=documented(200, 400, 401, 403, 404, 409),
+    responses=documented(200, 400, 401, 403, 404, 408, 409, 413, 415, 422),
 )
 async def create_schedule(request: Request, service: str) -> Response:
     name = await _service(request, service)
+    st = state_of(request)
+    cfg = st.settings
+    body = convert(await read_json(request, cfg.max_body, cfg.body_timeout, cfg.max_depth), NewSchedule)
     try:
-        body = _decode(await request.body())
-    except msgspec.DecodeError as e:  # ValidationError included: its text names the field path
-        raise Problem(400, "Bad Request", str(e)) from None
-    try:
-        status = await state_of(request).client.create_schedule(
-            name,
-            body.name,
-            body.handler,
-            cron_expr=body.cron,
+        spec = Schedule(
+            name=body.name,
+            handler=body.handler,
+            cron=body.cron,
             every=body.every,
             tz=body.tz,
             catch_up=body.catch_up,
             max_catch_up=body.max_catch_up,
             payload=body.payload,
+        ).checked()  # a malformed definition is a 400 before the handler is looked up
+        await _check_handler(st, name, spec)
+        status = await st.client.create_schedule(
+            name,
+            spec.name,
+            spec.handler,
+            cron_expr=spec.cron,
+            every=spec.every,
+            tz=spec.tz,
+            catch_up=spec.catch_up,
+            max_catch_up=spec.max_catch_up,
+            payload=spec.payload,
         )
     except InvalidSchedule as e:
         raise Problem(400, "Bad Request", str(e), field=e.field) from None
     except ScheduleConflict as e:
         raise Problem(409, "Conflict", str(e)) from None
     return _json({"status": status}, 201 if status == "created" else 200)
+
+
+async def _check_handler(st: GatewayState, service: str, spec: Schedule) -> None:
+    """As ``/send`` checks a body: the handler must be in the catalog (404), the payload must be
+    its input (422, also a callable concurrency key that fails on it), so no tick fails for it."""
+    info = await st.catalog.lookup(service, spec.handler)
+    if info is None:
+        raise Problem(404, "Not Found", f"no handler {service}/{spec.handler} is registered", field="handler")
+    if not info.takes_input:
+        return
+    try:
+        if info.input_type is not None:
+            typed = check_input(spec.payload, info.input_type)
+            if info.flow_key is not None:
+                targets.callable_key(info.flow_key, typed)
+        elif info.validators:
+            validation.check(info.validators, spec.payload)
+    except Problem as p:
+        raise Problem(p.status, p.title, p.detail, field="payload") from None
 
 
 async def _set(

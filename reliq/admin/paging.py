@@ -34,7 +34,8 @@ from reliq.store.keys import ServiceKeys, locate
 from reliq.store.layout import Layout, parse_layout
 
 MAX_LIMIT = 500
-_ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")  # fullmatch: no trailing newline
+U64 = (1 << 64) - 1
 
 
 def clamp(limit: int) -> int:
@@ -97,9 +98,19 @@ def parse_cursor(cursor: str | None) -> tuple[str, str | None] | None:
     if not cursor:
         return None
     eid, at, source = cursor.partition("@")
-    if not _ENTRY_ID.match(eid) or (at and not source):
+    if not _entry_id(eid) or (at and not source):
         raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
     return eid, source if at else None
+
+
+def _entry_id(eid: str) -> bool:
+    """A stream entry id a page can end at: two u64s, not ``0-0`` (no entry has it) nor the
+    largest id (the next page's range, exclusive of it, would be a Redis error, not a 400)."""
+    m = _ENTRY_ID.fullmatch(eid)
+    if m is None:
+        return False
+    ms, seq = int(m.group(1)), int(m.group(2))
+    return ms <= U64 and seq <= U64 and (ms, seq) not in ((0, 0), (U64, U64))
 
 
 def next_cursor(eid: str, source: str, following: str | None) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from reliq.admin.documents import PendingEntry, PendingPage
 from reliq.admin.paging import _int, _ms, alive, clamp, entry_key, next_cursor, parse_cursor, scope
 from reliq.client import Client
@@ -62,6 +64,9 @@ async def pending(
                 k.stream, GROUP, start, "+", limit + 1, consumername=consumer, idle=min_idle_ms or None
             )
         replies = await p.execute(raise_on_error=False)
+    for reply in replies:  # no stream or group yet: nothing pending there; anything else is an error
+        if isinstance(reply, ResponseError) and "NOGROUP" not in str(reply):
+            raise reply
     now, total = _ms(replies[0]), 0
     rows: list[tuple[tuple[int, int], int, dict[str, Any]]] = []
     for i, (src, _) in enumerate(sources):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reliq.codec import text
 from reliq.store import cron
-from reliq.store.cron import CatchUp, Schedule, ScheduleConflict, ScheduleInfo
+from reliq.store.cron import CatchUp, InvalidSchedule, Schedule, ScheduleConflict, ScheduleInfo
 from reliq.store.cron_scripts import Set
 from reliq.store.keys import check_name
 from reliq.store.record import Field
@@ -34,7 +34,9 @@ async def create_schedule(
     """Create a schedule of ``service``: fire ``handler`` with ``payload`` on ``cron_expr`` (in
     ``tz``) or ``every`` seconds. Creating the same schedule again answers ``unchanged``; a
     different one by that name raises ``ScheduleConflict``; an invalid one ``InvalidSchedule``
-    (naming the field). Its first tick is the first one after now."""
+    (naming the field), also for a ``handler`` the service's workers did not register (once
+    any worker of it has published its registry: before that, any valid name is taken, so a
+    schedule may be created before the first deploy). Its first tick is the first one after now."""
     check_name("service", service)
     secs = every.total_seconds() if isinstance(every, timedelta) else every
     spec = Schedule(
@@ -47,7 +49,14 @@ async def create_schedule(
         max_catch_up=max_catch_up,
         payload=payload,
     ).checked()
-    out = await client.cron_scripts.save(client.keys(service), name, cron.encode(spec), "create")
+    k = client.keys(service)
+    async with client.redis.pipeline(transaction=False) as p:
+        p.exists(k.registry)
+        p.hexists(k.registry, handler)
+        published, registered = await p.execute()
+    if published and not registered:
+        raise InvalidSchedule("handler", f"no handler {service}.{handler} is registered")
+    out = await client.cron_scripts.save(k, name, cron.encode(spec), "create")
     if out == "exists":
         raise ScheduleConflict(f"schedule {service}.{name} exists with another definition")
     return "unchanged" if out == "unchanged" else "created"

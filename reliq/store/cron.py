@@ -28,6 +28,7 @@ from reliq.store.keys import InvalidName, check_name
 CatchUp = Literal["latest", "all", "none"]
 MAX_EVERY = 366 * 24 * 3600.0
 MAX_CATCH_UP = 1000
+MAX_TZ = 64  # the longest IANA name is about 30 characters
 
 
 class InvalidSchedule(ValueError):
@@ -70,9 +71,9 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidSchedule("handler", str(e)) from None
         if (self.cron is None) == (self.every is None):
             raise InvalidSchedule("cron", "give exactly one of cron and every")
-        zone(self.tz)
+        tz = zone(self.tz)
         if self.cron is not None:
-            _iterator(self.cron, 0.0, ZoneInfo("UTC"))
+            _occurs(self.cron, tz)
         if self.every is not None and not 1 <= self.every <= MAX_EVERY:
             raise InvalidSchedule("every", f"must be between 1 s and {MAX_EVERY:.0f} s")
         if self.catch_up not in ("latest", "all", "none"):
@@ -83,11 +84,26 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def zone(tz: str) -> ZoneInfo:
-    """The IANA time zone ``tz``; ``InvalidSchedule('tz', ...)`` when there is none by that name."""
+    """The IANA time zone ``tz``; ``InvalidSchedule('tz', ...)`` when there is none by that name
+    (also a directory of the zone database such as ``America``, or a name too long for a path)."""
+    if isinstance(tz, str) and len(tz) > MAX_TZ:
+        raise InvalidSchedule("tz", f"unknown time zone {tz[:20]!r}... ({len(tz)} characters)")
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: IsADirectoryError
         raise InvalidSchedule("tz", f"unknown time zone {tz!r}") from None
+
+
+def _occurs(expr: str, tz: ZoneInfo) -> None:
+    """``InvalidSchedule('cron', ...)`` for an expression that parses but names no time that
+    occurs (``0 0 30 2 *``: 30 February): its ticks could never be planned. Cron has no year
+    field, so its times repeat within 28 years (croniter looks 50 years both ways)."""
+    it = _iterator(expr, 0.0, tz)
+    try:
+        it.get_next(float)
+        it.get_prev(float)
+    except (CroniterError, ValueError, OverflowError) as e:
+        raise InvalidSchedule("cron", f"{expr!r} never occurs ({e})") from None
 
 
 def _iterator(expr: str, start_ms: float, tz: ZoneInfo) -> Any:

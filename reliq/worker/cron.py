@@ -17,6 +17,10 @@ registration keeps one of each. A pause, an edit or a delete that lands between 
 lets the planned ticks through, as if it had come a moment later. A worker that was paused for
 longer than its visibility timeout after planning drops the plan (as a zombie's lease would
 lapse): a tick placed long ago whose record is gone after the retention period is not placed again.
+
+A schedule that cannot be planned (unreadable, or stored before a check refused its definition:
+a cron date that never occurs) costs one error line and is looked at again ``BROKEN_RETRY_MS``
+later; the others tick on.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from reliq.worker.inflight import Runtime
 log = logging.getLogger("reliq.worker.cron")
 MAX_SLEEP = 1.0
 BATCH = 250  # schedules handled per round (one script call)
+BROKEN_RETRY_MS = 60_000  # a schedule that cannot be planned is looked at again after this
 
 
 async def publish_schedules(rt: Runtime) -> None:
@@ -116,7 +121,6 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
     """Place what is due at ``now`` (server ms, estimated); returns the pause before the next round."""
     redis = rt.client.redis
     due = [codec.text(n) for n in await redis.zrangebyscore(k.cron, "-inf", now, start=0, num=BATCH)]
-    broken = False
     if due:
         async with redis.pipeline(transaction=False) as p:
             p.hmget(k.schedules, due)
@@ -125,20 +129,30 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
         planned = time.monotonic()
         grace = int(rt.config.cron_grace * 1000)
         round_: list[Due] = []
+        svc = rt.app.services.get(k.service)
         for name, raw, cur in zip(due, specs, cursors, strict=True):
-            try:
-                s = cron.decode(raw) if raw else None
-            except msgspec.DecodeError as e:
-                log.error("schedule %s.%s cannot be read: %s", k.service, name, e)
-                broken = True
-                continue
-            if s is None:  # deleted: the script takes it out of the zset
+            if not raw:  # deleted: the script takes it out of the zset
                 round_.append(Due(name, "", b"", now, now, []))
                 continue
-            plan = cron.plan(s, int(cur) if cur else now, now, grace)
             cursor = codec.text(cur) if cur else ""
-            svc = rt.app.services.get(k.service)
-            ticks = registrations(k, s, plan.ticks, svc.handlers.get(s.handler) if svc else None)
+            try:
+                s = cron.decode(raw)
+                plan = cron.plan(s, int(cur) if cur else now, now, grace)
+                ticks = registrations(k, s, plan.ticks, svc.handlers.get(s.handler) if svc else None)
+            except Exception as e:  # a definition stored before a check refused it: skip it, tick the rest
+                log.error(
+                    "schedule %s.%s cannot be planned (%s: %s); retried in %d s",
+                    k.service,
+                    name,
+                    type(e).__name__,
+                    e,
+                    BROKEN_RETRY_MS // 1000,
+                )
+                # its cursor stays, its next look is later (one error line per schedule, not a spin);
+                # an edit, a pause or a delete meanwhile wins as usual (the script's checks)
+                keep = int(cur) if cur and cur.isdigit() else now
+                round_.append(Due(name, cursor, raw, keep, now + BROKEN_RETRY_MS, []))
+                continue
             round_.append(Due(name, cursor, raw, plan.cursor, plan.next_fire, ticks))
         if round_ and routing.routed(rt.client, await rt.client.layout(k.service)):
             if time.monotonic() - planned > rt.config.visibility_timeout:
@@ -153,7 +167,7 @@ async def tick_once(rt: Runtime, k: ServiceKeys, now: int) -> float:
     nxt = await redis.zrange(k.cron, 0, 0, withscores=True)
     if not nxt:
         return MAX_SLEEP
-    return max(0.05 if broken else 0.0, min(MAX_SLEEP, (float(nxt[0][1]) - now) / 1000))
+    return max(0.0, min(MAX_SLEEP, (float(nxt[0][1]) - now) / 1000))
 
 
 async def tick_loop(rt: Runtime, k: ServiceKeys) -> None:
