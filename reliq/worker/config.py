@@ -74,8 +74,6 @@ class WorkerConfig:
             if not ok or value < 0 or (value == 0 and name in _POSITIVE):
                 at_least = "> 0" if name in _POSITIVE else ">= 0"
                 raise ValueError(f"{name} must be a finite number of seconds {at_least}, not {value!r}")
-        if self.visibility_timeout < 0.1:  # a lease renewed every third of it: below, none holds
-            raise ValueError(f"visibility_timeout must be at least 0.1 s, not {self.visibility_timeout!r}")
         if self.partitions is not None and not self.partitions:
             raise ValueError("partitions must name at least one partition (None: all of them)")
         if self.min_concurrency > self.max_concurrency:

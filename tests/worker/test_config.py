@@ -23,7 +23,6 @@ from ..conftest import Names, running
         ("retention", math.nan),
         ("visibility_timeout", 0.0),
         ("visibility_timeout", math.inf),
-        ("visibility_timeout", 0.01),
         ("heartbeat_interval", 0.0),
         ("shutdown_grace", -1.0),
         ("suspend_after", -1.0),

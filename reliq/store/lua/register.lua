@@ -72,7 +72,7 @@ for i = 1, n do
       -- a schedule's tick (a multi-partition service's, placed like a send: worker/cron.py) is
       -- not refused: as in cron_tick.lua, time is not a producer to push back on
       local tick = (f[10] or '') ~= ''
-      if not tick then free = free or room(KEYS[5], streams, KEYS[2], ARGV[2]) end
+      if not tick then free = free or room(KEYS[5], streams, KEYS[2], ARGV[2], FLOW and FLOW.wait) end
       if not tick and free <= 0 then
         out[2 * i - 1] = 'backpressure'
         out[2 * i] = ''
