@@ -4,8 +4,8 @@ Before the app (and so before the token check) a connection costs memory and a s
 protocol bounds both for anyone who can connect:
 
 - the request head (request line and header fields, as received) is at most
-  ``max_header_bytes``, else **431**; the parser is never fed more than that, so a 64 MB header
-  costs one read buffer, not 64 MB;
+  ``max_header_bytes``, else **431**; the parser is never fed more than that (a pipelined head: at
+  most one ``PIECE`` more), so a 64 MB header costs one read buffer, not 64 MB;
 - the head must be complete ``header_timeout`` seconds after its first byte, else **408** and close;
 - a connection that sends nothing (new, or between requests) is closed after ``idle_timeout``;
 - past ``max_connections`` open connections, a new one is answered **503** at once and closed,
@@ -70,6 +70,7 @@ async def answer(cycle: RequestResponseCycle, response: Response) -> None:
 
 
 CAP_LOG_EVERY = 10.0  # seconds between two "connection limit reached" warnings
+PIECE = 4096  # bytes fed to the parser at once when a read is larger (see _feed_in_pieces)
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -84,6 +85,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._reading_head = True  # from the first byte of a request until its headers are complete
         self._head_bytes = 0
         self._max_head = self.settings.max_header_bytes
+        self._piece = min(PIECE, self._max_head)
         self._head_timer: asyncio.TimerHandle | None = None
         self._lane = wire.lane_of(self.app)  # None: an app without the hot lane (no wire)
         self._wired: bytearray | None = None  # the body so far of a request taking the wire
@@ -143,8 +145,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._idle()
 
     def data_received(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
-        if self._reading_head and self._head_bytes + len(data) > self._max_head:
+        self._idle_since = None  # busy (_unset_keepalive_if_required, inline)
+        if self._head_bytes + len(data) > self._piece:  # a large read, or a head past its first piece
             if not self._feed_in_pieces(data):
                 return
         else:  # the usual case: the whole read goes to the parser at once
@@ -158,18 +160,21 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
 
     def _feed_in_pieces(self, data: bytes) -> bool:
-        """Feed the parser at most the head bytes still allowed, then the rest after the head."""
+        """Feed the parser ``_piece`` bytes at a time, and of a head at most the bytes still
+        allowed. The parser tells no position: a message that ends inside a piece leaves the rest
+        of that piece uncounted in the next head (pipelining), so a head is cut at the cap plus
+        one piece at most."""
         rest = memoryview(data)
         while rest:
-            part = rest
+            size = self._piece
             if self._reading_head:
                 room = self._max_head - self._head_bytes
                 if room <= 0:
                     self._answer(431, f"the request line and header fields exceed {self._max_head} bytes")
                     return False
-                part = rest[:room]
-            rest = rest[len(part) :]
-            self._head_bytes += len(part)
+                size = min(size, room)
+            part, rest = rest[:size], rest[size:]
+            self._head_bytes += len(part)  # reset when the head (or the message) is complete
             if not self._feed(part):
                 return False
         return True

@@ -1,6 +1,7 @@
 """Pipelined requests at the connection edge of a real gateway process on a real Valkey, over raw
 sockets: answers leave in the order of the requests, a malformed request included (its 400
-follows the answers owed before it, then the connection closes)."""
+follows the answers owed before it, then the connection closes); the header cap holds for a head
+that follows another request in the same read."""
 
 from __future__ import annotations
 
@@ -105,3 +106,18 @@ async def test_a_pipelined_body_that_breaks_off_is_refused_after_the_answer_befo
     problem(raw[raw.index(b"HTTP/1.1 400") :], 400)
     async with Client(valkey.url) as c:
         assert await c.redis.xlen(c.keys(service).stream) == 1
+
+
+async def test_the_header_cap_holds_for_a_head_pipelined_behind_a_request(
+    valkey: EmbeddedValkey, port: int, names: Names
+) -> None:
+    """A good /send and, in the same write, a GET whose head is 60 KB: 202, then 431. A
+    pipelined head under the cap still passes."""
+    service = await published(valkey.url, names)
+    big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n"
+    raw = await asyncio.to_thread(exchange, port, [send(service, order(1)) + big])
+    assert [r[0] for r in responses(raw)] == [202, 431], raw[:600]
+    assert "32768 bytes" in str(problem(raw[raw.index(b"HTTP/1.1 431") :], 431)["detail"])
+    fine = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Ok: " + b"a" * 31_000
+    raw = await asyncio.to_thread(exchange, port, [send(service, order(2)) + fine + b"\r\n\r\n"])
+    assert [r[0] for r in responses(raw)] == [202, 200], raw[:600]
