@@ -1,5 +1,6 @@
 """The connection edge's own answers (``gateway.protocol``): the problem document that ends a
-connection (400 for a malformed request, 408, 431, 503).
+connection (400 for a malformed request, 408, 431, 503), and the re-reading of an ``Upgrade``
+request as plain HTTP.
 
 A connection's answers leave in the order of its requests (HTTP/1.1 pipelining): when a
 malformed request follows requests whose answers are still owed (an ASGI cycle or a wired request
@@ -57,3 +58,12 @@ class LastWord:
     async def run_asgi(self, app: object) -> None:
         """What uvicorn runs for the request whose turn has come (``app`` is not called)."""
         self.say()
+
+
+def plain_head(method: str, url: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The head of a request that asked for an ``Upgrade``, without that field: fed to a fresh
+    parser, the request is read as plain HTTP, its body included (the parser otherwise takes the
+    bytes after the head for the other protocol's)."""
+    lines = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), url, version.encode("ascii"))]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers if name != b"upgrade"]
+    return b"".join([*lines, b"\r\n"])

@@ -12,7 +12,8 @@ protocol bounds both for anyone who can connect:
   without reading it;
 - uvicorn's own 400 (malformed request line, header or ``Content-Length``) is problem+json too;
   like every answer of the edge, it is written after those owed to the requests before it on the
-  connection (pipelining: ``gateway.last_word``), then the connection is closed.
+  connection (pipelining: ``gateway.last_word``), then the connection is closed;
+- an ``Upgrade`` request (no WebSocket here) is read again as plain HTTP, its body included.
 
 Three savings on the hot lane (``POST /send``, ``/call``; ``gateway.fastpath``):
 
@@ -42,7 +43,7 @@ from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import wire
-from .last_word import LastWord, problem
+from .last_word import LastWord, plain_head, problem
 from .settings import GatewaySettings
 from .wire import BODY_RECEIVED, encode
 
@@ -182,15 +183,31 @@ class EdgeProtocol(HttpToolsProtocol):
     def _feed(self, part: bytes | memoryview) -> bool:
         try:
             self.parser.feed_data(part)
-        except httptools.HttpParserUpgrade:  # without a WebSocket protocol: answered as plain HTTP
-            if self._should_upgrade():
+        except httptools.HttpParserUpgrade as exc:  # the parser took the bytes after the head as not HTTP
+            if super()._should_upgrade():  # a WebSocket protocol is configured (never by reliq gateway)
                 self.handle_websocket_upgrade()
-            return False
+                return False
+            if self.scope["method"] == "CONNECT":
+                return False  # uvicorn's way: the app answers; no tunnel
+            return self._as_plain_http(bytes(part[exc.args[0] :]))
         except httptools.HttpParserError as exc:
             reason = "" if isinstance(exc, httptools.HttpParserCallbackError) else f": {exc}"
             self._answer(400, f"malformed HTTP request{reason}")
             return False
         return True
+
+    def _should_upgrade(self) -> bool:
+        """Asked only about a request the parser takes for an upgrade: True leaves it to ``_feed``
+        (no cycle, no body), which reads it again as plain HTTP; a CONNECT goes to the app."""
+        return self.scope["method"] != "CONNECT"
+
+    def _as_plain_http(self, rest: bytes) -> bool:
+        """Read the ``Upgrade`` request just parsed (without its body: ``rest`` starts there) again,
+        without that field, on a fresh parser: answered as plain HTTP, body included."""
+        head = plain_head(self.scope["method"], self.url, self.scope["http_version"], self.headers)
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        return self._feed(head + rest)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False

@@ -1,7 +1,8 @@
 """Pipelined requests at the connection edge of a real gateway process on a real Valkey, over raw
 sockets: answers leave in the order of the requests, a malformed request included (its 400
 follows the answers owed before it, then the connection closes); the header cap holds for a head
-that follows another request in the same read."""
+that follows another request in the same read; an ``Upgrade`` request is answered as plain HTTP,
+its body included."""
 
 from __future__ import annotations
 
@@ -121,3 +122,28 @@ async def test_the_header_cap_holds_for_a_head_pipelined_behind_a_request(
     fine = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Ok: " + b"a" * 31_000
     raw = await asyncio.to_thread(exchange, port, [send(service, order(2)) + fine + b"\r\n\r\n"])
     assert [r[0] for r in responses(raw)] == [202, 200], raw[:600]
+
+
+async def test_an_upgrade_request_is_answered_as_plain_http_with_its_body(
+    valkey: EmbeddedValkey, port: int, names: Names
+) -> None:
+    """``Upgrade: websocket`` with ``Connection: Upgrade`` on a POST: placed with its body (a
+    length or chunks), and the request pipelined behind it is read as HTTP too."""
+    service = await published(valkey.url, names)
+    upgrade = b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    body = order(7)
+    chunked = send(service, b"", upgrade, b"Transfer-Encoding: chunked\r\n").replace(
+        b"Content-Length: 0\r\n", b""
+    )
+    last = HEALTHZ.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    requests = [
+        send(service, body, upgrade),
+        chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+        last,
+    ]
+    raw = await asyncio.to_thread(exchange, port, [b"".join(requests)])
+    got = responses(raw)
+    assert [r[0] for r in got] == [202, 202, 200], raw[:600]
+    async with Client(valkey.url) as c, running(shop(service), valkey.url):
+        for _, _, answer in got[:2]:
+            assert await c.result(json.loads(answer)["id"], 10) == {"order": "o7", "cents": 7}
