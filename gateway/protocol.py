@@ -4,13 +4,16 @@ Before the app (and so before the token check) a connection costs memory and a s
 protocol bounds both for anyone who can connect:
 
 - the request head (request line and header fields, as received) is at most
-  ``max_header_bytes``, else **431**; the parser is never fed more than that, so a 64 MB header
-  costs one read buffer, not 64 MB;
+  ``max_header_bytes``, else **431**; the parser is never fed more than that (a pipelined head: at
+  most one ``PIECE`` more), so a 64 MB header costs one read buffer, not 64 MB;
 - the head must be complete ``header_timeout`` seconds after its first byte, else **408** and close;
 - a connection that sends nothing (new, or between requests) is closed after ``idle_timeout``;
 - past ``max_connections`` open connections, a new one is answered **503** at once and closed,
   without reading it;
-- uvicorn's own 400 (malformed request line, header or ``Content-Length``) is problem+json too.
+- uvicorn's own 400 (malformed request line, header or ``Content-Length``) is problem+json too;
+  like every answer of the edge, it is written after those owed to the requests before it on the
+  connection (pipelining: ``gateway.last_word``), then the connection is closed;
+- an ``Upgrade`` request (no WebSocket here) is read again as plain HTTP, its body included.
 
 Three savings on the hot lane (``POST /send``, ``/call``; ``gateway.fastpath``):
 
@@ -30,18 +33,17 @@ pays nothing new: a head that arrives in one read (the usual case) arms no timer
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import time
+from functools import partial
 from typing import Any, ClassVar
 
 import httptools
-import msgspec
 from starlette.responses import Response
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import wire
-from .problems import PROBLEM
+from .last_word import LastWord, plain_head, problem
 from .settings import GatewaySettings
 from .wire import BODY_RECEIVED, encode
 
@@ -69,6 +71,7 @@ async def answer(cycle: RequestResponseCycle, response: Response) -> None:
 
 
 CAP_LOG_EVERY = 10.0  # seconds between two "connection limit reached" warnings
+PIECE = 4096  # bytes fed to the parser at once when a read is larger (see _feed_in_pieces)
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -83,17 +86,20 @@ class EdgeProtocol(HttpToolsProtocol):
         self._reading_head = True  # from the first byte of a request until its headers are complete
         self._head_bytes = 0
         self._max_head = self.settings.max_header_bytes
+        self._piece = min(PIECE, self._max_head)
         self._head_timer: asyncio.TimerHandle | None = None
         self._lane = wire.lane_of(self.app)  # None: an app without the hot lane (no wire)
         self._wired: bytearray | None = None  # the body so far of a request taking the wire
         self._idle_since: float | None = None  # loop time since when the connection is idle
+        self._last_word: LastWord | None = None  # the problem answer that ends the connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.settings.max_connections:
             self.transport = transport
-            self._log_cap()
-            detail = "the gateway is at its connection limit; retry"
-            self._answer(503, detail, (b"retry-after: 1\r\n",))
+            if (now := time.monotonic()) - EdgeProtocol._cap_logged >= CAP_LOG_EVERY:
+                EdgeProtocol._cap_logged = now
+                log.warning("connection limit reached (%d): refusing new connections", len(self.connections))
+            self._answer(503, "the gateway is at its connection limit; retry", (b"retry-after: 1\r\n",))
             return
         super().connection_made(transport)
         self._idle()  # a connection that never sends a byte is idle from the start
@@ -140,8 +146,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._idle()
 
     def data_received(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
-        if self._reading_head and self._head_bytes + len(data) > self._max_head:
+        self._idle_since = None  # busy (_unset_keepalive_if_required, inline)
+        if self._head_bytes + len(data) > self._piece:  # a large read, or a head past its first piece
             if not self._feed_in_pieces(data):
                 return
         else:  # the usual case: the whole read goes to the parser at once
@@ -155,18 +161,21 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_too_slow)
 
     def _feed_in_pieces(self, data: bytes) -> bool:
-        """Feed the parser at most the head bytes still allowed, then the rest after the head."""
+        """Feed the parser ``_piece`` bytes at a time, and of a head at most the bytes still
+        allowed. The parser tells no position: a message that ends inside a piece leaves the rest
+        of that piece uncounted in the next head (pipelining), so a head is cut at the cap plus
+        one piece at most."""
         rest = memoryview(data)
         while rest:
-            part = rest
+            size = self._piece
             if self._reading_head:
                 room = self._max_head - self._head_bytes
                 if room <= 0:
                     self._answer(431, f"the request line and header fields exceed {self._max_head} bytes")
                     return False
-                part = rest[:room]
-            rest = rest[len(part) :]
-            self._head_bytes += len(part)
+                size = min(size, room)
+            part, rest = rest[:size], rest[size:]
+            self._head_bytes += len(part)  # reset when the head (or the message) is complete
             if not self._feed(part):
                 return False
         return True
@@ -174,15 +183,31 @@ class EdgeProtocol(HttpToolsProtocol):
     def _feed(self, part: bytes | memoryview) -> bool:
         try:
             self.parser.feed_data(part)
-        except httptools.HttpParserUpgrade:  # without a WebSocket protocol: answered as plain HTTP
-            if self._should_upgrade():
+        except httptools.HttpParserUpgrade as exc:  # the parser took the bytes after the head as not HTTP
+            if super()._should_upgrade():  # a WebSocket protocol is configured (never by reliq gateway)
                 self.handle_websocket_upgrade()
-            return False
+                return False
+            if self.scope["method"] == "CONNECT":
+                return False  # uvicorn's way: the app answers; no tunnel
+            return self._as_plain_http(bytes(part[exc.args[0] :]))
         except httptools.HttpParserError as exc:
             reason = "" if isinstance(exc, httptools.HttpParserCallbackError) else f": {exc}"
             self._answer(400, f"malformed HTTP request{reason}")
             return False
         return True
+
+    def _should_upgrade(self) -> bool:
+        """Asked only about a request the parser takes for an upgrade: True leaves it to ``_feed``
+        (no cycle, no body), which reads it again as plain HTTP; a CONNECT goes to the app."""
+        return self.scope["method"] != "CONNECT"
+
+    def _as_plain_http(self, rest: bytes) -> bool:
+        """Read the ``Upgrade`` request just parsed (without its body: ``rest`` starts there) again,
+        without that field, on a fresh parser: answered as plain HTTP, body included."""
+        head = plain_head(self.scope["method"], self.url, self.scope["http_version"], self.headers)
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        return self._feed(head + rest)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
@@ -232,31 +257,37 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def _answer(self, status: int, detail: str, headers: tuple[bytes, ...] = ()) -> None:
-        """Answer ``status`` with a problem document and close; while a response is still being
-        sent on this connection (pipelining), close without one."""
+        """Answer ``status`` with a problem document and close, after the answers still owed to
+        the requests before (pipelining: in order; the parser reads nothing more meanwhile)."""
         self._stop_head_timer()
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._last_word is not None:
             return
         log.debug("edge answer %d to %s: %s", status, self.client, detail)
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(self._problem(status, detail, headers))
-        self.transport.close()
+        make = partial(problem, status, detail, headers, self.server_state.default_headers)
+        self._last_word = word = LastWord(self.transport, make)
+        owed = self._owed()
+        if owed is None:  # the refused request's answer has started: it cannot be replaced
+            self.transport.close()
+        elif owed:
+            self.flow.pause_reading()
+            self.pipeline.appendleft((word, None))  # type: ignore[arg-type]  # run when its turn comes
+        else:
+            word.say()
 
-    def _problem(self, status: int, detail: str, headers: tuple[bytes, ...]) -> bytes:
-        title = http.HTTPStatus(status).phrase
-        doc = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-        body = msgspec.json.encode(doc)
-        head = [STATUS_LINE[status]]
-        head += [b"%s: %s\r\n" % kv for kv in self.server_state.default_headers]
-        head += [b"content-type: ", PROBLEM.encode(), b"\r\ncontent-length: %d\r\n" % len(body)]
-        head += [*headers, b"connection: close\r\n\r\n", body]
-        return b"".join(head)
-
-    def _log_cap(self) -> None:
-        now = time.monotonic()
-        if now - EdgeProtocol._cap_logged >= CAP_LOG_EVERY:
-            EdgeProtocol._cap_logged = now
-            log.warning("connection limit reached (%d): refusing new connections", len(self.connections))
+    def _owed(self) -> bool | None:
+        """Whether answers to earlier requests are still owed (None: the refused one's has started)."""
+        cycle = self.cycle
+        if not self._reading_head and self._wired is None and cycle is not None:
+            # the body of the request whose head came last broke off: that request is refused
+            if self.pipeline and self.pipeline[0][0] is cycle:
+                self.pipeline.popleft()  # queued behind one in flight: its refusal takes its place
+                return True
+            if cycle.response_started:
+                return None
+            cycle.disconnected = True  # its app sees the client gone; the answer is the 400
+            cycle.message_event.set()
+            return False
+        return cycle is not None and not cycle.response_complete
 
 
 def edge_protocol(settings: GatewaySettings) -> type[EdgeProtocol]:
