@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +35,18 @@ class Policy:
     backoff_max: float = 300.0
     suspend_after: float | None = None  # seconds a durable await waits in memory (None: the worker's)
     priority: Priority = "normal"  # when a send gives none (reliq.store.priority)
+
+    def __post_init__(self) -> None:
+        for name in ("max_attempts", "max_deliveries"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, not {v!r}")
+        for name in ("timeout", "backoff_base", "backoff_max", "suspend_after"):
+            v = getattr(self, name)
+            ok = v is None or (type(v) in (int, float) and math.isfinite(v) and v >= 0)
+            if not ok or (name == "timeout" and v == 0):
+                rule = "> 0 or None" if name == "timeout" else ">= 0"
+                raise ValueError(f"{name} must be a finite number of seconds {rule}, not {v!r}")
 
 
 class FlowOptions(TypedDict, total=False):
@@ -261,6 +274,8 @@ class App:
     def __init__(self, services: Iterable[Service]) -> None:
         self.services: dict[str, Service] = {}
         for s in services:
+            if not isinstance(s, Service):
+                raise TypeError(f"App takes Service objects, not {type(s).__name__} {s!r}")
             if s.name in self.services:
                 raise ValueError(f"service {s.name!r} listed twice")
             self.services[s.name] = s

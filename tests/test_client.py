@@ -244,3 +244,11 @@ async def test_concurrent_sends_read_a_stale_layout_once(
         assert len(reads) == 1 and len(set(ids)) == 50
         await c.layout(svc, fresh=True)  # fresh is always a read of its own
         assert len(reads) == 2
+
+
+async def test_arguments_of_the_wrong_type_are_named(url: str, names: Names) -> None:
+    with pytest.raises(TypeError, match="redis_url must be a str"):
+        Client(5)  # type: ignore[arg-type]
+    async with client(url) as c:
+        with pytest.raises(TypeError, match="at must be an aware datetime, not int"):
+            await c.send(names(), "job", at=1)  # type: ignore[arg-type]

@@ -57,6 +57,8 @@ class Client:
         retention: timedelta | float = timedelta(hours=24),
         recheck: float = RECHECK,
     ) -> None:
+        if redis_url is not None and not isinstance(redis_url, str):
+            raise TypeError(f"redis_url must be a str such as 'redis://host:6379/0', not {redis_url!r}")
         if redis is None:
             redis = connect(redis_url or "redis://127.0.0.1:6379/0")
             self._owns = True

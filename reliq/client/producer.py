@@ -112,6 +112,8 @@ def due_ms(at: datetime | None, now: float) -> int | None:
     (unix seconds); a time in the past means "now" (one before 1970 is stored as 0)."""
     if at is None:
         return None
+    if not isinstance(at, datetime):
+        raise TypeError(f"at must be an aware datetime, not {type(at).__name__}")
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("at must be an aware datetime (with a time zone)")
     try:

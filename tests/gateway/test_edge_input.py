@@ -101,3 +101,20 @@ async def test_catalog_stays_bounded_under_random_service_names(url: str, names:
             assert await catalog.lookup("n" + uuid.uuid4().hex, "h") is None
         assert len(catalog._cache) == MAX_NAMES and len(c._keys) <= MAX_NAMES
         assert await catalog.lookup(svc.name, "h") is not None  # a real one is found again
+
+
+async def test_a_long_value_is_elided_in_a_422_and_a_trailing_slash_is_a_404(url: str, names: Names) -> None:
+    """Without the App, jsonschema-rs's message quoted the whole offending value: a 900 KB body
+    came back as a 900 KB problem. Starlette answered a trailing slash with a bodyless 307."""
+    svc = Service(names())
+
+    @svc.handler
+    async def h(ctx: Context, req: int) -> None: ...
+
+    async with running(svc, url):  # publishes the schema the gateway validates against
+        pass
+    async with gateway(url) as http:
+        r = await http.post(f"/send/{svc.name}/h", json="x" * 300_000)
+        assert r.status_code == 422 and len(r.text) < 2000, len(r.text)
+        slash = await http.post(f"/send/{svc.name}/h/", json=1)
+        assert slash.status_code == 404 and slash.headers["content-type"] == "application/problem+json"

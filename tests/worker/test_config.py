@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from reliq import Context, Service
+from reliq import App, Context, Service
 from reliq.worker.config import WorkerConfig
 
 from ..conftest import Names, running
@@ -75,3 +75,30 @@ def test_a_handler_that_could_never_run_is_refused_at_decoration(fn: object, say
     svc = Service("cfg")
     with pytest.raises(TypeError, match=says):
         svc.handler(fn)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"max_attempts": 2.5},
+        {"max_attempts": "3"},
+        {"max_deliveries": 0},
+        {"timeout": 0},
+        {"timeout": -1},
+        {"timeout": math.nan},
+        {"backoff_base": -1},
+        {"backoff_max": math.inf},
+        {"suspend_after": -1},
+    ],
+)
+def test_handler_limits_that_cannot_work_are_refused_at_decoration(opts: dict[str, object]) -> None:
+    svc = Service("cfg")
+    with pytest.raises(ValueError, match=next(iter(opts))):
+
+        @svc.handler(**opts)  # type: ignore[call-overload]
+        async def job(ctx: Context) -> None: ...
+
+
+def test_an_app_of_names_is_refused_clearly() -> None:
+    with pytest.raises(TypeError, match="Service objects"):
+        App(["orders"])  # type: ignore[list-item]
