@@ -2,7 +2,7 @@
 the catalog: the App the gateway was given, or the registry workers publish). Without the App,
 each handler also lists the schema versions in force (``versions``, current first, with the
 live consumers running each): during a rolling deploy a body valid under any of them is
-accepted (``reliq.client.schemas`` has the rule)."""
+accepted (``reliq.client.schemas`` has the rule). With the App, ``schema_version`` is its code's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+
+from reliq.store.registry import schema_version
 
 from .catalog import HandlerInfo
 from .problems import documented
@@ -28,6 +30,8 @@ def _handler(info: HandlerInfo) -> dict[str, Any]:
             for v in info.versions
         ]
         doc["rule"] = "accept a body valid under any version in force" if len(info.versions) > 1 else "one"
+    else:  # the App's code: the version its workers publish (the dashboard shows it either way)
+        doc["schema_version"] = schema_version(info.input_schema)
     return doc
 
 

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from reliq import Context, Service, Terminal
+from reliq.store.registry import schema_version
 
 from ..conftest import Names, client, running
 from .conftest import gateway
@@ -206,6 +207,8 @@ async def test_services_lists_handlers_with_schemas(url: str, names: Names) -> N
     handlers = r.json()["services"][svc.name]
     assert set(handlers) == {"place", "slow", "declined"}
     assert "Order" in str(handlers["place"]["input_schema"])
+    # with the App too: the version its workers publish (the dashboard shows it)
+    assert handlers["place"]["schema_version"] == schema_version(handlers["place"]["input_schema"])
 
 
 async def test_traceparent_is_stored_and_continued_by_handlers_and_children(url: str, names: Names) -> None:
