@@ -68,7 +68,8 @@ async def _settle_promise(client: Client, invocation_id: str, name: str, value: 
         raise PromiseAlreadySettled(f"promise {name!r} of {invocation_id} was settled before")
     if status == "terminal":
         state = await client.state(invocation_id) or "finished"
-        raise InvocationFailed(invocation_id, state, {"message": "the invocation already finished"})
+        late = f"promise {name!r} not settled: the invocation has finished"
+        raise InvocationFailed(invocation_id, state, {"message": late})
     return status
 
 
