@@ -1,8 +1,9 @@
 """``reliq schedules SERVICE [create|pause|resume|delete NAME ...]``: list a service's schedules
 (definition, last tick and its state, next fire, paused) or change one. Each form calls one
-``Client`` schedule method and prints its JSON answer. A service no worker registered is one line
-and exit 2, as for ``reliq limits`` (nothing listed, nothing written); a schedule the library
-refuses (a bad cron expression, a name taken by another definition) is one line and exit 1."""
+``Client`` schedule method and prints its JSON answer. Listing a service no worker registered is
+one line and exit 2, as ``reliq limits show`` says it, not an empty list (creating a schedule
+before the first deploy stays possible); a schedule the library refuses (a bad cron expression, a
+name taken by another definition) is one line and exit 1."""
 
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def add_parser(sub: Any) -> None:
 
 async def _call(a: argparse.Namespace) -> Any:
     async with Client(a.redis_url) as c:
-        if not await inspect.known_service(c, a.service):
-            raise UnknownService(f"no service {a.service!r} is registered")
         if a.action == "list":
+            if not await inspect.known_service(c, a.service):
+                raise UnknownService(f"no service {a.service!r} is registered")
             return await c.schedules(a.service)
         if not a.name:
             raise ValueError(f"{a.action} needs a schedule name")
