@@ -52,11 +52,14 @@ def test_an_object_that_is_not_an_app() -> None:
     one_line(reliq("worker", "reliq.examples.shop:log"), 2, "is a Logger, not a reliq App")
 
 
-def test_a_port_in_use(taken_port: int, url: str) -> None:
+def test_a_port_in_use(taken_port: int, url: str, tmp_path: Path) -> None:
     gateway = reliq("--redis-url", url, "gateway", "--port", str(taken_port))
     one_line(gateway, 1, f"127.0.0.1:{taken_port}", "in use")
     dev = reliq("dev", "--port", str(taken_port), "--redis-port", str(free_port()))
     one_line(dev, 1, f"gateway port {taken_port}", "in use")
+    server = reliq("redis", "--port", str(taken_port), "--data-dir", str(tmp_path / "data"))
+    one_line(server, 1, f"reliq redis: cannot listen on 127.0.0.1:{taken_port}", "in use")
+    assert not (tmp_path / "data").exists()  # checked before anything was created
 
 
 def test_redis_unreachable_at_start(dead_url: str) -> None:

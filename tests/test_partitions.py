@@ -164,7 +164,9 @@ async def test_concurrent_partition_changes_never_lower_high(url: str, names: Na
         assert lay.high == max(counts) and lay.partitions in counts
 
 
-def test_cli_refuses_bad_counts_names_and_ids_without_a_traceback_or_a_write(url: str, names: Names) -> None:
+def test_cli_refuses_bad_counts_names_and_ids_without_a_traceback_or_a_write(
+    url: str, names: Names, capsys: pytest.CaptureFixture[str]
+) -> None:
     from reliq.cli.main import main
 
     name = names()
@@ -176,7 +178,9 @@ def test_cli_refuses_bad_counts_names_and_ids_without_a_traceback_or_a_write(url
     ]:
         with pytest.raises(SystemExit) as e:
             main(["--redis-url", url, *argv])
-        assert said in str(e.value)
+        assert e.value.code == 2  # bad input, one line on stderr
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"reliq {argv[0]}: ") and said in line
     r = redis.Redis.from_url(url)
     try:
         assert not r.exists(ServiceKeys(name).layout)

@@ -19,6 +19,7 @@ from reliq.admin import detail
 from reliq.admin import overview as inspect
 from reliq.admin import tree as family
 from reliq.admin.documents import AuditPage, Detail, ParkedPage, PendingPage
+from reliq.cli.tables import new_table, print_table, terminal
 from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
 from reliq.errors import UnknownInvocation
@@ -79,12 +80,9 @@ def _where(partition: int | None, partitions: int) -> str:
 
 
 def _pending_table(page: PendingPage) -> Table:
-    from rich.table import Table
-
-    t = Table(title=f"{page.service}: {page.total} pending{_where(page.partition, page.partitions)}")
     cols = ("part.", "entry", "invocation", "handler", "owner", "idle", "deliv.", "attempt", "reclaim in")
-    for col in (*cols, "step"):
-        t.add_column(col)
+    title = f"{page.service}: {page.total} pending{_where(page.partition, page.partitions)}"
+    t = new_table(title, (*cols, "step"), ids=("invocation",))
     for e in page.items:
         owner = f"[green]{e.owner}[/]" if e.owner_alive else f"[red]{e.owner} (dead)[/]"
         t.add_row(
@@ -105,12 +103,10 @@ def _pending_table(page: PendingPage) -> Table:
 
 
 def _parked_table(page: ParkedPage) -> Table:
-    from rich.table import Table
-
     kind = "archived" if page.archived else "parked"
-    t = Table(title=f"{page.service}: {page.total} {kind}{_where(page.partition, page.partitions)}")
-    for col in ("part.", "invocation", "handler", "reason", "error", "attempts", "parked"):
-        t.add_column(col)
+    title = f"{page.service}: {page.total} {kind}{_where(page.partition, page.partitions)}"
+    cols = ("part.", "invocation", "handler", "reason", "error", "attempts", "parked")
+    t = new_table(title, cols, ids=("invocation",))
     for p in page.items:
         err = f"{p.error.type}: {p.error.message}" if p.error else "-"
         t.add_row(
@@ -128,11 +124,8 @@ def _parked_table(page: ParkedPage) -> Table:
 
 
 def _audit_table(page: AuditPage) -> Table:
-    from rich.table import Table
-
-    t = Table(title="audit log")
-    for col in ("id", "service", "part.", "who", "action", "target", "result"):
-        t.add_column(col)
+    cols = ("id", "service", "part.", "who", "action", "target", "result")
+    t = new_table("audit log", cols, ids=("target",))
     for e in page.items:
         t.add_row(e.id, e.service, str(e.partition), e.who, e.action, e.target, e.result)
     if page.next_cursor:
@@ -141,8 +134,6 @@ def _audit_table(page: AuditPage) -> Table:
 
 
 def _detail(console: Console, d: Detail) -> None:
-    from rich.table import Table
-
     inv = d.invocation
     where = " (parked)" if d.parked else " (archived)" if d.archived else ""
     console.print(f"[bold]{inv.id}[/]  {inv.service}.{inv.handler}  state [bold]{inv.state}[/]{where}")
@@ -167,9 +158,7 @@ def _detail(console: Console, d: Detail) -> None:
         console.print(f"[red]error: {inv.error.type}: {inv.error.message}[/]")
         if inv.error.traceback:
             console.print(inv.error.traceback.rstrip(), markup=False, highlight=False)
-    t = Table(title="timeline")
-    for col in ("at (ms)", "event", "actor", "epoch", "detail"):
-        t.add_column(col)
+    t = new_table("timeline", ("at (ms)", "event", "actor", "epoch", "detail"))
     for ev in d.timeline:
         extra = ev.detail or ""
         if ev.count:
@@ -233,9 +222,9 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
 
 
 def run(a: argparse.Namespace) -> None:
-    from rich.console import Console
+    from rich.table import Table
 
-    console = Console()
+    console = terminal()
     try:
         doc, view = asyncio.run(_run(a, console))
     except (UnknownInvocation, InvalidName) as e:
@@ -249,5 +238,7 @@ def run(a: argparse.Namespace) -> None:
     elif isinstance(view, tuple) and isinstance(view[0], Detail):
         _detail(console, view[0])
         print_tree(console, view[1])
+    elif isinstance(view, Table):
+        print_table(console, view)
     else:
         console.print(view)

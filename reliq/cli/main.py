@@ -3,15 +3,20 @@
 The grammar is in ``reliq.cli.parser``. The commands that run something (``worker``, ``dev``,
 ``gateway``, ``redis``) call ``reliq.worker.run``, ``reliq.devserver`` and the gateway (by name,
 through ``reliq.loading``); the others print the JSON document of one ``Client`` call, or an
-admin view (``reliq.cli.admin``). A name that does not load, a missing optional dependency
-(exit 2), an unreachable Redis, a port in use, or an argument the library refuses (exit 1) ends
-with a one-line error and no traceback.
+admin view (``reliq.cli.admin``). Every error a user can cause or meet ends with one line on
+stderr and no traceback: exit 2 for the command line itself (a name that does not load, a missing
+optional dependency, bad input: a malformed name, id, key or JSON, a payload that fails the
+handler's schema, an unregistered service or handler), exit 1 for a refusal at run time (Redis
+unreachable, a port in use, and every exception of ``reliq.errors``: backpressure, an idempotency
+conflict, an unknown invocation...). A closed stdout (``reliq get ID | head -c 300``) ends quietly
+with exit 141, as a process killed by SIGPIPE reports in a shell.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -19,13 +24,14 @@ import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from reliq import codec
+from reliq import codec, errors
 from reliq.cli import admin as cli_admin
 from reliq.cli import limits as cli_limits
 from reliq.cli import schedules as cli_schedules
 from reliq.cli import trees as cli_trees
 from reliq.cli.logs import setup as setup_logs
 from reliq.cli.parser import build_parser
+from reliq.cli.sendcheck import check_send
 from reliq.client import Client
 from reliq.loading import LoadError, extra_for, load_app, serve_gateway
 from reliq.store.priority import check_priority
@@ -33,6 +39,24 @@ from reliq.store.topology import as_cluster_url
 from reliq.worker.config import WorkerConfig
 
 __all__ = ["main"]
+
+# What the library raises when it refuses a well-formed request at run time (reliq.errors has no
+# common base class): one line and exit 1 (tests/test_cli_refusals.py checks that every class
+# reliq.errors defines is here).
+REFUSALS: tuple[type[Exception], ...] = (
+    errors.Backpressure,
+    errors.IdempotencyConflict,
+    errors.InvocationFailed,  # with its subclasses: cancelled, a child failed or cancelled
+    errors.LeaseLost,
+    errors.Nondeterminism,
+    errors.NotConfirmed,
+    errors.PromiseAlreadySettled,
+    errors.PromiseRejected,
+    errors.Retry,
+    errors.Terminal,
+    errors.UnknownInvocation,
+)
+SIGPIPE_EXIT = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
 def _partition_set(text: str | None) -> frozenset[int] | None:
@@ -79,7 +103,12 @@ async def _partitions(c: Client, service: str, count: int | None) -> Any:
 async def _client_call(a: argparse.Namespace) -> Any:
     async with Client(a.redis_url) as c:
         if a.cmd == "send":
-            payload = codec.decode(a.payload.encode())
+            try:
+                payload = codec.decode(a.payload.encode())
+            except ValueError as e:
+                raise ValueError(f"payload: malformed JSON ({e})") from None
+            if not a.no_check:  # what the gateway checks, before anything is written
+                await check_send(c, a.service, a.handler, payload)
             acc = await c.send(a.service, a.handler, payload, key=a.key, delay=a.delay, priority=a.priority)
             return {"id": acc.id, "status": acc.status}
         if a.cmd == "get":
@@ -98,8 +127,9 @@ def _client_cmd(a: argparse.Namespace) -> None:
             raise SystemExit(2) from None
     try:
         out = asyncio.run(_client_call(a))
-    except ValueError as e:  # bad name, id, key, count or payload: say so, no traceback
-        raise SystemExit(f"reliq {a.cmd}: {e}") from None
+    except ValueError as e:  # bad name, id, key, count or payload, unregistered: bad input
+        print(f"reliq {a.cmd}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(codec.encode(out).decode())
 
 
@@ -139,6 +169,16 @@ COMMANDS = {"redis": _redis, "worker": _worker, "gateway": _gateway, "dev": _dev
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not at interpreter exit
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say to anyone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's own flush must not fail again
+        raise SystemExit(SIGPIPE_EXIT) from None
+
+
+def _main(argv: list[str] | None) -> None:
     a = build_parser().parse_args(argv)
     if a.cluster:
         a.redis_url = as_cluster_url(a.redis_url)
@@ -171,3 +211,13 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+    except REFUSALS as e:  # a refusal at run time (backpressure, a conflict, ...): one line
+        print(f"reliq {a.cmd}: {refusal(e)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def refusal(e: Exception) -> str:
+    """The one line for a refusal (an unknown invocation's message is only its id)."""
+    if isinstance(e, errors.UnknownInvocation):
+        return f"unknown or expired invocation {e}"
+    return str(e)

@@ -108,6 +108,11 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--key", default=None)
     s.add_argument("--delay", type=float, default=None)
     s.add_argument("--priority", default=None, help="high, normal or low (default: the handler's)")
+    s.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the check that workers registered SERVICE/HANDLER and that the payload fits its schema",
+    )
     g = sub.add_parser("get", help="status document of an invocation")
     g.add_argument("id")
     sub.add_parser("durability", help="what an ack from this server is worth")

@@ -1,16 +1,25 @@
 """``reliq schedules SERVICE [create|pause|resume|delete NAME ...]``: list a service's schedules
 (definition, last tick and its state, next fire, paused) or change one. Each form calls one
-``Client`` schedule method and prints its JSON answer."""
+``Client`` schedule method and prints its JSON answer. Listing a service no worker registered is
+one line and exit 2, as ``reliq limits show`` says it, not an empty list (creating a schedule
+before the first deploy stays possible); a schedule the library refuses (a bad cron expression, a
+name taken by another definition) is one line and exit 1."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from reliq import codec
+from reliq.admin import overview as inspect
 from reliq.client import Client
 from reliq.store.cron import InvalidSchedule, ScheduleConflict
+
+
+class UnknownService(ValueError):
+    """No worker registered the service (as ``reliq limits`` says it)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -32,6 +41,8 @@ def add_parser(sub: Any) -> None:
 async def _call(a: argparse.Namespace) -> Any:
     async with Client(a.redis_url) as c:
         if a.action == "list":
+            if not await inspect.known_service(c, a.service):
+                raise UnknownService(f"no service {a.service!r} is registered")
             return await c.schedules(a.service)
         if not a.name:
             raise ValueError(f"{a.action} needs a schedule name")
@@ -60,6 +71,9 @@ async def _call(a: argparse.Namespace) -> Any:
 def run(a: argparse.Namespace) -> None:
     try:
         out = asyncio.run(_call(a))
+    except UnknownService as e:  # bad input, like `reliq limits show nosvc`
+        print(f"reliq schedules: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (InvalidSchedule, ScheduleConflict, ValueError) as e:  # say so, no traceback
         raise SystemExit(f"reliq schedules: {e}") from None
     print(codec.encode(out).decode())

