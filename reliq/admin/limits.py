@@ -266,9 +266,15 @@ async def set_limits(
 
 
 async def clear_limits(client: Client, service: str, handler: str, *, who: str) -> HandlerLimits:
-    """Remove the operator's override of ``handler``: the code's limits apply again."""
+    """Remove the operator's override of ``handler``: the code's limits apply again. A handler
+    that is not registered, has no limits in code and no override is a ``ValueError`` (nothing
+    written, nothing audited); a stale override of a handler gone from the code stays clearable."""
     check_name("service", service)
     check_name("handler", handler)
+    code, before = await _current(client, service, handler, strict=False)
+    registered = await client.redis.hget(client.keys(service).registry, handler)
+    if code is None and before is None and registered is None:
+        raise ValueError(f"no handler {service}.{handler} is registered")
     for k in await client.partition_keys(service):
         await client.scripts.set_limits(k, handler, b"", who)
     code, _ = await _current(client, service, handler, strict=False)

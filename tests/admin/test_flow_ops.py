@@ -136,3 +136,18 @@ async def test_a_bad_change_is_refused_and_nothing_is_written(
             await limits.set_limits(c, svc.name, handler, change, who="ops")
         assert await c.redis.hgetall(flow_keys(k)[0]) == before
         assert await c.redis.xlen(k.audit) == 0
+
+
+async def test_clearing_the_limits_of_a_handler_nobody_knows_writes_nothing(url: str, names: Names) -> None:
+    svc = Service(names())
+
+    @svc.handler
+    async def work(ctx: Context) -> None: ...
+
+    async with running(svc, url), client(url) as c:
+        pass
+    async with client(url) as c:
+        with pytest.raises(ValueError, match="no handler"):
+            await limits.clear_limits(c, svc.name, "nope", who="ops")
+        assert await c.redis.xlen(c.keys(svc.name).audit) == 0  # not audited
+        await limits.clear_limits(c, svc.name, "work", who="ops")  # a registered one: fine
