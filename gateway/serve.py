@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from types import FrameType
 
@@ -93,9 +94,13 @@ def _exit_zero(signum: int, frame: FrameType | None) -> None:
 def serve(redis_url: str, host: str, port: int, app: str | None, durability: str, workers: int = 1) -> None:
     """Serve the gateway until SIGINT/SIGTERM, in this process or in ``workers`` processes
     (``gateway.processes``). Settings not given here come from ``RELIQ_*``."""
-    settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
-    if workers < 1:
-        raise SystemExit(f"reliq gateway: --workers must be >= 1, got {workers}")
+    try:
+        settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+    except ValueError as e:  # a bad setting (--durability, RELIQ_*): a usage error, nothing started
+        print(f"reliq gateway: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     host = bind_host(host, settings)
     check_port(host, port)
     check_redis(settings.redis_url)

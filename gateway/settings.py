@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -10,6 +11,33 @@ from reliq.client.callbacks import CallbackSettings
 from reliq.store.topology import as_cluster_url
 
 _REPLICAS = re.compile(r"^replicas:([1-9][0-9]?)\Z")
+
+
+def _number(name: str, default: float | None, kind: type[int] | type[float] = int) -> float | None:
+    """``RELIQ_...`` variable ``name`` as a ``kind``, else ``default``; ``ValueError`` naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a finite number'}, not {raw!r}")
+    return value
+
+
+def _tokens(env: os._Environ[str]) -> tuple[str, ...]:
+    raw = env.get("RELIQ_API_TOKENS", "").split(",")
+    if env.get("RELIQ_API_TOKENS_FILE"):  # one token per line; '#' starts a comment
+        try:
+            with open(env["RELIQ_API_TOKENS_FILE"], encoding="utf-8") as f:
+                raw += [line.split("#", 1)[0] for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"RELIQ_API_TOKENS_FILE: cannot read {env['RELIQ_API_TOKENS_FILE']!r} ({e})"
+            ) from None
+    return tuple(t.strip() for t in raw if t.strip())
 
 
 def _items(raw: str) -> tuple[str, ...]:
@@ -48,7 +76,9 @@ class GatewaySettings:
 
     def __post_init__(self) -> None:
         if self.durability not in ("none", "fsync") and not _REPLICAS.match(self.durability):
-            raise ValueError("durability must be none, fsync or replicas:N")
+            raise ValueError(
+                f"durability must be none, fsync or replicas:N (N in 1..99), not {self.durability!r}"
+            )
         edge = (self.max_header_bytes, self.header_timeout, self.idle_timeout, self.max_connections)
         if min(edge) <= 0:
             raise ValueError("the header limit, header and idle timeouts and max connections must be > 0")
@@ -61,28 +91,23 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:
         env = os.environ
-        raw = env.get("RELIQ_API_TOKENS", "").split(",")
-        if env.get("RELIQ_API_TOKENS_FILE"):  # one token per line; '#' starts a comment
-            with open(env["RELIQ_API_TOKENS_FILE"], encoding="utf-8") as f:
-                raw += [line.split("#", 1)[0] for line in f]
-        tokens = tuple(t.strip() for t in raw if t.strip())
         values: dict[str, object] = {
             "redis_url": env.get("RELIQ_REDIS_URL", cls.redis_url),
             "durability": env.get("RELIQ_DURABILITY", cls.durability),
-            "max_body": int(env.get("RELIQ_MAX_BODY", cls.max_body)),
+            "max_body": _number("RELIQ_MAX_BODY", cls.max_body),
             "app": env.get("RELIQ_APP") or None,
-            "max_backlog": int(env["RELIQ_MAX_BACKLOG"]) if env.get("RELIQ_MAX_BACKLOG") else None,
-            "max_queued": int(env["RELIQ_MAX_QUEUED"]) if env.get("RELIQ_MAX_QUEUED") else None,
-            "default_wait": float(env.get("RELIQ_DEFAULT_WAIT", cls.default_wait)),
-            "max_wait": float(env.get("RELIQ_MAX_WAIT", cls.max_wait)),
-            "body_timeout": float(env.get("RELIQ_BODY_TIMEOUT", cls.body_timeout)),
-            "max_waiters": int(env.get("RELIQ_MAX_WAITERS", cls.max_waiters)),
-            "wait_recheck": float(env.get("RELIQ_WAIT_RECHECK", cls.wait_recheck)),
-            "max_header_bytes": int(env.get("RELIQ_MAX_HEADER_BYTES", cls.max_header_bytes)),
-            "header_timeout": float(env.get("RELIQ_HEADER_TIMEOUT", cls.header_timeout)),
-            "idle_timeout": float(env.get("RELIQ_IDLE_TIMEOUT", cls.idle_timeout)),
-            "max_connections": int(env.get("RELIQ_MAX_CONNECTIONS", cls.max_connections)),
-            "tokens": tokens,
+            "max_backlog": _number("RELIQ_MAX_BACKLOG", None),
+            "max_queued": _number("RELIQ_MAX_QUEUED", None),
+            "default_wait": _number("RELIQ_DEFAULT_WAIT", cls.default_wait, float),
+            "max_wait": _number("RELIQ_MAX_WAIT", cls.max_wait, float),
+            "body_timeout": _number("RELIQ_BODY_TIMEOUT", cls.body_timeout, float),
+            "max_waiters": _number("RELIQ_MAX_WAITERS", cls.max_waiters),
+            "wait_recheck": _number("RELIQ_WAIT_RECHECK", cls.wait_recheck, float),
+            "max_header_bytes": _number("RELIQ_MAX_HEADER_BYTES", cls.max_header_bytes),
+            "header_timeout": _number("RELIQ_HEADER_TIMEOUT", cls.header_timeout, float),
+            "idle_timeout": _number("RELIQ_IDLE_TIMEOUT", cls.idle_timeout, float),
+            "max_connections": _number("RELIQ_MAX_CONNECTIONS", cls.max_connections),
+            "tokens": _tokens(env),
             "allowed_hosts": _items(env.get("RELIQ_ALLOWED_HOSTS", "")) or None,
             "public_origins": _items(env.get("RELIQ_PUBLIC_ORIGIN", "")),
             "callback_hosts": CallbackSettings.from_env(env).hosts,

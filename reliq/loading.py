@@ -67,6 +67,10 @@ def load_object(spec: str) -> object:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise LoadError(f"expected MODULE:ATTRIBUTE, got {spec!r}")
+    if "" in module_name.split("."):  # importlib raises TypeError for '.mod' (a relative name)
+        raise LoadError(
+            f"{spec}: {module_name!r} is not a module name (a dotted name like pkg.mod, not a path)"
+        )
     if sys.path[:1] != [os.getcwd()]:
         sys.path.insert(0, os.getcwd())
     try:

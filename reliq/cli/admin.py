@@ -19,24 +19,33 @@ from reliq.admin import detail
 from reliq.admin import overview as inspect
 from reliq.admin import tree as family
 from reliq.admin.documents import AuditPage, Detail, ParkedPage, PendingPage
+from reliq.cli import argtypes as t
 from reliq.cli.tables import new_table, print_table, terminal
 from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import InvalidName
+from reliq.store.record import Field
 
 if TYPE_CHECKING:  # rich is imported by the admin commands only (worker start stays lean)
     from rich.console import Console
     from rich.table import Table
 
 COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard")
+# what redrive and discard answer when the invocation is not in the state they act on
+REFUSED = {"redrive": "not_failed", "discard": "not_parked"}
+
+
+class Refused(Exception):
+    """``redrive`` of an invocation that has not failed, ``discard`` of one not parked: a refusal
+    at run time (exit 1), not audited when the CLI sees it before the script runs."""
 
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("pending", help="pending entries of SERVICE: owner, alive?, idle, attempt")
     p.add_argument("service")
     p.add_argument("--consumer", default=None)
-    p.add_argument("--min-idle", type=float, default=0.0, help="seconds")
+    p.add_argument("--min-idle", type=t.seconds(), default=0.0, help="seconds")
     p.add_argument("--cursor", default=None, help="next_cursor of the previous page")
     q = sub.add_parser("parked", help="parked (dead-letter) invocations of SERVICE")
     q.add_argument("service")
@@ -52,14 +61,14 @@ def add_parsers(sub: Any) -> None:
     target = r.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?")
     target.add_argument("--all", metavar="SERVICE", default=None)
-    r.add_argument("--handler", default=None, help="with --all: only this handler")
+    r.add_argument("--handler", type=t.handler_name, default=None, help="with --all: only this handler")
     d = sub.add_parser("discard", help="move a parked invocation to the archive")
     d.add_argument("id")
     for sp in (p, q, u, i, r, d):
         sp.add_argument("--json", action="store_true", help="print the JSON document")
     for sp in (p, q, u, r):
-        sp.add_argument("--limit", type=int, default=100, help="1-500")
-        sp.add_argument("--partition", type=int, default=None, help="only this partition (default: all)")
+        sp.add_argument("--limit", type=t.page_limit, default=100, help="1-500")
+        sp.add_argument("--partition", type=t.count, default=None, help="only this partition (default: all)")
 
 
 def _ago(ms: int | None) -> str:
@@ -217,8 +226,27 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
                 c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition
             )
             return bulk, f"redriven {len(bulk.redriven)}, {bulk.remaining} still parked"
+        await _actionable(c, a.cmd, a.id)
         res = await operate.act(c, a.cmd, a.id, who=who)
+        if res.status == REFUSED.get(a.cmd):  # it changed state since _actionable read it
+            raise Refused(f"{res.id}: {res.status} (state {res.state})")
         return res, f"{res.id}: {res.status} (state {res.state})"
+
+
+async def _actionable(c: Client, action: str, inv: str) -> None:
+    """``Refused`` before the script runs (which would audit the refusal) when ``inv`` is not
+    failed (redrive) or not parked (discard); an unknown id is left to the script."""
+    if action not in REFUSED:
+        return
+    k = c.keys_of(inv)
+    async with c.redis.pipeline(transaction=False) as p:
+        p.hget(k.inv(inv), Field.STATE)
+        p.zscore(k.parked, inv)
+        state, parked = await p.execute()
+    if state is None:
+        return
+    if state != b"failed" or (action == "discard" and parked is None):
+        raise Refused(f"{inv}: {REFUSED[action]} (state {state.decode()})")
 
 
 def run(a: argparse.Namespace) -> None:
@@ -229,6 +257,9 @@ def run(a: argparse.Namespace) -> None:
         doc, view = asyncio.run(_run(a, console))
     except (UnknownInvocation, InvalidName) as e:
         print(f"unknown or expired invocation: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Refused as e:
+        print(f"reliq {a.cmd}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     except ValueError as e:
         print(str(e), file=sys.stderr)

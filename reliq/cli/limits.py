@@ -20,7 +20,10 @@ from typing import Any, Literal
 from reliq import codec
 from reliq.admin import intake, limits
 from reliq.admin import overview as inspect
+from reliq.cli import argtypes as t
 from reliq.client import Client
+from reliq.store import flow
+from reliq.store.keys import check_name
 
 
 def add_parser(sub: Any) -> None:
@@ -28,14 +31,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("action", choices=("show", "set", "clear"))
     p.add_argument("service")
     p.add_argument("handler", nargs="?", default=None, help="set/clear: the handler; show: only it")
-    p.add_argument("--concurrency-limit", type=int, default=None, help="per key at once (0 lifts it)")
+    p.add_argument("--concurrency-limit", type=t.count, default=None, help="per key at once (0 lifts it)")
     p.add_argument("--rate", default=None, help="N/s, N/min or N/h (0/s lifts it)")
-    p.add_argument("--burst", type=int, default=None, help="starts at once within the rate")
+    p.add_argument("--burst", type=t.positive, default=None, help="starts at once within the rate")
     p.add_argument("--suspended-keeps-permit", choices=("yes", "no"), default=None)
     p.add_argument(
         "--max-queued", default=None, help="set: the service's backpressure limit, N, none or code"
     )
-    p.add_argument("--top", type=int, default=limits.TOP, help="show: keys listed")
+    p.add_argument("--top", type=t.page_limit, default=limits.TOP, help="show: keys listed")
 
 
 def max_queued(value: str) -> int | Literal["none", "code"]:
@@ -60,6 +63,7 @@ async def _call(a: argparse.Namespace) -> Any:
         if not a.handler and queue is None:
             raise ValueError(f"{a.action} needs SERVICE HANDLER" + " or --max-queued" * (a.action == "set"))
         if a.action == "clear":
+            await _clearable(c, a.service, a.handler)
             return await limits.clear_limits(c, a.service, a.handler, who=who)
         keep = None if a.suspended_keeps_permit is None else a.suspended_keeps_permit == "yes"
         change = limits.LimitsChange(
@@ -78,6 +82,19 @@ async def _call(a: argparse.Namespace) -> Any:
         await c.set_max_queued(a.service, queue, who=who)
         now = await intake.intake(c, a.service)
         return now if done is None else {"handler": done, "intake": now}
+
+
+async def _clearable(c: Client, service: str, handler: str) -> None:
+    """``ValueError`` unless ``handler`` is registered, has limits in the code or an override
+    (an override outliving its handler's code stays clearable); nothing is written otherwise."""
+    k = c.keys(check_name("service", service))
+    check_name("handler", handler)
+    async with c.redis.pipeline(transaction=False) as p:
+        p.hmget(flow.flow_keys(k)[0], [handler, handler + "!"])
+        p.hexists(k.registry, handler)
+        stored, registered = await p.execute()
+    if not registered and not any(stored):
+        raise ValueError(f"no handler {service}.{handler} is registered and it has no override to clear")
 
 
 def run(a: argparse.Namespace) -> None:

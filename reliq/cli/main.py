@@ -22,10 +22,12 @@ from typing import Any
 
 import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from reliq import codec, errors
 from reliq.cli import admin as cli_admin
+from reliq.cli import argtypes
 from reliq.cli import limits as cli_limits
 from reliq.cli import schedules as cli_schedules
 from reliq.cli import trees as cli_trees
@@ -69,7 +71,7 @@ def _partition_set(text: str | None) -> frozenset[int] | None:
             lo, dash, hi = part.strip().partition("-")
             out.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
     except ValueError:
-        raise SystemExit(f"--partitions: expected numbers like 0,2 or 0-3, got {text!r}") from None
+        argtypes.die("worker", f"--partitions: expected numbers like 0,2 or 0-3, got {text!r}")
     return frozenset(out)
 
 
@@ -89,8 +91,8 @@ def _worker_config(a: argparse.Namespace) -> WorkerConfig:
             retention=a.retention,
             suspend_after=a.suspend_after,
         )
-    except ValueError as e:  # --concurrency 0 and the like: one line, nothing started
-        raise SystemExit(f"reliq {a.cmd}: {e}") from None
+    except ValueError as e:  # --min-concurrency above --max-concurrency and the like: a usage error
+        argtypes.die(a.cmd, str(e))
 
 
 async def _partitions(c: Client, service: str, count: int | None) -> Any:
@@ -103,10 +105,7 @@ async def _partitions(c: Client, service: str, count: int | None) -> Any:
 async def _client_call(a: argparse.Namespace) -> Any:
     async with Client(a.redis_url) as c:
         if a.cmd == "send":
-            try:
-                payload = codec.decode(a.payload.encode())
-            except ValueError as e:
-                raise ValueError(f"payload: malformed JSON ({e})") from None
+            payload = argtypes.json_value("payload", a.payload)
             if not a.no_check:  # what the gateway checks, before anything is written
                 await check_send(c, a.service, a.handler, payload)
             acc = await c.send(a.service, a.handler, payload, key=a.key, delay=a.delay, priority=a.priority)
@@ -143,9 +142,7 @@ def _worker(a: argparse.Namespace) -> None:
     from reliq.worker.run import run_worker
     from reliq.worker.supervise import default_processes, run_processes
 
-    processes = a.processes if a.processes is not None else default_processes()
-    if processes < 1:
-        raise SystemExit(f"reliq worker: --processes must be >= 1, got {processes}")
+    processes = a.processes if a.processes is not None else default_processes()  # >= 1 (parser)
     app = load_app(a.app)  # a bad MODULE:APP ends here with one line, before any child starts
     if processes == 1:
         run_worker(app, a.redis_url, _worker_config(a))
@@ -210,6 +207,9 @@ def _main(argv: list[str] | None) -> None:
             f"reliq {a.cmd}: Redis at {a.redis_url} is not reachable ({type(e).__name__}: {e})",
             file=sys.stderr,
         )
+        raise SystemExit(1) from None
+    except (RedisError, RedisClusterException) as e:  # the server refused: a db out of range, not a Cluster
+        print(f"reliq {a.cmd}: Redis at {a.redis_url}: {type(e).__name__}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     except REFUSALS as e:  # a refusal at run time (backpressure, a conflict, ...): one line
         print(f"reliq {a.cmd}: {refusal(e)}", file=sys.stderr)

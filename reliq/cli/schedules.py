@@ -14,6 +14,7 @@ from typing import Any
 
 from reliq import codec
 from reliq.admin import overview as inspect
+from reliq.cli import argtypes as t
 from reliq.client import Client
 from reliq.store.cron import InvalidSchedule, ScheduleConflict
 
@@ -31,10 +32,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("name", nargs="?", help="the schedule (all actions but list)")
     p.add_argument("handler", nargs="?", help="create: the handler each tick runs")
     p.add_argument("--cron", default=None, help="create: 5 fields, or 6 with seconds first")
-    p.add_argument("--every", type=float, default=None, help="create: seconds between ticks")
+    p.add_argument(
+        "--every", type=t.seconds(positive=True), default=None, help="create: seconds between ticks"
+    )
     p.add_argument("--tz", default="UTC", help="create: IANA time zone of the cron expression")
     p.add_argument("--catch-up", choices=("latest", "all", "none"), default="latest")
-    p.add_argument("--max-catch-up", type=int, default=10, help="with --catch-up all")
+    p.add_argument("--max-catch-up", type=t.positive, default=10, help="with --catch-up all")
     p.add_argument("--payload", default="null", help="create: the JSON input of each tick")
 
 
@@ -58,7 +61,7 @@ async def _call(a: argparse.Namespace) -> Any:
                 tz=a.tz,
                 catch_up=a.catch_up,
                 max_catch_up=a.max_catch_up,
-                payload=codec.decode(a.payload.encode()),
+                payload=t.json_value("--payload", a.payload),
             )
             return {"status": created}
         act = {"pause": c.pause_schedule, "resume": c.resume_schedule, "delete": c.delete_schedule}[a.action]

@@ -19,6 +19,7 @@ import msgspec
 from reliq.admin import overview as inspect
 from reliq.admin.documents import SuspendedPage, TreeNode, WaitItem
 from reliq.admin.suspended import suspended
+from reliq.cli import argtypes as t
 from reliq.cli.tables import new_table, print_table, terminal
 from reliq.client import Client
 from reliq.errors import InvocationFailed, PromiseAlreadySettled, UnknownInvocation
@@ -44,8 +45,8 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("suspended", help="suspended invocations of SERVICE and what each waits for")
     s.add_argument("service")
     s.add_argument("--cursor", default=None, help="next_cursor of the previous page")
-    s.add_argument("--limit", type=int, default=100, help="1-500")
-    s.add_argument("--partition", type=int, default=None, help="only this partition (default: all)")
+    s.add_argument("--limit", type=t.page_limit, default=100, help="1-500")
+    s.add_argument("--partition", type=t.count, default=None, help="only this partition (default: all)")
     s.add_argument("--json", action="store_true", help="print the JSON document")
 
 
@@ -103,11 +104,7 @@ async def _call(a: argparse.Namespace) -> Any:
                 raise ValueError(f"no service {a.service!r} is registered")
             return await suspended(c, a.service, cursor=a.cursor, limit=a.limit, partition=a.partition)
         if a.cmd == "resolve":
-            try:
-                value = msgspec.json.decode(a.value.encode())
-            except msgspec.DecodeError as e:
-                raise ValueError(f"value: malformed JSON ({e})") from None
-            status = await c.resolve(a.id, a.name, value)
+            status = await c.resolve(a.id, a.name, t.json_value("value", a.value))
         else:
             status = await c.reject(a.id, a.name, a.message)
         return {"id": a.id, "promise": a.name, "status": status}

@@ -22,13 +22,22 @@ class DataDirInUse(RuntimeError):
     """Another embedded server holds the data directory's lock."""
 
 
+class DataDirUnusable(ValueError):
+    """The path cannot be a data directory: a file, not creatable, not writable (a usage error)."""
+
+
 def lock_data_dir(data_dir: Path) -> int:
     """Create ``data_dir`` if needed and lock it; the lock's file descriptor (not inheritable:
     pass it on to the server with ``pass_fds``, or ``os.set_inheritable`` before an ``exec``).
-    Closing every descriptor of it releases the lock. Raises ``DataDirInUse``."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    Closing every descriptor of it releases the lock. Raises ``DataDirInUse``, or
+    ``DataDirUnusable`` when the directory cannot be created or the lock file not written."""
     path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        why = "it is not a directory" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror
+        raise DataDirUnusable(f"{data_dir} cannot be the data directory: {why}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

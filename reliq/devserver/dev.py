@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from reliq.devserver.datalock import DataDirInUse
+from reliq.devserver.datalock import DataDirInUse, DataDirUnusable
 from reliq.devserver.embedded import EmbeddedValkey, port_is_free
 from reliq.loading import gateway_server, load_app
 from reliq.worker.config import WorkerConfig
@@ -122,6 +122,8 @@ def run_dev(
     """Embedded Valkey + ``workers`` worker processes + the gateway on ``port``, until Ctrl-C,
     SIGTERM or SIGHUP. A bad ``app_spec``, a missing gateway extra or a port in use raises or
     exits with one line before anything starts."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers}")
     app_spec = app_spec or EXAMPLES
     load_app(app_spec)
     serve = gateway_server("dev")
@@ -135,8 +137,11 @@ def run_dev(
         server = EmbeddedValkey(redis_port, data_dir, detach_signals=True).start()
     except DataDirInUse as e:
         raise SystemExit(f"reliq dev: {e}") from None
+    except DataDirUnusable as e:  # a file, or a place it cannot create: the command line is wrong
+        print(f"reliq dev: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
-        for slot in range(max(0, workers)):  # each one process (--processes 1), its own consumer
+        for slot in range(workers):  # each one process (--processes 1), its own consumer
             cmd = child_command(server.url, app_spec, config, slot)
             procs.append(subprocess.Popen(cmd, start_new_session=True))
         print(

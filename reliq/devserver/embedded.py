@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from reliq.devserver.datalock import DataDirInUse, lock_data_dir
+from reliq.devserver.datalock import DataDirInUse, DataDirUnusable, lock_data_dir
 
 
 def binary_path() -> Path:
@@ -216,14 +216,17 @@ class EmbeddedValkey:
 
 def serve(port: int, data_dir: Path | str, *, appendfsync: str = "always") -> None:
     """Run valkey-server in the foreground (``reliq redis``): this process becomes the server. A
-    port in use or a data dir another server holds is one line and exit 1, before anything is
-    created or started."""
+    port in use or a data dir another server holds is one line and exit 1, a path that cannot be a
+    data directory one line and exit 2, before anything is created or started."""
     check_port("redis", port)
     d = Path(data_dir).resolve()
     try:
         lock = lock_data_dir(d)
     except DataDirInUse as e:
         raise SystemExit(f"reliq redis: {e}") from None
+    except DataDirUnusable as e:  # a file, or a place it cannot create: the command line is wrong
+        print(f"reliq redis: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     os.set_inheritable(lock, True)  # kept across the exec: the server itself holds the lock
     args = server_args(port, d, appendfsync=appendfsync)
     os.execv(args[0], args)
