@@ -98,13 +98,16 @@ def serve(redis_url: str, host: str, port: int, app: str | None, durability: str
         settings = GatewaySettings.from_env(redis_url=redis_url, app=app, durability=durability)
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        raw = os.environ.get("RELIQ_SHUTDOWN_GRACE", "30")
+        if not raw.strip().isdigit():
+            raise ValueError(f"RELIQ_SHUTDOWN_GRACE must be a whole number of seconds, not {raw!r}")
+        grace = int(raw)
     except ValueError as e:  # a bad setting (--durability, RELIQ_*): a usage error, nothing started
         print(f"reliq gateway: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     host = bind_host(host, settings)
     check_port(host, port)
     check_redis(settings.redis_url)
-    grace = int(os.environ.get("RELIQ_SHUTDOWN_GRACE", "30"))
     if workers > 1:
         if app:
             from reliq.loading import load_app

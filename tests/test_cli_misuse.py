@@ -112,6 +112,8 @@ def test_bad_values_are_usage_errors_before_anything_starts(tmp_path: Path) -> N
     durability, body = batch(["gateway"], ["gateway", "--durability", "fsync"], env=env)
     check(["gateway"], durability, 2, "--durability")
     check(["gateway"], body, 2, "reliq gateway: RELIQ_MAX_BODY must be an integer, not 'abc'")
+    (grace,) = batch(["gateway", "--durability", "fsync"], env={"RELIQ_SHUTDOWN_GRACE": "ten"})
+    check(["gateway"], grace, 2, "RELIQ_SHUTDOWN_GRACE must be a whole number of seconds, not 'ten'")
 
 
 def test_a_server_that_refuses_is_one_line_and_exit_1(url: str) -> None:
