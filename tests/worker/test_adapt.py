@@ -142,11 +142,12 @@ def test_the_cli_defaults_to_adaptive_and_refuses_bad_values(capsys: pytest.Capt
     assert (cfg.min_concurrency, cfg.max_concurrency) == (FLOOR, CEILING)
     cfg = _worker_config(_parse("--concurrency", "7", "--max-concurrency", "300"))
     assert cfg.concurrency == 7 and not cfg.adaptive and cfg.max_concurrency == 300
+    with pytest.raises(SystemExit) as e:  # refused while parsing: a usage error
+        _parse("--concurrency", "0")
+    assert e.value.code == 2 and "expected an integer >= 1, not '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        _worker_config(_parse("--concurrency", "0"))
-    assert str(e.value) == "reliq worker: concurrency must be an integer >= 1, not 0"
-    with pytest.raises(SystemExit, match="must not exceed"):
         _worker_config(_parse("--min-concurrency", "50", "--max-concurrency", "20"))
+    assert e.value.code == 2 and "must not exceed" in capsys.readouterr().err
     # supervised children stay adaptive, with the same bounds
     adaptive = WorkerConfig(min_concurrency=4, max_concurrency=300)
     argv = child_command("redis://h:1/0", "m:app", adaptive, 0)
