@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema_rs
 
 from reliq.client.cache import LRU
+from reliq.schemacheck import first_error
 
 from .problems import Problem
 
@@ -39,25 +40,9 @@ class Compiled:
         return found
 
 
-MAX_DETAIL = 400  # characters of a validator's message in a 422 (the rest of a long value elided)
-
-
-def json_path(parts: list[str | int]) -> str:
-    """``["items", 0, "sku"]`` -> ``$.items[0].sku`` (msgspec's notation)."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
 def check(validators: tuple[Validator, ...], value: Any) -> None:
     """Pass when ``value`` is valid under any validator; otherwise a 422 with the first error of
-    the first (current) one."""
-    if any(v.is_valid(value) for v in validators):
-        return
-    error = next(iter(validators[0].iter_errors(value)), None)
-    if error is None:  # valid under the current one after all (cannot happen): accept
-        return
-    where = json_path(list(error.instance_path))
-    message = error.message  # it quotes the offending value, which may be the whole body
-    if len(message) > MAX_DETAIL:
-        message = message[: MAX_DETAIL // 2] + " ... " + message[-MAX_DETAIL // 2 :]
-    detail = message if where == "$" else f"{message} - at `{where}`"
-    raise Problem(422, "Unprocessable Content", detail)
+    the first (current) one (``reliq.schemacheck``: the words ``reliq send`` uses too)."""
+    why = first_error(validators, value)
+    if why is not None:
+        raise Problem(422, "Unprocessable Content", why)

@@ -1,4 +1,9 @@
-"""Exceptions handlers raise to steer their invocation, and the ones reliq raises to callers."""
+"""Exceptions handlers raise to steer their invocation, and the ones reliq raises to callers.
+
+Every exception reliq defines is a ``ReliqError`` (so ``except ReliqError`` catches them all),
+except ``Cancelled``, which is an ``asyncio.CancelledError`` so that ``except Exception`` does not
+swallow a cancellation. Bad input (a malformed name, schedule or callback URL) is also a
+``ValueError``, an unknown invocation also a ``LookupError``."""
 
 from __future__ import annotations
 
@@ -30,7 +35,11 @@ TRANSIENT: tuple[type[Exception], ...] = (
 )
 
 
-class Retry(Exception):
+class ReliqError(Exception):
+    """The base of every exception reliq defines (but ``Cancelled``, see above)."""
+
+
+class Retry(ReliqError):
     """Raise in a handler to ask for another attempt after ``delay`` (seconds or timedelta).
 
     >>> raise Retry(delay=10)   # try again in 10 s; counts as an attempt
@@ -41,7 +50,7 @@ class Retry(Exception):
         self.delay = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
 
 
-class Terminal(Exception):
+class Terminal(ReliqError):
     """Raise in a handler to fail the invocation at once, without retries (it is parked).
 
     ``status`` is the HTTP status the gateway reports for it (default 500).
@@ -54,7 +63,7 @@ class Terminal(Exception):
         self.status = status
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(ReliqError):
     """The idempotency key was already used with a different handler or payload."""
 
     def __init__(self, invocation_id: str) -> None:
@@ -64,11 +73,11 @@ class IdempotencyConflict(Exception):
         self.invocation_id = invocation_id
 
 
-class UnknownInvocation(LookupError):
+class UnknownInvocation(LookupError, ReliqError):
     """No invocation with that id exists (never registered, or expired after the retention)."""
 
 
-class InvocationFailed(Exception):
+class InvocationFailed(ReliqError):
     """The invocation ended ``failed`` or ``cancelled``; ``error`` is its stored error document."""
 
     def __init__(self, invocation_id: str, state: str, error: dict[str, object] | None) -> None:
@@ -105,13 +114,13 @@ class Cancelled(asyncio.CancelledError):
     way. A subclass of ``asyncio.CancelledError``: code that handles that handles this too."""
 
 
-class Nondeterminism(Exception):
+class Nondeterminism(ReliqError):
     """A replay of the handler asked for another child than its journal recorded at that
     position: the code changed under a running invocation, or depends on something that is not
     journaled. The invocation is parked with reason ``nondeterminism``."""
 
 
-class PromiseRejected(Exception):
+class PromiseRejected(ReliqError):
     """``await ctx.promise(name)`` when the promise was rejected: ``message`` says why."""
 
     def __init__(self, name: str, message: str) -> None:
@@ -120,21 +129,21 @@ class PromiseRejected(Exception):
         self.message = message
 
 
-class PromiseAlreadySettled(Exception):
+class PromiseAlreadySettled(ReliqError):
     """The promise was resolved or rejected before; the first value stands."""
 
 
-class LeaseLost(Exception):
+class LeaseLost(ReliqError):
     """This worker no longer holds the invocation (another worker reclaimed it); stop, commit nothing."""
 
 
-class NotConfirmed(Exception):
+class NotConfirmed(ReliqError):
     """A registration batch was sent but its durability was not confirmed (fewer replicas
     acknowledged it than asked for, or a Cluster's slot moved under it): the invocations may or
     may not exist. Re-sending the same registrations (same ids and keys) is safe and converges."""
 
 
-class Backpressure(Exception):
+class Backpressure(ReliqError):
     """The service holds as many queued invocations as its ``max_queued`` allows: this one was
     refused and nothing was written. Send it again after ``retry_after`` seconds (an idempotency
     key makes the re-send safe); the gateway answers 429 with ``Retry-After``."""

@@ -18,7 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # The units below reliq itself, bottom up. "reliq" alone is the public API (reliq/__init__.py):
 # it imports most of the library, so nothing inside reliq may import it.
 BASE = frozenset(
-    {"reliq.codec", "reliq.errors", "reliq.backoff", "reliq.tracing", "reliq.context", "reliq.logformat"}
+    {
+        "reliq.codec",
+        "reliq.errors",
+        "reliq.backoff",
+        "reliq.tracing",
+        "reliq.context",
+        "reliq.logformat",
+        "reliq.schemacheck",
+    }
 )
 STORE = BASE | {"reliq.store"}
 CORE = STORE | {"reliq.client", "reliq.service"}
@@ -30,6 +38,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "reliq.tracing": frozenset(),
     "reliq.logformat": frozenset(),  # log lines as text or JSON: the CLI's and the gateway workers'
     "reliq.context": frozenset(),  # the Context protocol handlers see
+    "reliq.schemacheck": frozenset(),  # a payload against published schemas: gateway and CLI
     "reliq.backoff": frozenset({"reliq.errors"}),
     # the data model and the scripts: the bottom of everything that touches Redis
     "reliq.store": frozenset({"reliq.codec", "reliq.errors"}),

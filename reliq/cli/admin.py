@@ -24,7 +24,6 @@ from reliq.cli.tables import new_table, print_table, terminal
 from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
 from reliq.errors import UnknownInvocation
-from reliq.store.keys import InvalidName
 from reliq.store.record import Field
 
 if TYPE_CHECKING:  # rich is imported by the admin commands only (worker start stays lean)
@@ -187,7 +186,7 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
     async with Client(a.redis_url) as c:
         service = getattr(a, "all", None) if a.cmd == "redrive" else getattr(a, "service", None)
         if service is not None and not await inspect.known_service(c, service):
-            raise SystemExit(f"no service {service!r} is registered")
+            raise ValueError(f"no service {service!r} is registered")  # bad input: exit 2
         if a.cmd == "pending":
             min_idle = int(a.min_idle * 1000)
             page = await inspect.pending(
@@ -255,14 +254,14 @@ def run(a: argparse.Namespace) -> None:
     console = terminal()
     try:
         doc, view = asyncio.run(_run(a, console))
-    except (UnknownInvocation, InvalidName) as e:
-        print(f"unknown or expired invocation: {e}", file=sys.stderr)
+    except UnknownInvocation as e:  # a well-formed id: a malformed one is bad input (below)
+        print(f"reliq {a.cmd}: unknown or expired invocation {e}", file=sys.stderr)
         raise SystemExit(1) from None
     except Refused as e:
         print(f"reliq {a.cmd}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
-    except ValueError as e:
-        print(str(e), file=sys.stderr)
+    except ValueError as e:  # a malformed id or name, an unregistered service
+        print(f"reliq {a.cmd}: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     if a.json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")

@@ -42,22 +42,6 @@ from reliq.worker.config import WorkerConfig
 
 __all__ = ["main"]
 
-# What the library raises when it refuses a well-formed request at run time (reliq.errors has no
-# common base class): one line and exit 1 (tests/test_cli_refusals.py checks that every class
-# reliq.errors defines is here).
-REFUSALS: tuple[type[Exception], ...] = (
-    errors.Backpressure,
-    errors.IdempotencyConflict,
-    errors.InvocationFailed,  # with its subclasses: cancelled, a child failed or cancelled
-    errors.LeaseLost,
-    errors.Nondeterminism,
-    errors.NotConfirmed,
-    errors.PromiseAlreadySettled,
-    errors.PromiseRejected,
-    errors.Retry,
-    errors.Terminal,
-    errors.UnknownInvocation,
-)
 SIGPIPE_EXIT = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
@@ -211,9 +195,9 @@ def _main(argv: list[str] | None) -> None:
     except (RedisError, RedisClusterException) as e:  # the server refused: a db out of range, not a Cluster
         print(f"reliq {a.cmd}: Redis at {a.redis_url}: {type(e).__name__}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
-    except REFUSALS as e:  # a refusal at run time (backpressure, a conflict, ...): one line
+    except errors.ReliqError as e:  # one line: bad input (a ValueError) exit 2, a refusal exit 1
         print(f"reliq {a.cmd}: {refusal(e)}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2 if isinstance(e, ValueError) else 1) from None
 
 
 def refusal(e: Exception) -> str:

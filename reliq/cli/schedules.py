@@ -16,7 +16,11 @@ from reliq import codec
 from reliq.admin import overview as inspect
 from reliq.cli import argtypes as t
 from reliq.client import Client
-from reliq.store.cron import InvalidSchedule, ScheduleConflict
+from reliq.store.cron import ScheduleConflict
+
+
+class NoSchedule(LookupError):
+    """``pause``, ``resume`` or ``delete`` of a schedule the service does not have (exit 1)."""
 
 
 class UnknownService(ValueError):
@@ -67,16 +71,17 @@ async def _call(a: argparse.Namespace) -> Any:
         act = {"pause": c.pause_schedule, "resume": c.resume_schedule, "delete": c.delete_schedule}[a.action]
         status = await act(a.service, a.name)
         if status == "unknown":
-            raise ValueError(f"no schedule {a.name!r} in {a.service!r}")
+            raise NoSchedule(f"no schedule {a.name!r} in {a.service!r}")
         return {"status": status}
 
 
 def run(a: argparse.Namespace) -> None:
     try:
         out = asyncio.run(_call(a))
-    except UnknownService as e:  # bad input, like `reliq limits show nosvc`
+    except (ScheduleConflict, NoSchedule) as e:  # a name taken, or no such schedule: a refusal
+        print(f"reliq schedules: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except ValueError as e:  # an unregistered service (like `reliq limits show nosvc`), a bad schedule
         print(f"reliq schedules: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (InvalidSchedule, ScheduleConflict, ValueError) as e:  # say so, no traceback
-        raise SystemExit(f"reliq schedules: {e}") from None
     print(codec.encode(out).decode())

@@ -14,13 +14,11 @@ NotSendable: payload does not match orders/place's input schema: 1 is not of typ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reliq.client import Client
 from reliq.client.schemas import HandlerSchemas
-
-if TYPE_CHECKING:
-    import jsonschema_rs
+from reliq.schemacheck import compile_schema, first_error
 
 NO_CHECK = "--no-check sends anyway"
 
@@ -29,34 +27,13 @@ class NotSendable(ValueError):
     """The service or handler is not registered, or the payload fails its input schema."""
 
 
-def json_path(parts: list[str | int]) -> str:
-    """``["items", 0, "sku"]`` -> ``$.items[0].sku`` (msgspec's notation, as the gateway's 422s)."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
-def _validators(found: HandlerSchemas) -> list[jsonschema_rs.Validator] | None:
-    """One validator per schema version in force; None without jsonschema-rs (no gateway extra)."""
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
-    return [
-        jsonschema_rs.validator_for(v.input_schema, validate_formats=True, offline=True)
-        for v in found.versions
-    ]
-
-
 def schema_error(found: HandlerSchemas, payload: Any) -> str | None:
     """Why ``payload`` is valid under none of the handler's schemas (the current one's first
     error), or None when it is valid under one of them (or cannot be checked here)."""
-    validators = _validators(found) if found.takes_input and found.versions else None
-    if not validators or any(v.is_valid(payload) for v in validators):
+    if not found.takes_input:
         return None
-    error = next(iter(validators[0].iter_errors(payload)), None)
-    if error is None:
-        return None
-    where = json_path(list(error.instance_path))
-    return error.message if where == "$" else f"{error.message} - at `{where}`"
+    validators = [compile_schema(v.input_schema) for v in found.versions]
+    return first_error([v for v in validators if v is not None], payload)
 
 
 async def check_send(client: Client, service: str, handler: str, payload: Any) -> None:

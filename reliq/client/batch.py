@@ -31,7 +31,7 @@ from reliq import codec
 from reliq.client import producer, replyto, routing
 from reliq.client.producer import MAX_BATCH, SendOptions, Where
 from reliq.context import target_of
-from reliq.errors import Backpressure, IdempotencyConflict
+from reliq.errors import Backpressure, IdempotencyConflict, ReliqError
 from reliq.store import flow
 from reliq.store.batch import Batch
 from reliq.store.keys import check_name
@@ -53,7 +53,7 @@ class ManyArgs(TypedDict, total=False):
     priority: Priority | None  # "high" | "normal" | "low"; None: the handler's default
 
 
-class BatchError(Exception):
+class BatchError(ReliqError):
     """Some items of a ``send_many`` were not accepted; the others were placed and stay placed.
 
     ``results[i]``: item i's ``Accepted``, or the exception ``Client.send`` would have raised for

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reliq.client.schemas import live_consumers
+from reliq.errors import ReliqError
 from reliq.store.registry import read_heartbeats
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ MAX_URL = 2048
 TOLERANCE = 300  # seconds a signature's timestamp may differ from the receiver's clock
 
 
-class InvalidCallbackURL(ValueError):
+class InvalidCallbackURL(ValueError, ReliqError):
     """A callback URL that is not an absolute http(s) URL (the gateway answers 400)."""
 
 

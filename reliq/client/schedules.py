@@ -4,6 +4,7 @@ Bound as ``Client`` methods. Schedules live in partition 0 of their service
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,6 +14,8 @@ from reliq.store.cron import CatchUp, InvalidSchedule, Schedule, ScheduleConflic
 from reliq.store.cron_scripts import Set
 from reliq.store.keys import check_name
 from reliq.store.record import Field
+
+log = logging.getLogger("reliq.schedules")
 
 if TYPE_CHECKING:
     from reliq.client import Client
@@ -75,12 +78,17 @@ async def schedules(client: Client, service: str) -> list[ScheduleInfo]:
     out: list[ScheduleInfo] = []
     for raw_name, raw in sorted(specs.items()):
         name = text(raw_name)
+        try:
+            schedule = cron.decode(raw)
+        except Exception as e:  # written by hand or by another version: listed by workers' errors
+            log.warning("schedule %s.%s is unreadable (%s); left out (delete it by name)", service, name, e)
+            continue
         last_id = state.get(f"{name}:i")
         cur, paused = state.get(name), state.get(f"{name}:p")
         out.append(
             ScheduleInfo(
                 service=service,
-                schedule=cron.decode(raw),
+                schedule=schedule,
                 paused_since=int(paused) if paused else None,
                 last_tick=int(cur) if cur else None,
                 last_id=last_id,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from croniter import CroniterError, croniter
 
+from reliq.errors import ReliqError
 from reliq.store.keys import InvalidName, check_name
 
 CatchUp = Literal["latest", "all", "none"]
@@ -31,7 +32,7 @@ MAX_CATCH_UP = 1000
 MAX_TZ = 64  # the longest IANA name is about 30 characters
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(ValueError, ReliqError):
     """A schedule that cannot be stored; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -40,7 +41,7 @@ class InvalidSchedule(ValueError):
         self.message = message
 
 
-class ScheduleConflict(ValueError):
+class ScheduleConflict(ValueError, ReliqError):
     """Another schedule by that name exists (create it under another name, or delete it first)."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from reliq.errors import ReliqError
 from reliq.store.keys import ServiceKeys, key_token
 
 _UNITS = {"s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "hour": 3_600_000}
@@ -173,7 +174,7 @@ def flow_token(service: str, handler: str, value: str | None = None) -> str:
     return key_token(service, "\0flow\0" + handler + ("" if value is None else "\0" + value))
 
 
-class BadKey(ValueError):
+class BadKey(ValueError, ReliqError):
     """An invocation's flow key is missing or invalid: refused before anything is written."""
 
 

@@ -88,6 +88,7 @@ from __future__ import annotations
 import functools
 import re
 
+from reliq.errors import ReliqError
 from reliq.store.ids import (
     MAX_PARTITIONS,
     child_id,
@@ -140,7 +141,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")  # \Z: "$" also matches before a
 _TOKEN = re.compile(r"^[a-z2-7]{26}\Z")
 
 
-class InvalidName(ValueError):
+class InvalidName(ValueError, ReliqError):
     """A service or handler name that cannot be used in a key or URL."""
 
 

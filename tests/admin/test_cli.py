@@ -71,7 +71,9 @@ async def test_cli_views_and_actions_print_tables_and_json(url: str, names: Name
         ]
 
         code, out = await reliq(url, "inspect", f"{svc.name}.{'a' * 26}")
-        assert code == 1 and "unknown" in out
+        assert code == 1 and "unknown" in out  # well-formed: a refusal
+        code, out = await reliq(url, "inspect", f"{svc.name}.not-an-id")
+        assert code == 2 and "unknown" not in out  # malformed: bad input
         code, out = await reliq(url, "pending", "no-such-service")
-        assert code == 1 and "no service" in out
+        assert code == 2 and "no service" in out
         assert await c.cancel(acc.id) == "cancelled"

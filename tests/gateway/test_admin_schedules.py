@@ -51,11 +51,15 @@ async def test_schedules_through_the_admin_api_and_the_cli(url: str, names: Name
         code, out = await reliq(url, "schedules", svc.name, "resume", "nightly")
         assert code == 0 and json.loads(out) == {"status": "resumed"}
         code, out = await reliq(url, "schedules", svc.name, "create", "x", "report", "--cron", "* * *")
-        assert code == 1 and "cron" in out
+        assert code == 2 and "cron" in out  # bad input
         code, out = await reliq(url, "schedules", svc.name, "create", "x", "report", "--every", "5")
         assert code == 0 and json.loads(out) == {"status": "created"}
+        code, out = await reliq(url, "schedules", svc.name, "create", "x", "report", "--every", "6")
+        assert code == 1 and "exists" in out and len(out.strip().splitlines()) == 1  # a refusal
         code, out = await reliq(url, "schedules", svc.name, "delete", "x")
         assert code == 0 and json.loads(out) == {"status": "deleted"}
+        code, out = await reliq(url, "schedules", svc.name, "pause", "x")
+        assert code == 1 and out.strip() == f"reliq schedules: no schedule 'x' in '{svc.name}'"
 
         assert (await http.delete(f"{base}/nightly")).json() == {"status": "deleted"}
         assert (await http.delete(f"{base}/nightly")).status_code == 404

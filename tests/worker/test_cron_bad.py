@@ -146,3 +146,19 @@ async def test_a_worker_outlives_a_stored_schedule_that_never_fires(
             assert len(_errors(caplog, "never")) == 1
         for name in ("never", "garbled", "beat"):
             await c.delete_schedule(svc.name, name)
+
+
+async def test_an_unreadable_schedule_is_left_out_of_the_listing_with_a_warning_and_deletable(
+    url: str, names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc = names()
+    async with client(url) as c:
+        await _store_broken(c, svc)
+        await c.create_schedule(svc, "beat", "h", every=60)
+        with caplog.at_level(logging.WARNING, logger="reliq.schedules"):
+            listed = await c.schedules(svc)  # it was a 500 on GET /admin/schedules/S
+        assert [i.schedule.name for i in listed] == ["beat", "never"]
+        [line] = [r.getMessage() for r in caplog.records if r.name == "reliq.schedules"]
+        assert f"{svc}.garbled is unreadable" in line
+        assert await c.delete_schedule(svc, "garbled") == "deleted"
+        assert not await c.redis.hexists(c.keys(svc).schedules, "garbled")
