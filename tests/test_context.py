@@ -7,7 +7,7 @@ import pytest
 
 from reliq import Context, InvocationFailed, Service, Terminal
 
-from .conftest import Names, client, running
+from .conftest import Names, client, running, wait_until
 
 
 @pytest.mark.semantics  # also on a Cluster (tests/conftest.py)
@@ -153,3 +153,49 @@ async def test_a_failed_child_call_raises_in_the_parent(url: str, names: Names) 
     async with running(App := parent_svc, url), running(child_svc, url), client(url) as c:
         acc = await c.send(App.name, "ask")
         assert await c.result(acc.id, 10) == "child failed: no"
+
+
+async def test_timers_out_of_range_and_keys_of_the_call_order_are_refused_or_clamped(
+    url: str, names: Names
+) -> None:
+    """``ctx.sleep(1e12)`` failed every attempt with a parse error of the timer script's answer
+    (Lua wrote the due time as ``1.0e+15``); a child key ``#2`` took the id of the second call
+    without a key (another child's result, or a parked ``nondeterminism``)."""
+    svc = Service(names("rng"))
+
+    @svc.handler
+    async def leaf(ctx: Context, n: int) -> int:
+        return n
+
+    @svc.handler
+    async def far(ctx: Context) -> list[str]:
+        await ctx.promise("go", timeout=1e12)  # suspends on a deadline 31,700 years ahead
+        out = []
+        await ctx.sleep(float("-inf"))  # at once
+        try:
+            await ctx.sleep(float("nan"))
+        except ValueError as e:
+            out.append(f"refused: {e}")
+        try:
+            await ctx.call(svc.name, "leaf", 1, key="#2")
+        except ValueError as e:
+            out.append(f"refused: {e}")
+        out.append(str(await ctx.call(svc.name, "leaf", 2)))
+        return out
+
+    async with running(svc, url, suspend_after=0.05), client(url) as c:
+        acc = await c.send(svc.name, "far")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, what="suspended on the century-long deadline")
+        assert await c.resolve(acc.id, "go", 1) == "resumed"
+        got = await c.result(acc.id, 15)
+        assert got == [
+            "refused: a durable timer's duration is a number of seconds, not NaN",
+            "refused: a child key may not start with '#' (reserved for the call order): '#2'",
+            "2",
+        ]
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.attempt == 1

@@ -194,12 +194,12 @@ class Scripts:
         return bool(await self._run("step", [k.inv(inv), k.steps(inv)], [epoch, name, value]))
 
     async def link_child(
-        self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int, handler: str = ""
+        self, k: ServiceKeys, inv: str, epoch: int, child: str, order: int, handler: str = "", fp: str = ""
     ) -> str:
         """'linked' | 'fenced' | 'cancelled' | what the journal holds at ``order`` when it is
-        another call (a child id, or 'handler <name>')."""
+        another call (a child id, or 'handler <name>'). ``fp``: the child's fingerprint."""
         keys = [k.inv(inv), k.children(inv), k.inbox(inv)]
-        return text(await self._run("link_child", keys, [epoch, child, order, handler]))
+        return text(await self._run("link_child", keys, [epoch, child, order, handler, fp]))
 
     async def cancel(
         self, k: ServiceKeys, inv: str, retention_ms: int, who: str = "", *, tombstone: bool = False

@@ -78,9 +78,13 @@ class Attempt:
                 deadline=self.deadline,
                 limiter=self._limiter,
             )
+            self._prepare_waits(self._waits)
             if self.on_waits is not None:
                 self.on_waits(self._waits)
         return self._waits
+
+    def _prepare_waits(self, waits: Waits) -> None:
+        """Set up new waits (``Context``: a cancel reaching them is journaled first)."""
 
     @property
     def _j(self) -> Journal:

@@ -18,16 +18,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from reliq import codec
 from reliq.context import CallOptions, SendOptions, resolve_target
-from reliq.errors import (
-    Cancelled,
-    IdempotencyConflict,
-    LeaseLost,
-    Nondeterminism,
-    PromiseRejected,
-)
+from reliq.errors import IdempotencyConflict, LeaseLost, Nondeterminism, PromiseRejected
 from reliq.store.keys import check_name
 from reliq.store.priority import check_priority
 from reliq.worker.attempt import Attempt
+from reliq.worker.cancelpoint import CancelPoints
 from reliq.worker.journal import child_value
 from reliq.worker.limits import Limiter
 from reliq.worker.waits import Item
@@ -43,7 +38,7 @@ I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
 
 
-class Context(Attempt):
+class Context(CancelPoints):
     """The handler's view of its invocation.
 
     ``id``, ``service``, ``handler``, ``attempt`` (1-based), ``epoch`` (the attempt's lease
@@ -87,19 +82,8 @@ class Context(Attempt):
         self.scheduled_for = (
             None if scheduled_ms is None else datetime.fromtimestamp(scheduled_ms / 1000, UTC)
         )
-        self.cancelling = cancelling
-        self._compensate = cancelling  # raise Cancelled once, at the first await not journaled
-
-    def _not_journaled(self) -> None:
-        """Reached an operation the journal has no answer for: in a compensating run, the first
-        one raises ``Cancelled`` (once; the compensation after it runs normally)."""
-        if self._compensate:
-            self._compensate = False
-            self._cancelled()
-
-    def _cancelled(self) -> None:
-        self.waits.cancel_seen = True
-        raise Cancelled(f"invocation {self.id} cancelled")
+        self.cancelling = self.compensating = cancelling
+        self._shown = set()  # operations shown Cancelled in this run (reliq.worker.cancelpoint)
 
     @overload
     async def step(
@@ -119,9 +103,10 @@ class Context(Attempt):
             raise ValueError("step name must be 1-200 characters")
         name = self._step_key(name)
         await self._j.load()
+        self._at_point(f"s:{name}")
         if name in self._j.steps:
             return codec.decode(self._j.steps[name])
-        self._not_journaled()
+        await self._not_journaled(f"s:{name}")
         self._check_lease()  # a worker resumed past its lease runs no step body
         self.waits.busy += 1  # no suspension while the step runs and until it is journaled
         try:
@@ -166,23 +151,27 @@ class Context(Attempt):
         )
         if key is not None:
             codec.check_key(key)
+            if key.startswith("#"):  # "#<n>" is the key of the n-th call without one
+                raise ValueError(f"a child key may not start with '#' (reserved for the call order): {key!r}")
         j = self._j
         await j.load()
         encoded = codec.encode(body)
         ckey = key if key is not None else f"#{order}"
         cid = await self._client.child_id_for(service, self.id, ckey, handler=name, body=encoded)
-        journaled = j.children.get(order)
-        cid = j.child_at(order, cid, name, self.id)
+        journaled, fp = j.children.get(order), codec.fingerprint(name, encoded)
+        cid = j.child_at(order, cid, name, self.id, fp)
+        self._at_point(f"o:{order}")
         if f"c:{cid}" in j.inbox:
             return cid  # finished: nothing to register
         if journaled is None:
-            self._not_journaled()
+            await self._not_journaled(f"o:{order}")
             self.waits.touched = True
-            linked = await self._client.scripts.link_child(self._keys, self.id, self.epoch, cid, order, name)
+            link = self._client.scripts.link_child
+            linked = await link(self._keys, self.id, self.epoch, cid, order, name, fp)
             if linked == "fenced":
                 raise LeaseLost(self.id)
             if linked == "cancelled":
-                self._cancelled()
+                await self._show_cancel([f"o:{order}"])
             if linked != "linked":
                 raise Nondeterminism(f"call #{order} of {self.id} was {linked}, the replay asks for {cid}")
             j.children[order] = cid
@@ -240,13 +229,18 @@ class Context(Attempt):
         field = f"c:{child_id}"
         item = Item(field, child=child_id)
         if timeout is None:
+            self._at_point(field)
             value = self._j.inbox.get(field)
             if value is None:
-                self._not_journaled()
+                await self._not_journaled(field)
                 value = await self.waits.wait(item)
-            return child_value(child_id, value)
-        won, value = await self._j.race(self.waits, item, timer, timeout, self._not_journaled)
+            won = True
+        else:
+            self._at_point(field, f"t:{timer}")
+            won, value = await self._j.race(self.waits, item, timer, timeout, self._not_journaled)
         if won:
+            if value[:1] == b"C":
+                await self._child_cancelled(field)
             return child_value(child_id, value)
         if cancel_on_timeout:
             await self._client.cancel(child_id, who=f"parent {self.id}")
@@ -261,12 +255,13 @@ class Context(Attempt):
 
     async def _sleep(self, n: int, seconds: float) -> None:
         await self._j.load()
+        self._at_point(f"t:{n}")
         if f"t:{n}" in self._j.inbox:
             return
         due = await self._j.due(self.waits, n, seconds)
         if self.waits.server_ms() >= due:
             return
-        self._not_journaled()
+        await self._not_journaled(f"t:{n}")
         await self.waits.wait(Item(f"t:{n}", due=due))
 
     async def sleep_until(self, when: datetime) -> None:
@@ -286,11 +281,13 @@ class Context(Attempt):
         field = f"p:{name}"
         item = Item(field, alone=True)
         if timeout is None:
+            self._at_point(field)
             value = await self._j.inbox_value(field)
             if value is None:
-                self._not_journaled()
+                await self._not_journaled(field)
                 value = await self.waits.wait(item)
         else:
+            self._at_point(field, f"t:{timer}")
             won, value = await self._j.race(self.waits, item, timer, timeout, self._not_journaled)
             if not won:
                 raise TimeoutError(f"promise {name!r} of {self.id} not resolved after {timeout} s")

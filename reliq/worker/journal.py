@@ -11,6 +11,7 @@ every replay.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 
+MAX_TIMER = 100 * 365 * 86400.0  # seconds: a longer sleep or deadline is clamped to a century
 JOURNAL_PATIENCE = 30.0  # seconds a journal read or write waits out a Redis outage
 T = TypeVar("T")
 
@@ -86,10 +88,11 @@ class Journal:
             f"journal of step {name!r}",
         )
 
-    def child_at(self, order: int, cid: str, handler: str, parent: str) -> str:
+    def child_at(self, order: int, cid: str, handler: str, parent: str, fp: str = "") -> str:
         """The child id at ``order`` on this run: the journaled one when it differs from ``cid``
         only by partition (routed by a flow key since: a spec published meanwhile), else ``cid``;
-        ``Nondeterminism`` when the journal holds another child or handler there."""
+        ``Nondeterminism`` when the journal holds another child, handler or payload (``fp``,
+        absent in journals of older versions) there."""
         journaled = self.children.get(order)
         if journaled is not None and journaled != cid and locate(journaled)[2] == locate(cid)[2]:
             cid = journaled
@@ -98,6 +101,9 @@ class Journal:
             raise Nondeterminism(
                 f"call #{order} of {parent} was {journaled} ({was!r}), the replay asks for {cid} ({handler})"
             )
+        sent = self.inbox.get(f"f:{order}")
+        if journaled is not None and fp and sent is not None and sent.decode() != fp:
+            raise Nondeterminism(f"call #{order} of {parent} sends {cid} another payload than the first run")
         return cid
 
     def next_order(self) -> int:
@@ -136,7 +142,10 @@ class Journal:
         """Timer ``n``'s due time (server ms): journaled at its first run, the same ever after."""
         journaled = self.inbox.get(f"d:{n}")
         if journaled is None:
-            return int(await self.note(waits, f"d:{n}", max(0, int(seconds * 1000))))
+            if math.isnan(seconds):
+                raise ValueError("a durable timer's duration is a number of seconds, not NaN")
+            ms = int(max(0.0, min(seconds, MAX_TIMER)) * 1000)  # inf: as good as never
+            return int(await self.note(waits, f"d:{n}", ms))
         await self.server_offset(waits)
         return int(journaled)
 
@@ -147,12 +156,12 @@ class Journal:
             self._offset_known = True
 
     async def race(
-        self, waits: Waits, item: Item, n: int, timeout: float, on_wait: Any
+        self, waits: Waits, item: Item, n: int, timeout: float, on_wait: Callable[[str], Awaitable[None]]
     ) -> tuple[bool, bytes]:
         """``item`` against the durable deadline ``n``: (True, the item's value), or (False, b'')
         when the deadline won. Which one won is journaled (``x:<n>``) when the deadline wins, so
-        every replay takes the same branch. ``on_wait`` is called before waiting (a compensating
-        run raises ``Cancelled`` there)."""
+        every replay takes the same branch. ``on_wait(item.field)`` is awaited before waiting (a
+        compensating run raises ``Cancelled`` there)."""
         marker = self.inbox.get(f"x:{n}")
         if marker is None:
             value = self.inbox.get(item.field) if item.child else await self.inbox_value(item.field)
@@ -160,10 +169,17 @@ class Journal:
                 return True, value
             due = await self.due(waits, n, timeout)
             if f"t:{n}" not in self.inbox and waits.server_ms() < due:
-                on_wait()
+                await on_wait(item.field)
                 item.alone = True
                 winner, value = await waits.first([item, Item(f"t:{n}", alone=True, due=due)])
                 if winner is item:
+                    if item.child is not None and item.field not in self.inbox:
+                        # a success read from the child's record: journaled before the handler
+                        # acts on it, or a replay before the relay delivers it would see the
+                        # deadline passed and take the timeout branch (failures are journaled
+                        # by the probe already)
+                        value = await waits.journal(item.field, value)
+                        self.inbox[item.field] = value
                     return True, value
             marker = await self.note(waits, f"x:{n}", "t")
         if marker == b"t":

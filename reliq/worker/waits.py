@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,9 @@ class Waits:
         self.busy = 0  # steps running now: the attempt does not suspend under a running step
         self._wake = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        # journals where a cancel is shown before it is raised (the Context's, cancelpoint.py)
+        self.on_cancel: Callable[[list[str]], Awaitable[None]] | None = None
+        self._showing: asyncio.Task[None] | None = None
 
     def server_ms(self) -> int:
         return int(time.time() * 1000) + self.offset_ms
@@ -140,17 +144,29 @@ class Waits:
         return winner, winner.fut.result()
 
     def deliver_cancel(self) -> bool:
-        """A cancel of this invocation: raise ``Cancelled`` at every pending durable await.
-        False when nothing is pending (the caller cancels the handler task instead)."""
+        """A cancel of this invocation: raise ``Cancelled`` at every pending durable await, once
+        ``on_cancel`` journaled where (``reliq.worker.cancelpoint``). False when nothing is
+        pending (the caller cancels the handler task instead)."""
         if not self.pending:
             return False
         self.cancel_seen = True
-        cancelled = Cancelled(f"invocation {self.id} cancelled")
-        for item in self.pending:
-            if item.fut is not None and not item.fut.done():
-                item.fut.set_exception(cancelled)
+        items = list(self.pending)
         self.pending.clear()  # once: the compensation after it awaits normally
+        self._showing = asyncio.get_running_loop().create_task(self._show_cancel(items))
         return True
+
+    async def _show_cancel(self, items: list[Item]) -> None:
+        shown: BaseException = Cancelled(f"invocation {self.id} cancelled")
+        try:
+            if self.on_cancel is not None:
+                await self.on_cancel([i.field for i in items])
+        except Cancelled:
+            pass  # journaled: now raise it where the handler waits
+        except BaseException as e:  # fenced (LeaseLost), or Redis gone past the journal's patience
+            shown = e
+        for item in items:
+            if item.fut is not None and not item.fut.done():
+                item.fut.set_exception(shown)
 
     def step_done(self) -> None:
         """A step finished: the watcher may suspend now if it was waiting for that."""
@@ -234,7 +250,7 @@ class Waits:
                     # a failure is journaled here, so that a redrive of the child cannot change
                     # what a replay of this parent sees; a success is final, and the relay
                     # delivers the same value into the inbox (one round trip less per call)
-                    value = await self._journal(item.field, value)
+                    value = await self.journal(item.field, value)
             elif item.due:
                 value = b"T" if now >= item.due else None
             else:
@@ -244,7 +260,9 @@ class Waits:
                 if item.fut is not None and not item.fut.done():
                     item.fut.set_result(value)
 
-    async def _journal(self, field_name: str, value: bytes) -> bytes:
+    async def journal(self, field_name: str, value: bytes) -> bytes:
+        """Journal a child's outcome in the inbox (``wake``: the first value stands, and that
+        one is returned)."""
         self.touched = True
         status = await self.client.scripts.wake(self.keys, self.id, field_name, value, self.id)
         if status == "duplicate":

@@ -122,6 +122,10 @@ async def test_three_workers_one_run_per_tick_through_kills_and_each_catch_up_po
             allowed = [
                 cron.plan(spec, stopped[name], placed_at - d, GRACE_MS).ticks for d in range(0, 501, 25)
             ]
+            # the last tick due before placed_at may be the next round's, when the first round
+            # placed its ticks late (a loaded machine): then a later call created it
+            if first not in allowed and len(first) > 1 and created[first[-1]] > placed_at:
+                first = first[:-1]
             assert first in allowed, (name, first, allowed, placed_at)
             missed = [t for t in first if placed_at - t > GRACE_MS]
             assert len(missed) == {"tick": 0, "tick_all": 3, "tick_none": 0}[name], (name, first)

@@ -5,6 +5,7 @@ nondeterminism guard, and cancellation of a parent reaching its children."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import pytest
@@ -146,6 +147,41 @@ async def test_a_replay_that_calls_another_child_is_parked_nondeterministic(url:
         assert inv is not None and inv.reason == "nondeterminism"
 
 
+async def test_a_replay_that_sends_a_finished_child_another_payload_is_parked_nondeterministic(
+    url: str, names: Names
+) -> None:
+    """The payload is checked when a child is re-sent (an idempotency conflict); a child that
+    finished is not re-sent, so a replay that swapped two calls' payloads got the old results."""
+    svc = Service(names("ndp"))
+    runs: Counter[str] = Counter()
+
+    @svc.handler
+    async def leaf(ctx: Context, x: str) -> str:
+        return x
+
+    @svc.handler
+    async def parent(ctx: Context) -> list[str]:
+        runs["parent"] += 1
+        first, second = ("A", "B") if runs["parent"] == 1 else ("B", "A")  # the code "changed"
+        got = [str(await ctx.call(svc.name, "leaf", first)), str(await ctx.call(svc.name, "leaf", second))]
+        await ctx.promise("go")  # suspends: the replay comes after both children finished
+        return got
+
+    async with running(svc, url, suspend_after=0.05), client(url) as c:
+        acc = await c.send(svc.name, "parent")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, what="suspended after both children")
+        await c.resolve(acc.id, "go", 1)
+        with pytest.raises(InvocationFailed):
+            await c.result(acc.id, 10)
+        inv = await c.get(acc.id)
+        assert inv is not None and inv.reason == "nondeterminism" and inv.error is not None
+        assert "another payload" in inv.error.message
+
+
 async def test_cancelling_a_parent_cancels_its_children_and_lets_it_compensate(
     url: str, names: Names
 ) -> None:
@@ -199,3 +235,46 @@ async def test_sync_handlers_call_sleep_and_suspend_too(url: str, names: Names) 
     async with running(svc, url, suspend_after=0.0, concurrency=2), client(url) as c:
         ids = [(await c.send(svc.name, "parent", n)).id for n in range(5)]
         assert await asyncio.gather(*(c.result(i, 20) for i in ids)) == [(n + 1) * 10 for n in range(5)]
+
+
+async def test_a_child_that_won_its_deadline_in_memory_wins_it_on_every_replay(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's success is read from its record while the parent waits, before the relay
+    delivers it into the parent's inbox. A replay that comes after the deadline, with the relay
+    still behind (a worker killed after the child's outcome, a partition nobody consumes), must
+    not take the timeout branch the first run did not take: the parent journals the winner."""
+    svc = Service(names("rc"))
+
+    async def no_relay(*_: object) -> tuple[int, int]:
+        return 0, 0  # the child's outcome stays in the outbox: only its record says it succeeded
+
+    monkeypatch.setattr("reliq.worker.relay.relay_once", no_relay)
+
+    @svc.handler
+    async def quick(ctx: Context) -> str:
+        return "child-ok"
+
+    @svc.handler
+    async def parent(ctx: Context) -> list[str]:
+        try:
+            saw = str(await ctx.call(svc.name, "quick", timeout=0.5))
+        except TimeoutError:
+            saw = "TIMEOUT"
+        first = await ctx.step("first-run-saw", lambda: saw)
+        await ctx.promise("go")  # suspends; resumed after the deadline passed
+        return [first, saw]
+
+    async with running(svc, url, suspend_after=0.1), client(url) as c:
+        acc = await c.send(svc.name, "parent")
+
+        async def suspended() -> bool:
+            return await c.state(acc.id) == "suspended"
+
+        await wait_until(suspended, timeout=10, what="the parent suspended on its promise")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"first-run-saw": "child-ok"}
+        created = doc.created or 0
+        await wait_until(lambda: time.time() * 1000 > created + 600, what="the deadline passed")
+        assert await c.resolve(acc.id, "go", 1) == "resumed"
+        assert await c.result(acc.id, 10) == ["child-ok", "child-ok"]

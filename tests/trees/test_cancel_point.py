@@ -1,0 +1,146 @@
+"""Where a cancelled handler sees ``Cancelled`` is journaled (``reliq.worker.cancelpoint``), so a
+replay shows it at the same await whatever the journal holds there by now: a compensation that
+suspends (on a compensating child) goes on after it resumes, instead of meeting the cancelled
+child's ``ChildCancelled`` where the first run met ``Cancelled`` and ending without its undo. A
+cancel seen in memory lets the compensation start children; a child cancelled by the parent's own
+cancel walk raises ``Cancelled`` at its await (so ``except Cancelled`` runs), while one the
+handler saw cancelled before its own cancel keeps raising ``ChildCancelled`` on every replay."""
+
+from __future__ import annotations
+
+import pytest
+
+from reliq import Cancelled, ChildCancelled, Client, Context, Service
+from reliq.client.relay import relay_once
+
+from ..conftest import Names, client, running, wait_until
+
+
+def _app(names: Names) -> Service:
+    svc = Service(names("cp"))
+
+    @svc.handler
+    async def hold(ctx: Context) -> str:
+        await ctx.promise("go")
+        return "held"
+
+    @svc.handler
+    async def undo_later(ctx: Context) -> str:
+        await ctx.promise("go")  # the compensation's own child: it suspends the parent
+        return "undone"
+
+    @svc.handler
+    async def order(ctx: Context) -> str:
+        try:
+            return str(await ctx.call(svc.name, "hold"))
+        except Cancelled:
+            await ctx.call(svc.name, "undo_later")
+            await ctx.step("undo", lambda: "after-compensation")
+            raise
+
+    @svc.handler
+    async def order_later(ctx: Context) -> str:
+        kid = await ctx.send(svc.name, "hold", delay=3600)  # not started: the walk ends it at once
+        try:
+            return str(await ctx.result(kid))
+        except Cancelled:
+            await ctx.call(svc.name, "undo_later")
+            await ctx.step("undo", lambda: "after-compensation")
+            raise
+
+    @svc.handler
+    async def saw_first(ctx: Context) -> None:
+        try:
+            await ctx.call(svc.name, "hold")
+        except ChildCancelled:
+            await ctx.step("saw", lambda: "child-cancelled")
+        try:
+            await ctx.promise("go")
+        except Cancelled:
+            await ctx.step("undo", lambda: "at-promise")
+            raise
+
+    return svc
+
+
+async def _state(c: Client, inv: str, want: str) -> None:
+    async def reached() -> bool:
+        return await c.state(inv) == want
+
+    await wait_until(reached, timeout=15, what=f"{inv} {want}")
+
+
+async def _child(c: Client, inv: str, n: int = 1) -> list[str]:
+    async def linked() -> list[str] | None:
+        doc = await c.get(inv)
+        return doc.children if doc is not None and len(doc.children) >= n else None
+
+    return await wait_until(linked, timeout=15, what=f"{n} children of {inv}")
+
+
+@pytest.mark.parametrize("suspend_after", [0.1, 30.0], ids=["suspended", "in-memory"])
+async def test_a_compensation_that_waits_on_a_child_goes_on_after_it(
+    url: str, names: Names, suspend_after: float
+) -> None:
+    svc = _app(names)
+    async with running(svc, url, suspend_after=suspend_after), client(url) as c:
+        acc = await c.send(svc.name, "order")
+        [held] = await _child(c, acc.id)
+        await _state(c, held, "suspended" if suspend_after < 1 else "running")
+        if suspend_after < 1:
+            await _state(c, acc.id, "suspended")
+        assert await c.cancel(acc.id) == "cancelling"
+        [_, undo] = await _child(c, acc.id, 2)  # in memory it used to be refused: cancel requested
+        await _state(c, undo, "suspended" if suspend_after < 1 else "running")
+        assert await c.resolve(undo, "go", 1) in ("resumed", "stored")
+        await _state(c, acc.id, "cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"undo": "after-compensation"}
+        assert await c.state(held) == "cancelled" and await c.state(undo) == "succeeded"
+
+
+async def test_a_child_cancelled_by_the_walk_before_the_replay_raises_cancelled(
+    url: str, names: Names
+) -> None:
+    svc = _app(names)
+    async with client(url) as c:
+        async with running(svc, url, suspend_after=0.1):
+            acc = await c.send(svc.name, "order_later")
+            [held] = await _child(c, acc.id)
+            await _state(c, acc.id, "suspended")
+        assert await c.cancel(acc.id) == "cancelling"  # no worker: the walk's outcome comes first
+        k = c.keys(svc.name)
+
+        async def delivered() -> bool:
+            await relay_once(c, k)
+            return bool(await c.redis.hexists(k.inbox(acc.id), f"c:{held}"))
+
+        await wait_until(delivered, timeout=15, what="the held child's cancel in the parent's inbox")
+        async with running(svc, url, suspend_after=0.1):
+            [_, undo] = await _child(c, acc.id, 2)
+            await _state(c, undo, "suspended")
+            assert await c.resolve(undo, "go", 1) in ("resumed", "stored")
+            await _state(c, acc.id, "cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"undo": "after-compensation"}
+
+
+async def test_a_child_seen_cancelled_before_the_own_cancel_stays_child_cancelled(
+    url: str, names: Names
+) -> None:
+    svc = _app(names)
+    async with running(svc, url, suspend_after=0.1), client(url) as c:
+        acc = await c.send(svc.name, "saw_first")
+        [held] = await _child(c, acc.id)
+        await _state(c, held, "suspended")
+        assert await c.cancel(held) == "cancelling"  # an operator cancels the child alone
+
+        async def saw() -> bool:
+            doc = await c.get(acc.id)
+            return doc is not None and "saw" in doc.steps and doc.state == "suspended"
+
+        await wait_until(saw, timeout=15, what="the parent past its ChildCancelled, on its promise")
+        assert await c.cancel(acc.id) == "cancelling"
+        await _state(c, acc.id, "cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"saw": "child-cancelled", "undo": "at-promise"}
