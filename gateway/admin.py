@@ -217,22 +217,30 @@ async def audit(
         raise _bad(e) from None
 
 
-async def _act(request: Request, action: str, invocation_id: str) -> Response:
+async def _act(request: Request, action: str, invocation_id: str, force: bool = False) -> Response:
+    client, who = state_of(request).client, _who(request)
     try:
-        result = await operate.act(state_of(request).client, action, invocation_id, who=_who(request))
+        result = await operate.act(client, action, invocation_id, who=who, force=force)
     except (InvalidName, UnknownInvocation):
         raise _NOT_FOUND from None
     return _json(result)
+
+
+_FORCE = Query(False, description="release only: even when its holder is alive with a valid lease")
 
 
 def _action_route(action: str, summary: str) -> None:
     async def run(request: Request, invocation_id: str) -> Response:
         return await _act(request, action, invocation_id)
 
-    run.__name__ = f"admin_{action.replace('-', '_')}"
+    async def release(request: Request, invocation_id: str, force: bool = _FORCE) -> Response:
+        return await _act(request, action, invocation_id, force)
+
+    endpoint = release if action == "release" else run
+    endpoint.__name__ = f"admin_{action.replace('-', '_')}"
     router.add_api_route(
         f"/invocations/{{invocation_id}}/{action}",
-        run,
+        endpoint,
         methods=["POST"],
         summary=summary,
         responses=_ACT,

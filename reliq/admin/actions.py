@@ -14,7 +14,8 @@ action          script               effect (statuses: changed first)
                                      (``discarded`` | ``not_parked``)
 ``release``     ``release_entry``    pending entry marked idle for ages: the next reclaim
                                      scan takes it (``released`` | ``already_released`` |
-                                     ``not_pending``)
+                                     ``not_pending`` | ``owner_alive``: its holder beats and
+                                     its lease runs, refused unless ``force``; not audited)
 ``retry-now``   ``retry_now.lua``    retrying -> queued now (``queued`` | ``not_retrying``)
 ``cancel``      ``cancel.lua``       as ``Client.cancel`` (``cancelled`` | ``cancelling`` |
                                      ``terminal``)
@@ -100,14 +101,24 @@ async def audit_log(
     )
 
 
-async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) -> ActionStatus:
+async def _holder(client: Client, k: ServiceKeys, inv: str) -> tuple[str, bool]:
+    """The record's lease holder and whether its heartbeat exists, read before ``release_entry``
+    runs (the heartbeat is in slot ``{S}``; the script refuses a holder that changed since)."""
+    owner = text(await client.redis.hget(k.inv(inv), Field.OWNER) or b"")
+    return owner, bool(owner) and bool(await client.redis.exists(k.consumer(owner)))
+
+
+async def _run(
+    client: Client, k: ServiceKeys, action: str, inv: str, who: str, force: bool = False
+) -> ActionStatus:
     s = client.scripts
     if action == "redrive":
         return await s.redrive(k, inv, who)
     if action == "discard":
         return await s.discard(k, inv, who, client.retention_ms)
     if action == "release":
-        return await s.release_entry(k, inv, RELEASE_IDLE_MS, who)
+        holder = ("", False) if force else await _holder(client, k, inv)
+        return await s.release_entry(k, inv, RELEASE_IDLE_MS, who, holder, force)
     if action == "retry-now":
         return await s.retry_now(k, inv, who)
     if action == "cancel":
@@ -118,11 +129,14 @@ async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) 
     raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
 
 
-async def act(client: Client, action: str, invocation_id: str, *, who: str) -> ActionResult:
+async def act(
+    client: Client, action: str, invocation_id: str, *, who: str, force: bool = False
+) -> ActionResult:
     """Run one action on one invocation (audited under ``who`` by its script). Raises
-    ``UnknownInvocation`` for an unknown or expired id, ``InvalidName`` for a malformed one."""
+    ``UnknownInvocation`` for an unknown or expired id, ``InvalidName`` for a malformed one.
+    ``force`` (release only): release an entry whose holder is alive with a valid lease."""
     k = client.keys_of(invocation_id)
-    status = await _run(client, k, action, invocation_id, who)
+    status = await _run(client, k, action, invocation_id, who, force)
     if status == "unknown":
         raise UnknownInvocation(invocation_id)
     state = await client.redis.hget(k.inv(invocation_id), Field.STATE)

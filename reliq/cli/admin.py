@@ -1,4 +1,4 @@
-"""``reliq pending|parked|audit|inspect|redrive|discard``: the admin views and actions on a
+"""``reliq pending|parked|audit|inspect|redrive|discard|release``: the admin views and actions on a
 terminal. Each command calls one function of ``reliq.admin.overview`` / ``reliq.admin.detail`` /
 ``reliq.admin.actions`` and prints a rich table, or with ``--json`` the same document the ``/admin`` API
 answers. Lists cover every partition of a service (a ``part.`` column says which) unless
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # rich is imported by the admin commands only (worker start s
     from rich.console import Console
     from rich.table import Table
 
-COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard")
+COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard", "release")
 # what redrive and discard answer when the invocation is not in the state they act on
 REFUSED = {"redrive": "not_failed", "discard": "not_parked"}
 
@@ -63,7 +63,10 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--handler", type=t.handler_name, default=None, help="with --all: only this handler")
     d = sub.add_parser("discard", help="move a parked invocation to the archive")
     d.add_argument("id")
-    for sp in (p, q, u, i, r, d):
+    e = sub.add_parser("release", help="make an invocation's pending entry reclaimable now")
+    e.add_argument("id")
+    e.add_argument("--force", action="store_true", help="even when its holder is alive with a valid lease")
+    for sp in (p, q, u, i, r, d, e):
         sp.add_argument("--json", action="store_true", help="print the JSON document")
     for sp in (p, q, u, r):
         sp.add_argument("--limit", type=t.page_limit, default=100, help="1-500")
@@ -226,9 +229,11 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
             )
             return bulk, f"redriven {len(bulk.redriven)}, {bulk.remaining} still parked"
         await _actionable(c, a.cmd, a.id)
-        res = await operate.act(c, a.cmd, a.id, who=who)
+        res = await operate.act(c, a.cmd, a.id, who=who, force=getattr(a, "force", False))
         if res.status == REFUSED.get(a.cmd):  # it changed state since _actionable read it
             raise Refused(f"{res.id}: {res.status} (state {res.state})")
+        if res.status == "owner_alive":
+            raise Refused(f"{res.id}: owner_alive: its holder beats and its lease runs (--force to release)")
         return res, f"{res.id}: {res.status} (state {res.state})"
 
 
