@@ -114,6 +114,7 @@ class PendingEntry(msgspec.Struct, frozen=True, kw_only=True):
     step: str | None = None
     lost: bool = False
     partition: int = 0
+    released: bool = False  # an operator released it: reclaimable now (reclaim_in_ms 0)
 
 
 class PendingPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,7 +21,7 @@ from reliq.admin.documents import PendingEntry, PendingPage
 from reliq.admin.paging import _int, _ms, alive, clamp, entry_key, next_cursor, parse_cursor, scope
 from reliq.client import Client
 from reliq.codec import text
-from reliq.store.keys import GROUP, LEVELS
+from reliq.store.keys import GROUP, LEVELS, RELEASE_IDLE_MS
 from reliq.store.record import Field
 
 F = Field
@@ -120,23 +120,27 @@ async def _join(
         owner = text(r["consumer"])
         h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
         lease_until = _int(lease)
+        idle, eid = int(r["time_since_delivered"]), text(r["message_id"])
+        released = idle >= RELEASE_IDLE_MS  # the sentinel release gives, not a real idle time
+        reclaim = None if live[owner] else max(0, (lease_until or now) - now)
         items.append(
             PendingEntry(
-                entry_id=text(r["message_id"]),
+                entry_id=eid,
                 invocation_id=inv,
                 handler=text(h) if h else None,
                 state=text(st) if st else None,
                 owner=owner,
                 owner_alive=live[owner],
-                idle_ms=int(r["time_since_delivered"]),
+                idle_ms=min(idle, max(0, now - entry_key(eid)[0])),  # at most the entry's age
                 deliveries=int(r["times_delivered"]),
                 attempt=_int(attempt),
                 epoch=_int(epoch) if epoch or not st else 0,  # absent until the first claim
                 lease_until=lease_until,
-                reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
+                reclaim_in_ms=0 if released else reclaim,
                 step=text(step) if step else None,
                 lost=not inv,
                 partition=part,
+                released=released,
             )
         )
     return items

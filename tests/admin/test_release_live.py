@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError
 
 from reliq import Client
 from reliq.admin.actions import act
+from reliq.admin.overview import pending, service_overview
 from reliq.store.keys import GROUP, RELEASE_IDLE_MS, SERVICES
 
 from ..conftest import Names, client
@@ -93,4 +94,23 @@ async def test_release_over_http_and_cli_says_owner_alive_and_force_releases(url
         for inv in (a, b):
             await c.cancel(inv)
         await c.redis.delete(c.keys(svc).consumer("live"))
+        await c.redis.srem(SERVICES, svc)
+
+
+async def test_a_released_entry_shows_reclaimable_now_with_no_sentinel_idle(url: str, names: Names) -> None:
+    svc = names("rel")
+    async with client(url) as c:
+        await c.redis.sadd(SERVICES, svc)
+        first = await held(c, svc, "x", "gone", 60_000)  # its holder has no heartbeat: dead
+        other = await held(c, svc, "y", "gone", 60_000)
+        assert (await act(c, "release", first, who="ops")).status == "released"
+        page = await pending(c, svc)
+        rows = {e.invocation_id: e for e in page.items}
+        assert rows[first].released and rows[first].reclaim_in_ms == 0
+        assert 0 <= rows[first].idle_ms <= page.now - int(rows[first].entry_id.split("-")[0]) < 60_000
+        assert not rows[other].released and 50_000 < (rows[other].reclaim_in_ms or 0) <= 60_000
+        oldest = (await service_overview(c, svc)).oldest_pending
+        assert oldest is not None and oldest.idle_ms <= oldest.age_ms < 60_000
+        for inv in (first, other):
+            await c.cancel(inv)
         await c.redis.srem(SERVICES, svc)
