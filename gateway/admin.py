@@ -58,7 +58,7 @@ def _bad(e: ValueError) -> Problem:
 
 # Integer parameters are strings checked by pattern, so that an empty value (``?limit=``, as a
 # form or a URL template sends it) means the default instead of a 400.
-_LIMIT = Query(None, pattern=r"^-?[0-9]{0,9}$", description="default 100, clamped to 1-500")
+_LIMIT = Query(None, pattern=r"^(-?[0-9]{1,9})?$", description="default 100, clamped to 1-500")
 _COUNT = r"^[0-9]{0,15}$"
 _PARTITION = Query(None, pattern=r"^[0-9]{0,4}$", description="only this partition (default: all)")
 _CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")

@@ -49,6 +49,8 @@ async def pending(
             raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
         tie = int(after[1])
     sc = await scope(client, service, partition)
+    if tie is not None and tie >= sc.layout.high * len(LEVELS):
+        raise ValueError(f"malformed cursor {cursor!r}: {service} has no such partition")
     # every priority level's stream of every partition; source = partition * 3 + level (the tie)
     sources = [
         (k.partition * len(LEVELS) + i, k.at(level)) for k in sc.keys for i, level in enumerate(LEVELS)

@@ -20,6 +20,7 @@ from reliq.admin import overview as inspect
 from reliq.admin import tree as family
 from reliq.admin.documents import AuditPage, Detail, ParkedPage, PendingPage
 from reliq.cli import argtypes as t
+from reliq.cli.tables import ago as _ago
 from reliq.cli.tables import new_table, print_table, terminal
 from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
@@ -71,17 +72,6 @@ def add_parsers(sub: Any) -> None:
     for sp in (p, q, u, r):
         sp.add_argument("--limit", type=t.page_limit, default=100, help="1-500")
         sp.add_argument("--partition", type=t.count, default=None, help="only this partition (default: all)")
-
-
-def _ago(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    s = max(0, ms) // 1000
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    return f"{s // 3600}h {s % 3600 // 60}m"
 
 
 def _where(partition: int | None, partitions: int) -> str:
