@@ -269,6 +269,7 @@ async def redrive_parked(
     limit: str | None = _LIMIT,
     archived: bool = False,
     partition: str | None = _PARTITION,
+    cursor: str | None = _CURSOR,
 ) -> Response:
     name = await _service(request, service)
     try:
@@ -280,6 +281,7 @@ async def redrive_parked(
             limit=_num(limit, 100),
             archived=archived,
             partition=_part(partition),
+            cursor=cursor or None,
         )
     except ValueError as e:
         raise _bad(e) from None

@@ -30,7 +30,7 @@ from __future__ import annotations
 from reliq.admin import overview as inspect
 from reliq.admin import parked as parked_list
 from reliq.admin.documents import ActionResult, AuditEntry, AuditPage, BulkResult
-from reliq.admin.paging import clamp, entry_key, layouts, next_cursor, parse_cursor, scope
+from reliq.admin.paging import MAX_LIMIT, clamp, entry_key, layouts, next_cursor, parse_cursor, scope
 from reliq.client import Client
 from reliq.codec import text
 from reliq.errors import UnknownInvocation
@@ -158,24 +158,50 @@ async def redrive_parked(
     limit: int = 100,
     archived: bool = False,
     partition: int | None = None,
+    cursor: str | None = None,
 ) -> BulkResult:
     """Redrive up to ``limit`` (1..500) of a service's parked (or archived) invocations, oldest
-    first over every partition (or only ``partition``), optionally only one handler's; examines
-    at most 5 x ``limit`` members per call (read from each partition, then merged)."""
+    first over every partition (or only ``partition``), optionally only one handler's (an
+    expired member counts as a match: its redrive removes it). Walks the sets from ``cursor``
+    (``next_cursor`` of the previous call), past members of other handlers, until ``limit`` are
+    redriven, the sets end, or ``SCAN_BUDGET`` members were examined. ``next_cursor``: where to
+    continue (``None``: the walk reached the end); ``remaining``: the size of the sets, or with
+    ``handler`` the members from the cursor's time on (at most that many may be the handler's;
+    0 once the walk reached the end)."""
     limit = clamp(limit)
-    ids = await parked_list.oldest(client, service, 5 * limit, archived, partition)
-    examined = len(ids)
-    if handler:
-        async with client.redis.pipeline(transaction=False) as p:
-            for i in ids:
-                p.hget(client.keys_of(i).inv(i), Field.HANDLER)
-            handlers = await p.execute() if ids else []
-        ids = [i for i, h in zip(ids, handlers, strict=True) if h is None or text(h) == handler]
     redriven: list[str] = []
-    for i in ids:
-        if len(redriven) >= limit:
+    examined, following = 0, cursor
+    budget = parked_list.SCAN_BUDGET
+    while len(redriven) < limit and examined < budget:
+        n = min(MAX_LIMIT, budget - examined)
+        rows, more = await parked_list.ascending(client, service, n, archived, partition, following)
+        ids = [text(m) for m, _, _ in rows]
+        handlers: list[bytes | None] = [None] * len(ids)
+        if handler and ids:
+            async with client.redis.pipeline(transaction=False) as p:
+                for i in ids:
+                    p.hget(client.keys_of(i).inv(i), Field.HANDLER)
+                handlers = await p.execute()
+        for row, i, h in zip(rows, ids, handlers, strict=True):
+            examined += 1
+            following = parked_list.cursor_of(row)
+            match = handler is None or h is None or text(h) == handler  # None: expired, removed
+            if match and await client.scripts.redrive(client.keys_of(i), i, who) == "redriven":
+                redriven.append(i)
+            if len(redriven) >= limit:
+                more = more or row is not rows[-1]
+                break
+        if not more:
+            following = None
             break
-        if await client.scripts.redrive(client.keys_of(i), i, who) == "redriven":  # 'unknown' ids leave
-            redriven.append(i)
-    remaining = await parked_list.count(client, service, archived, partition)
-    return BulkResult(service=service, redriven=redriven, examined=examined, remaining=remaining)
+    if handler:
+        remaining = (
+            0
+            if following is None
+            else await parked_list.count_from(client, service, archived, partition, following)
+        )
+    else:
+        remaining = await parked_list.count(client, service, archived, partition)
+    return BulkResult(
+        service=service, redriven=redriven, examined=examined, remaining=remaining, next_cursor=following
+    )

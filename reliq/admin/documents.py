@@ -275,6 +275,7 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     redriven: list[str]
     examined: int
     remaining: int
+    next_cursor: str | None = None  # where the walk continues (None: it reached the end)
 
 
 def to_builtins(doc: Any) -> Any:

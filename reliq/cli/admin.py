@@ -62,6 +62,7 @@ def add_parsers(sub: Any) -> None:
     target.add_argument("id", nargs="?")
     target.add_argument("--all", metavar="SERVICE", default=None)
     r.add_argument("--handler", type=t.handler_name, default=None, help="with --all: only this handler")
+    r.add_argument("--cursor", default=None, help="with --all: next_cursor of the previous call")
     d = sub.add_parser("discard", help="move a parked invocation to the archive")
     d.add_argument("id")
     e = sub.add_parser("release", help="make an invocation's pending entry reclaimable now")
@@ -215,9 +216,11 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
             return d, (d, await family.tree(c, a.id, depth=TREE_DEPTH))
         if a.cmd == "redrive" and a.all:
             bulk = await operate.redrive_parked(
-                c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition
+                c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition, cursor=a.cursor
             )
-            return bulk, f"redriven {len(bulk.redriven)}, {bulk.remaining} still parked"
+            left = f"{bulk.remaining} still parked" if not a.handler else f"{bulk.remaining} not examined yet"
+            more = f"; continue with --cursor {bulk.next_cursor}" if bulk.next_cursor else ""
+            return bulk, f"redriven {len(bulk.redriven)} of {bulk.examined} examined, {left}{more}"
         await _actionable(c, a.cmd, a.id)
         res = await operate.act(c, a.cmd, a.id, who=who, force=getattr(a, "force", False))
         if res.status == REFUSED.get(a.cmd):  # it changed state since _actionable read it
