@@ -36,6 +36,7 @@ from reliq.codec import text
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys, check_name
 from reliq.store.record import Field
+from reliq.store.registry import read_retention
 from reliq.store.replies import ActionStatus
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
@@ -108,6 +109,11 @@ async def _holder(client: Client, k: ServiceKeys, inv: str) -> tuple[str, bool]:
     return owner, bool(owner) and bool(await client.redis.exists(k.consumer(owner)))
 
 
+async def _retention(client: Client, k: ServiceKeys) -> int:
+    """The retention the service's workers published (``reliq:{S}:settings``), else the client's."""
+    return await read_retention(client.redis, k) or client.retention_ms
+
+
 async def _run(
     client: Client, k: ServiceKeys, action: str, inv: str, who: str, force: bool = False
 ) -> ActionStatus:
@@ -115,14 +121,14 @@ async def _run(
     if action == "redrive":
         return await s.redrive(k, inv, who)
     if action == "discard":
-        return await s.discard(k, inv, who, client.retention_ms)
+        return await s.discard(k, inv, who, await _retention(client, k))
     if action == "release":
         holder = ("", False) if force else await _holder(client, k, inv)
         return await s.release_entry(k, inv, RELEASE_IDLE_MS, who, holder, force)
     if action == "retry-now":
         return await s.retry_now(k, inv, who)
     if action == "cancel":
-        outcome = await s.cancel(k, inv, client.retention_ms, who)
+        outcome = await s.cancel(k, inv, await _retention(client, k), who)
         if outcome == "cancelling":
             await client.redis.publish(k.cancel_channel, inv)
         return outcome
