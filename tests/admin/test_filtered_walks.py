@@ -21,7 +21,9 @@ from .conftest import ok
 
 
 async def park(c: Client, svc: str, plan: list[tuple[str, int]]) -> list[str]:
-    """Invocations of the named handlers, parked at the given times (no worker runs)."""
+    """Invocations of the named handlers, parked at the given times (no worker runs), of a
+    service listed as registered."""
+    await c.redis.sadd(SERVICES, svc)
     ids = []
     for handler, at in plan:
         inv = (await c.send(svc, handler, None)).id
@@ -49,7 +51,6 @@ async def test_a_filtered_parked_page_follows_the_cursor_until_it_has_limit_matc
 ) -> None:
     svc = names("flt")
     async with client(url) as c, gateway(url) as http:
-        await c.redis.sadd(SERVICES, svc)
         ids = await park(c, svc, plan())
         booms = [ids[-1], ids[-2], ids[0]]  # newest first
         first = await parked(c, svc, handler="boom", limit=2)
@@ -78,7 +79,6 @@ async def test_bulk_redrive_with_a_handler_walks_past_other_handlers(
 ) -> None:
     svc = names("flt")
     async with client(url) as c, gateway(url) as http:
-        await c.redis.sadd(SERVICES, svc)
         ids = await park(c, svc, plan())
         booms, terms = [ids[0], ids[-2], ids[-1]], ids[1:-2]
         one = await redrive_parked(c, svc, who="ops", handler="boom", limit=1)
