@@ -58,7 +58,7 @@ def _bad(e: ValueError) -> Problem:
 
 # Integer parameters are strings checked by pattern, so that an empty value (``?limit=``, as a
 # form or a URL template sends it) means the default instead of a 400.
-_LIMIT = Query(None, pattern=r"^-?[0-9]{0,9}$", description="default 100, clamped to 1-500")
+_LIMIT = Query(None, pattern=r"^(-?[0-9]{1,9})?$", description="default 100, clamped to 1-500")
 _COUNT = r"^[0-9]{0,15}$"
 _PARTITION = Query(None, pattern=r"^[0-9]{0,4}$", description="only this partition (default: all)")
 _CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")
@@ -217,22 +217,30 @@ async def audit(
         raise _bad(e) from None
 
 
-async def _act(request: Request, action: str, invocation_id: str) -> Response:
+async def _act(request: Request, action: str, invocation_id: str, force: bool = False) -> Response:
+    client, who = state_of(request).client, _who(request)
     try:
-        result = await operate.act(state_of(request).client, action, invocation_id, who=_who(request))
+        result = await operate.act(client, action, invocation_id, who=who, force=force)
     except (InvalidName, UnknownInvocation):
         raise _NOT_FOUND from None
     return _json(result)
+
+
+_FORCE = Query(False, description="release only: even when its holder is alive with a valid lease")
 
 
 def _action_route(action: str, summary: str) -> None:
     async def run(request: Request, invocation_id: str) -> Response:
         return await _act(request, action, invocation_id)
 
-    run.__name__ = f"admin_{action.replace('-', '_')}"
+    async def release(request: Request, invocation_id: str, force: bool = _FORCE) -> Response:
+        return await _act(request, action, invocation_id, force)
+
+    endpoint = release if action == "release" else run
+    endpoint.__name__ = f"admin_{action.replace('-', '_')}"
     router.add_api_route(
         f"/invocations/{{invocation_id}}/{action}",
-        run,
+        endpoint,
         methods=["POST"],
         summary=summary,
         responses=_ACT,
@@ -261,6 +269,7 @@ async def redrive_parked(
     limit: str | None = _LIMIT,
     archived: bool = False,
     partition: str | None = _PARTITION,
+    cursor: str | None = _CURSOR,
 ) -> Response:
     name = await _service(request, service)
     try:
@@ -272,6 +281,7 @@ async def redrive_parked(
             limit=_num(limit, 100),
             archived=archived,
             partition=_part(partition),
+            cursor=cursor or None,
         )
     except ValueError as e:
         raise _bad(e) from None

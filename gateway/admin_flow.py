@@ -84,7 +84,7 @@ async def waiting(
     service: str,
     handler: str | None = _HANDLER,
     key: str | None = Query(None, max_length=256, description="only this flow key (with handler)"),
-    limit: str | None = Query(None, pattern=r"^-?[0-9]{0,9}$", description="default 100, 1-500"),
+    limit: str | None = Query(None, pattern=r"^(-?[0-9]{1,9})?$", description="default 100, 1-500"),
     partition: str | None = _PARTITION,
 ) -> Response:
     name = await _service(request, service)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from reliq import InvocationFailed, PromiseAlreadySettled, UnknownInvocation
+from reliq.client.actions import MAX_REJECT_MESSAGE as _MAX_MESSAGE
 from reliq.store.keys import InvalidName, check_name, locate
 
 from .body import parse_json, read_body
@@ -27,7 +28,6 @@ from .state import state_of
 
 router = APIRouter(prefix="/invocations")
 _SHAPE = 'send {"value": <any JSON>} to resolve or {"error": "<message>"} to reject'
-_MAX_MESSAGE = 4096
 _OK = {
     "description": '{"id", "promise", "status": "resumed" | "stored"}',
     "content": {"application/json": {}},

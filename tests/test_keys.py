@@ -8,7 +8,7 @@ from reliq.store.keys import InvalidName, ServiceKeys, check_name, child_id, key
 NOT_KEYS = {"service", "partition", "level", "at"}  # the attributes of ServiceKeys that are not key names
 SERVICE_WIDE = {  # always {S}
     *("layout", "registry", "schemas", "consumer", "consumer_prefix", "cancel_channel"),
-    *("schedules", "ticks", "cron"),
+    *("schedules", "ticks", "cron", "settings"),
 }
 
 

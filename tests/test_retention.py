@@ -1,11 +1,13 @@
 """Retention: finished work leaves no key without a TTL, and records expire after the retention."""
 
 import asyncio
+import time
 
 from reliq import Client, Context, Retry, Service, Terminal
+from reliq.admin.actions import act
 from reliq.store.keys import ServiceKeys
 
-from .conftest import Names, leaked_keys, running, wait_until
+from .conftest import Names, client, leaked_keys, running, wait_until
 
 
 async def test_finished_work_of_every_kind_leaves_no_key_without_ttl(url: str, names: Names) -> None:
@@ -88,3 +90,28 @@ async def test_terminal_records_expire_after_the_retention(url: str, names: Name
         again = await c.send(svc.name, "job", key="k")
         assert again.status == "accepted"
         assert await c.result(again.id, 10) == 1
+
+
+async def test_admin_discard_and_cancel_use_the_published_retention(url: str, names: Names) -> None:
+    svc = Service(names("ret"))
+    week = 7 * 24 * 3600
+
+    @svc.handler
+    async def broken(ctx: Context) -> None:
+        raise Terminal("no")
+
+    async with client(url) as c:  # its own retention: the default 24 h
+        async with running(svc, url, retention=float(week)):
+            k = c.keys(svc.name)
+            assert await c.redis.hget(k.settings, "retention_ms") == str(week * 1000).encode()
+            acc = await c.send(svc.name, "broken")
+            assert await wait_until(lambda: c.redis.zscore(k.parked, acc.id), what="parked")
+        three_days_ago = int(time.time() * 1000) - 3 * 24 * 3600 * 1000
+        old = f"{svc.name}.{'a' * 26}"
+        await c.redis.zadd(k.archive, {old: three_days_ago})  # discarded 3 days ago: within a week
+        assert (await act(c, "discard", acc.id, who="ops")).status == "discarded"
+        assert await c.redis.zscore(k.archive, old) is not None
+        later = await c.send(svc.name, "broken", delay=3600)
+        assert (await act(c, "cancel", later.id, who="ops")).status == "cancelled"
+        assert await c.redis.pttl(k.inv(later.id)) > 6 * 24 * 3600 * 1000
+        await c.redis.delete(k.archive, k.settings, k.inv(acc.id))

@@ -4,7 +4,7 @@ each loop are in tests/worker/)."""
 import asyncio
 import time
 
-from reliq import Context, Service
+from reliq import App, Context, Service
 from reliq.store.keys import SERVICES, ServiceKeys
 
 from .conftest import Names, client, running, wait_until
@@ -27,6 +27,42 @@ async def test_registry_and_heartbeats_are_published(url: str, names: Names) -> 
             assert 0 < await c.redis.pttl(k.consumer(w.consumer)) <= 1500
         assert await c.redis.exists(k.consumer(w.consumer)) == 0  # cleared on clean shutdown
         await c.redis.srem(SERVICES, svc.name)
+
+
+async def test_each_services_heartbeat_carries_that_services_inflight_and_processed(
+    url: str, names: Names
+) -> None:
+    busy, idle = Service(names("busy")), Service(names("idle"))
+    release = asyncio.Event()
+
+    @busy.handler
+    async def hold(ctx: Context) -> None:
+        await release.wait()
+
+    @idle.handler
+    async def quick(ctx: Context, n: int) -> int:
+        return n
+
+    async with client(url) as c:
+        async with running(App([busy, idle]), url, heartbeat_interval=0.1) as w:
+            held = await c.send(busy.name, "hold")
+            for n in range(3):
+                assert await c.result((await c.send(idle.name, "quick", n)).id, 10) == n
+
+            async def beats() -> dict[str, tuple[int | None, int | None, int | None]] | None:
+                got = {}
+                for s in (busy.name, idle.name):
+                    hb = (await c.heartbeats(s, [w.consumer]))[w.consumer]
+                    got[s] = (hb.inflight, hb.processed, hb.concurrency) if hb else (None, None, None)
+                ok = got[busy.name][:2] == (1, 0) and got[idle.name][:2] == (0, 3)
+                return got if ok else None
+
+            got = await wait_until(beats, what="per-service heartbeat numbers")
+            assert got[busy.name][2] == got[idle.name][2] and (got[busy.name][2] or 0) > 0  # shared limit
+            release.set()
+            await c.result(held.id, 10)
+        for s in (busy.name, idle.name):
+            await c.redis.srem(SERVICES, s)
 
 
 async def test_graceful_shutdown_lets_inflight_handlers_finish(url: str, names: Names) -> None:

@@ -14,7 +14,8 @@ action          script               effect (statuses: changed first)
                                      (``discarded`` | ``not_parked``)
 ``release``     ``release_entry``    pending entry marked idle for ages: the next reclaim
                                      scan takes it (``released`` | ``already_released`` |
-                                     ``not_pending``)
+                                     ``not_pending`` | ``owner_alive``: its holder beats and
+                                     its lease runs, refused unless ``force``; not audited)
 ``retry-now``   ``retry_now.lua``    retrying -> queued now (``queued`` | ``not_retrying``)
 ``cancel``      ``cancel.lua``       as ``Client.cancel`` (``cancelled`` | ``cancelling`` |
                                      ``terminal``)
@@ -29,12 +30,13 @@ from __future__ import annotations
 from reliq.admin import overview as inspect
 from reliq.admin import parked as parked_list
 from reliq.admin.documents import ActionResult, AuditEntry, AuditPage, BulkResult
-from reliq.admin.paging import clamp, entry_key, layouts, next_cursor, parse_cursor, scope
+from reliq.admin.paging import MAX_LIMIT, clamp, entry_key, layouts, next_cursor, parse_cursor, scope
 from reliq.client import Client
 from reliq.codec import text
 from reliq.errors import UnknownInvocation
 from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys, check_name
 from reliq.store.record import Field
+from reliq.store.registry import read_retention
 from reliq.store.replies import ActionStatus
 
 ACTIONS = ("redrive", "discard", "release", "retry-now", "cancel")
@@ -100,29 +102,47 @@ async def audit_log(
     )
 
 
-async def _run(client: Client, k: ServiceKeys, action: str, inv: str, who: str) -> ActionStatus:
+async def _holder(client: Client, k: ServiceKeys, inv: str) -> tuple[str, bool]:
+    """The record's lease holder and whether its heartbeat exists, read before ``release_entry``
+    runs (the heartbeat is in slot ``{S}``; the script refuses a holder that changed since)."""
+    owner = text(await client.redis.hget(k.inv(inv), Field.OWNER) or b"")
+    return owner, bool(owner) and bool(await client.redis.exists(k.consumer(owner)))
+
+
+async def _retention(client: Client, k: ServiceKeys) -> int:
+    """The retention the service's workers published (``reliq:{S}:settings``), else the client's."""
+    return await read_retention(client.redis, k) or client.retention_ms
+
+
+async def _run(
+    client: Client, k: ServiceKeys, action: str, inv: str, who: str, force: bool = False
+) -> ActionStatus:
     s = client.scripts
     if action == "redrive":
         return await s.redrive(k, inv, who)
     if action == "discard":
-        return await s.discard(k, inv, who, client.retention_ms)
+        return await s.discard(k, inv, who, await _retention(client, k))
     if action == "release":
-        return await s.release_entry(k, inv, RELEASE_IDLE_MS, who)
+        holder = ("", False) if force else await _holder(client, k, inv)
+        return await s.release_entry(k, inv, RELEASE_IDLE_MS, who, holder, force)
     if action == "retry-now":
         return await s.retry_now(k, inv, who)
     if action == "cancel":
-        outcome = await s.cancel(k, inv, client.retention_ms, who)
+        outcome = await s.cancel(k, inv, await _retention(client, k), who)
         if outcome == "cancelling":
             await client.redis.publish(k.cancel_channel, inv)
         return outcome
     raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
 
 
-async def act(client: Client, action: str, invocation_id: str, *, who: str) -> ActionResult:
+async def act(
+    client: Client, action: str, invocation_id: str, *, who: str, force: bool = False
+) -> ActionResult:
     """Run one action on one invocation (audited under ``who`` by its script). Raises
-    ``UnknownInvocation`` for an unknown or expired id, ``InvalidName`` for a malformed one."""
+    ``UnknownInvocation`` for an unknown or expired id, ``InvalidName`` for a malformed one.
+    ``force`` (release only): release an entry whose holder is alive with a valid lease."""
     k = client.keys_of(invocation_id)
-    status = await _run(client, k, action, invocation_id, who)
+    status = await _run(client, k, action, invocation_id, who, force)
     if status == "unknown":
         raise UnknownInvocation(invocation_id)
     state = await client.redis.hget(k.inv(invocation_id), Field.STATE)
@@ -144,24 +164,50 @@ async def redrive_parked(
     limit: int = 100,
     archived: bool = False,
     partition: int | None = None,
+    cursor: str | None = None,
 ) -> BulkResult:
     """Redrive up to ``limit`` (1..500) of a service's parked (or archived) invocations, oldest
-    first over every partition (or only ``partition``), optionally only one handler's; examines
-    at most 5 x ``limit`` members per call (read from each partition, then merged)."""
+    first over every partition (or only ``partition``), optionally only one handler's (an
+    expired member counts as a match: its redrive removes it). Walks the sets from ``cursor``
+    (``next_cursor`` of the previous call), past members of other handlers, until ``limit`` are
+    redriven, the sets end, or ``SCAN_BUDGET`` members were examined. ``next_cursor``: where to
+    continue (``None``: the walk reached the end); ``remaining``: the size of the sets, or with
+    ``handler`` the members from the cursor's time on (at most that many may be the handler's;
+    0 once the walk reached the end)."""
     limit = clamp(limit)
-    ids = await parked_list.oldest(client, service, 5 * limit, archived, partition)
-    examined = len(ids)
-    if handler:
-        async with client.redis.pipeline(transaction=False) as p:
-            for i in ids:
-                p.hget(client.keys_of(i).inv(i), Field.HANDLER)
-            handlers = await p.execute() if ids else []
-        ids = [i for i, h in zip(ids, handlers, strict=True) if h is None or text(h) == handler]
     redriven: list[str] = []
-    for i in ids:
-        if len(redriven) >= limit:
+    examined, following = 0, cursor
+    budget = parked_list.SCAN_BUDGET
+    while len(redriven) < limit and examined < budget:
+        n = min(MAX_LIMIT, budget - examined)
+        rows, more = await parked_list.ascending(client, service, n, archived, partition, following)
+        ids = [text(m) for m, _, _ in rows]
+        handlers: list[bytes | None] = [None] * len(ids)
+        if handler and ids:
+            async with client.redis.pipeline(transaction=False) as p:
+                for i in ids:
+                    p.hget(client.keys_of(i).inv(i), Field.HANDLER)
+                handlers = await p.execute()
+        for row, i, h in zip(rows, ids, handlers, strict=True):
+            examined += 1
+            following = parked_list.cursor_of(row)
+            match = handler is None or h is None or text(h) == handler  # None: expired, removed
+            if match and await client.scripts.redrive(client.keys_of(i), i, who) == "redriven":
+                redriven.append(i)
+            if len(redriven) >= limit:
+                more = more or row is not rows[-1]
+                break
+        if not more:
+            following = None
             break
-        if await client.scripts.redrive(client.keys_of(i), i, who) == "redriven":  # 'unknown' ids leave
-            redriven.append(i)
-    remaining = await parked_list.count(client, service, archived, partition)
-    return BulkResult(service=service, redriven=redriven, examined=examined, remaining=remaining)
+    if handler:
+        remaining = (
+            0
+            if following is None
+            else await parked_list.count_from(client, service, archived, partition, following)
+        )
+    else:
+        remaining = await parked_list.count(client, service, archived, partition)
+    return BulkResult(
+        service=service, redriven=redriven, examined=examined, remaining=remaining, next_cursor=following
+    )

@@ -114,6 +114,7 @@ class PendingEntry(msgspec.Struct, frozen=True, kw_only=True):
     step: str | None = None
     lost: bool = False
     partition: int = 0
+    released: bool = False  # an operator released it: reclaimable now (reclaim_in_ms 0)
 
 
 class PendingPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -274,6 +275,7 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     redriven: list[str]
     examined: int
     remaining: int
+    next_cursor: str | None = None  # where the walk continues (None: it reached the end)
 
 
 def to_builtins(doc: Any) -> Any:

@@ -146,10 +146,11 @@ def _partition(part: int, replies: list[Any], now: int) -> tuple[PartitionOvervi
     first = None
     if isinstance(oldest, list) and oldest:
         o, eid = oldest[0], text(oldest[0]["message_id"])
+        age = max(0, now - int(eid.split("-", 1)[0]))
         first = OldestPending(
             entry_id=eid,
-            age_ms=max(0, now - int(eid.split("-", 1)[0])),
-            idle_ms=int(o["time_since_delivered"]),
+            age_ms=age,
+            idle_ms=min(int(o["time_since_delivered"]), age),  # a released entry's sentinel: its age
             owner=text(o["consumer"]),
             deliveries=int(o["times_delivered"]),
             partition=part,

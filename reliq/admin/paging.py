@@ -130,14 +130,19 @@ class ZPage(NamedTuple):
     partitions: int  # the layout's high
 
 
-def _zcursor(cursor: str | None) -> tuple[int, str, int] | None:
-    """(score, id, partition) of a cursor; ``None`` (or ``"0"``) is the first page."""
+def _zcursor(cursor: str | None, service: str, high: int) -> tuple[int, str, int] | None:
+    """(score, id, partition) of a cursor of ``service`` (whose layout's high is ``high``);
+    ``None`` (or ``"0"``) is the first page. ``ValueError`` for a cursor that is malformed or
+    names another service or a partition the service does not have."""
     if not cursor or cursor == "0":
         return None
     score, at, member = cursor.partition("@")
     if not at or not score.isdigit() or len(score) > 15:
         raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
-    return int(score), member, locate(member)[1]  # InvalidName is a ValueError
+    name, part, _ = locate(member)  # InvalidName is a ValueError
+    if name != service or part >= high:
+        raise ValueError(f"malformed cursor {cursor!r}: not a cursor of {service}'s partitions")
+    return int(score), member, part
 
 
 async def zset_page(
@@ -150,8 +155,8 @@ async def zset_page(
     partition: int | None,
 ) -> ZPage:
     """One page of the sorted sets ``key(partition keys)`` of every partition (or one), merged."""
-    limit, after = clamp(limit), _zcursor(cursor)
-    sc = await scope(client, service, partition)
+    limit, sc = clamp(limit), await scope(client, service, partition)
+    after = _zcursor(cursor, service, sc.layout.high)
     same_ms = 0
     if after and any(k.partition == after[2] for k in sc.keys):
         same_ms = int(await client.redis.zcount(key(client.keys(service, after[2])), after[0], after[0]))

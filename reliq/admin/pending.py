@@ -17,11 +17,23 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from reliq.admin import parked as parked_sets
 from reliq.admin.documents import PendingEntry, PendingPage
-from reliq.admin.paging import _int, _ms, alive, clamp, entry_key, next_cursor, parse_cursor, scope
+from reliq.admin.paging import (
+    MAX_LIMIT,
+    Scope,
+    _int,
+    _ms,
+    alive,
+    clamp,
+    entry_key,
+    next_cursor,
+    parse_cursor,
+    scope,
+)
 from reliq.client import Client
 from reliq.codec import text
-from reliq.store.keys import GROUP, LEVELS
+from reliq.store.keys import GROUP, LEVELS, RELEASE_IDLE_MS
 from reliq.store.record import Field
 
 F = Field
@@ -40,15 +52,55 @@ async def pending(
     partition: int | None = None,
 ) -> PendingPage:
     """One page of the pending entries of every partition (or only ``partition``), oldest entry
-    first, joined with the records. ``cursor`` is ``next_cursor`` of the previous page."""
+    first, joined with the records. ``cursor`` is ``next_cursor`` of the previous page. With
+    ``handler``, the lists are followed chunk by chunk (500 entries) until the page holds
+    ``limit`` of that handler's entries or ``SCAN_BUDGET`` entries were examined; ``next_cursor``
+    points after the last entry examined."""
     limit = clamp(limit)
+    sc = await scope(client, service, partition)
+    items: list[PendingEntry] = []
+    examined, following, budget = 0, cursor, parked_sets.SCAN_BUDGET
+    while True:
+        n = min(MAX_LIMIT, budget - examined) if handler else limit
+        now, total, got, after_each = await _chunk(client, service, sc, following, consumer, min_idle_ms, n)
+        following = after_each[-1] if after_each else None
+        for e, after in zip(got, after_each, strict=True):
+            examined += 1
+            if handler is None or e.handler == handler:
+                items.append(e)
+            if len(items) == limit:
+                following = after
+                break
+        if following is None or len(items) == limit or not handler or examined >= budget:
+            break
+    return PendingPage(
+        service=service,
+        now=now,
+        total=total,
+        items=items,
+        next_cursor=following,
+        partition=partition,
+        partitions=sc.layout.high,
+    )
+
+
+async def _chunk(
+    client: Client,
+    service: str,
+    sc: Scope,
+    cursor: str | None,
+    consumer: str | None,
+    min_idle_ms: int,
+    limit: int,
+) -> tuple[int, int, list[PendingEntry], list[str | None]]:
+    """(server now, pending count, up to ``limit`` entries after ``cursor`` joined with their
+    records, the cursor after each entry: ``None`` after the last one of the lists)."""
     after = parse_cursor(cursor)
     tie = None
     if after and after[1] is not None:
-        if not after[1].isdigit():
+        if not after[1].isdigit() or int(after[1]) >= sc.layout.high * len(LEVELS):
             raise ValueError(f"malformed cursor {cursor!r}: use next_cursor of the previous page")
         tie = int(after[1])
-    sc = await scope(client, service, partition)
     # every priority level's stream of every partition; source = partition * 3 + level (the tie)
     sources = [
         (k.partition * len(LEVELS) + i, k.at(level)) for k in sc.keys for i, level in enumerate(LEVELS)
@@ -77,23 +129,12 @@ async def pending(
             rows += [(entry_key(text(r["message_id"])), src, r) for r in got]
     rows.sort(key=lambda row: (row[0], row[1]))
     shown = rows[:limit]
-    items = await _join(client, service, shown, now)
-    following = text(rows[limit][2]["message_id"]) if len(rows) > limit else None
-    cursor_out = None
-    if following is not None:
-        last = shown[-1]
-        cursor_out = next_cursor(text(last[2]["message_id"]), str(last[1]), following)
-    if handler:
-        items = [e for e in items if e.handler == handler]
-    return PendingPage(
-        service=service,
-        now=now,
-        total=total,
-        items=items,
-        next_cursor=cursor_out,
-        partition=partition,
-        partitions=sc.layout.high,
-    )
+    ids = [text(r["message_id"]) for _, _, r in rows]
+    cursors: list[str | None] = [
+        next_cursor(ids[i], str(src), ids[i + 1]) if i + 1 < len(rows) else None
+        for i, (_, src, _) in enumerate(shown)
+    ]
+    return now, total, await _join(client, service, shown, now), cursors
 
 
 async def _join(
@@ -120,23 +161,27 @@ async def _join(
         owner = text(r["consumer"])
         h, st, attempt, epoch, lease, step = next(recs) if inv else (None,) * 6
         lease_until = _int(lease)
+        idle, eid = int(r["time_since_delivered"]), text(r["message_id"])
+        released = idle >= RELEASE_IDLE_MS  # the sentinel release gives, not a real idle time
+        reclaim = None if live[owner] else max(0, (lease_until or now) - now)
         items.append(
             PendingEntry(
-                entry_id=text(r["message_id"]),
+                entry_id=eid,
                 invocation_id=inv,
                 handler=text(h) if h else None,
                 state=text(st) if st else None,
                 owner=owner,
                 owner_alive=live[owner],
-                idle_ms=int(r["time_since_delivered"]),
+                idle_ms=min(idle, max(0, now - entry_key(eid)[0])),  # at most the entry's age
                 deliveries=int(r["times_delivered"]),
                 attempt=_int(attempt),
                 epoch=_int(epoch) if epoch or not st else 0,  # absent until the first claim
                 lease_until=lease_until,
-                reclaim_in_ms=None if live[owner] else max(0, (lease_until or now) - now),
+                reclaim_in_ms=0 if released else reclaim,
                 step=text(step) if step else None,
                 lost=not inv,
                 partition=part,
+                released=released,
             )
         )
     return items

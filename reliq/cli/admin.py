@@ -1,4 +1,4 @@
-"""``reliq pending|parked|audit|inspect|redrive|discard``: the admin views and actions on a
+"""``reliq pending|parked|audit|inspect|redrive|discard|release``: the admin views and actions on a
 terminal. Each command calls one function of ``reliq.admin.overview`` / ``reliq.admin.detail`` /
 ``reliq.admin.actions`` and prints a rich table, or with ``--json`` the same document the ``/admin`` API
 answers. Lists cover every partition of a service (a ``part.`` column says which) unless
@@ -20,6 +20,7 @@ from reliq.admin import overview as inspect
 from reliq.admin import tree as family
 from reliq.admin.documents import AuditPage, Detail, ParkedPage, PendingPage
 from reliq.cli import argtypes as t
+from reliq.cli.tables import ago as _ago
 from reliq.cli.tables import new_table, print_table, terminal
 from reliq.cli.trees import TREE_DEPTH, describe, print_tree
 from reliq.client import Client
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # rich is imported by the admin commands only (worker start s
     from rich.console import Console
     from rich.table import Table
 
-COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard")
+COMMANDS = ("pending", "parked", "audit", "inspect", "redrive", "discard", "release")
 # what redrive and discard answer when the invocation is not in the state they act on
 REFUSED = {"redrive": "not_failed", "discard": "not_parked"}
 
@@ -61,24 +62,17 @@ def add_parsers(sub: Any) -> None:
     target.add_argument("id", nargs="?")
     target.add_argument("--all", metavar="SERVICE", default=None)
     r.add_argument("--handler", type=t.handler_name, default=None, help="with --all: only this handler")
+    r.add_argument("--cursor", default=None, help="with --all: next_cursor of the previous call")
     d = sub.add_parser("discard", help="move a parked invocation to the archive")
     d.add_argument("id")
-    for sp in (p, q, u, i, r, d):
+    e = sub.add_parser("release", help="make an invocation's pending entry reclaimable now")
+    e.add_argument("id")
+    e.add_argument("--force", action="store_true", help="even when its holder is alive with a valid lease")
+    for sp in (p, q, u, i, r, d, e):
         sp.add_argument("--json", action="store_true", help="print the JSON document")
     for sp in (p, q, u, r):
         sp.add_argument("--limit", type=t.page_limit, default=100, help="1-500")
         sp.add_argument("--partition", type=t.count, default=None, help="only this partition (default: all)")
-
-
-def _ago(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    s = max(0, ms) // 1000
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    return f"{s // 3600}h {s % 3600 // 60}m"
 
 
 def _where(partition: int | None, partitions: int) -> str:
@@ -222,13 +216,17 @@ async def _run(a: argparse.Namespace, console: Console) -> Any:
             return d, (d, await family.tree(c, a.id, depth=TREE_DEPTH))
         if a.cmd == "redrive" and a.all:
             bulk = await operate.redrive_parked(
-                c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition
+                c, a.all, who=who, handler=a.handler, limit=a.limit, partition=a.partition, cursor=a.cursor
             )
-            return bulk, f"redriven {len(bulk.redriven)}, {bulk.remaining} still parked"
+            left = f"{bulk.remaining} still parked" if not a.handler else f"{bulk.remaining} not examined yet"
+            more = f"; continue with --cursor {bulk.next_cursor}" if bulk.next_cursor else ""
+            return bulk, f"redriven {len(bulk.redriven)} of {bulk.examined} examined, {left}{more}"
         await _actionable(c, a.cmd, a.id)
-        res = await operate.act(c, a.cmd, a.id, who=who)
+        res = await operate.act(c, a.cmd, a.id, who=who, force=getattr(a, "force", False))
         if res.status == REFUSED.get(a.cmd):  # it changed state since _actionable read it
             raise Refused(f"{res.id}: {res.status} (state {res.state})")
+        if res.status == "owner_alive":
+            raise Refused(f"{res.id}: owner_alive: its holder beats and its lease runs (--force to release)")
         return res, f"{res.id}: {res.status} (state {res.state})"
 
 

@@ -60,3 +60,15 @@ def _natural(console: Console, column: Column) -> int:
 
     cells = [column.header, *column.cells]
     return max(Measurement.get(console, console.options, cell).maximum for cell in cells)
+
+
+def ago(ms: int | None) -> str:
+    """A duration in ms as ``12s``, ``3m 4s`` or ``5h 6m`` (``-`` for none)."""
+    if ms is None:
+        return "-"
+    s = max(0, ms) // 1000
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s // 3600}h {s % 3600 // 60}m"

@@ -20,7 +20,7 @@ from reliq.admin import overview as inspect
 from reliq.admin.documents import SuspendedPage, TreeNode, WaitItem
 from reliq.admin.suspended import suspended
 from reliq.cli import argtypes as t
-from reliq.cli.tables import new_table, print_table, terminal
+from reliq.cli.tables import ago, new_table, print_table, terminal
 from reliq.client import Client
 from reliq.errors import InvocationFailed, PromiseAlreadySettled, UnknownInvocation
 
@@ -80,7 +80,7 @@ def tree_view(node: TreeNode) -> Tree:
 
 
 def _table(page: SuspendedPage) -> Table:
-    cols = ("part.", "invocation", "handler", "since (ms)", "suspensions", "waits for")
+    cols = ("part.", "invocation", "handler", "suspended", "suspensions", "waits for")
     t = new_table(f"{page.service}: {page.total} suspended", cols, ids=("invocation",))
     for i in page.items:
         waits = "\n".join(describe(w) for w in i.waits) or ("[dim]expired[/]" if i.expired else "-")
@@ -88,7 +88,7 @@ def _table(page: SuspendedPage) -> Table:
             str(i.partition),
             i.invocation_id,
             i.handler or "-",
-            str(i.suspended_at),
+            ago(page.now - i.suspended_at) + " ago",
             str(i.suspensions or "-"),
             waits,
         )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reliq.client import Client
 
 log = logging.getLogger("reliq.client.actions")
+MAX_REJECT_MESSAGE = 4096  # characters of a rejection's message (the HTTP route's limit too)
 
 
 async def cancel(client: Client, invocation_id: str, *, who: str = "") -> Cancelled:
@@ -54,8 +55,11 @@ async def resolve(client: Client, invocation_id: str, name: str, value: Any = No
 
 async def reject(client: Client, invocation_id: str, name: str, message: str) -> Woken:
     """Reject the promise ``name``: its await raises ``PromiseRejected(message)``. Same
-    answers and errors as ``resolve``."""
-    return await _settle_promise(client, invocation_id, name, b"R" + codec.encode(str(message)))
+    answers and errors as ``resolve``; ``ValueError`` (nothing written) for a message that is
+    not a string of 1-4096 characters."""
+    if not isinstance(message, str) or not 0 < len(message) <= MAX_REJECT_MESSAGE:
+        raise ValueError(f"a rejection message of 1-{MAX_REJECT_MESSAGE} characters")
+    return await _settle_promise(client, invocation_id, name, b"R" + codec.encode(message))
 
 
 async def _settle_promise(client: Client, invocation_id: str, name: str, value: bytes) -> Woken:

@@ -33,6 +33,8 @@ key                                type    content
                                            least once by the workers' relay, deleted once applied
 ``reliq:{S}:suspended``            zset    invocation id -> when it suspended (ms)
 ``reliq:{S}:registry``             hash    handler -> JSON (input schema, limits); by workers
+``reliq:{S}:settings``             hash    ``retention_ms``: the retention of the worker that
+                                           started last (the admin actions' discard and cancel)
 ``reliq:{S}:schemas``              hash    schema version -> input JSON schema, every version a
                                            worker published (heartbeats name the live ones)
 ``reliq:{S}:schedules``            hash    schedule name -> JSON ``Schedule`` (``store/cron.py``):
@@ -72,10 +74,10 @@ Global: ``reliq:services`` (set of service names that workers registered).
 
 Partitions: partition 0 uses the tag ``{S}`` above; partition p >= 1 of a partitioned service
 uses ``{S:p}`` for the same per-partition keys (stream, delayed, parked, archive, audit, minutes,
-lost, outbox, suspended, flow, fl:*, inv/steps/children/inbox). ``layout``, ``registry``, ``schemas``,
-``consumer:<name>``, ``schedules``, ``ticks``, ``cron`` and the ``cancel`` channel are
-service-wide and always use ``{S}``; schedule ticks are placed in partition 0, so one script
-writes a tick and its cursor.
+lost, outbox, suspended, flow, fl:*, inv/steps/children/inbox). ``layout``, ``registry``,
+``settings``, ``schemas``, ``consumer:<name>``, ``schedules``, ``ticks``, ``cron`` and the
+``cancel`` channel are service-wide and always use ``{S}``; schedule ticks are placed in
+partition 0, so one script writes a tick and its cursor.
 
 Invocation ids are ``<service>.<token>`` (partition 0) or ``<service>.<p>.<token>``: service and
 partition are readable from the id, so a lookup goes straight to its slot. ``token`` is random,
@@ -217,6 +219,7 @@ class ServiceKeys:
         "schedules",
         "schemas",
         "service",
+        "settings",
         "steps_prefix",
         "stream",
         "streams",
@@ -251,6 +254,7 @@ class ServiceKeys:
         self.suspended = self.prefix + "suspended"
         self.done_channel = self.prefix + "done"  # per partition: a sharded channel in its slot
         self.registry = base + "registry"
+        self.settings = base + "settings"
         self.schemas = base + "schemas"
         self.schedules = base + "schedules"
         self.ticks = base + "ticks"

@@ -7,6 +7,7 @@ key (``reliq.store.keys``)          type    content
 ``reliq:services``                  set     service names a worker ever registered
 ``reliq:{S}:registry``              hash    handler name -> JSON ``HandlerEntry``
 ``reliq:{S}:schemas``               hash    schema version -> input JSON schema (every version)
+``reliq:{S}:settings``              hash    ``retention_ms``: the retention of the last worker started
 ``reliq:{S}:consumer:<name>``       string  JSON ``Heartbeat``; TTL 3 beats: no key = dead
 ==================================  ======  ==================================================
 
@@ -78,6 +79,15 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
 
 
 encode = msgspec.json.Encoder().encode
+RETENTION = "retention_ms"  # field of ``reliq:{S}:settings``
+
+
+async def read_retention(redis: RedisClient, k: ServiceKeys) -> int | None:
+    """The retention (ms) the service's workers published, or None (none started yet)."""
+    raw = await redis.hget(k.settings, RETENTION)
+    return int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else None
+
+
 decode_entry = msgspec.json.Decoder(HandlerEntry).decode
 decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
 decode_schema = msgspec.json.Decoder(dict[str, Any]).decode

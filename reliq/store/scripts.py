@@ -240,9 +240,20 @@ class Scripts:
         keys = [k.inv(inv), k.parked, k.archive, k.audit]
         return as_discarded(await self._run("discard", keys, [inv, who, retention_ms]))
 
-    async def release_entry(self, k: ServiceKeys, inv: str, idle_ms: int, who: str) -> Released:
+    async def release_entry(
+        self,
+        k: ServiceKeys,
+        inv: str,
+        idle_ms: int,
+        who: str,
+        holder: tuple[str, bool] = ("", False),
+        force: bool = False,
+    ) -> Released:
+        """``holder``: the record's owner the caller checked and whether its heartbeat exists
+        (read outside the script: the heartbeat key is in slot ``{S}``, not the partition's)."""
         keys = [k.streams[0], k.inv(inv), k.audit, *k.streams[1:]]
-        return as_released(await self._run("release_entry", keys, [GROUP, idle_ms, who, inv]))
+        args: list[Arg] = [GROUP, idle_ms, who, inv, holder[0], int(holder[1]), int(force)]
+        return as_released(await self._run("release_entry", keys, args))
 
     async def retry_now(self, k: ServiceKeys, inv: str, who: str) -> Requeued:
         keys = [k.inv(inv), k.delayed, k.streams[0], k.audit, *k.streams[1:]]

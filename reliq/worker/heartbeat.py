@@ -1,6 +1,10 @@
 """Heartbeats: one key per consumer and service (``reliq:{S}:consumer:<name>``, a ``Heartbeat``)
 with a TTL of 3 beats, so the gateway and the dashboard tell live consumers from dead ones by
-the key alone: a worker that stops beating disappears without anyone cleaning up after it."""
+the key alone: a worker that stops beating disappears without anyone cleaning up after it.
+
+Each service's key carries that service's numbers: ``inflight`` (its invocations this worker
+holds now) and ``processed`` (its outcomes this worker wrote since it started). ``concurrency``
+is the worker's limit, which its services share (one limiter for all of them)."""
 
 from __future__ import annotations
 
@@ -26,15 +30,15 @@ async def beat(rt: Runtime, started: float, versions: dict[str, dict[str, str]] 
         host=socket.gethostname(),
         pid=os.getpid(),
         started=int(started * 1000),
-        inflight=len(rt.inflight),
-        concurrency=rt.limiter.capacity,  # the adaptive limit as it is now
-        processed=rt.processed,
+        concurrency=rt.limiter.capacity,  # the adaptive limit as it is now, shared by the services
         at=int(time.time() * 1000),
     )
     versions = schema_versions(rt.app) if versions is None else versions
+    held = rt.inflight_by()
     async with rt.client.redis.pipeline(transaction=False) as p:
         for s in rt.app.services:
-            doc = encode(msgspec.structs.replace(doc_all, schemas=versions.get(s, {})))
+            mine = {"inflight": held.get(s, 0), "processed": rt.processed_by.get(s, 0)}
+            doc = encode(msgspec.structs.replace(doc_all, schemas=versions.get(s, {}), **mine))
             p.set(rt.client.keys(s).consumer(rt.consumer), doc, px=ttl_ms)
         await p.execute()
 

@@ -54,6 +54,7 @@ class Runtime:
     claiming: set[str] = field(default_factory=set)  # claim script under way
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     processed: int = 0
+    processed_by: dict[str, int] = field(default_factory=dict)  # service -> outcomes written
     suspended: int = 0  # attempts that ended suspended
     ticks_placed: int = 0  # schedule ticks this worker placed (worker/cron.py)
     resumed: int = 0  # suspensions whose wait was over at once (queued again by the script)
@@ -66,6 +67,13 @@ class Runtime:
         if self.config.batch is not None:
             return self.config.batch
         return self.adapt.batch if self.adapt is not None else 100
+
+    def inflight_by(self) -> dict[str, int]:
+        """Service -> invocations this worker holds now (one walk of the in-flight table)."""
+        out: dict[str, int] = {}
+        for f in self.inflight.values():
+            out[f.keys.service] = out.get(f.keys.service, 0) + 1
+        return out
 
     def holds(self, invocation_id: str) -> bool:
         """Is this worker still running, or settling, that invocation?"""

@@ -1,6 +1,7 @@
 """Registry publication: at start a worker adds its services to ``reliq:services``, writes one
-``HandlerEntry`` per handler (input schema, limits) to ``reliq:{S}:registry`` and its schemas by
-version to ``reliq:{S}:schemas`` and its intake specs (max queued, default priorities) to each
+``HandlerEntry`` per handler (input schema, limits) to ``reliq:{S}:registry``, its schemas by
+version to ``reliq:{S}:schemas``, its retention to ``reliq:{S}:settings`` (the admin actions'
+discard and cancel use it) and its intake specs (max queued, default priorities) to each
 partition's flow hash, so the gateway can route and validate requests and the
 dashboard can list services before any work exists.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from reliq.service import App, Service
 from reliq.store import flow, intake
 from reliq.store.keys import SERVICES, ServiceKeys
-from reliq.store.registry import encode
+from reliq.store.registry import RETENTION, encode
 from reliq.worker.inflight import Runtime
 
 
@@ -26,6 +27,7 @@ async def publish_registry(rt: Runtime) -> None:
         for s in rt.app.services.values():
             k = rt.client.keys(s.name)
             p.sadd(SERVICES, s.name)
+            p.hset(k.settings, RETENTION, rt.config.retention_ms)  # what admin actions expire with
             if s.handlers:
                 entries = [h.describe() for h in s.handlers.values()]
                 p.hset(k.registry, mapping={e.handler: encode(e) for e in entries})

@@ -134,6 +134,7 @@ class Settler:
                 batch = [item for item, st in zip(batch, statuses, strict=True) if st != "keys"]
             self.fenced += statuses.count("fenced")
             self.rt.processed += len(batch)
+            self.rt.processed_by[keys.service] = self.rt.processed_by.get(keys.service, 0) + len(batch)
         self.rt.unflushed.difference_update(item[0] for item in batch)
         if self._relayed:
             before = len(self._relayed)

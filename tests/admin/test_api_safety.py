@@ -85,6 +85,22 @@ async def test_wrong_methods_unknown_ids_bad_params_and_cross_site_requests(url:
                 r = await http.get(f"/admin/services/{svc}/pending", params=params)
                 assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
             assert (await http.get("/admin/audit", params={"cursor": "x-y"})).status_code == 400
+            base = f"/admin/services/{svc}"
+            lists = [f"{base}/{v}" for v in ("pending", "parked", "suspended", "waiting")] + ["/admin/audit"]
+            for path in [*lists, f"{base}/parked/redrive"]:  # a sign alone: a form error, no Python text
+                r = await (http.post if path.endswith("redrive") else http.get)(path, params={"limit": "-"})
+                assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+                assert r.json()["errors"] and "int()" not in r.text, (path, r.text)
+            token = "c" * 26
+            for path, cursor in (
+                (f"{base}/pending", "0-1@99"),  # a source (partition x level) the service lacks
+                (f"{base}/suspended", f"1@{svc}.9.{token}"),  # a partition the service lacks
+                (f"{base}/parked", f"1@{svc}.9.{token}"),
+                (f"{base}/parked", f"1@other.{token}"),  # another service's id
+            ):
+                r = await http.get(path, params={"cursor": cursor})
+                assert r.status_code == 400 and "malformed cursor" in r.json()["detail"], cursor
+                assert r.headers["content-type"] == "application/problem+json"
             empty = {"cursor": "", "consumer": "", "min_idle_ms": "", "limit": ""}  # a form's empty fields
             assert ok(await http.get(f"/admin/services/{svc}/pending", params=empty))["items"] == []
             page = ok(await http.get(f"/admin/services/{svc}/parked", params={"limit": 100000, "cursor": 0}))

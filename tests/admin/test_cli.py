@@ -61,7 +61,13 @@ async def test_cli_views_and_actions_print_tables_and_json(url: str, names: Name
         assert (await doc(url, "parked", svc.name, "--archived"))["items"][0]["invocation_id"] == acc.id
         assert (await doc(url, "redrive", acc.id))["status"] == "redriven"
         bulk = await doc(url, "redrive", "--all", svc.name)
-        assert bulk == {"service": svc.name, "redriven": [], "examined": 0, "remaining": 0}
+        assert bulk == {
+            "service": svc.name,
+            "redriven": [],
+            "examined": 0,
+            "remaining": 0,
+            "next_cursor": None,
+        }
         pending = await doc(url, "pending", svc.name)
         assert pending["service"] == svc.name and pending["total"] == 0 and pending["items"] == []
         audit = await c.redis.xrevrange(c.keys(svc.name).audit, "+", "-")

@@ -158,8 +158,10 @@ async def test_a_dead_consumer_holding_entries_in_two_partitions(url: str, names
 
             released = ok(await http.post(f"/admin/invocations/{ids[1]}/release"))
             assert released["status"] == "released"
-            idle = {e["partition"]: e["idle_ms"] for e in ok(await http.get(f"{base}/pending"))["items"]}
-            assert idle[1] >= 2**40 and idle[2] < 60_000  # the entry of ids[1]'s partition, not another
+            rows = {e["partition"]: e for e in ok(await http.get(f"{base}/pending"))["items"]}
+            # the entry of ids[1]'s partition, not another
+            assert [rows[p]["released"] for p in range(P)] == [False, True, False]
+            assert rows[1]["reclaim_in_ms"] == 0 and rows[1]["idle_ms"] < 60_000
             log = ok(await http.get("/admin/audit", params={"service": name}))["items"]
             assert [(x["partition"], x["target"], x["result"]) for x in log] == [(1, ids[1], "released")]
             assert ok(await http.get("/admin/audit", params={"service": name, "partition": 0}))["items"] == []

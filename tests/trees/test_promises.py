@@ -118,3 +118,24 @@ async def test_a_promise_nobody_awaits_expires_with_the_invocation(url: str, nam
         async with running(svc, url):
             assert await c.result(acc.id, 10) == "done"
         assert await c.redis.pttl(c.keys_of(acc.id).inbox(acc.id)) > 0
+
+
+async def test_a_rejection_without_a_message_or_with_a_huge_one_is_refused_and_writes_nothing(
+    url: str, names: Names
+) -> None:
+    from ..admin.test_cli import reliq
+
+    svc = names("prom")
+    async with client(url) as c:
+        acc = await c.send(svc, "approve", "o1")
+        k = c.keys_of(acc.id)
+        before = await c.redis.hgetall(k.inv(acc.id))
+        for bad in ("", "x" * 4097):
+            with pytest.raises(ValueError, match="1-4096 characters"):
+                await c.reject(acc.id, "approval", bad)
+        code, out = await reliq(url, "reject", acc.id, "approval", "")
+        assert code == 2 and len(out.strip().splitlines()) == 1 and "1-4096 characters" in out, out
+        assert not await c.redis.exists(k.inbox(acc.id))
+        assert await c.redis.hgetall(k.inv(acc.id)) == before
+        assert await c.reject(acc.id, "approval", "x" * 4096) == "stored"  # the limit itself is fine
+        await c.cancel(acc.id)
