@@ -97,6 +97,12 @@ chaos: $(STAMP)
 chaos-tree: $(STAMP)
 	$(BIN)/python -m load_tests.chaos --workload tree --n 2000 --duration 120 --nemesis all --seed 1 --drain-timeout 180
 
+## make chaos-cancel: compensating parents cancelled at random moments (before start, running,
+## suspended, compensating) under every nemesis; exits non-zero on any violation
+.PHONY: chaos-cancel
+chaos-cancel: $(STAMP)
+	$(BIN)/python -m load_tests.chaos --workload cancel --n 1000 --duration 90 --nemesis all --seed 1 --drain-timeout 180
+
 ## make chaos-failover: SIGKILL Cluster primaries (3 kills) under load, replica promoted; lost and
 ## duplicated work with gateway durability none, then replicas:1; exits non-zero on a loss under replicas:1
 .PHONY: chaos-failover

@@ -4,6 +4,7 @@
     .venv/bin/python -m load_tests.chaos --n 20000 --duration 300 --nemesis all
     .venv/bin/python -m load_tests.chaos --workload tree --n 400 --duration 30 --nemesis kill-worker
     .venv/bin/python -m load_tests.chaos --workload flow --n 1000 --duration 30 --nemesis kill-worker
+    .venv/bin/python -m load_tests.chaos --workload cancel --n 300 --duration 30 --nemesis all
     .venv/bin/python -m load_tests.chaos --check load_tests/results/chaos-<ts>   # re-check a kept run
 
 The harness owns every process of the system under test (chaos_proc), drives N idempotent
@@ -12,6 +13,8 @@ The harness owns every process of the system under test (chaos_proc), drives N i
 ``--workload tree`` sends function trees instead (a parent, three children, a durable sleep, a
 promise the client resolves: chaos_promise, chaos_check_tree). ``--workload flow`` sends a handler
 limited to one invocation per account at a time (chaos_check_flow checks the exclusion).
+``--workload cancel`` sends parents that compensate when cancelled and cancels half of them at
+random moments (chaos_cancel; chaos_check_cancel checks the compensations).
 It exits 1 on any violation and keeps the run directory (history.jsonl, witness.db,
 faults.jsonl, procs.jsonl, snapshot.json, summary.json, logs, the Valkey AOF) for replay.
 """
@@ -34,6 +37,7 @@ import msgspec
 from reliq import Client
 
 from .chaos_app import Witness
+from .chaos_cancel import Canceller, read_acts
 from .chaos_check import Report, check, table
 from .chaos_client import Load, Plan, Workload, read_history
 from .chaos_nemesis import PROXY_NEMESES, Env, Fault, parse, run_all
@@ -107,7 +111,10 @@ async def execute(cfg: Config, workdir: Path) -> Report:
             # the promises go the workers' way to Valkey (through the proxy when there is one)
             promised = await stack.enter_async_context(Client(system.reliq_url))
             resolver = Resolver(promised, workdir / "promises.jsonl", seed=cfg.seed, give_up_at=give_up)
-            on_ack = resolver.start if cfg.workload == "tree" else None
+            canceller = Canceller(
+                promised, SERVICE, workdir / "cancels.jsonl", seed=cfg.seed, give_up_at=give_up
+            )
+            on_ack = {"tree": resolver.start, "cancel": canceller.start}.get(cfg.workload)
             load_task = asyncio.create_task(load.run(give_up, on_ack))
             env = Env(system=system, proxy=proxy, stop=stop_nem, seed=cfg.seed)
             nem_task = asyncio.create_task(run_all(env, list(cfg.nemeses)))
@@ -121,6 +128,7 @@ async def execute(cfg: Config, workdir: Path) -> Report:
             )
             await load_task
             await resolver.wait()
+            await canceller.wait()
             ids = list(load.acked.values())
 
             async def drained() -> bool:
@@ -128,7 +136,7 @@ async def execute(cfg: Config, workdir: Path) -> Report:
 
             with contextlib.suppress(TimeoutError):
                 await _until("drain", cfg.drain_timeout, drained)
-            snap = await take_snapshot(client, SERVICE, plan.keys)
+            snap = await take_snapshot(client, SERVICE, plan.keys, timelines=cfg.workload == "cancel")
             stop_sup.set()
             await sup
     finally:
@@ -155,7 +163,10 @@ def recheck(workdir: Path, visibility: float) -> Report:
     history = read_history(workdir / "history.jsonl")
     promises = read_resolutions(workdir / "promises.jsonl")
     witness = workdir / "witness.db"
-    return check(SERVICE, plan, history, faults, procs, snap, witness, visibility, promises, workdir / "logs")
+    acts = read_acts(workdir / "cancels.jsonl")
+    return check(
+        SERVICE, plan, history, faults, procs, snap, witness, visibility, promises, workdir / "logs", acts
+    )
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -182,9 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--workload",
-        choices=["work", "tree", "flow"],
+        choices=["work", "tree", "flow", "cancel"],
         default="work",
-        help="one handler, trees, or a per-key limited handler (flow)",
+        help="one handler, trees, a per-key limited handler (flow), or cancelled compensating trees",
     )
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--gateways", type=int, default=2)

@@ -13,11 +13,17 @@ system under test about what ran.
   ``ctx.sleep``, and waits in between for the promise ``approve``, which the chaos client
   resolves; it returns its effect's nonce, its children's results and the promise's value, so
   the checker can see that each child's outcome reached its parent once.
+- ``comp`` (``--workload cancel``): a parent that journals its effect, works a little outside any
+  step, then calls ``hold`` (its effect, then the promise ``go`` the client resolves) and ``nap``;
+  the client cancels some parents. On ``Cancelled`` it writes a ``compensations`` row, calls
+  ``undo`` (its effect, then a durable sleep longer than ``suspend_after``: the compensation
+  suspends), journals ``ctx.step("undo")`` (an effect row keyed ``<key>:undo``) and re-raises.
 
 Tables (created by the harness before any worker starts, see ``Witness.create``):
 ``executions(key, inv_id, worker_pid, attempt, kind, ts)``,
 ``effects(key, inv_id, step, nonce, worker_pid, ts)``,
 ``holds(account, key, worker_pid, ts)`` (the end of a completed ``keyed`` run),
+``compensations(key, inv_id, worker_pid, ts)`` (each run of ``comp`` that entered ``except Cancelled``),
 ``journal(key, inv_id, nonce, outcome, worker_pid, ts)``: ``unjournaled`` when ``ctx.step``
 raised after the effect may have run (cancelled, Redis error), ``lease-lost`` when it raised
 ``LeaseLost`` after the effect ran: a step body that ran while another worker may have held the
@@ -38,13 +44,14 @@ from typing import Literal
 
 import msgspec
 
-from reliq import App, Context, LeaseLost, Service
+from reliq import App, Cancelled, Context, LeaseLost, Service
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions(key TEXT, inv_id TEXT, worker_pid INT, attempt INT, kind TEXT, ts REAL);
 CREATE TABLE IF NOT EXISTS effects(key TEXT, inv_id TEXT, step TEXT, nonce TEXT, worker_pid INT, ts REAL);
 CREATE TABLE IF NOT EXISTS journal(key TEXT, inv_id TEXT, nonce TEXT, outcome TEXT, worker_pid INT, ts REAL);
 CREATE TABLE IF NOT EXISTS holds(account TEXT, key TEXT, worker_pid INT, ts REAL);
+CREATE TABLE IF NOT EXISTS compensations(key TEXT, inv_id TEXT, worker_pid INT, ts REAL);
 """
 
 
@@ -87,6 +94,10 @@ class Witness:
         row = (key, inv, os.getpid(), attempt, kind, time.time())
         self._write("INSERT INTO executions VALUES (?,?,?,?,?,?)", row)
 
+    def compensation(self, key: str, inv: str) -> None:
+        row = (key, inv, os.getpid(), time.time())
+        self._write("INSERT INTO compensations VALUES (?,?,?,?)", row)
+
     def effect(self, key: str, inv: str, step: str) -> str:
         nonce = uuid.uuid4().hex
         self._write(
@@ -108,19 +119,19 @@ witness = Witness(os.environ.get("RELIQ_CHAOS_WITNESS", "chaos-witness.db"))
 svc = Service(SERVICE)
 
 
-async def witnessed(ctx: Context, key: str) -> str:
-    """The side effect of ``key`` through ``ctx.step("effect")``: one witness row per run of the
+async def witnessed(ctx: Context, key: str, step: str = "effect") -> str:
+    """The side effect of ``key`` through ``ctx.step(step)``: one witness row per run of the
     step; a row whose journal write raised is reported ``unjournaled``. Returns its nonce."""
     made: list[str] = []
 
     async def effect() -> str:
         # no await inside: a cancellation cannot land between the insert and ``made``
-        nonce = witness.effect(key, ctx.id, "effect")
+        nonce = witness.effect(key, ctx.id, step)
         made.append(nonce)
         return nonce
 
     try:
-        nonce: str = await ctx.step("effect", effect)
+        nonce: str = await ctx.step(step, effect)
     except BaseException as e:
         outcome = "lease-lost" if isinstance(e, LeaseLost) else "unjournaled"
         for n in made:  # the effect ran but its journal did not land (or we cannot tell)
@@ -192,6 +203,45 @@ async def tree(ctx: Context, job: Tree) -> TreeResult:
     value = await ctx.promise(PROMISE)
     last = await ctx.call(leaf, Node(key=f"{job.key}/2"))
     return TreeResult(effect=nonce, children=[first, napped, last], promise=str(value))
+
+
+class Comp(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    ms: int = 0  # work outside any step, after the effect: a cancel lands on it as a task cancel
+    nap_ms: int = 500  # the ``nap`` child's durable sleep
+    undo_ms: int = 500  # the ``undo`` child's durable sleep (the compensation suspends on it)
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def hold(ctx: Context, node: Node) -> str:
+    witness.execution(node.key, ctx.id, ctx.attempt, "hold")
+    nonce = await witnessed(ctx, node.key)
+    await ctx.promise("go")  # the client resolves it (or the parent's cancel walk ends this child)
+    return nonce
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def undo(ctx: Context, node: Node) -> str:
+    witness.execution(node.key, ctx.id, ctx.attempt, "undo")
+    nonce = await witnessed(ctx, node.key)
+    await ctx.sleep(node.nap_ms / 1000)  # longer than the parent's suspend_after: it suspends
+    return nonce
+
+
+@svc.handler(max_attempts=6, max_deliveries=10, backoff_base=0.05, backoff_max=0.5, suspend_after=0.1)
+async def comp(ctx: Context, job: Comp) -> dict[str, object]:
+    witness.execution(job.key, ctx.id, ctx.attempt, "comp")
+    nonce = await witnessed(ctx, job.key)
+    await asyncio.sleep(job.ms / 1000)
+    try:
+        held = await ctx.call(hold, Node(key=f"{job.key}/hold"), key="hold")
+        napped = await ctx.call(nap, Node(key=f"{job.key}/nap", nap_ms=job.nap_ms), key="nap")
+    except Cancelled:
+        witness.compensation(job.key, ctx.id)
+        await ctx.call(undo, Node(key=f"{job.key}/undo", nap_ms=job.undo_ms), key="undo")
+        await witnessed(ctx, f"{job.key}:undo", "undo")
+        raise
+    return {"effect": nonce, "children": [held, napped]}
 
 
 class Keyed(msgspec.Struct, frozen=True, kw_only=True):

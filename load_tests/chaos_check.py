@@ -16,6 +16,8 @@ import msgspec
 from reliq.store.keys import keyed_id
 from reliq.store.record import TERMINAL
 
+from .chaos_cancel import Act
+from .chaos_check_cancel import CANCEL_VIOLATIONS, check_cancel
 from .chaos_check_flow import FLOW_VIOLATIONS, check_flow
 from .chaos_check_tree import TREE_VIOLATIONS, check_tree, effects_explained
 from .chaos_client import Attempt, Plan
@@ -40,6 +42,7 @@ VIOLATIONS = (
     "tracebacks in worker/gateway logs",
     *TREE_VIOLATIONS,
     *FLOW_VIOLATIONS,
+    *CANCEL_VIOLATIONS,
 )
 
 
@@ -128,6 +131,7 @@ def check(
     visibility: float,
     resolutions: list[Resolution] | None = None,
     logs: Path | None = None,
+    acts: list[Act] | None = None,
 ) -> Report:
     executions, effects, unjournaled = read_witness(witness)
     ex: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
@@ -148,12 +152,15 @@ def check(
     bad: dict[str, list[str]] = {name: [] for name in VIOLATIONS}
     rerun = 0
     dup_exec = 0
+    # the cancel workload: a parent cancelled before it started never runs (chaos_check_cancel
+    # checks that a cancel of the client's did it)
+    ends = ("succeeded", "cancelled") if plan.workload == "cancel" else ("succeeded",)
     for key in plan.keys:
         kind, st = plan.kinds[key], state.get(key)
         if key in acked:
             if len(ids[key]) > 1 or ids[key] != {keyed_id(service, key)}:
                 bad["conflicting ids"].append(key)
-            if st is None or st.state is None or not ex.get(key):
+            if st is None or st.state is None or not (ex.get(key) or st.state in ends[1:]):
                 bad["lost"].append(key)
             elif st.state not in TERMINAL:
                 bad["stuck"].append(key)
@@ -163,7 +170,7 @@ def check(
             bad["executions without a claim"].append(f"{key} ran {len(ex[key])}x, {st.deliveries} claims")
         if kind == "ok":
             dup_exec += max(0, len(ex.get(key, [])) - 1 - st.suspensions)
-            if st.state in TERMINAL and st.state != "succeeded":
+            if st.state in TERMINAL and st.state not in ends:
                 bad["unexpected parked"].append(f"{key} {st.state} {st.reason}")
             rerun += effects_explained(key, st, ef.get(key, []), unjournaled, dead_workers, bad)
     poison_ids = {state[k].id for k in plan.keys if plan.kinds[k] != "ok" and state[k].state is not None}
@@ -194,6 +201,10 @@ def check(
         dup_exec += tree_counters.pop("duplicate executions")
     if plan.workload == "flow":
         tree_counters = check_flow(witness, bad)
+    if plan.workload == "cancel":
+        tree_counters = check_cancel(plan, snap, witness, ef, unjournaled, dead_workers, acts or [], bad)
+        rerun += tree_counters.pop("effects re-run (died before journal)")
+        dup_exec += tree_counters.pop("duplicate executions")
     violations = {name: len(v) for name, v in bad.items()}
     counters = {
         "invocations": len(plan.keys),

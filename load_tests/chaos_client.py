@@ -14,9 +14,11 @@ from typing import Literal
 import httpx
 import msgspec
 
+from .chaos_cancel import DELAYED, chosen
+
 Outcome = Literal["ok", "failed", "unknown"]
 Kind = Literal["ok", "fail", "crash"]
-Workload = Literal["work", "tree", "flow"]
+Workload = Literal["work", "tree", "flow", "cancel"]
 ACCOUNTS = 20  # --workload flow: the keys share this many accounts (concurrency_key, limit 1)
 
 
@@ -37,7 +39,8 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """The workload: which keys exist and which of them are poison. ``workload``: each key is one
-    ``work`` invocation, or one ``tree`` (a parent with three children and a promise)."""
+    ``work`` invocation, one ``tree`` (a parent with three children and a promise), one
+    ``keyed`` invocation (flow) or one ``comp`` parent (cancel: chaos_cancel)."""
 
     keys: list[str]
     kinds: dict[str, Kind]
@@ -78,6 +81,7 @@ class Load:
         self.plan, self.urls, self.service = plan, gateway_urls, service
         self.history = history
         self.rng = random.Random(f"{seed}:client")
+        self.seed = seed
         self.window, self.concurrency, self.timeout = window, concurrency, timeout
         self.acked: dict[str, str] = {}
         self.attempts = 0
@@ -125,6 +129,10 @@ class Load:
         if self.plan.workload == "flow":  # one account per key: i mod ACCOUNTS, one holder at a time
             handler = "keyed"
             body = msgspec.json.encode({"key": key, "account": f"acct{i % ACCOUNTS}", "ms": ms // 4})
+        elif self.plan.workload == "cancel":  # some are sent delayed, to be cancelled before they start
+            handler = "comp" + ("?delay=" + DELAYED if chosen(self.seed, i) == "before-start" else "")
+            nap, undo = 300 + (i * 104729) % 700, 300 + (i * 7919) % 700
+            body = msgspec.json.encode({"key": key, "ms": 50 + ms, "nap_ms": nap, "undo_ms": undo})
         elif self.plan.workload == "tree":
             handler = "tree"
             body = msgspec.json.encode({"key": key, "ms": ms // 4, "nap_ms": 300 + (i * 104729) % 700})

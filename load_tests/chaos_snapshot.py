@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from reliq import Client
+from reliq.admin.timeline import parse_timeline
 from reliq.store.keys import GROUP, keyed_id
 from reliq.store.record import TERMINAL
 
@@ -27,6 +28,9 @@ class KeyState(msgspec.Struct, frozen=True, kw_only=True):
     result: Any = None  # tree parents: the result document
     children: list[str] = []  # child ids in call order
     suspensions: int = 0
+    handler: str = ""
+    undo: str | None = None  # the nonce ctx.step journaled for "undo" (cancel workload)
+    events: list[tuple[int, str]] = []  # cancel workload parents: the timeline (server ms, event)
 
 
 class Pending(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,16 +69,20 @@ async def unsettled(client: Client, service: str, ids: list[str]) -> int:
     return open_ + int(xlen) + int(delayed) + int(suspended) + int(outbox)
 
 
-async def key_states(client: Client, ids: dict[str, str], concurrency: int = 32) -> list[KeyState]:
-    """The record of each ``key -> invocation id`` (at most ``concurrency`` reads at once)."""
+async def key_states(
+    client: Client, ids: dict[str, str], concurrency: int = 32, timelines: bool = False
+) -> list[KeyState]:
+    """The record of each ``key -> invocation id`` (at most ``concurrency`` reads at once), with
+    its timeline when ``timelines``."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(key: str, inv: str) -> KeyState:
         async with sem:
             doc = await client.get(inv)
+            tl = await client.redis.hget(client.keys_of(inv).inv(inv), "tl") if timelines else None
         if doc is None:
             return KeyState(key=key, id=inv)
-        nonce = doc.steps.get("effect")
+        nonce, undo = doc.steps.get("effect"), doc.steps.get("undo")
         return KeyState(
             key=key,
             id=inv,
@@ -88,6 +96,9 @@ async def key_states(client: Client, ids: dict[str, str], concurrency: int = 32)
             result=doc.result,
             children=doc.children,
             suspensions=doc.suspensions,
+            handler=doc.handler,
+            undo=undo if isinstance(undo, str) else None,
+            events=[(e.at, e.event) for e in parse_timeline(tl)],
         )
 
     return list(await asyncio.gather(*(one(key, inv) for key, inv in ids.items())))
@@ -99,9 +110,9 @@ async def children_states(client: Client, parents: list[KeyState]) -> list[KeySt
     return await key_states(client, ids)
 
 
-async def take_snapshot(client: Client, service: str, keys: list[str]) -> Snapshot:
+async def take_snapshot(client: Client, service: str, keys: list[str], timelines: bool = False) -> Snapshot:
     k = client.keys(service)
-    states = await key_states(client, {key: keyed_id(service, key) for key in keys})
+    states = await key_states(client, {key: keyed_id(service, key) for key in keys}, timelines=timelines)
     raw = await client.redis.xpending_range(k.stream, GROUP, "-", "+", 1000)
     pending = [
         Pending(

@@ -1,0 +1,58 @@
+"""Found by the chaos harness's cancel workload (docs/reliability.md, ``--workload cancel``): a
+handler shown ``Cancelled`` by a path other than ``Waits.deliver_cancel`` (``link_child`` refused
+the registration because the cancel was recorded, a journaled cancel point on replay, a child the
+walk cancelled) runs its compensation; the cancel's pub/sub message arriving after that (late: the
+client's ``PUBLISH`` follows the cancel script, and a fault can delay it) goes to
+``request_cancel``, which sees no ``cancel_requested`` yet and cuts the compensation short:
+``Cancelled`` is raised again at the compensation's durable await (or the task is cancelled when
+it waits for nothing), and the invocation ends ``cancelled`` without its undo."""
+
+from __future__ import annotations
+
+import pytest
+
+from reliq import Cancelled, Context, Service
+
+from ..conftest import Names, client, running, wait_until
+
+
+@pytest.mark.xfail(strict=True, reason="reliq bug: a late cancel notice cuts a compensation short")
+async def test_a_late_cancel_notice_leaves_a_running_compensation_alone(url: str, names: Names) -> None:
+    svc = Service(names("late"))
+
+    @svc.handler
+    async def hold(ctx: Context) -> str:
+        await ctx.promise("go")
+        return "held"
+
+    async def cancel_quietly(inv: str) -> str:  # the cancel script alone: its PUBLISH comes later
+        async with client(url) as c:
+            return str(await c.scripts.cancel(c.keys_of(inv), inv, c.retention_ms, "test"))
+
+    @svc.handler
+    async def order(ctx: Context) -> str:
+        await ctx.step("a", cancel_quietly, ctx.id)
+        try:
+            return str(await ctx.call(svc.name, "hold"))  # link_child refuses: Cancelled shown here
+        except Cancelled:
+            await ctx.call(svc.name, "hold", key="undo")  # in memory: suspend_after is 30 s
+            await ctx.step("undo", lambda: "after-compensation")
+            raise
+
+    async with running(svc, url, suspend_after=30.0), client(url) as c:
+        inv = (await c.send(svc.name, "order")).id
+
+        async def linked() -> list[str] | None:
+            doc = await c.get(inv)
+            return doc.children if doc is not None and doc.children else None
+
+        [undo] = await wait_until(linked, timeout=15, what="the compensation's child")
+        await c.redis.publish(c.keys_of(inv).cancel_channel, inv)  # the late notice
+        assert await c.resolve(undo, "go", 1) in ("resumed", "stored")
+
+        async def ended() -> bool:
+            return await c.state(inv) == "cancelled"
+
+        await wait_until(ended, timeout=15, what="the parent cancelled")
+        doc = await c.get(inv)
+        assert doc is not None and doc.steps == {"a": "cancelling", "undo": "after-compensation"}
