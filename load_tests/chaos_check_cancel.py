@@ -110,7 +110,9 @@ def check_cancel(
             continue  # lost or never acked: the main checker counts it
         mine, tried = kids[key], cancels[key]
         asked = any(a.outcome in ("cancelled", "cancelling") for a in tried)
-        maybe = asked or any(a.outcome == "error" for a in tried)  # an error may have landed
+        # an error may have landed; so may a 'terminal': redis-py re-sends a script whose reply
+        # was lost, and the re-send finds the cancel its first send made (the timeline says when)
+        maybe = asked or any(a.outcome == "error" or _own_terminal(a, st.events) for a in tried)
         entered = comp[key]
         counts[f"parents {st.state}"] += 1
         counts["children tombstoned (the cancel walk came before their registration)"] += tombstones[key]
@@ -187,6 +189,14 @@ def check_cancel(
         "effects re-run (died before journal)": rerun,
         "duplicate executions": dup_exec,
     }
+
+
+def _own_terminal(a: Act, events: list[tuple[int, str]]) -> bool:
+    """A cancel answered 'terminal' after it ran on (a re-send): the record was cancelled
+    between the call's start and its answer."""
+    return a.outcome == "terminal" and any(
+        ev == "cancelled" and a.t0 * 1000 <= at <= a.t1 * 1000 for at, ev in events
+    )
 
 
 def _after_cancel(events: list[tuple[int, str]]) -> list[tuple[int, str]]:

@@ -111,8 +111,13 @@ class Client:
         reading = self._reading.get(service)
         if reading is None:
             reading = self._reading[service] = asyncio.ensure_future(self._read_layout(service))
-            reading.add_done_callback(lambda _: self._reading.pop(service, None))
+            reading.add_done_callback(lambda f: self._read_done(service, f))
         return await asyncio.shield(reading)
+
+    def _read_done(self, service: str, f: asyncio.Future[Layout]) -> None:
+        self._reading.pop(service, None)
+        if not f.cancelled():
+            f.exception()  # marked retrieved: its callers may all be gone (cancelled meanwhile)
 
     async def _read_layout(self, service: str) -> Layout:
         lay = await read_layout(self.redis, self.keys(service))

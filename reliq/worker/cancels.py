@@ -22,6 +22,13 @@ def request_cancel(rt: Runtime, invocation_id: str, *, lease_lost: bool = False)
         return
     if f.compensating and not lease_lost:
         return  # this run is the cancel's answer: its compensation is bounded by cancel_grace
+    if f.waits is not None and f.waits.cancel_seen and not lease_lost:
+        # shown Cancelled already (link_child refused a child, a child ended cancelled): a late
+        # notice of the same cancel must not cut the compensation short; bounded by cancel_grace
+        if not f.cancel_requested:
+            f.cancel_requested = True
+            asyncio.get_running_loop().create_task(_insist(f, after=rt.config.cancel_grace))
+        return
     if not f.started:
         # a task cancelled before its first step never runs, its bookkeeping included (the
         # invocation would stay 'running', its slot lost): execute honours the note instead

@@ -167,6 +167,7 @@ class Waits:
         for item in items:
             if item.fut is not None and not item.fut.done():
                 item.fut.set_exception(shown)
+                item.fut.exception()  # retrieved: its await may be gone (a gather unwound)
 
     def step_done(self) -> None:
         """A step finished: the watcher may suspend now if it was waiting for that."""
@@ -277,4 +278,5 @@ class Waits:
         for item in self.pending:
             if item.fut is not None and not item.fut.done():
                 item.fut.set_exception(self.suspended)
+                item.fut.exception()  # retrieved: its await may be gone (a gather unwound)
         self.pending.clear()

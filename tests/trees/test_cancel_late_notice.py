@@ -3,20 +3,18 @@ handler shown ``Cancelled`` by a path other than ``Waits.deliver_cancel`` (``lin
 the registration because the cancel was recorded, a journaled cancel point on replay, a child the
 walk cancelled) runs its compensation; the cancel's pub/sub message arriving after that (late: the
 client's ``PUBLISH`` follows the cancel script, and a fault can delay it) goes to
-``request_cancel``, which sees no ``cancel_requested`` yet and cuts the compensation short:
-``Cancelled`` is raised again at the compensation's durable await (or the task is cancelled when
-it waits for nothing), and the invocation ends ``cancelled`` without its undo."""
+``request_cancel``, which saw no ``cancel_requested`` yet and cut the compensation short:
+``Cancelled`` was raised again at the compensation's durable await (or the task was cancelled
+when it waited for nothing), and the invocation ended ``cancelled`` without its undo. Now a
+handler shown ``Cancelled`` is left to compensate, within ``cancel_grace``."""
 
 from __future__ import annotations
-
-import pytest
 
 from reliq import Cancelled, Context, Service
 
 from ..conftest import Names, client, running, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="reliq bug: a late cancel notice cuts a compensation short")
 async def test_a_late_cancel_notice_leaves_a_running_compensation_alone(url: str, names: Names) -> None:
     svc = Service(names("late"))
 
