@@ -16,6 +16,7 @@ import msgspec
 from reliq.context import mark_target, target_of
 from reliq.store import flow
 from reliq.store.cron import CatchUp, Schedule
+from reliq.store.intake import check_max_queued
 from reliq.store.keys import check_name
 from reliq.store.layout import check_partitions
 from reliq.store.priority import Priority, check_priority
@@ -174,10 +175,8 @@ class Service:
         ``max_queued``: refuse new invocations (``reliq.Backpressure``, HTTP 429) while this many
         are queued (``reliq.store.intake``); published by its workers on start."""
         self.name = check_name("service", name)
-        if max_queued is not None and (
-            isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 0
-        ):
-            raise ValueError("max_queued must be an integer >= 0")
+        if max_queued is not None:
+            check_max_queued(max_queued)
         self.max_queued = max_queued
         self.partitions = None if partitions is None else check_partitions(partitions)
         self.handlers: dict[str, Handler] = {}

@@ -113,3 +113,29 @@ async def test_a_round_whose_cursor_step_fails_places_each_tick_once(url: str, n
 
 async def _at_least(seen: list[Any], n: int) -> bool:
     return len(seen) >= n
+
+
+@pytest.mark.semantics  # on a Cluster the partitions are different slots (one pipeline reads all)
+async def test_schedules_report_the_last_state_of_ticks_in_every_partition(url: str, names: Names) -> None:
+    """Review 3, finding 4: the last tick's state is read in the tick's own partition (before,
+    through partition 0's keys: ``None`` for a tick placed elsewhere)."""
+    svc = Service(names(), partitions=P)
+
+    @svc.handler(concurrency_key="account", concurrency_limit=1)
+    async def work(ctx: Context, req: Acct) -> None: ...
+
+    away = _away(svc.name)
+    home = next(
+        f"a{j}" for j in range(200) if partition_of_token(flow_token(svc.name, "work", f"a{j}"), P) == 0
+    )
+    async with client(url) as c, running(svc, url):
+        for key in (away, home):
+            await c.create_schedule(svc.name, "s" + key, "work", every=1, payload={"account": key})
+        for key in (away, home):
+            tick = await wait_until(lambda k=key: _last_tick(c, svc.name, "s" + k), what="a tick placed")
+            await c.result(tick, 20)
+        listed = {i.schedule.name: i for i in await c.schedules(svc.name)}
+    assert locate(listed["s" + away].last_id or "")[1] != 0
+    for key in (away, home):
+        assert listed["s" + key].last_state is not None  # a later tick may be placed meanwhile
+        assert listed["s" + key].last_state in ("pending", "running", "succeeded", "queued")

@@ -153,3 +153,38 @@ async def test_a_debounced_send_without_its_callable_key_is_refused(
             await c.send(svc.name, "work", {"account": "a"}, debounce=0.3, debounce_key="d")
         # no window, no record, no delayed member
         assert sorted(k for k in await keyspace(url) if tag in k) == before
+
+
+@pytest.mark.parametrize("mode", ["debounce", "throttle"])
+async def test_a_window_delayed_by_the_rate_limit_is_not_started_early_by_a_join(
+    url: str, names: Names, mode: str
+) -> None:
+    """A window that has ended and waits for its rate-limit slot (review 3, finding 3): a
+    debounce send opens a new window (a join would have moved its due time to now + window, and
+    promote, not charging a reservation twice, started it minutes early); a throttle send joins
+    it and changes nothing, its due time included."""
+    svc = Service(names())
+
+    @svc.handler(rate_limit="1/min")
+    async def bump(ctx: Context, n: int) -> int:
+        return n
+
+    async with client(url) as c, running(svc, url):
+        assert await c.result((await c.send(svc.name, "bump", 0)).id, timeout=10) == 0  # the bucket's slot
+        first = await c.send(svc.name, "bump", 1, debounce=0.3, debounce_key="k", mode=mode)
+
+        async def rate_delayed() -> Any:
+            doc = await c.get(first.id)
+            return doc if doc is not None and doc.waiting_for == "rate" else None
+
+        doc = await wait_until(rate_delayed, what="the ended window to wait for its rate slot")
+        assert doc.state == "scheduled" and doc.wait_until is not None
+        reserved = doc.wait_until
+        again = await c.send(svc.name, "bump", 2, debounce=0.3, debounce_key="k", mode=mode)
+        if mode == "debounce":
+            assert again.status == "accepted" and again.id != first.id  # before: 'debounced', joined
+        else:
+            assert again.status == "debounced" and again.id == first.id
+        after = await c.get(first.id)
+        assert after is not None and after.state == "scheduled" and after.due == reserved
+        assert after.payload == 1

@@ -23,6 +23,7 @@ from reliq.admin import overview as inspect
 from reliq.cli import argtypes as t
 from reliq.client import Client
 from reliq.store import flow
+from reliq.store.intake import MAX_QUEUED
 from reliq.store.keys import check_name
 
 
@@ -42,11 +43,14 @@ def add_parser(sub: Any) -> None:
 
 
 def max_queued(value: str) -> int | Literal["none", "code"]:
-    """``--max-queued``'s value; ``ValueError`` for anything but an integer >= 0, none or code."""
+    """``--max-queued``'s value; ``ValueError`` for anything but an integer in 0 .. ``MAX_QUEUED``
+    (``Client.set_max_queued``'s bound, which HTTP's intake route applies too), none or code."""
     if value in ("none", "code"):
         return "none" if value == "none" else "code"
-    if not (value.isascii() and value.isdigit()) or len(value) > 12:
-        raise ValueError(f"--max-queued must be an integer >= 0, none or code, not {value!r}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 16 or int(value) > MAX_QUEUED:
+        raise ValueError(
+            f"--max-queued must be an integer from 0 to {MAX_QUEUED}, none or code, not {value!r}"
+        )
     return int(value)
 
 
@@ -56,6 +60,8 @@ async def _call(a: argparse.Namespace) -> Any:
         if not await inspect.known_service(c, a.service):
             raise ValueError(f"no service {a.service!r} is registered")
         if a.action == "show":
+            if a.handler is not None:  # as set and clear do: not an empty list
+                await _known(c, a.service, a.handler)
             return await limits.limits(c, a.service, handler=a.handler, top=a.top)
         if a.max_queued is not None and a.action != "set":
             raise ValueError("--max-queued goes with set (set SERVICE --max-queued code restores the code's)")
@@ -63,7 +69,7 @@ async def _call(a: argparse.Namespace) -> Any:
         if not a.handler and queue is None:
             raise ValueError(f"{a.action} needs SERVICE HANDLER" + " or --max-queued" * (a.action == "set"))
         if a.action == "clear":
-            await _clearable(c, a.service, a.handler)
+            await _known(c, a.service, a.handler, " and it has no override to clear")
             return await limits.clear_limits(c, a.service, a.handler, who=who)
         keep = None if a.suspended_keeps_permit is None else a.suspended_keeps_permit == "yes"
         change = limits.LimitsChange(
@@ -84,9 +90,10 @@ async def _call(a: argparse.Namespace) -> Any:
         return now if done is None else {"handler": done, "intake": now}
 
 
-async def _clearable(c: Client, service: str, handler: str) -> None:
+async def _known(c: Client, service: str, handler: str, why: str = "") -> None:
     """``ValueError`` unless ``handler`` is registered, has limits in the code or an override
-    (an override outliving its handler's code stays clearable); nothing is written otherwise."""
+    (an override outliving its handler's code stays clearable and shown); nothing is written
+    otherwise."""
     k = c.keys(check_name("service", service))
     check_name("handler", handler)
     async with c.redis.pipeline(transaction=False) as p:
@@ -94,7 +101,7 @@ async def _clearable(c: Client, service: str, handler: str) -> None:
         p.hexists(k.registry, handler)
         stored, registered = await p.execute()
     if not registered and not any(stored):
-        raise ValueError(f"no handler {service}.{handler} is registered and it has no override to clear")
+        raise ValueError(f"no handler {service}.{handler} is registered{why}")
 
 
 def run(a: argparse.Namespace) -> None:

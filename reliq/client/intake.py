@@ -17,8 +17,12 @@ async def set_max_queued(
     ``"none"`` (no limit) or ``"code"`` (drop the override: the code's ``Service(max_queued=)``
     applies again). ``who``: audited under that name (``max-queued-set``) in each partition's
     audit stream, in the same script call as the change ('' = a library call, not audited)."""
-    if isinstance(limit, bool) or not ((isinstance(limit, int) and limit >= 0) or limit in ("none", "code")):
-        raise ValueError("max_queued must be an integer >= 0, 'none' or 'code'")
+    if limit not in ("none", "code"):
+        try:
+            intake.check_max_queued(limit)
+        except ValueError:
+            bound = f"an integer from 0 to {intake.MAX_QUEUED}"
+            raise ValueError(f"max_queued must be {bound}, 'none' or 'code', not {limit!r}") from None
     parts = await client.partition_keys(service)  # every partition that may hold work ...
     value = intake.override_value(limit, (await client.layout(service)).partitions)  # ... new work: p
     for k in parts:

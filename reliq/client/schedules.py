@@ -12,7 +12,7 @@ from reliq.codec import text
 from reliq.store import cron
 from reliq.store.cron import CatchUp, InvalidSchedule, Schedule, ScheduleConflict, ScheduleInfo
 from reliq.store.cron_scripts import Set
-from reliq.store.keys import check_name
+from reliq.store.keys import InvalidName, ServiceKeys, check_name
 from reliq.store.record import Field
 
 log = logging.getLogger("reliq.schedules")
@@ -95,16 +95,29 @@ async def schedules(client: Client, service: str) -> list[ScheduleInfo]:
                 next_fire=nxt.get(name),
             )
         )
-    if any(i.last_id for i in out):  # the last tick's state, one read per schedule that has one
+    # the last tick's state, one read per schedule that has one, in the tick's own partition (a
+    # keyed schedule routes its ticks over the partitions); one non-transactional pipeline of
+    # single-key reads, which a Cluster client sends to each key's node
+    last = [(n, _partition_keys(client, i.last_id)) for n, i in enumerate(out) if i.last_id]
+    if last:
         async with client.redis.pipeline(transaction=False) as p:
-            for i in out:
-                if i.last_id:
-                    p.hget(k.inv(i.last_id), Field.STATE)
+            for n, ik in last:
+                if ik is not None:
+                    p.hget(ik.inv(out[n].last_id or ""), Field.STATE)
             states = iter(await p.execute())
-        out = [
-            ScheduleInfo(**{**_fields(i), "last_state": _opt(next(states))}) if i.last_id else i for i in out
-        ]
+        for n, ik in last:
+            last_state = _opt(next(states)) if ik is not None else None
+            out[n] = ScheduleInfo(**{**_fields(out[n]), "last_state": last_state})
     return out
+
+
+def _partition_keys(client: Client, invocation_id: str | None) -> ServiceKeys | None:
+    """The keys of the partition ``invocation_id`` lives in; None when it names none (a tick
+    id written by hand: no state to read)."""
+    try:
+        return client.keys_of(invocation_id or "")
+    except InvalidName:
+        return None
 
 
 def _fields(i: ScheduleInfo) -> dict[str, Any]:

@@ -15,7 +15,8 @@ key                        type    content
                                    ``FlowOverride`` (JSON), merged over it (deleting it restores
                                    the code's values). No field: no limit applies.
 ``reliq:{S}:fl:held``      hash    invocation id -> flow key (``handler NUL value``): the
-                                   invocations that hold a per-key permit
+                                   invocations that hold a per-key permit (every started
+                                   invocation of a keyed handler, whatever its limit)
 ``reliq:{S}:fl:count``     hash    flow key -> number of holders
 ``reliq:{S}:fl:wait``      zset    score 0, lex order, members ``fk NUL seq NUL prio NUL id``
                                    (``seq``: 16 digits, registration order): the invocations

@@ -25,6 +25,15 @@ from reliq.store.commands import RedisClient
 from reliq.store.keys import ServiceKeys
 
 _TOTAL = re.compile(rb"of=(\d+)")
+MAX_QUEUED = 2**53 - 1  # the largest limit: an integer the scripts (doubles) and JSON hold exactly
+
+
+def check_max_queued(value: object, *, name: str = "max_queued") -> int:
+    """``value`` as a service-wide ``max_queued``; ``ValueError`` unless an integer in
+    0 .. ``MAX_QUEUED`` (the one rule of ``Service``, ``Client.set_max_queued``, the CLI, HTTP)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUEUED:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_QUEUED}, not {value!r}")
+    return value
 
 
 def per_partition(max_queued: int, partitions: int) -> int:

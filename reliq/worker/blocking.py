@@ -1,12 +1,15 @@
 """The context sync handlers get: ``SyncContext``, the same fields and operations as ``Context``,
-blocking (they run on the worker's event loop while the handler's thread waits)."""
+blocking (they run on the worker's event loop while the handler's thread waits). Also
+``joined``: the run of a sync handler that holds a flow permit, which never ends before its
+thread has returned."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from reliq.context import CallOptions, SendOptions
 from reliq.worker.context import Context
@@ -61,3 +64,38 @@ class SyncContext:
     def promise(self, name: str, *, timeout: float | None = None) -> Any:
         """``Context.promise``, blocking."""
         return self._run(self._ctx.promise(name, timeout=timeout))
+
+
+class Joining(Protocol):
+    joining: bool  # the attempt is over, its thread still runs (InFlight.joining)
+
+
+async def joined(pool: Executor, fn: Callable[[], T], timeout: float | None, flight: Joining | None) -> T:
+    """Run ``fn`` on ``pool`` and return its result; but when the wait ends early (``timeout``
+    seconds passed: ``TimeoutError``; the task was cancelled: a cancel, a lost lease, shutdown),
+    wait on until the thread has returned before raising. A thread cannot be interrupted: for a
+    handler with a concurrency key, an attempt that ended while its body runs on would let the
+    next holder of its permit (a retry, the next waiter) start beside it. Meanwhile the entry
+    stays in flight (its lease renewed); ``flight.joining`` says so (shutdown waits for it).
+    Cancels that arrive meanwhile are absorbed; once the thread returned, a cancel (the first,
+    or one absorbed) is raised, else the timeout. The attempt's outcome stays what ended it."""
+    fut = asyncio.get_running_loop().run_in_executor(pool, fn)
+    ended: BaseException
+    try:
+        done, _ = await asyncio.wait({fut}, timeout=timeout)
+        if done:
+            return fut.result()
+        ended = TimeoutError()
+    except asyncio.CancelledError as e:
+        ended = e
+    if flight is not None:
+        flight.joining = True
+    while not fut.done():
+        try:
+            await asyncio.wait({fut})
+        except asyncio.CancelledError as e:
+            if not isinstance(ended, asyncio.CancelledError):
+                ended = e
+    if not fut.cancelled():
+        fut.exception()  # retrieved: what the thread raised late is not logged as never retrieved
+    raise ended

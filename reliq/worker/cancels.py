@@ -66,6 +66,28 @@ async def _insist(f: InFlight, after: float = 0.0) -> None:
             f.task.cancel()
 
 
+async def cancel_for_exit(left: list[InFlight]) -> None:
+    """Shutdown, past its grace: cancel the handlers still running and wait for them, 5 s at most
+    (a cancellation swallowed inside a handler must not hang the exit). But a sync handler that
+    holds a flow permit (``InFlight.joining``: its attempt is over, its thread runs on) is waited
+    for until its thread returns, its lease renewed meanwhile: released earlier, its entry could
+    start elsewhere beside it. The process could not exit before that thread returns anyway; a
+    kill (the supervisor's, past its grace) ends the thread with it."""
+    for f in left:
+        if f.task is not None and not f.settling:
+            f.task.cancel()
+    rest = [f.task for f in left if f.task is not None]
+    if not rest:
+        return
+    _, stuck = await asyncio.wait(rest, timeout=5.0)
+    joining = [t for t in stuck if any(f.task is t and f.joining for f in left)]
+    if joining:
+        log.warning("waiting for %d sync handlers holding a flow permit to return", len(joining))
+        await asyncio.wait(joining)
+    if len(stuck) > len(joining):
+        log.error("%d handlers ignored cancellation; exiting without them", len(stuck) - len(joining))
+
+
 async def cancel_listener(rt: Runtime, services: list[ServiceKeys]) -> None:
     """Prompt cancellation through pub/sub (lossy; renewal re-checks the durable flag)."""
     channels = sorted({k.cancel_channel for k in services})

@@ -17,7 +17,7 @@ import msgspec
 from reliq import codec
 from reliq.service import Handler
 from reliq.tracing import active
-from reliq.worker.blocking import SyncContext
+from reliq.worker.blocking import SyncContext, joined
 from reliq.worker.context import Context
 from reliq.worker.decide import Abandon, Claimed, Complete, InvalidInput, Outcome, admit, decide
 from reliq.worker.inflight import InFlight, Runtime
@@ -152,7 +152,13 @@ class Executor:
         else:
             loop = asyncio.get_running_loop()
             sync_ctx = SyncContext(ctx, loop)
-            call = partial(loop.run_in_executor, self.threads, partial(h.fn, sync_ctx, *args))
+            body = partial(h.fn, sync_ctx, *args)
+            if h.flow is not None and h.flow.key:  # it holds a permit: never ends before its thread
+                try:
+                    return await joined(self.threads, body, timeout, flight)
+                finally:
+                    ctx.ended = True
+            call = partial(loop.run_in_executor, self.threads, body)
         try:
             if timeout:
                 async with asyncio.timeout(timeout):

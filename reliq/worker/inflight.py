@@ -36,6 +36,7 @@ class InFlight:
     compensating: bool = False  # claimed to compensate: the cancel it answers must not cut it short
     waits: Waits | None = None  # the handler's durable waits (a cancel is raised into them)
     parent: bool = False  # has a parent: its outcome goes through the outbox (wake the relay)
+    joining: bool = False  # a sync handler's attempt is over, its thread still runs (blocking.joined)
     journal: bool = True  # may have journal keys (steps, children, inbox) that settle must expire
     # time.monotonic() by which the lease may have lapsed: the last claim or renewal's send time
     # plus the lease (the server's lease runs from later); leases.py, execute, ctx.step read it

@@ -25,7 +25,7 @@ from reliq.store.durability import Durability
 from reliq.store.keys import RELEASE_IDLE_MS, ServiceKeys
 from reliq.worker.adapt import Adaptive
 from reliq.worker.callbacks import with_callbacks
-from reliq.worker.cancels import cancel_listener
+from reliq.worker.cancels import cancel_for_exit, cancel_listener
 from reliq.worker.config import WorkerConfig, default_consumer
 from reliq.worker.consume import Traffic, ensure_group, follow_loop, read_loop
 from reliq.worker.cron import publish_schedules, tick_loop
@@ -226,14 +226,7 @@ class Worker:
             log.info("waiting up to %.0f s for %d handlers", rt.config.shutdown_grace, len(tasks))
             await asyncio.wait(tasks, timeout=rt.config.shutdown_grace)
         left = list(rt.inflight.values())
-        for f in left:
-            if f.task is not None and not f.settling:
-                f.task.cancel()
-        rest = [f.task for f in left if f.task is not None]
-        if rest:  # bounded: a cancellation swallowed inside a handler must not hang the exit
-            _, stuck = await asyncio.wait(rest, timeout=5.0)
-            if stuck:
-                log.error("%d handlers ignored cancellation; exiting without them", len(stuck))
+        await cancel_for_exit(left)
         try:
             await asyncio.wait_for(self.settler.drain(), rt.config.shutdown_grace + 5)
         except TimeoutError:

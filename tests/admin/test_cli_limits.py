@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 
 from reliq import Context, Service
 from reliq.store.flow import flow_keys
@@ -38,6 +39,10 @@ async def test_limits_show_set_clear_and_inspect_says_why(url: str, names: Names
         assert code == 0 and json.loads(out)["effective"]["limit"] == 2, out
         shown = (await c.get(second)).state  # type: ignore[union-attr]
         assert shown == "queued"  # admitted: a permit and a stream entry, no worker claimed it yet
+        code, out = await reliq(url, "limits", "show", svc.name, "nosuch")  # as set and clear refuse it
+        assert code == 2 and out == f"reliq limits: no handler {svc.name}.nosuch is registered\n", out
+        code, out = await reliq(url, "limits", "show", svc.name, "work")
+        assert code == 0 and [h["handler"] for h in json.loads(out)["handlers"]] == ["work"], out
         code, out = await reliq(url, "limits", "show", svc.name)
         doc = json.loads(out)
         assert doc["handlers"][0]["override"] == {"limit": 2} and doc["running"] == 2 and doc["queued"] == 0
@@ -70,6 +75,14 @@ async def test_send_priority_and_max_queued_from_the_command_line(url: str, name
         code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", "lots")
         assert code == 2 and out.count("\n") == 1 and "--max-queued" in out, out
         assert await c.redis.hget(k.flow, "*!") is None  # nothing written
+        for big in ("9007199254740992", "99999999999999999999999"):  # past 2**53 - 1, as over HTTP
+            code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", big)
+            assert code == 2 and out.count("\n") == 1 and "9007199254740991" in out, out
+        assert await c.redis.hget(k.flow, "*!") is None  # nothing written
+        with pytest.raises(ValueError, match="9007199254740991"):
+            await c.set_max_queued(svc.name, 2**53)
+        with pytest.raises(ValueError, match="max_queued"):
+            Service("big", max_queued=2**53)
         code, out = await reliq(url, "limits", "set", svc.name, "--max-queued", "7")
         assert code == 0, out
         assert (json.loads(out)["max_queued"], json.loads(out)["source"]) == (7, "override")

@@ -89,6 +89,8 @@ async def test_limits_waiting_and_a_live_change_over_http(url: str, names: Names
         ("intake", b'{"max_queued": true}', 400),
         ("intake", b'{"max_queued": 5, "more": 1}', 400),
         ("intake", b'{"max_queued": -1}', 422),
+        ("intake", b'{"max_queued": 9007199254740992}', 422),  # the CLI's bound too (2**53 - 1)
+        ("intake", b'{"max_queued": 1000000000000000000000000000000}', 422),
     ],
 )
 async def test_a_bad_change_is_a_problem_and_writes_nothing(

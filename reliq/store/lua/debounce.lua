@@ -12,6 +12,8 @@
 -- A keyed handler's window carries its flow key ('fk', of the latest payload in 'debounce' mode), so
 -- that its promotion passes the concurrency gate of that key (lib/flow.lua fl_promote), as a delayed
 -- send does; a missing or bad key value is refused before anything is written.
+-- A debounce window ends at its due time: once promote has found it rate-limited ('scheduled', wait
+-- 'rate'), a send opens a new window (a join would start it before its reserved slot).
 -- returns {status, id, state}: 'accepted' (a new window: f[1] placed, 'scheduled'), 'debounced'
 --   (joined the window of id), 'moved' (KEYS[3] names another id than ARGV[4]: read it again),
 --   'bad_key' (the handler's flow key is missing from the payload or not a string/integer)
@@ -24,7 +26,13 @@ local cur = redis.call('HMGET', KEYS[3], 'id', 'mode')
 if (cur[1] or '') ~= ARGV[4] then return {'moved', cur[1] or '', ''} end
 local fx = fl_new(f, ARGV[3])
 if fx == false then return {'bad_key', '', ''} end
-if cur[1] and redis.call('HGET', KEYS[4], 'state') == 'scheduled' then
+local r = cur[1] and redis.call('HMGET', KEYS[4], 'state', 'wait')
+-- a window is open while its invocation waits for the window's end ('scheduled', no 'wait'). One
+-- that has ended and waits for a rate-limit slot ('wait' = 'rate', until its reserved start) is
+-- closed: a debounce join would move its due time and start it before the slot (promote does not
+-- charge a reservation twice), so a send opens a new window instead. A throttle join changes
+-- nothing (not the due time), so it still joins such a record: its start stays the one reserved.
+if r and r[1] == 'scheduled' and (cur[2] ~= 'debounce' or (r[2] or '') == '') then
   if cur[2] == 'debounce' then
     local due = now + window
     redis.call('ZADD', KEYS[2], due, cur[1])

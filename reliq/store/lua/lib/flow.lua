@@ -5,7 +5,7 @@
 -- streams normal, high, low for enqueue: an admitted waiter goes to its own level's stream,
 -- whatever level the releasing entry had). A caller that passes none gets no flow control (every
 -- fl_* function is a no-op).
--- Permit: an invocation of a keyed handler with a limit holds one from its start until a terminal
+-- Permit: an invocation of a keyed handler holds one (limit or not) from its start until a terminal
 -- transition (finish), or until it suspends when its spec says keep = false. A retry and a
 -- reclaim after a lost lease keep it. Waiters hold no stream entry: the release that frees a
 -- permit hands it to the next waiter of the key in the same script (fl_admit).
@@ -104,7 +104,10 @@ end
 
 -- the concurrency gate: take a permit of fk for id, or queue it behind the key's waiters (the
 -- caller records state 'queued', wait 'concurrency', no stream entry). seq: its place in the
--- key's line ('' = a new one: after the last waiter). returns taken (or no limit), and seq
+-- key's line ('' = a new one: after the last waiter). returns taken, and seq. Only admission
+-- depends on the limit: a start is recorded as a holder whatever it is (none, or lifted by an
+-- override to 0), so that a limit imposed later (an override cleared or set, a deploy that adds
+-- one) counts the invocations started meanwhile
 local function fl_gate(s, fk, seq, prio, id, now)
   local limit = tonumber(s.limit) or 0
   if limit > 0 then
@@ -114,8 +117,8 @@ local function fl_gate(s, fk, seq, prio, id, now)
       redis.call('ZADD', FLOW.wait, 0, fk .. '\0' .. seq .. '\0' .. prio .. '\0' .. id)
       return false, seq
     end
-    fl_take(fk, id)
   end
+  fl_take(fk, id)
   if seq == '' then seq = string.format('%016.0f', now * 1000) end
   return true, seq
 end
