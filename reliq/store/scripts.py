@@ -152,10 +152,12 @@ class Scripts:
         return [as_completed(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
-        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay_ms: int, error: bytes, retention_ms: int
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay: int, error: bytes, keep: int, again: bool
     ) -> Retried:
+        """``delay``, ``keep`` (retention): ms; ``again``: a failed compensation runs again."""
         keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox, *_fk(k)]
-        reply = await self._run("retry", keys, [GROUP, eid, epoch, delay_ms, error, inv, retention_ms])
+        args: list[str | bytes | int] = [GROUP, eid, epoch, delay, error, inv, keep, 1 if again else 0]
+        reply = await self._run("retry", keys, args)
         return as_retried(reply)
 
     async def park(

@@ -15,7 +15,10 @@ runs the handler and asks ``decide``; settle writes the outcome (and is the only
   the journal holds (``Nondeterminism``): ``Park("nondeterminism")``
 - its durable awaits are pending past the grace (``Suspend``): ``Suspended`` (what it waits for)
 - cancelled (a cancel request, a compensating run): ``Complete("cancelled")`` whatever the
-  handler did after it saw ``Cancelled``
+  handler did after it saw ``Cancelled``, unless its compensation raised an error that another
+  run may not meet (not a child's failure, ``Nondeterminism`` or ``Terminal``; its grace's
+  timeout included) before ``max_attempts``: then ``RetryLater(compensate=True)``, and the next
+  run replays to where the compensation stopped
 - the lease is lost, or the worker shuts down: ``Abandon`` (nothing written; the entry stays
   pending and is released or reclaimed)
 - before running (``admit``): no such handler is a failure under the default policy (a newer
@@ -35,6 +38,9 @@ from reliq.errors import Cancelled, ChildFailed, LeaseLost, Nondeterminism, Retr
 from reliq.service import Policy
 from reliq.store.record import ErrorInfo
 from reliq.worker.waits import Suspend
+
+# errors a replay of the handler meets again: a compensation that raised one is not run again
+FINAL = (ChildFailed, Nondeterminism, Terminal)
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +74,7 @@ class RetryLater(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
     delay: float
     error: ErrorInfo
+    compensate: bool = False  # a compensation failed: the cancel waits for the next run
 
 
 class Park(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -156,6 +163,9 @@ def decide(
         shutdown = isinstance(happened, asyncio.CancelledError) and not isinstance(happened, Cancelled)
         if shutdown and not cancel_requested:
             return Abandon(reason="shutdown")
+        again = c.attempt < policy.max_attempts and not isinstance(happened, FINAL)
+        if isinstance(happened, Exception) and again:
+            return RetryLater(delay=backoff(policy, c.attempt), error=error_info(happened), compensate=True)
         return Complete(state="cancelled")
     if isinstance(happened, bytes):
         return Complete(state="succeeded", result=happened)

@@ -57,12 +57,12 @@ class Settler:
             self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
             error = codec.encode(outcome.error)
-            delay_ms = int(outcome.delay * 1000)
+            delay_ms, again = int(outcome.delay * 1000), outcome.compensate
             await self._write(
                 f,
                 "retry",
                 lambda: self.rt.client.scripts.retry(
-                    f.keys, f.id, f.entry, f.epoch, delay_ms, error, self.rt.config.retention_ms
+                    f.keys, f.id, f.entry, f.epoch, delay_ms, error, self.rt.config.retention_ms, again
                 ),
             )
         elif isinstance(outcome, Park):

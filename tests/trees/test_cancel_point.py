@@ -144,3 +144,34 @@ async def test_a_child_seen_cancelled_before_the_own_cancel_stays_child_cancelle
         await _state(c, acc.id, "cancelled")
         doc = await c.get(acc.id)
         assert doc is not None and doc.steps == {"saw": "child-cancelled", "undo": "at-promise"}
+
+
+async def test_a_compensation_that_fails_runs_again_and_finishes(url: str, names: Names) -> None:
+    """A compensation cut by an error (its grace's timeout in a Redis outage, a flaky undo) used
+    to end the invocation cancelled at once, its undo never done; now the compensating run is
+    retried (the attempt counts) and replays to where it stopped."""
+    svc = Service(names("cf"))
+    tries: list[int] = []
+
+    def flaky_undo() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("the undo's first try fails")
+        return "undone"
+
+    @svc.handler(max_attempts=3, backoff_base=0.01)
+    async def order(ctx: Context) -> None:
+        try:
+            await ctx.promise("paid")
+        except Cancelled:
+            await ctx.step("undo", flaky_undo)
+            raise
+
+    async with running(svc, url, suspend_after=0.05), client(url) as c:
+        acc = await c.send(svc.name, "order")
+        await _state(c, acc.id, "suspended")
+        assert await c.cancel(acc.id) == "cancelling"
+        await _state(c, acc.id, "cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"undo": "undone"} and doc.attempt == 2
+    assert len(tries) == 2

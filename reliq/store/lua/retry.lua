@@ -4,7 +4,8 @@
 -- there when cancelled), KEYS[9] outbox (a parent learns of the cancel), KEYS[10..15] the flow
 -- keys (lib/flow.lua; optional). A retry keeps its per-key permit; its cancel releases it.
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] delay ms, ARGV[5] error (JSON),
--- ARGV[6] invocation id, ARGV[7] retention ms
+-- ARGV[6] invocation id, ARGV[7] retention ms, ARGV[8] '1': the attempt was a compensation that
+-- failed (reliq/worker/decide.py): its cancel, seen, waits for the next run instead of ending it
 -- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
 -- uses: clock, fence, ack, timeline, finish, notify, wake, flow
@@ -14,7 +15,7 @@ local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end
 local now = now_ms()
 ack(KEYS[5], ARGV[1], {ARGV[2]})
-if r[3] == '1' or r[3] == '2' then
+if (r[3] == '1' or r[3] == '2') and ARGV[8] ~= '1' then
   finish(KEYS[1], {KEYS[2], KEYS[3], KEYS[4]}, tonumber(ARGV[7]), now, 'cancelled', {'error', ARGV[5]}, true,
     r[5], tl_line(now, 'cancelled', r[4], ARGV[3]))
   count_minute(KEYS[7], now, 'cancelled', 1)
@@ -23,6 +24,7 @@ if r[3] == '1' or r[3] == '2' then
   if r[7] then relay(KEYS[9], 'reply', r[7], ARGV[6], 'C' .. ARGV[5]) end
   return 'cancelled'
 end
+if ARGV[8] == '1' and r[3] == '1' then redis.call('HSET', KEYS[1], 'cancel', '2') end
 local due = now + tonumber(ARGV[4])
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'state', 'retrying', 'error', ARGV[5], 'due', due, 'updated', now,
