@@ -198,6 +198,15 @@ def _operator(request: Request) -> bool:
     return bool(mine) and all(scope == "operator" for scope in mine)
 
 
+@router.get(
+    "/whoami",
+    summary="The caller's token name and scope (the dashboard hides actions from a read token)",
+    responses=documented(200, 401),
+)
+async def whoami(request: Request) -> Response:
+    return _json({"name": _who(request), "scope": "operator" if _operator(request) else "read"})
+
+
 @router.get("/audit", summary="Audit log of admin actions, newest first", responses=_READ)
 async def audit(
     request: Request,
@@ -212,9 +221,9 @@ async def audit(
         page = await operate.audit_log(
             client, limit=_num(limit, 100), cursor=cursor or None, service=name, partition=_part(partition)
         )
-        return _json(page)
     except ValueError as e:
         raise _bad(e) from None
+    return _json(msgspec.structs.replace(page, now=await client.server_time_ms()))
 
 
 async def _act(request: Request, action: str, invocation_id: str, force: bool = False) -> Response:

@@ -24,6 +24,7 @@ from .problems import Problem, documented
 from .state import GatewayState, state_of
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+NOW = "Reliq-Now"  # the listing's header: the server's time (ms) its next_fire and last_tick compare with
 
 
 class NewSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -56,7 +57,10 @@ async def _service(request: Request, service: str) -> str:
 )
 async def list_schedules(request: Request, service: str) -> Response:
     name = await _service(request, service)
-    return _json(await state_of(request).client.schedules(name))
+    client = state_of(request).client
+    listing = _json(await client.schedules(name))
+    listing.headers[NOW] = str(await client.server_time_ms())  # the answer stays a bare list
+    return listing
 
 
 @router.post(

@@ -3,7 +3,7 @@
 
 const REFRESH_MS = 2000;
 const S = { token: sessionStorage.getItem("reliq.token") || "", paused: false, timer: null,
-  selected: new Set(), cursors: [], view: null, busy: false, open: new Set(), inv: null };
+  selected: new Set(), view: null, busy: false, again: false, gen: 0, open: new Set(), inv: null };
 
 const $ = (sel, el = document) => el.querySelector(sel);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
@@ -29,7 +29,7 @@ const owner = (name, alive) => (name == null ? "—" : `<span class="mono">${esc
 
 class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
 
-async function api(path, method = "GET", json = undefined) {
+async function api(path, method = "GET", json = undefined, withHeaders = false) {
   const headers = { Accept: "application/json" };
   if (S.token) headers.Authorization = "Bearer " + S.token;
   if (json !== undefined) headers["Content-Type"] = "application/json";
@@ -38,7 +38,7 @@ async function api(path, method = "GET", json = undefined) {
   const doc = await r.json().catch(() => null);
   if (r.status === 401) { $("#auth").hidden = false; throw new ApiError(401, "a token is needed"); }
   if (!r.ok) throw new ApiError(r.status, (doc && (doc.detail || doc.title)) || r.statusText);
-  return doc;
+  return withHeaders ? { doc, headers: r.headers } : doc;
 }
 
 function flash(msg, isError = false) {
@@ -51,8 +51,8 @@ async function act(path, what, confirmText) {
   if (confirmText && !window.confirm(confirmText)) return;
   try {
     const res = await api(path, "POST");
-    const n = res.redriven ? ` (${res.redriven.length})` : "";
-    flash(`${what}: ${res.status || "done"}${n}`);
+    if (res.status === "owner_alive") flash(`${what}: refused, its owner is alive and holds a valid lease (to stop live work, use cancel)`, true);
+    else flash(`${what}: ${res.redriven ? `redriven ${res.redriven.length}, ${res.remaining} remaining` : res.status || "done"}`);
   } catch (e) { flash(`${what} failed: ${e.message}`, true); }
   await refresh();
 }
@@ -90,8 +90,11 @@ function nav(r) {
 
 async function render(full) {
   const r = route();
+  S.gen++; // a refresh in flight is for the page before: its answer is dropped (refresh())
+  if (full) session();
   if (full || !S.view || S.view.key !== r.key || S.view.query !== r.params.toString()) {
-    if (!S.view || S.view.key !== r.key) { S.selected.clear(); S.cursors = []; window.scrollTo(0, 0); }
+    S.selected.clear(); // selected rows are rows on the screen: other filters show others
+    if (!S.view || S.view.key !== r.key) window.scrollTo(0, 0);
     S.view = { key: r.key, query: r.params.toString() };
     nav(r);
     $("#main").innerHTML = (r.view.frame ? r.view.frame(r) : "") + '<div id="data"><p class="muted">loading…</p></div>'
@@ -101,23 +104,52 @@ async function render(full) {
   await refresh();
 }
 
-async function refresh() {
-  if (S.busy) return;
+// tick: the 2 s timer's call, skipped while one runs; any other call runs after the one in flight
+async function refresh(tick = false) {
+  if (S.busy) { S.again ||= !tick; return; }
   S.busy = true;
-  const r = route();
+  const r = route(), gen = S.gen;
   try {
     const html = await r.view(r);
+    if (gen !== S.gen) return; // navigated meanwhile: not this page's data
     const data = $("#data");
     if (data) data.innerHTML = html;
     if (r.view.after) r.view.after(r);
     $("#live").className = "live" + (S.paused ? " paused" : "");
     $("#live").textContent = S.paused ? "paused" : "live · " + new Date().toLocaleTimeString();
   } catch (e) {
+    if (gen !== S.gen) return;
     $("#live").className = "live error"; $("#live").textContent = "error";
     const data = $("#data");
     if (data && e instanceof ApiError) data.innerHTML = `<p class="badge bad">${esc(e.status)} ${esc(e.message)}</p>`;
-  } finally { S.busy = false; }
+  } finally {
+    S.busy = false;
+    if (S.again) { S.again = false; refresh(); }
+  }
 }
+
+// once per token: the caller's scope (a read token sees no action buttons) and the durability badge
+async function session() {
+  const me = await api("/admin/whoami").catch(() => null);
+  document.body.dataset.scope = me ? me.scope : "operator"; // unknown: the server decides (403)
+  const ready = await fetch("/readyz", { credentials: "omit" }).then((x) => x.json()).catch(() => null);
+  if (ready && ready.server) durBadge(ready.server);
+}
+function durBadge(dur_) {
+  const db = $("#durability");
+  db.textContent = "durability " + ((dur_ && dur_.level) || "?");
+  db.className = "badge " + (dur_ && dur_.level === "fsync" ? "ok" : dur_ && dur_.level === "none" ? "bad" : "warn");
+}
+// paging by next_cursor (the cursor rides in the hash: a reload keeps the page)
+const pager = (d, r, text) => `<div class="pager"><span class="muted">${text}</span>
+  <button id="first" ${r.params.get("cursor") ? "" : "disabled"}>first page</button>
+  <button id="next" ${d.next_cursor ? "" : "disabled"} data-cursor="${esc(d.next_cursor || "")}">next page</button></div>`;
+function bindPager(r) {
+  const go = (cursor) => { const p = new URLSearchParams(r.params); p.set("cursor", cursor); setHash(r.key, p); };
+  $("#next")?.addEventListener("click", (ev) => go(ev.target.dataset.cursor));
+  $("#first")?.addEventListener("click", () => go(""));
+}
+const pass = (r, q, keys) => { for (const k of keys) if (r.params.get(k)) q.set(k, r.params.get(k)); return q; };
 
 // ---- overview --------------------------------------------------------------------------------
 function chart(minutes) {
@@ -152,10 +184,7 @@ function schemas(handlers) {
 
 async function overview() {
   const [d, cat] = await Promise.all([api("/admin/services"), api("/services").catch(() => ({ services: {} }))]);
-  const dur_ = d.durability || {};
-  const db = $("#durability");
-  db.textContent = "durability " + (dur_.level || "?");
-  db.className = "badge " + (dur_.level === "fsync" ? "ok" : dur_.level === "none" ? "bad" : "warn");
+  durBadge(d.durability);
   if (!d.services.length) return '<p class="muted">No services registered yet: start a worker.</p>';
   return '<div class="cards">' + d.services.map((s) => {
     const dead = s.consumers.filter((c) => !c.alive), deadHolding = dead.filter((c) => c.pending > 0);
@@ -218,7 +247,6 @@ pending.frame = (r) => {
 pending.bind = (r) => {
   $("#filters").onsubmit = (ev) => {
     ev.preventDefault();
-    S.cursors = [];
     setHash(`/s/${enc(r.service)}/pending`, new FormData(ev.target));
   };
 };
@@ -238,30 +266,25 @@ async function pending(r) {
       <td>idle ${dur(e.idle_ms)}</td><td>${e.deliveries}</td><td>${e.attempt ?? "—"}</td><td>${e.epoch ?? "—"}</td>
       <td>${e.lease_until ? "lease ends " + until(e.lease_until, now) : "—"}<br><span class="muted">${eta}</span></td>
       <td>${esc(e.step ?? "—")}</td>
-      <td>${id ? `<button data-act="release" data-id="${esc(id)}" title="make it reclaimable now">release</button>
+      <td>${id ? `${e.owner_alive ? `<button data-act="release" data-force="1" data-id="${esc(id)}" title="its owner is alive: this
+        restarts running work">force release</button>` : `<button data-act="release" data-id="${esc(id)}" title="make it reclaimable now">release</button>`}
         <button class="danger" data-act="cancel" data-id="${esc(id)}">cancel</button>` : ""}</td></tr>`;
   }).join("");
   const where = d.partition != null ? ` in partition ${d.partition} of ${d.partitions}` : d.partitions > 1 ? ` in ${d.partitions} partitions` : "";
-  const pager = `<div class="pager"><span class="muted">${d.total} pending in total${where}</span>
-    <button id="first" ${p.get("cursor") ? "" : "disabled"}>first page</button>
-    <button id="next" ${d.next_cursor ? "" : "disabled"} data-cursor="${esc(d.next_cursor || "")}">next page</button></div>`;
-  return `${pager}<table><thead><tr><th>part.</th><th>entry</th><th>invocation</th><th>handler</th><th>state</th><th>owner</th>
+  return `${pager(d, r, `${d.total} pending in total${where}`)}<table><thead><tr><th>part.</th><th>entry</th><th>invocation</th><th>handler</th><th>state</th><th>owner</th>
     <th>idle</th><th>deliveries</th><th>attempt</th><th>epoch</th><th>lease / reclaim</th><th>step</th><th></th></tr></thead>
     <tbody>${rows || '<tr><td colspan="13" class="muted">nothing pending</td></tr>'}</tbody></table>`;
 }
-pending.after = (r) => {
-  const go = (cursor) => { const p = new URLSearchParams(r.params); p.set("cursor", cursor); setHash(`/s/${enc(r.service)}/pending`, p); };
-  $("#next")?.addEventListener("click", (ev) => go(ev.target.dataset.cursor));
-  $("#first")?.addEventListener("click", () => go(""));
-  bindRowActions();
-};
+pending.after = (r) => { bindPager(r); bindRowActions(); };
 
 function bindRowActions() {
   document.querySelectorAll("#data button[data-act]").forEach((b) => {
     b.onclick = () => {
-      const { act: a, id } = b.dataset;
-      const sure = a === "cancel" ? `Cancel ${id}?` : a === "discard" ? `Discard ${id} to the archive?` : null;
-      act(`/admin/invocations/${enc(id)}/${a}`, `${a} ${id}`, sure);
+      const { act: a, id, force } = b.dataset;
+      const sure = a === "cancel" ? `Cancel ${id}?` : a === "discard" ? `Discard ${id} to the archive?` : force ? `The owner of ${id} `
+        + "is alive and may still be running it. Releasing starts the handler again on another worker: what ran before its "
+        + "first journaled step runs twice, and a crash is counted. To stop live work, use cancel. Release anyway?" : null;
+      act(`/admin/invocations/${enc(id)}/${a}${force ? "?force=true" : ""}`, `${a} ${id}`, sure);
     };
   });
 }
@@ -284,22 +307,28 @@ parked.frame = (r) => {
 parked.bind = (r) => {
   const svc = enc(r.service), archived = r.params.get("archived") === "true";
   $("#filters").onsubmit = (ev) => { ev.preventDefault(); setHash(`/s/${svc}/parked`, new FormData(ev.target)); };
-  $("#redrive-selected").onclick = async () => {
-    if (!S.selected.size) { flash("select invocations first", true); return; }
-    for (const id of [...S.selected]) await act(`/admin/invocations/${enc(id)}/redrive`, `redrive ${id}`);
-    S.selected.clear();
+  $("#redrive-selected").onclick = async (ev) => {
+    const b = ev.currentTarget, ids = [...S.selected];
+    if (!ids.length) { flash("select invocations first", true); return; }
+    if (b.disabled || !window.confirm(`Redrive ${ids.length} selected invocation(s)?`)) return;
+    b.disabled = true; S.selected.clear(); // a second click redrives nothing twice
+    try { for (const id of ids) await act(`/admin/invocations/${enc(id)}/redrive`, `redrive ${id}`); } finally { b.disabled = false; }
   };
-  $("#redrive-all").onclick = () => {
+  $("#redrive-all").onclick = async (ev) => {
+    const b = ev.currentTarget;
+    if (b.disabled) return;
     const q = new URLSearchParams({ limit: "500" });
     for (const k of ["handler", "partition"]) if (r.params.get(k)) q.set(k, r.params.get(k));
     if (archived) q.set("archived", "true");
-    act(`/admin/services/${svc}/parked/redrive?${q}`, "bulk redrive", "Redrive every matching invocation (up to 500)?");
+    b.disabled = true;
+    try { await act(`/admin/services/${svc}/parked/redrive?${q}`, "bulk redrive", "Redrive every matching invocation (up to 500)?"); }
+    finally { b.disabled = false; }
   };
 };
 async function parked(r) {
-  const q = new URLSearchParams({ limit: "200" });
-  for (const k of ["handler", "archived", "partition"]) if (r.params.get(k)) q.set(k, r.params.get(k));
-  const d = await api(`/admin/services/${enc(r.service)}/parked?${q}`);
+  const q = pass(r, new URLSearchParams({ limit: "200" }), ["handler", "archived", "partition", "cursor", "limit"]);
+  const d = await api(`/admin/services/${enc(r.service)}/parked?${q}`), h = r.params.get("handler");
+  const what = d.archived ? "archived" : "parked", of = h ? ` of handler ${esc(h)}` : "";
   const rows = d.items.map((p) => `<tr data-invocation="${esc(p.invocation_id)}" data-partition="${p.partition}">
     <td><input type="checkbox" data-select="${esc(p.invocation_id)}" ${S.selected.has(p.invocation_id) ? "checked" : ""}></td>
     <td>p${p.partition}</td><td>${invLink(p.invocation_id)}</td><td>${esc(p.handler ?? "—")}</td>
@@ -308,12 +337,14 @@ async function parked(r) {
     <td>${p.attempt ?? "—"}</td><td>${p.crashes ?? "—"}</td><td>${ago(p.parked_at, d.now)}</td>
     <td><button data-act="redrive" data-id="${esc(p.invocation_id)}">redrive</button>
       ${d.archived ? "" : `<button class="danger" data-act="discard" data-id="${esc(p.invocation_id)}">discard</button>`}</td></tr>`).join("");
-  return `<p class="muted">${d.total} in total${d.next_cursor ? " (showing the newest 200)" : ""}</p>
+  const none = d.next_cursor ? `none${of} on this page: see the next page` : `nothing ${what}${of}${r.params.get("cursor") ? " on this page" : ""}`;
+  return `${pager(d, r, `${d.total} ${what} in total${h ? ` (every handler); showing handler ${esc(h)}` : ""}, newest first`)}
     <table><thead><tr><th></th><th>part.</th><th>invocation</th><th>handler</th><th>reason</th><th>last error</th><th>attempts</th>
     <th>crashes</th><th>parked</th><th></th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="10" class="muted">nothing parked</td></tr>'}</tbody></table>`;
+    <tbody>${rows || `<tr><td colspan="10" class="muted">${none}</td></tr>`}</tbody></table>`;
 }
-parked.after = () => {
+parked.after = (r) => {
+  bindPager(r);
   document.querySelectorAll("#data input[data-select]").forEach((c) => {
     c.onchange = () => (c.checked ? S.selected.add(c.dataset.select) : S.selected.delete(c.dataset.select));
   });
@@ -329,17 +360,17 @@ const waitText = (w) => {
 suspended.frame = (r) => `<h1>Suspended · ${esc(r.service)}</h1><p class="muted">Invocations waiting for children, timers or
   promises without holding a worker. A promise is resolved from the invocation's page (or <code>POST /invocations/{id}/promises/{name}</code>).</p>`;
 async function suspended(r) {
-  const q = new URLSearchParams({ limit: "200" });
-  for (const k of ["partition", "cursor"]) if (r.params.get(k)) q.set(k, r.params.get(k));
+  const q = pass(r, new URLSearchParams({ limit: "200" }), ["partition", "cursor", "limit"]);
   const d = await api(`/admin/services/${enc(r.service)}/suspended?${q}`);
   const rows = d.items.map((i) => `<tr data-invocation="${esc(i.invocation_id)}" data-partition="${i.partition}">
     <td>p${i.partition}</td><td>${invLink(i.invocation_id)}</td><td>${esc(i.handler ?? "—")}</td>
     <td>${ago(i.suspended_at, d.now)}</td><td>${i.suspensions ?? "—"}</td>
     <td>${i.expired ? '<span class="muted">expired</span>' : i.waits.map(waitText).join("<br>") || "—"}</td></tr>`).join("");
-  return `<p class="muted">${d.total} suspended${d.next_cursor ? " (showing the newest 200)" : ""}</p>
+  return `${pager(d, r, `${d.total} suspended in total`)}
     <table><thead><tr><th>part.</th><th>invocation</th><th>handler</th><th>suspended</th><th>suspensions</th><th>waits for</th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="6" class="muted">nothing suspended</td></tr>'}</tbody></table>`;
+    <tbody>${rows || `<tr><td colspan="6" class="muted">nothing suspended${r.params.get("cursor") ? " on this page" : ""}</td></tr>`}</tbody></table>`;
 }
+suspended.after = bindPager;
 
 // ---- schedules -------------------------------------------------------------------------------
 schedules.frame = (r) => `<h1>Schedules · ${esc(r.service)}</h1><p class="muted">Each tick is one invocation whose id
@@ -347,8 +378,8 @@ schedules.frame = (r) => `<h1>Schedules · ${esc(r.service)}</h1><p class="muted
   resuming starts from now (ticks that fell in the pause never run). A schedule declared with <code>@svc.cron</code>
   comes back when a worker that declares it starts.</p>`;
 async function schedules(r) {
-  const svc = enc(r.service), now = Date.now();
-  const d = await api(`/admin/services/${svc}/schedules`);
+  const svc = enc(r.service), { doc: d, headers } = await api(`/admin/services/${svc}/schedules`, "GET", undefined, true);
+  const now = Number(headers.get("Reliq-Now")) || Date.now();
   const rows = d.map((i) => {
     const s = i.schedule, n = esc(s.name), paused = i.paused_since != null;
     const when = s.cron ? `<code>${esc(s.cron)}</code> ${esc(s.tz)}` : `every ${esc(s.every)} s`;
@@ -428,8 +459,9 @@ async function treeNode(t, root) {
 async function drawTree(id) {
   const box = $("#live-tree");
   if (!box) return;
-  const t = await api(`/admin/invocations/${enc(id)}/tree?depth=1`);
-  box.innerHTML = `<ul class="ftree">${await treeNode(t, true)}</ul>`;
+  try {
+    box.innerHTML = `<ul class="ftree">${await treeNode(await api(`/admin/invocations/${enc(id)}/tree?depth=1`), true)}</ul>`;
+  } catch (e) { box.innerHTML = `<p class="badge bad" id="tree-error">the live tree could not be read: ${esc(e.status ?? "")} ${esc(e.message)}</p>`; return; }
   box.dataset.drawn = String(Number(box.dataset.drawn || 0) + 1); // redraws so far (a test waits for one)
   box.querySelectorAll("button[data-toggle]").forEach((b) => {
     b.onclick = () => { const k = b.dataset.toggle; S.open.has(k) ? S.open.delete(k) : S.open.add(k); drawTree(id); };
@@ -458,6 +490,7 @@ function promiseForm(r) {
     try {
       const res = await api(`/invocations/${enc(r.id)}/promises/${enc(name)}`, "POST", { value });
       flash(`promise ${name}: ${res.status}`);
+      $("#promise-value").value = "null"; // the next open promise is not settled with this value by a second click
     } catch (e) { flash(`promise ${name} failed: ${e.message}`, true); }
     await refresh();
   };
@@ -474,15 +507,16 @@ const EVENT_TEXT = {
 async function invocation(r) {
   const d = await api(`/admin/invocations/${enc(r.id)}`);
   S.inv = d;
-  const inv = d.invocation, now = Date.now();
+  const inv = d.invocation, now = d.now || Date.now();
   const fact = (k, v) => `<div><span>${k}</span>${v}</div>`;
   const pe = d.pending_entry;
   const terminal = ["succeeded", "failed", "cancelled"].includes(inv.state);
-  const btn = (a, label, cls = "") => `<button class="${cls}" data-act="${a}" data-id="${esc(inv.id)}">${label}</button>`;
+  const btn = (a, label, cls = "", more = "") => `<button class="${cls}" data-act="${a}" data-id="${esc(inv.id)}"${more}>${label}</button>`;
   const actions = [
     inv.state === "failed" ? btn("redrive", "redrive", "primary") : "",
     d.parked ? btn("discard", "discard to archive", "danger") : "",
-    pe ? btn("release", "release entry now") : "",
+    pe && !pe.owner_alive ? btn("release", "release entry now") : "",
+    pe && pe.owner_alive ? btn("release", "force release", "", ' data-force="1" title="its owner is alive: this restarts running work"') : "",
     inv.state === "retrying" ? btn("retry-now", "retry now") : "",
     terminal ? "" : btn("cancel", "cancel", "danger"),
   ].join("");
@@ -512,7 +546,8 @@ async function invocation(r) {
     <div class="actions">${actions}</div>
     ${(d.waits || []).length ? `<h2>Waits for</h2><ul class="waits" id="waits">${d.waits.map((w) => `<li>${waitText(w)}</li>`).join("")}</ul>` : ""}
     <h2>Timeline</h2><ol class="timeline" id="timeline">${timeline}</ol>
-    <h2>Function tree</h2>${tree}
+    <h2>Function tree${d.children_total > d.children.length ? ` <span class="muted" id="children-cut">(first ${d.children.length}
+      of ${d.children_total} children)</span>` : ""}</h2>${tree}
     <h2>Steps journal</h2>${steps ? `<table><thead><tr><th>step</th><th>value</th></tr></thead><tbody>${steps}</tbody></table>` : '<p class="muted">no steps</p>'}
     <h2>Input</h2><pre>${esc(JSON.stringify(inv.payload, null, 2))}</pre>
     ${inv.state === "succeeded" ? `<h2>Result</h2><pre>${esc(JSON.stringify(inv.result, null, 2))}</pre>` : ""}${err}`;
@@ -520,17 +555,21 @@ async function invocation(r) {
 invocation.after = (r) => {
   bindRowActions();
   promiseForm(r);
-  drawTree(r.id).catch(() => {});
+  drawTree(r.id);
 };
 
 // ---- audit -----------------------------------------------------------------------------------
-async function audit() {
-  const d = await api("/admin/audit?limit=200");
-  const now = Date.now();
+audit.frame = (r) => `<h1>Audit log</h1><form class="filters" id="filters"><label>service <input name="service"
+  value="${esc(r.params.get("service") || "")}" placeholder="any"></label> <button type="submit">filter</button></form>`;
+audit.bind = (r) => { $("#filters").onsubmit = (ev) => { ev.preventDefault(); setHash(r.key, new FormData(ev.target)); }; };
+audit.after = bindPager;
+async function audit(r) {
+  const d = await api(`/admin/audit?${pass(r, new URLSearchParams({ limit: "200" }), ["service", "cursor", "limit"])}`);
+  const now = d.now || Date.now();
   const rows = d.items.map((a) => `<tr data-partition="${a.partition}"><td title="${new Date(a.at).toISOString()}">${ago(a.at, now)}</td>
     <td>${esc(a.service)} <span class="muted">p${a.partition}</span></td><td>${esc(a.who)}</td>
     <td>${esc(a.action)}</td><td>${a.target && a.target.includes(".") ? invLink(a.target) : esc(a.target)}</td><td>${esc(a.result)}</td></tr>`).join("");
-  return `<h1>Audit log</h1><table><thead><tr><th>when</th><th>service · partition</th><th>who</th><th>action</th><th>target</th>
+  return `${pager(d, r, "newest first")}<table><thead><tr><th>when</th><th>service · partition</th><th>who</th><th>action</th><th>target</th>
     <th>result</th></tr></thead><tbody>${rows || '<tr><td colspan="6" class="muted">no actions yet</td></tr>'}</tbody></table>`;
 }
 
@@ -548,5 +587,5 @@ $("#pause").onclick = () => {
   refresh();
 };
 window.addEventListener("hashchange", () => render(false));
-S.timer = setInterval(() => { if (!S.paused && !document.hidden) refresh(); }, REFRESH_MS);
+S.timer = setInterval(() => { if (!S.paused && !document.hidden) refresh(true); }, REFRESH_MS);
 render(true);

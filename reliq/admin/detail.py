@@ -2,8 +2,8 @@
 error with traceback, steps), its timeline, its parent and children with their states, and its
 pending entry (owner, alive?, idle); while suspended, what it waits for with each wait's state
 (a child's state, a promise resolved or rejected, a timer fired). Bounded: at most 200 children
-are looked up. Everything is read in the invocation's partition (its id says which); parent and
-children each in their own.
+are looked up (``children_total`` counts them all). Everything is read in the invocation's
+partition (its id says which); parent and children each in their own.
 
 >>> d = await detail(client, "orders.3v9k...")
 >>> [(e.event, e.actor, e.epoch) for e in d.timeline]
@@ -51,9 +51,10 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         p.hgetall(k.inv(invocation_id))
         p.hgetall(k.steps(invocation_id))
         p.zrange(k.children(invocation_id), 0, MAX_CHILDREN - 1)
+        p.zcard(k.children(invocation_id))
         p.zscore(k.parked, invocation_id)
         p.zscore(k.archive, invocation_id)
-        rec, steps, children, in_parked, in_archive = await p.execute()
+        rec, steps, children, total, in_parked, in_archive = await p.execute()
     if not found(rec):
         return None
     inv = parse(invocation_id, rec, steps, children)
@@ -80,6 +81,7 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
             )
     waiting = (await wait_states(client, [(invocation_id, inv.waits)]))[0] if inv.waits else []
     return Detail(
+        now=await client.server_time_ms(),  # not in the pipeline: a Cluster pipeline refuses TIME
         invocation=inv,
         timeline=parse_timeline(h.get(Field.TIMELINE)),
         parent=parent,
@@ -90,4 +92,5 @@ async def detail(client: Client, invocation_id: str) -> Detail | None:
         partition=k.partition,
         waits=waiting,
         wait=await reason_in(client, invocation_id, h),
+        children_total=int(total),
     )

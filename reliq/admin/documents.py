@@ -234,6 +234,7 @@ class EntryRef(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Detail(msgspec.Struct, frozen=True, kw_only=True):
+    now: int = 0  # the server's time (ms): lease, retry and timeline times are relative to it
     invocation: Invocation
     timeline: list[Event]
     parent: Relative | None
@@ -244,6 +245,7 @@ class Detail(msgspec.Struct, frozen=True, kw_only=True):
     partition: int = 0
     waits: list[WaitItem] = []  # while suspended: what it waits for, with each one's state
     wait: WaitReason | None = None  # why it has not started yet (reliq.admin.waits)
+    children_total: int = 0  # all its children; ``children`` holds the first 200 (detail.MAX_CHILDREN)
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -260,6 +262,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[AuditEntry]
     next_cursor: str | None
+    now: int | None = None  # the server's time (ms); set by the gateway's /admin/audit
 
 
 class ActionResult(msgspec.Struct, frozen=True, kw_only=True):

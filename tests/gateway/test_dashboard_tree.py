@@ -53,6 +53,15 @@ def test_operator_follows_the_tree_and_resolves_the_promise(system: System) -> N
         suspended.click()
         expect(page.locator(f'tr[data-invocation="{leaf}"]')).to_contain_text("promise approval")
         expect(page.locator(f'tr[data-invocation="{root}"] .wait')).to_contain_text(mid["id"])
+        page.goto(f"{s.base}/dashboard#/s/{s.service}/suspended?limit=2")  # paged by next_cursor
+        rows = page.locator("#data tr[data-invocation]")
+        expect(rows).to_have_count(2)
+        page.locator("#next").click()
+        expect(rows).to_have_count(1)
+        page.locator("#first").click()
+        expect(rows).to_have_count(2)
+        page.goto(f"{s.base}/dashboard#/s/{s.service}/suspended")
+        expect(rows).to_have_count(3)
 
         page.locator(f'tr[data-invocation="{root}"]').get_by_role("link", name=root).click()
         tree = page.locator("#live-tree")
@@ -71,6 +80,7 @@ def test_operator_follows_the_tree_and_resolves_the_promise(system: System) -> N
         page.locator("#promise-value").fill('"the operator"')
         page.locator("#promise-form").get_by_role("button", name="resolve").click()
         expect(page.locator("#flash")).to_contain_text("resumed")
+        expect(page.locator("#promise-value")).to_have_value("null")  # not kept for the next promise
         expect(page.locator("h1")).to_contain_text("succeeded", timeout=15_000)
         expect(page.locator("#promise-box")).to_be_hidden()
         browser.close()
