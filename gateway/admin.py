@@ -223,7 +223,7 @@ async def audit(
         )
     except ValueError as e:
         raise _bad(e) from None
-    return _json(msgspec.structs.replace(page, now=await client.server_time_ms()))
+    return _json(page)
 
 
 async def _act(request: Request, action: str, invocation_id: str, force: bool = False) -> Response:

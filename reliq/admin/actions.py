@@ -99,6 +99,7 @@ async def audit_log(
     return AuditPage(
         items=page,
         next_cursor=next_cursor(last.id, f"{last.service}:{last.partition}", following) if last else None,
+        now=await client.server_time_ms(),
     )
 
 

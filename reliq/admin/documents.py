@@ -262,7 +262,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[AuditEntry]
     next_cursor: str | None
-    now: int | None = None  # the server's time (ms); set by the gateway's /admin/audit
+    now: int | None = None  # the server's time (ms) when read
 
 
 class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
