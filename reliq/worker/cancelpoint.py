@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import msgspec
 
+from reliq.client.outcome import read
 from reliq.errors import Cancelled
 from reliq.worker.attempt import Attempt
-from reliq.worker.waits import Waits
+from reliq.worker.waits import Waits, as_value
 
 POINT = "k"  # the inbox field that lists where Cancelled was shown
 
@@ -66,6 +67,20 @@ class CancelPoints(Attempt):
         finally:
             self.waits.step_done()
         self._cancelled()
+
+    async def _finished_child(self, child: str, field: str) -> bytes | None:
+        """In a compensating run that has not shown ``Cancelled``: the outcome of a child that
+        finished (its record), although the inbox lacks it. An earlier run read that success
+        from the record and went on before the relay delivered it, so showing ``Cancelled``
+        here would replay another path than that run took (and the compensation's first call
+        would take the next call's position: ``Nondeterminism``)."""
+        if not self.compensating or self._shown or POINT in self._j.inbox:
+            return None
+        out = await read(self._client, child)
+        value = as_value(out) if out is not None else None
+        if value is not None and value[:1] != b"S":
+            value = await self.waits.journal(field, value)
+        return value
 
     async def _child_cancelled(self, field: str) -> None:
         """A child's ``cancelled`` outcome is about to be shown: as ``Cancelled`` once this

@@ -48,20 +48,27 @@ def request_cancel(rt: Runtime, invocation_id: str, *, lease_lost: bool = False)
             asyncio.get_running_loop().create_task(_insist(f, after=rt.config.cancel_grace))
             return
     f.task.cancel()
-    asyncio.get_running_loop().create_task(_insist(f))
+    asyncio.get_running_loop().create_task(_insist(f, grace=rt.config.cancel_grace))
 
 
-async def _insist(f: InFlight, after: float = 0.0) -> None:
+async def _insist(f: InFlight, after: float = 0.0, grace: float = 30.0) -> None:
     """Cancel again until the task ends: a cancellation that lands inside some redis-py awaits
     can be swallowed (redis/redis-py#2028, #2551), which would leave the handler running.
     ``after``: the compensation's grace, before the first cancel."""
+    graced = False
     if after:
         await asyncio.sleep(after)
+        graced = True
         if f.task is not None and not f.task.done() and not f.settling:
             f.task.cancel()
     pauses = Backoff(first=0.1, cap=2.0)
     while f.task is not None and not f.task.done():
         await pauses.sleep()
+        if not graced and f.waits is not None and f.waits.cancel_seen:
+            # a swallowed cancel: the handler went on and was shown Cancelled by then (a refused
+            # child link); its compensation gets its grace, as any compensation
+            await asyncio.sleep(grace)
+            graced = True
         if f.task is not None and not f.task.done() and not f.settling:
             f.task.cancel()
 

@@ -230,7 +230,7 @@ class Context(CancelPoints):
         item = Item(field, child=child_id)
         if timeout is None:
             self._at_point(field)
-            value = self._j.inbox.get(field)
+            value = self._j.inbox.get(field) or await self._finished_child(child_id, field)
             if value is None:
                 await self._not_journaled(field)
                 value = await self.waits.wait(item)

@@ -175,3 +175,46 @@ async def test_a_compensation_that_fails_runs_again_and_finishes(url: str, names
         doc = await c.get(acc.id)
         assert doc is not None and doc.steps == {"undo": "undone"} and doc.attempt == 2
     assert len(tries) == 2
+
+
+async def test_a_compensating_replay_passes_a_child_an_earlier_run_saw_succeed(
+    url: str, names: Names
+) -> None:
+    """The first run read the first child's success from its record and went on to the second
+    call; the relay had not delivered it when the cancel came (found by the chaos cancel
+    workload). The compensating replay showed Cancelled at the first call, so the compensation's
+    call took the second call's position: ``Nondeterminism``, and no undo."""
+    svc = Service(names("fc"))
+
+    @svc.handler
+    async def first(ctx: Context) -> str:
+        return "a"
+
+    @svc.handler
+    async def second(ctx: Context) -> str:
+        await ctx.promise("go")
+        return "b"
+
+    @svc.handler
+    async def undo(ctx: Context) -> str:
+        return "u"
+
+    @svc.handler
+    async def parent(ctx: Context) -> None:
+        try:
+            await ctx.call(svc.name, "first")
+            await ctx.call(svc.name, "second")
+        except Cancelled:
+            await ctx.call(svc.name, "undo")
+            await ctx.step("undo", lambda: "done")
+            raise
+
+    async with running(svc, url, suspend_after=0.1), client(url) as c:
+        acc = await c.send(svc.name, "parent")
+        [one, _] = await _child(c, acc.id, 2)
+        await _state(c, acc.id, "suspended")
+        await c.redis.hdel(c.keys(svc.name).inbox(acc.id), f"c:{one}")  # as if not relayed yet
+        assert await c.cancel(acc.id) == "cancelling"
+        await _state(c, acc.id, "cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"undo": "done"} and len(doc.children) == 3
