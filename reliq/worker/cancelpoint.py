@@ -22,6 +22,7 @@ import msgspec
 
 from reliq.client.outcome import read
 from reliq.errors import Cancelled
+from reliq.store.record import Field
 from reliq.worker.attempt import Attempt
 from reliq.worker.waits import Waits, as_value
 
@@ -92,7 +93,7 @@ class CancelPoints(Attempt):
         if self.compensating or self._shown or POINT in j.inbox:
             requested: object = True
         else:
-            requested = await self._client.redis.hget(self._keys.inv(self.id), "cancel")
+            requested = await self._client.redis.hget(self._keys.inv(self.id), Field.CANCEL)
         if not requested:
             await j.note(self.waits, f"v:{field}", 1)
             return

@@ -10,7 +10,12 @@ handler shown ``Cancelled`` is left to compensate, within ``cancel_grace``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from types import SimpleNamespace
+
 from reliq import Cancelled, Context, Service
+from reliq.worker.cancels import _insist
 
 from ..conftest import Names, client, running, wait_until
 
@@ -54,3 +59,30 @@ async def test_a_late_cancel_notice_leaves_a_running_compensation_alone(url: str
         await wait_until(ended, timeout=15, what="the parent cancelled")
         doc = await c.get(inv)
         assert doc is not None and doc.steps == {"a": "cancelling", "undo": "after-compensation"}
+
+
+async def test_a_swallowed_cancel_gives_the_compensation_that_followed_its_grace() -> None:
+    """A cancel that reached the handler in plain code cancels its task and insists (redis-py can
+    swallow a cancellation). When the first was swallowed and the handler went on to be shown
+    Cancelled (a refused child link) and compensate, the insisting cut the compensation within
+    0.1 s (found by the chaos cancel workload); now it waits for the grace first."""
+    loop = asyncio.get_running_loop()
+    waits = SimpleNamespace(cancel_seen=False)
+    cut: list[float] = []
+
+    async def handler() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as in some redis-py awaits
+            await asyncio.sleep(30)
+        waits.cancel_seen = True  # shown Cancelled: the compensation starts
+        shown = loop.time()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cut.append(loop.time() - shown)
+            raise
+
+    task = asyncio.create_task(handler())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait_for(_insist(SimpleNamespace(task=task, settling=False, waits=waits), grace=0.5), 10)  # type: ignore[arg-type]
+    assert len(cut) == 1 and cut[0] >= 0.5, cut
