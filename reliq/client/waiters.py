@@ -132,7 +132,7 @@ class _Node:
         self.swept = time.monotonic()
 
     async def close(self) -> None:
-        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await self.pool.disconnect()
 
 

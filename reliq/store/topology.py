@@ -149,7 +149,7 @@ def hiredis_packing(cls: type[AbstractConnection]) -> type[AbstractConnection]:
     take (bytearray; bool or None: ``DataError``) goes through redis-py's own serializer."""
     if hiredis is None or HiredisRespSerializer is None:
         return cls
-    serializer = HiredisRespSerializer()
+    serializer = HiredisRespSerializer()  # type: ignore[no-untyped-call, unused-ignore]
 
     def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
         if isinstance(args[0], str):  # "CONFIG GET": the command's words are separate arguments

@@ -291,6 +291,17 @@ async def test_running_handlers_in_every_partition_are_cancelled_through_pub_sub
             await c.result(accs[0].id, 1)
 
 
+def covering(service: str, prefix: str, n: int, layouts: tuple[int, ...]) -> list[str]:
+    """n keys `prefix0, prefix1, ...` (a sliding window), at least one in each partition of each layout."""
+    keys = [f"{prefix}{i}" for i in range(n)]
+    for extra in itertools.count(n):
+        seen = {(p, partition_of_token(key_token(service, k), p)) for k in keys for p in layouts}
+        if len(seen) == sum(layouts):
+            return keys
+        keys = [*keys[1:], f"{prefix}{extra}"]
+    raise AssertionError("unreachable")
+
+
 async def test_changing_the_partition_count_of_a_live_service_loses_and_duplicates_nothing(
     cluster: EmbeddedCluster, url: str, names: Names
 ) -> None:
@@ -304,21 +315,25 @@ async def test_changing_the_partition_count_of_a_live_service_loses_and_duplicat
         return n
 
     async with client(url) as c:
+        # keys chosen so that every partition of both layouts gets some, and some keys move (random
+        # names alone left a partition empty about once in 250 runs)
+        olds = covering(name, "old", 24, (2, 4))
+        news = covering(name, "new", 24, (4,))
         await c.set_partitions(name, 2)
-        before = [(await c.send(name, "job", i, key=f"old{i}")).id for i in range(24)]
+        before = [(await c.send(name, "job", i, key=k)).id for i, k in enumerate(olds)]
         assert {partition_of(i) for i in before} == {0, 1}
         lay = await c.set_partitions(name, 4)  # work is still queued in partitions 0 and 1
         assert (lay.partitions, lay.high, lay.previous) == (4, 4, 2)
-        tokens = [key_token(name, f"old{i}") for i in range(24)]
+        tokens = [key_token(name, k) for k in olds]
         moved = [i for i, t in enumerate(tokens) if partition_of_token(t, 2) != partition_of_token(t, 4)]
         assert moved
         for i in moved:  # a retry of a key placed before the change finds it in its old partition
-            again = await c.send(name, "job", i, key=f"old{i}")
+            again = await c.send(name, "job", i, key=olds[i])
             assert again.id == before[i] and again.status == "previously_accepted"
         async with client(url) as other:  # a producer that never saw the old layout converges too
-            again = await other.send(name, "job", moved[0], key=f"old{moved[0]}")
+            again = await other.send(name, "job", moved[0], key=olds[moved[0]])
             assert again.id == before[moved[0]] and again.status == "previously_accepted"
-        after = [(await c.send(name, "job", 100 + i, key=f"new{i}")).id for i in range(24)]
+        after = [(await c.send(name, "job", 100 + i, key=k)).id for i, k in enumerate(news)]
         assert {partition_of(i) for i in after} == {0, 1, 2, 3}
         assert len({owner_port(cluster, c.keys(name, p).stream) for p in range(4)}) >= 2
         async with running(svc, url):

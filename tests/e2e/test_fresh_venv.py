@@ -33,9 +33,11 @@ CORE += ("croniter", "dateutil", "tzdata")  # the schedules' cron parser and tim
 
 
 def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, check=True, timeout=120, **kw
-    )  # type: ignore[call-overload, no-any-return]
+    done: subprocess.CompletedProcess[str] = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, check=False, timeout=120, **kw
+    )  # type: ignore[call-overload]
+    assert done.returncode == 0, f"{cmd} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,9 @@ def venv(where: Path, wheel: Path, deps: list[Path]) -> Path:
     """An empty venv with the wheel installed and ``deps`` on its path; its bin folder."""
     run(sys._base_executable, "-m", "venv", "--without-pip", where)  # type: ignore[attr-defined]
     python = where / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel)
+    # a clean environment: with PYTHONPATH naming the checkout, pip finds reliq "already satisfied"
+    pip = (sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index")
+    run(*pip, wheel, env=clean_env())
     [purelib] = (where / "lib").glob("python3*/site-packages")
     (purelib / "zz_deps.pth").write_text("".join(f"{d}\n" for d in deps))
     return where / "bin"

@@ -100,19 +100,44 @@ async def _closed_under_it(conn: AbstractConnection) -> None:
 
 async def test_a_command_on_a_connection_closed_under_it_fails_as_a_connection_error(url: str) -> None:
     """uvloop refuses a write on a closed transport with a RuntimeError ("the handler is closed"),
-    which redis-py neither maps nor retries; reliq's connection class raises a ConnectionError."""
+    which redis-py before 8.2 neither maps nor retries (8.2 checks the transport first and raises
+    a ConnectionError itself); reliq's connection class raises a ConnectionError either way."""
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     for cls, expected in (
-        (Connection, RuntimeError),
+        (Connection, (RuntimeError, RedisConnectionError)),
         (lost_as_connection_error(Connection), RedisConnectionError),
     ):
         conn = cls(host="127.0.0.1", port=port)
         await conn.connect()
         await _closed_under_it(conn)
-        with pytest.raises(expected, match="the handler is closed"):
+        with pytest.raises(expected):
             await conn.send_packed_command(conn.pack_command("PING"))
-        assert isinstance(RedisConnectionError(), TRANSIENT)
         await conn.disconnect()
+    assert isinstance(RedisConnectionError(), TRANSIENT)
+
+
+async def test_uvloops_closed_handler_error_is_mapped_to_a_connection_error() -> None:
+    """The mapping itself, whatever redis-py's version checks before it writes: uvloop's error and
+    a writer already gone become ConnectionError (retried); any other error passes through."""
+
+    class Raising(Connection):
+        error: Exception = RuntimeError(
+            "unable to perform operation on <TCPTransport>; the handler is closed"
+        )
+
+        async def send_packed_command(self, command: object, check_health: bool = True) -> None:
+            raise self.error
+
+    lossy = lost_as_connection_error(Raising)
+    conn = lossy(host="127.0.0.1", port=1)
+    with pytest.raises(RedisConnectionError, match="connection lost"):
+        await conn.send_packed_command(b"PING")
+    Raising.error = AttributeError("'NoneType' object has no attribute 'write'")
+    with pytest.raises(RedisConnectionError, match="connection lost"):
+        await conn.send_packed_command(b"PING")
+    Raising.error = RuntimeError("something else")
+    with pytest.raises(RuntimeError, match="something else"):
+        await conn.send_packed_command(b"PING")
 
 
 async def test_on_a_cluster_a_connection_closed_under_a_command_is_reconnected(
