@@ -17,14 +17,11 @@ typed ``reliq.store.commands.RedisClient``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -40,6 +37,7 @@ except ImportError:  # pragma: no cover
 
 from reliq.store.commands import Connection
 from reliq.store.durability import Durability, inspect_server
+from reliq.store.gate import SPARE, GatedCluster, GatedRedis
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _LEVELS = ("none", "process", "fsync")
@@ -62,65 +60,6 @@ def _retry(retries: int = 3) -> RedisRetry:
     return RedisRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
 
 
-class GatedCluster(RedisCluster):
-    """``RedisCluster`` whose callers wait for a free connection instead of failing.
-
-    redis-py's async cluster client raises ``MaxConnectionsError`` once more commands run against
-    one node than it has connections (the single-node client waits on a ``BlockingConnectionPool``
-    instead). Here at most ``gate`` commands or pipelines run at once; each uses at most one
-    connection per node, so no node's pool is ever exhausted.
-    """
-
-    def __init__(self, *, gate: int, **kwargs: Any) -> None:
-        super().__init__(max_connections=gate, **kwargs)
-        self.gate = asyncio.Semaphore(gate)
-        # every node's connections, those of nodes found later and pub/sub's (redis-py gives no
-        # argument for it: the class is in the kwargs each ClusterNode is made from)
-        lossy = lost_as_connection_error(self.connection_kwargs["connection_class"])
-        for kwargs_of_nodes in (self.connection_kwargs, self.nodes_manager.connection_kwargs):
-            kwargs_of_nodes["connection_class"] = lossy
-        for node in [*self.startup_nodes, *self.nodes_manager.startup_nodes.values()]:
-            node.connection_class = lossy
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            # read the slot map first: redis-py picks a command's node before it initializes, and
-            # without a default node yet it sends keyed commands to any node; a cold client's
-            # concurrent first commands then got MOVED, re-read the map in a storm, and broke each
-            # other's half-open connections (RuntimeError "handler is closed", not retried)
-            await self.initialize()
-        async with _gated(self.gate):
-            return await super().execute_command(*args, **kwargs)
-
-    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
-        return _GatedPipeline(self, transaction)  # type: ignore[abstract]
-
-
-class _GatedPipeline(ClusterPipeline):
-    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        gate: asyncio.Semaphore = self.cluster_client.gate  # type: ignore[attr-defined]
-        async with _gated(gate):
-            return await super().execute(raise_on_error, allow_redirections)
-
-
-_HOLDING: ContextVar[bool] = ContextVar("reliq_cluster_gate", default=False)
-
-
-@asynccontextmanager
-async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
-    """Take a gate slot, unless this task already holds one: a pipeline that retries a redirected
-    command runs ``execute_command`` inside its own slot, and must not wait for a second one."""
-    if _HOLDING.get():
-        yield
-        return
-    async with gate:
-        token = _HOLDING.set(True)
-        try:
-            yield
-        finally:
-            _HOLDING.reset(token)
-
-
 def connect(url: str, max_connections: int = 256) -> Connection:
     """A redis-py asyncio client for reliq: bytes replies; callers wait for a free connection
     instead of failing; commands are re-sent after connection errors and timeouts (3 times), which
@@ -130,7 +69,7 @@ def connect(url: str, max_connections: int = 256) -> Connection:
         return _cluster(url, max_connections)
     pool = BlockingConnectionPool.from_url(
         url,
-        max_connections=max_connections,
+        max_connections=max_connections + SPARE,  # callers take turns at the gate, in order
         timeout=20,
         health_check_interval=30,
         socket_timeout=10,
@@ -139,7 +78,9 @@ def connect(url: str, max_connections: int = 256) -> Connection:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     pool.connection_class = lost_as_connection_error(hiredis_packing(pool.connection_class))
-    return Redis.from_pool(pool)  # the client owns (and closes) its pool
+    client = cast(GatedRedis, GatedRedis.from_pool(pool))  # the client owns (and closes) its pool
+    client.gate = asyncio.Semaphore(max_connections)
+    return client
 
 
 def hiredis_packing(cls: type[AbstractConnection]) -> type[AbstractConnection]:
@@ -195,7 +136,7 @@ def _cluster(url: str, max_connections: int) -> RedisCluster:
         nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
     if not nodes:
         raise ValueError(f"no cluster nodes in {url!r}")
-    return GatedCluster(
+    rc = GatedCluster(
         startup_nodes=nodes,
         gate=max_connections,
         dynamic_startup_nodes=False,  # the URL's nodes stay the seeds, even after failovers
@@ -209,6 +150,14 @@ def _cluster(url: str, max_connections: int) -> RedisCluster:
         # redis-py >= 6 and warns on every client built
         retry=_retry(5),
     )
+    # every node's connections, those of nodes found later and pub/sub's (redis-py gives no
+    # argument for it: the class is in the kwargs each ClusterNode is made from)
+    lossy = lost_as_connection_error(rc.connection_kwargs["connection_class"])
+    for kwargs_of_nodes in (rc.connection_kwargs, rc.nodes_manager.connection_kwargs):
+        kwargs_of_nodes["connection_class"] = lossy
+    for node in [*rc.startup_nodes, *rc.nodes_manager.startup_nodes.values()]:
+        node.connection_class = lossy
+    return rc
 
 
 class Topology:

@@ -11,7 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from reliq import Client
-from reliq.store.topology import GatedCluster, _gated, connect
+from reliq.store.gate import GatedCluster, gated
+from reliq.store.topology import connect
 
 from ..conftest import Names
 
@@ -30,7 +31,7 @@ async def test_a_task_holding_the_gate_does_not_wait_for_a_second_slot(url: str,
     rc = connect(url, max_connections=1)
     try:
         key = f"{names()}-gate"
-        async with _gated(rc.gate):  # as a pipeline does while it re-sends a redirected command
+        async with gated(rc.gate):  # as a pipeline does while it re-sends a redirected command
             assert await asyncio.wait_for(rc.get(key), 5) is None
         async with rc.pipeline() as p:
             p.get(key)

@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from reliq import Client
 from reliq.devserver.cluster import EmbeddedCluster
 from reliq.errors import TRANSIENT
+from reliq.store.gate import SPARE, GatedCluster, GatedRedis
 from reliq.store.topology import (
-    GatedCluster,
     Topology,
     as_cluster_url,
     connect,
@@ -35,9 +35,9 @@ def test_cluster_urls_and_the_cluster_flag() -> None:
 async def test_a_plain_url_is_one_server_behind_a_blocking_pool() -> None:
     r = connect("redis://127.0.0.1:1/3", max_connections=7)
     try:
-        assert isinstance(r, Redis) and not isinstance(r, GatedCluster)
-        pool = r.connection_pool
-        assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7
+        assert isinstance(r, GatedRedis) and r.gate._value == 7  # callers take turns (test_gate)
+        pool = r.connection_pool  # with a few spare connections for pub/sub
+        assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7 + SPARE
         assert pool.connection_kwargs["db"] == 3 and pool.connection_kwargs["port"] == 1
     finally:
         await r.aclose()
