@@ -1,6 +1,8 @@
-"""GET /dashboard: the pending-entries dashboard, three static files and no build step. The page
-holds no data: everything it shows comes from the /admin JSON API, called with ``fetch`` and the
-operator's bearer token (kept in the tab's sessionStorage), so the shell itself needs no token."""
+"""GET /dashboard: the pending-entries dashboard, static files and no build step: dashboard.js
+(helpers, routing, refresh), views.js (a service's views), invocation.js (one invocation, the
+audit log), start.js (wires the header, starts). The page holds no data: everything it shows
+comes from the /admin JSON API, called with ``fetch`` and the operator's bearer token (kept in
+the tab's sessionStorage), so the shell itself needs no token."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ _STATIC = files("gateway") / "static"
 _TYPES = {
     "dashboard.html": "text/html; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "views.js": "text/javascript; charset=utf-8",
+    "invocation.js": "text/javascript; charset=utf-8",
+    "start.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
 }
 _BODIES = {name: (_STATIC / name).read_bytes() for name in _TYPES}
@@ -37,11 +42,12 @@ async def page() -> Response:
     return _serve("dashboard.html")
 
 
-@router.get("/dashboard/dashboard.js")
-async def script() -> Response:
-    return _serve("dashboard.js")
+def _static(name: str) -> None:
+    @router.get(f"/dashboard/{name}")
+    async def serve() -> Response:
+        return _serve(name)
 
 
-@router.get("/dashboard/dashboard.css")
-async def style() -> Response:
-    return _serve("dashboard.css")
+for _name in _TYPES:
+    if _name != "dashboard.html":
+        _static(_name)

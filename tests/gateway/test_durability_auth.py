@@ -99,9 +99,10 @@ async def test_tokens_guard_everything_but_the_probes(url: str, names: Names) ->
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
-        assert (await http.get("/dashboard/dashboard.js")).status_code == 200
+        for name in ("dashboard.js", "views.js", "invocation.js", "start.js", "dashboard.css"):
+            assert (await http.get(f"/dashboard/{name}")).status_code == 200
         assert (await http.get("/admin/services")).status_code == 401
-        assert (await http.get("/dashboard/other")).status_code == 401  # only the 3 files are open
+        assert (await http.get("/dashboard/other")).status_code == 401  # only the shell's files are open
 
 
 async def test_metrics_count_requests_and_report_backlog(url: str, names: Names) -> None:
