@@ -152,11 +152,22 @@ class Scripts:
         return [as_completed(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
-        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay: int, error: bytes, keep: int, again: bool
+        self,
+        k: ServiceKeys,
+        inv: str,
+        eid: str,
+        epoch: int,
+        delay: int,
+        error: bytes,
+        keep: int,
+        again: bool,
+        interrupted: bool = False,
     ) -> Retried:
-        """``delay``, ``keep`` (retention): ms; ``again``: a failed compensation runs again."""
+        """``delay``, ``keep`` (retention): ms; ``again``: a failed compensation runs again;
+        ``interrupted``: a cancel interrupted the handler, which compensates if it has a journal."""
         keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox, *_fk(k)]
-        args: list[str | bytes | int] = [GROUP, eid, epoch, delay, error, inv, keep, 1 if again else 0]
+        mode = 1 if again else 2 if interrupted else 0
+        args: list[str | bytes | int] = [GROUP, eid, epoch, delay, error, inv, keep, mode]
         reply = await self._run("retry", keys, args)
         return as_retried(reply)
 

@@ -3,7 +3,11 @@ what happened (a result or an exception) to one ``Outcome``. No Redis, no clock,
 runs the handler and asks ``decide``; settle writes the outcome (and is the only writer).
 
 - returned a value: ``Complete("succeeded", result)``
-- cancelled on request: ``Complete("cancelled")``
+- cancelled on request while its handler ran outside a durable await (a plain ``await``, a step
+  body: the task got a bare ``CancelledError``, which ``except Cancelled`` does not catch):
+  ``RetryLater(0, interrupted=True)``; retry.lua ends it ``cancelled`` when it has no journal
+  (nothing durable to undo), else queues it at once, and the claim runs it to compensate: the
+  replay is shown ``Cancelled`` at the first operation the journal cannot answer
 - raised ``Retry(delay)``: ``RetryLater(delay)``, or ``Park("attempts-exhausted")`` at
   ``max_attempts``
 - raised ``Terminal(status)``: ``Park("terminal")``, the status kept in the error
@@ -41,6 +45,8 @@ from reliq.worker.waits import Suspend
 
 # errors a replay of the handler meets again: a compensation that raised one is not run again
 FINAL = (ChildFailed, Nondeterminism, Terminal)
+# a cancel that interrupted the handler outside a durable await (the record's error meanwhile)
+INTERRUPTED = ErrorInfo(type="Cancelled", message="cancelled while it ran; compensates if it has a journal")
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +81,7 @@ class RetryLater(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     delay: float
     error: ErrorInfo
     compensate: bool = False  # a compensation failed: the cancel waits for the next run
+    interrupted: bool = False  # a cancel interrupted it: it runs again to compensate if it has a journal
 
 
 class Park(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -170,8 +177,8 @@ def decide(
     if isinstance(happened, bytes):
         return Complete(state="succeeded", result=happened)
     if isinstance(happened, asyncio.CancelledError):
-        if cancel_requested:
-            return Complete(state="cancelled")
+        if cancel_requested:  # outside a durable await: compensated in a run of its own, if needed
+            return RetryLater(delay=0, error=INTERRUPTED, interrupted=True)
         return Abandon(reason="shutdown")
     if isinstance(happened, ChildFailed):
         return Park(reason="child-failed", error=error_info(happened))

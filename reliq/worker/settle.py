@@ -57,12 +57,20 @@ class Settler:
             self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
             error = codec.encode(outcome.error)
-            delay_ms, again = int(outcome.delay * 1000), outcome.compensate
+            delay_ms, again, interrupted = int(outcome.delay * 1000), outcome.compensate, outcome.interrupted
             await self._write(
                 f,
                 "retry",
                 lambda: self.rt.client.scripts.retry(
-                    f.keys, f.id, f.entry, f.epoch, delay_ms, error, self.rt.config.retention_ms, again
+                    f.keys,
+                    f.id,
+                    f.entry,
+                    f.epoch,
+                    delay_ms,
+                    error,
+                    self.rt.config.retention_ms,
+                    again,
+                    interrupted,
                 ),
             )
         elif isinstance(outcome, Park):

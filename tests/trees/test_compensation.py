@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from reliq import Cancelled, Context, Service
 from reliq.worker.cancels import request_cancel
 from reliq.worker.decide import Claimed
@@ -121,3 +123,79 @@ async def test_a_wait_left_behind_by_a_gather_does_not_keep_a_cancelled_invocati
         await wait_until(cancelled, timeout=10, what="cancelled")
         doc = await c.get(acc.id)
         assert doc is not None and doc.steps == {"refund": "refunded"}
+
+
+@pytest.mark.semantics
+async def test_a_cancel_interrupting_plain_code_still_gives_the_journaled_work_its_compensation(
+    url: str, names: Names
+) -> None:
+    """A cancel that reaches the handler in a plain ``await`` (no durable operation: the task gets a
+    bare CancelledError, which ``except Cancelled`` does not catch) ended it cancelled at once:
+    the charge journaled before was never refunded. It now runs again to compensate: the replay
+    answers the charge from the journal and is shown Cancelled at the next step."""
+    svc = Service(names())
+    charged: list[str] = []
+    refunded: list[str] = []
+    in_plain_wait = asyncio.Event()
+
+    async def charge(inv: str) -> str:
+        charged.append(inv)
+        return "charged"
+
+    async def refund(inv: str) -> str:
+        refunded.append(inv)
+        return "refunded"
+
+    @svc.handler
+    async def order(ctx: Context) -> None:
+        try:
+            await ctx.step("charge", charge, ctx.id)
+            if not ctx.cancelling:
+                in_plain_wait.set()
+                await asyncio.sleep(60)  # plain code: an HTTP call, a computation
+            await ctx.step("ship", charge, ctx.id)
+        except Cancelled:
+            await ctx.step("refund", refund, ctx.id)
+            raise
+
+    async with running(svc, url), client(url) as c:
+        acc = await c.send(svc.name, "order")
+        await asyncio.wait_for(in_plain_wait.wait(), 10)
+        assert await c.cancel(acc.id) == "cancelling"
+
+        async def cancelled() -> bool:
+            return await c.state(acc.id) == "cancelled"
+
+        await wait_until(cancelled, timeout=15, what="cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.steps == {"charge": "charged", "refund": "refunded"}
+    assert charged == [acc.id] and refunded == [acc.id]  # once each: "ship" never ran
+
+
+@pytest.mark.semantics
+async def test_a_cancel_interrupting_a_handler_with_no_journal_ends_it_without_another_run(
+    url: str, names: Names
+) -> None:
+    """Nothing durable happened yet: nothing to undo, so no second run."""
+    svc = Service(names())
+    runs: list[str] = []
+    started = asyncio.Event()
+
+    @svc.handler
+    async def order(ctx: Context) -> None:
+        runs.append(ctx.id)
+        started.set()
+        await asyncio.sleep(60)
+
+    async with running(svc, url), client(url) as c:
+        acc = await c.send(svc.name, "order")
+        await asyncio.wait_for(started.wait(), 10)
+        assert await c.cancel(acc.id) == "cancelling"
+
+        async def cancelled() -> bool:
+            return await c.state(acc.id) == "cancelled"
+
+        await wait_until(cancelled, timeout=15, what="cancelled")
+        doc = await c.get(acc.id)
+        assert doc is not None and doc.attempt == 1
+    assert runs == [acc.id]

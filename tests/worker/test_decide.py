@@ -12,6 +12,7 @@ from reliq.errors import LeaseLost, Retry, Terminal
 from reliq.service import Policy
 from reliq.store.record import ErrorInfo
 from reliq.worker.decide import (
+    INTERRUPTED,
     Abandon,
     Claimed,
     Complete,
@@ -102,9 +103,10 @@ def test_input_that_does_not_decode_parks_as_invalid_input_with_422() -> None:
     assert "Expected `int`" in out.error.message
 
 
-def test_a_cancel_request_completes_as_cancelled() -> None:
+def test_a_cancel_request_interrupting_the_handler_runs_it_again_if_it_must_compensate() -> None:
+    """(retry.lua ends it cancelled when it has no journal; tests/trees/test_compensation.py)"""
     out = decide(POLICY, claimed(), asyncio.CancelledError(), cancel_requested=True)
-    assert out == Complete(state="cancelled", result=b"")
+    assert out == RetryLater(delay=0, error=INTERRUPTED, interrupted=True)
 
 
 @pytest.mark.parametrize("cancel_requested", [False, True])

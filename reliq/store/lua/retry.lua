@@ -5,7 +5,10 @@
 -- keys (lib/flow.lua; optional). A retry keeps its per-key permit; its cancel releases it.
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] epoch, ARGV[4] delay ms, ARGV[5] error (JSON),
 -- ARGV[6] invocation id, ARGV[7] retention ms, ARGV[8] '1': the attempt was a compensation that
--- failed (reliq/worker/decide.py): its cancel, seen, waits for the next run instead of ending it
+-- failed (reliq/worker/decide.py): its cancel, seen, waits for the next run instead of ending it;
+-- '2': a cancel interrupted the handler outside a durable await (a bare CancelledError): with a
+-- journal ('susp', 'step', 'kids') it is queued at once, its cancel still requested, so the claim
+-- runs it to compensate (claim.lua); without one it ends cancelled here
 -- timeline: 'retry' (next attempt, due) or 'cancelled'; counters: retried / cancelled
 -- returns 'ok' | 'cancelled' | 'fenced' | 'noop'
 -- uses: clock, fence, ack, timeline, finish, notify, wake, flow
@@ -15,7 +18,16 @@ local refused = fence(r[1], r[2], ARGV[3])
 if refused then return refused end
 local now = now_ms()
 ack(KEYS[5], ARGV[1], {ARGV[2]})
-if (r[3] == '1' or r[3] == '2') and ARGV[8] ~= '1' then
+local cancel = r[3] == '1' or r[3] == '2'
+local keep = ARGV[8] == '1'
+if ARGV[8] == '2' then
+  cancel = true  -- (a worker's own cancel, without the flag, ends it as before)
+  if r[3] == '1' then
+    local j = redis.call('HMGET', KEYS[1], 'susp', 'step', 'kids')
+    keep = (j[1] or j[2] or j[3]) and true or false
+  end
+end
+if cancel and not keep then
   finish(KEYS[1], {KEYS[2], KEYS[3], KEYS[4]}, tonumber(ARGV[7]), now, 'cancelled', {'error', ARGV[5]}, true,
     r[5], tl_line(now, 'cancelled', r[4], ARGV[3]))
   count_minute(KEYS[7], now, 'cancelled', 1)
