@@ -152,21 +152,11 @@ class Scripts:
         return [as_completed(x) for x in await self._run("complete", keys, args)]
 
     async def retry(
-        self,
-        k: ServiceKeys,
-        inv: str,
-        eid: str,
-        epoch: int,
-        delay: int,
-        error: bytes,
-        keep: int,
-        again: bool,
-        interrupted: bool = False,
+        self, k: ServiceKeys, inv: str, eid: str, epoch: int, delay: int, error: bytes, keep: int, mode: int
     ) -> Retried:
-        """``delay``, ``keep`` (retention): ms; ``again``: a failed compensation runs again;
-        ``interrupted``: a cancel interrupted the handler, which compensates if it has a journal."""
+        """``delay``, ``keep`` (retention): ms; ``mode`` (retry.lua ARGV[8]): 1 a failed compensation
+        runs again, 2 a cancel interrupted the handler (it compensates if it has a journal)."""
         keys = [*k.per_invocation(inv), k.stream, k.delayed, k.minutes, k.done_channel, k.outbox, *_fk(k)]
-        mode = 1 if again else 2 if interrupted else 0
         args: list[str | bytes | int] = [GROUP, eid, epoch, delay, error, inv, keep, mode]
         reply = await self._run("retry", keys, args)
         return as_retried(reply)

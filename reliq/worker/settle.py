@@ -57,20 +57,13 @@ class Settler:
             self.complete(f, outcome)
         elif isinstance(outcome, RetryLater):
             error = codec.encode(outcome.error)
-            delay_ms, again, interrupted = int(outcome.delay * 1000), outcome.compensate, outcome.interrupted
+            delay_ms = int(outcome.delay * 1000)
+            mode = 1 if outcome.compensate else 2 if outcome.interrupted else 0
             await self._write(
                 f,
                 "retry",
                 lambda: self.rt.client.scripts.retry(
-                    f.keys,
-                    f.id,
-                    f.entry,
-                    f.epoch,
-                    delay_ms,
-                    error,
-                    self.rt.config.retention_ms,
-                    again,
-                    interrupted,
+                    f.keys, f.id, f.entry, f.epoch, delay_ms, error, self.rt.config.retention_ms, mode
                 ),
             )
         elif isinstance(outcome, Park):

@@ -51,12 +51,12 @@ async def test_each_terminal_transition_publishes_its_ids(url: str, names: Names
         await asyncio.wait_for(ready, 10)
         # not terminal: a retry without a cancel, a cancel of running work
         assert await s.cancel(k, r.id, 60_000) == "cancelling"
-        assert await s.retry(k, other.id, other.entry, other.epoch, 10, ERROR, 60_000, False) == "ok"
+        assert await s.retry(k, other.id, other.entry, other.epoch, 10, ERROR, 60_000, 0) == "ok"
         # terminal: each publishes
         done = [(a.id, a.entry, a.epoch, "succeeded", b"1"), (b.id, b.entry, b.epoch, "cancelled", b"")]
         assert await s.complete(k, 60_000, done) == ["ok", "ok"]
         assert await s.park(k, p.id, p.entry, p.epoch, "terminal", ERROR, 60_000) == "ok"
-        assert await s.retry(k, r.id, r.entry, r.epoch, 10, ERROR, 60_000, False) == "cancelled"
+        assert await s.retry(k, r.id, r.entry, r.epoch, 10, ERROR, 60_000, 0) == "cancelled"
         assert await s.cancel(k, q.id, 60_000) == "cancelled"
         messages = await asyncio.wait_for(listening, 10)
         # complete's message carries the small result of the success, one line per result (a reader

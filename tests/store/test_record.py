@@ -45,7 +45,7 @@ async def test_every_field_the_scripts_write_is_declared_and_every_declared_fiel
         b = await c.send(svc, "h", 2)
         eid = await _read(c, k)
         [claimed] = await c.scripts.claim(k, "w", 30_000, [(eid, b.id)])
-        assert await c.scripts.retry(k, b.id, eid, claimed.epoch, 0, b'{"type":"E"}', 60_000, False) == "ok"
+        assert await c.scripts.retry(k, b.id, eid, claimed.epoch, 0, b'{"type":"E"}', 60_000, 0) == "ok"
         await _snapshot(c, k, b.id, seen)
         assert await c.scripts.promote(k, [b.id]) == 1
         eid = await _read(c, k)
