@@ -34,7 +34,8 @@ from reliq.devserver.embedded import EmbeddedValkey
 from reliq.errors import ReliqError
 
 
-async def _fault(kind: str, seconds: float, server: EmbeddedValkey, proxy: FaultProxy) -> None:
+async def inject(kind: str, seconds: float, server: EmbeddedValkey, proxy: FaultProxy) -> None:
+    """One fault of ``seconds``, then healed (a restarted server is ready when this returns)."""
     assert server.proc is not None
     if kind in ("blackhole", "drop"):
         proxy.set_mode("blackhole" if kind == "blackhole" else "drop")
@@ -88,7 +89,7 @@ async def run(args: argparse.Namespace) -> None:
             tasks = [asyncio.create_task(caller(j)) for j in range(args.callers)]
             await asyncio.sleep(5)
             start = time.monotonic()
-            await _fault(args.fault, args.fault_seconds, server, proxy)
+            await inject(args.fault, args.fault_seconds, server, proxy)
             healed = time.monotonic()
             await asyncio.sleep(args.after)
             stop.set()

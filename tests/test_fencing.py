@@ -33,7 +33,7 @@ async def test_a_worker_that_lost_its_lease_cannot_commit_step_or_ack(url: str, 
         assert await c.scripts.complete(k, 60000, [(acc.id, eid, old_epoch, "succeeded", b'"stale"')]) == [
             "fenced"
         ]
-        assert await c.scripts.retry(k, acc.id, eid, old_epoch, 0, b"{}", 60000, False) == "fenced"
+        assert await c.scripts.retry(k, acc.id, eid, old_epoch, 0, b"{}", 60000, 0) == "fenced"
         assert await c.scripts.park(k, acc.id, eid, old_epoch, "terminal", b"{}", 60000) == "fenced"
         assert await c.scripts.renew(k, "old", 30000, [(acc.id, eid, old_epoch)]) == ["lost"]
         # nothing of the stale worker landed: still running, entry still pending for "new"

@@ -151,7 +151,7 @@ async def test_a_worker_that_lost_its_lease_is_fenced_out_on_the_partition_s_nod
         assert not await c.scripts.step(k, acc.id, old, "charge", b'"stale"')
         assert await c.scripts.link_child(k, acc.id, old, "x.abcdefghijklmnopqrstuvwxyz", 1) == "fenced"
         assert await c.scripts.complete(k, 60000, [(acc.id, eid, old, "succeeded", b"1")]) == ["fenced"]
-        assert await c.scripts.retry(k, acc.id, eid, old, 0, b"{}", 60000, False) == "fenced"
+        assert await c.scripts.retry(k, acc.id, eid, old, 0, b"{}", 60000, 0) == "fenced"
         assert await c.scripts.park(k, acc.id, eid, old, "terminal", b"{}", 60000) == "fenced"
         assert await c.scripts.renew(k, "old", 30000, [(acc.id, eid, old)]) == ["lost"]
         inv = await c.get(acc.id)

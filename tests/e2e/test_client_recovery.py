@@ -2,14 +2,15 @@
 callers share one Client, each calling cancel, child id + resolve or state in a loop (5 s per call,
 as the chaos client does), through the fault proxy to a real Valkey. A fault lasts 3 s: a black
 hole, replies dropped, the server SIGSTOPped, the server SIGKILLed and restarted. After it heals,
-every caller must be answered again, and no call started 2 s after the heal may fail."""
+every caller must be answered again, and no call started 4 s after the heal may fail (a
+loaded CI machine needs a few seconds to reconnect 300 callers; before the gate, calls kept
+timing out for a minute)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-import signal
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from load_tests.chaos_proxy import FaultProxy
+from load_tests.client_recovery import inject
 from reliq import Client
 from reliq.devserver.embedded import EmbeddedValkey
 from reliq.errors import ReliqError
@@ -25,23 +27,6 @@ from ..conftest import wait_until
 
 CALLERS = 300
 Fault = Literal["blackhole", "drop", "pause", "kill"]
-
-
-async def _fault(kind: Fault, server: EmbeddedValkey, proxy: FaultProxy) -> None:
-    """Inject ``kind`` for 3 s, then heal it (a restarted server is ready when this returns)."""
-    assert server.proc is not None
-    if kind in ("blackhole", "drop"):
-        proxy.set_mode(kind)
-        await asyncio.sleep(3)  # the fault's length
-        proxy.set_mode("pass")
-    elif kind == "pause":
-        server.proc.send_signal(signal.SIGSTOP)
-        await asyncio.sleep(3)
-        server.proc.send_signal(signal.SIGCONT)
-    else:
-        server.kill()
-        await asyncio.sleep(3)
-        await asyncio.to_thread(server.start)
 
 
 @pytest.mark.slow
@@ -58,7 +43,7 @@ async def test_every_caller_of_a_shared_client_is_answered_again_once_a_fault_he
             healed = float("inf")
             answered = [0] * CALLERS  # calls answered since the heal, per caller
             served = [0]  # calls answered before the fault
-            late_failures: list[str] = []  # calls started 2 s after the heal that failed
+            late_failures: list[str] = []  # calls started 4 s after the heal that failed
             stop = asyncio.Event()
 
             async def call(rng: random.Random) -> None:
@@ -84,17 +69,17 @@ async def test_every_caller_of_a_shared_client_is_answered_again_once_a_fault_he
                         else:
                             served[0] += 1
                     except (RedisError, OSError, TimeoutError) as e:
-                        if t0 >= healed + 2:
-                            late_failures.append(f"caller {i}: {type(e).__name__} {e}")
+                        if t0 >= healed + 4:
+                            late_failures.append(f"caller {i} +{t0 - healed:.1f}s: {type(e).__name__} {e}")
                         await asyncio.sleep(0.05 + rng.random() * 0.2)
 
             callers = [asyncio.create_task(caller(i)) for i in range(CALLERS)]
             try:
                 await wait_until(lambda: served[0] >= 2 * CALLERS, what="calls under load before the fault")
-                await _fault(kind, server, proxy)
+                await inject(kind, 3, server, proxy)
                 healed = loop.time()
                 await wait_until(
-                    lambda: min(answered) >= 3 and loop.time() > healed + 4,
+                    lambda: min(answered) >= 3 and loop.time() > healed + 6,
                     timeout=30,
                     what=f"every caller answered 3 times after the {kind} healed",
                 )
