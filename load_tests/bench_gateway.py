@@ -34,6 +34,11 @@ With wrk's 64 connections always busy, latency is 64 / throughput and throughput
 CPU, so the p99 moves with it (docs/performance.md, session 12): a machine-independent reading of
 the latency targets.
 
+For the /send phases, Valkey's latency monitor counts the fsyncs of 5 ms or more (``LATENCY
+LATEST``'s ``aof-fsync-always``): one such stall holds all 64 requests in flight, so a handful of
+them set the p99 whatever the gateway does. They come from the disk (a bare ``fdatasync`` loop on
+this machine's disk, without reliq, saw a 522 ms one in 8 s).
+
 Writes load_tests/results/gateway-<timestamp>.json, gateway-latest.md and gateway-latest.png
 (matplotlib from the peers venv, when bench_workers has made it); prints the table.
 """
@@ -68,6 +73,7 @@ from reliq.store.keys import ServiceKeys
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "load_tests" / "results"
 CONNECTIONS = 64
+STALL_MS = 5  # fsyncs this slow or slower are counted per phase (Valkey's latency monitor)
 WARMUP_S = 2
 LUA = 'wrk.method = "POST"\nwrk.body = "null"\nwrk.headers["Content-Type"] = "application/json"\n'
 TYPED = LUA.replace('"null"', '\'{"sku": "a", "qty": 1}\'')
@@ -191,13 +197,31 @@ def settle_aof(r: redis.Redis, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def measure(name: str, url: str, duration: int, lua: Path, pid: int) -> dict[str, Any]:
-    """wrk's figures, and the CPU the server (process ``pid``) spent per request meanwhile."""
+def fsync_stalls(r: redis.Redis) -> dict[str, Any]:
+    """Valkey's own record of its ``appendfsync always`` fsyncs of ``STALL_MS`` or more since the
+    last ``LATENCY RESET``: how many, the slowest, and their sum. A stall holds every request in
+    flight, so a few of them set wrk's p99 whatever the gateway does (the disk's, not reliq's)."""
+    for event in r.execute_command("LATENCY", "LATEST") or []:
+        if event[0] in (b"aof-fsync-always", "aof-fsync-always") and len(event) >= 6:
+            return {"count": int(event[5]), "max_ms": int(event[3]), "sum_ms": int(event[4])}
+    return {"count": 0, "max_ms": 0, "sum_ms": 0}
+
+
+def measure(
+    name: str, url: str, duration: int, lua: Path, pid: int, r: redis.Redis | None = None
+) -> dict[str, Any]:
+    """wrk's figures, and the CPU the server (process ``pid``) spent per request meanwhile; with
+    ``r``, the fsync stalls Valkey recorded meanwhile (``fsync_stalls``)."""
     print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
     wrk(url, WARMUP_S, lua, latency=False)
+    if r is not None:
+        r.config_set("latency-monitor-threshold", STALL_MS)
+        r.execute_command("LATENCY", "RESET")
     cpu = cpu_s([pid])
     row = {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
     row["cpu_us_per_req"] = round((cpu_s([pid]) - cpu) / max(row["requests"], 1) * 1e6, 1)
+    if r is not None:
+        row["fsync_stalls"] = fsync_stalls(r)
     return row
 
 
@@ -211,6 +235,8 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
         "send_noapp_vs_a": round(c2 / a, 3),
         "send_noapp_p99_ms": row[2]["p99_ms"],
         "send_cpu_vs_a": round(row[1]["cpu_us_per_req"] / max(row[0]["cpu_us_per_req"], 1e-9), 3),
+        "send_stalls": row[1]["fsync_stalls"]["count"],
+        "send_stall_max_ms": row[1]["fsync_stalls"]["max_ms"],
     }
 
 
@@ -256,7 +282,7 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
                     with running("publisher", reliq(server.url, *publisher), work):
                         wait_published(r)
                 settle_aof(r)
-                row.append(measure(name, url, duration, script, pid))
+                row.append(measure(name, url, duration, script, pid, r if i else None))
             ratios.append({"round": n + 1, **ratio_row(row)})
             if n == 0:
                 results += row
@@ -326,13 +352,14 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "(a), (c) and (c2) alternated, one ratio per round (the table above is round 1):", ""]
         lines += [
             "| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms "
-            "| /send CPU per request vs a |"
+            f"| /send CPU per request vs a | /send: fsyncs >= {STALL_MS} ms | slowest ms |"
         ]
-        lines += ["|---|--:|--:|--:|--:|--:|--:|"]
+        lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
             lines.append(
                 f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
-                f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} | {x['send_cpu_vs_a']:.2f} |"
+                f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} | {x['send_cpu_vs_a']:.2f} | "
+                f"{x['send_stalls']:.0f} | {x['send_stall_max_ms']:.0f} |"
             )
     d = doc["drain_before_d"]
     lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]
