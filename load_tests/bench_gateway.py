@@ -237,6 +237,8 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
         "send_cpu_vs_a": round(row[1]["cpu_us_per_req"] / max(row[0]["cpu_us_per_req"], 1e-9), 3),
         "send_stalls": row[1]["fsync_stalls"]["count"],
         "send_stall_max_ms": row[1]["fsync_stalls"]["max_ms"],
+        "send_noapp_stalls": row[2]["fsync_stalls"]["count"],
+        "send_noapp_stall_max_ms": row[2]["fsync_stalls"]["max_ms"],
     }
 
 
@@ -352,14 +354,15 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "(a), (c) and (c2) alternated, one ratio per round (the table above is round 1):", ""]
         lines += [
             "| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms "
-            f"| /send CPU per request vs a | /send: fsyncs >= {STALL_MS} ms | slowest ms |"
+            f"| /send CPU per request vs a | fsyncs >= {STALL_MS} ms, slowest ms: /send | no --app |"
         ]
         lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
             lines.append(
                 f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
                 f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} | {x['send_cpu_vs_a']:.2f} | "
-                f"{x['send_stalls']:.0f} | {x['send_stall_max_ms']:.0f} |"
+                f"{x['send_stalls']:.0f}, {x['send_stall_max_ms']:.0f} | "
+                f"{x['send_noapp_stalls']:.0f}, {x['send_noapp_stall_max_ms']:.0f} |"
             )
     d = doc["drain_before_d"]
     lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import msgspec
 
-from reliq import Client
+from reliq import Client, logformat
 
 from .chaos_app import Witness
 from .chaos_cancel import Canceller, read_acts
@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         report, workdir = recheck(a.check, a.visibility), a.check
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally
+        logformat.setup(
+            "WARNING", "text"
+        )  # the library's warnings in this process (the client's), throttled as in reliq's own
         cfg = Config(
             n=a.n,
             duration=a.duration,
