@@ -6,8 +6,8 @@ uvicorn serves every request through a ``RequestResponseCycle``: an ASGI task wi
 lane, that machinery cost more CPU than the lane itself (docs/performance.md, session 13). Here the
 protocol keeps the body it parsed and runs ``Lane.respond`` (the same checks, counting and
 ingress as the ASGI lane) in one task of its own, the body left in the scope (``BODY``: ingress
-checks it as it checks a received one, without ``receive``); the answer is written from that
-task's completion, in one ``write``.
+checks it as it checks a received one, without ``receive``); that task writes the answer, in one
+``write``.
 
 Only when nothing else is in flight on the connection, with no ``Expect: 100-continue`` or
 upgrade, and only when the whole body is in the same read as the head's end. Anything else takes
@@ -149,10 +149,10 @@ def start(p: EdgeProtocol, lane: Lane, body: bytes) -> bool:
     scope["app"] = lane.app
     pending = Pending(keep_alive=version != "1.0" and p.parser.should_keep_alive())
     p.cycle = pending  # type: ignore[assignment]
-    task = p.loop.create_task(lane.respond(scope, partial(_receive, body)))
-    p.tasks.add(task)  # type: ignore[arg-type]  # uvicorn's set of request tasks: a shutdown waits for them
+    task = p.loop.create_task(_serve(p, pending, lane, scope, body))
+    p.tasks.add(task)  # uvicorn's set of request tasks: a shutdown waits for them
     task.add_done_callback(p.tasks.discard)
-    task.add_done_callback(partial(_done, p, pending))
+    task.add_done_callback(partial(_closed_if_cancelled, p, pending))
     return True
 
 
@@ -161,19 +161,20 @@ async def _receive(body: bytes) -> MutableMapping[str, Any]:
     return {"type": "http.request", "body": body, "more_body": False}
 
 
-def _done(p: EdgeProtocol, pending: Pending, task: asyncio.Task[Response]) -> None:
-    """Write the answer in one ``write``, then let the connection go on (keep-alive, pipelining)."""
-    if task.cancelled():  # the server's forced exit: uvicorn's cycle would close without an answer
-        pending.response_complete = True
-        p.transport.close()
-        return
-    exc = task.exception()
-    if exc is not None:  # Lane.respond turns every Exception into problem+json: a BaseException
-        log.error("the hot wire's request failed", exc_info=exc)
+async def _serve(
+    p: EdgeProtocol, pending: Pending, lane: Lane, scope: MutableMapping[str, Any], body: bytes
+) -> None:
+    """Answer the wired request from its own task, as soon as ``Lane.respond`` returns: written in
+    the loop iteration the request's placement is confirmed in, not one later from a done callback
+    (under load, every iteration also ingests the next requests)."""
+    try:
+        response = await lane.respond(scope, partial(_receive, body))
+    except asyncio.CancelledError:
+        raise  # _closed_if_cancelled (also when cancelled before its first step, this never ran)
+    except BaseException as e:  # Lane.respond turns every Exception into problem+json: a BaseException
+        log.error("the hot wire's request failed", exc_info=e)
         response = problem_response(Problem(500, "Internal Server Error", "unexpected error"))
         pending.keep_alive = False
-    else:
-        response = task.result()
     pending.response_complete = True
     if pending.disconnected or p.transport.is_closing():
         return
@@ -181,3 +182,11 @@ def _done(p: EdgeProtocol, pending: Pending, task: asyncio.Task[Response]) -> No
     if not pending.keep_alive:
         p.transport.close()
     p.on_response_complete()
+
+
+def _closed_if_cancelled(p: EdgeProtocol, pending: Pending, task: asyncio.Task[None]) -> None:
+    """The server's forced exit cancelled the request: close without an answer, as uvicorn's
+    cycle would."""
+    if task.cancelled():
+        pending.response_complete = True
+        p.transport.close()

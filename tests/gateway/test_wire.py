@@ -6,6 +6,7 @@ on a real Valkey and the schemas a worker published."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 from collections.abc import AsyncIterator, MutableMapping
@@ -172,3 +173,33 @@ async def test_a_wired_request_is_freed_when_answered_not_left_to_the_garbage_co
         finally:
             gc.enable()
         assert asgi == [] and alive <= 1  # the last one, still the connection's cycle
+
+
+class Boom(BaseException):
+    """Not an ``Exception``: what ``Lane.respond`` does not turn into problem+json itself."""
+
+
+async def test_a_wired_request_cancelled_is_closed_unanswered_and_one_that_breaks_gets_a_500(
+    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with wire(url, names, monkeypatch) as (connect, service, asgi):
+        for started in (False, True):  # the server's forced exit, before and after the task's first step
+            p, t = connect()
+            p.data_received(post(service, ORDER) + ORDER)
+            [task] = p.tasks
+            if started:
+                await asyncio.sleep(0)
+            task.cancel()
+            await wait_until(lambda p=p: not p.tasks, what="the cancelled request to end")
+            assert t.writes == [] and t.closing
+        assert not isinstance(Boom(), Exception)
+
+        async def broken(self: Any, scope: Any, receive: Any) -> Any:
+            raise Boom
+
+        monkeypatch.setattr(fastpath.Lane, "respond", broken)
+        p, t = connect()
+        p.data_received(post(service, ORDER) + ORDER)
+        await wait_until(lambda: answers(t), what="the 500")
+        [(status, headers, _)] = answers(t)
+        assert status == 500 and headers["connection"] == "close" and t.closing and asgi == []
