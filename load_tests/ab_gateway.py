@@ -6,8 +6,11 @@ noise (one run's rate moves 20-40% between identical runs).
     PYTHONPATH=$PWD python -m load_tests.ab_gateway --a /tmp/base --b . --pairs 8 --duration 5
 
 ``--a``/``--b``: checkouts of reliq (``git worktree add /tmp/base <rev>``); each gateway runs from
-its own with ``PYTHONPATH`` set to it. Prints each run (requests/s, p50, p99, the gateway's CPU per
-request, Valkey's fsyncs of 5 ms or more) and the medians, and the ratio B/A of each pair.
+its own with ``PYTHONPATH`` set to it. ``--call``: ``POST /call`` of the no-op instead, each run
+with one ``reliq worker`` of the same checkout, started for that run (after a 2 s warm-up) and
+stopped after it, so the other side's worker never takes its entries. Prints each run
+(requests/s, p50, p99, the gateway's CPU per request, Valkey's fsyncs of 5 ms or more) and the
+medians, and the ratio B/A of each pair.
 """
 
 from __future__ import annotations
@@ -30,10 +33,22 @@ from load_tests.bench_scaling import cpu_s
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 
-def run(url: str, pid: int, r: redis.Redis, lua: Path, seconds: int) -> dict[str, Any]:
-    """One measured run from an empty server: wrk's figures, CPU per request, fsync stalls."""
+def run(
+    url: str, pid: int, r: redis.Redis, lua: Path, seconds: int, worker: list[str] | None
+) -> dict[str, Any]:
+    """One measured run from an empty server: wrk's figures, CPU per request, fsync stalls;
+    with ``worker`` (a command), that worker runs for the warm-up and the run."""
     r.flushall()
     bg.settle_aof(r)
+    with ExitStack() as stack:
+        if worker is not None:
+            env = {**os.environ, "PYTHONPATH": str(bg.ROOT)}
+            stack.enter_context(bg.running("worker", worker, Path(tempfile.gettempdir()), env))
+            bg.wrk(url, bg.WARMUP_S, lua, latency=False)
+        return measured(url, pid, r, lua, seconds)
+
+
+def measured(url: str, pid: int, r: redis.Redis, lua: Path, seconds: int) -> dict[str, Any]:
     r.config_set("latency-monitor-threshold", bg.STALL_MS)
     r.execute_command("LATENCY", "RESET")
     cpu = cpu_s([pid])
@@ -49,6 +64,7 @@ def main() -> None:
     p.add_argument("--b", type=Path, required=True, help="checkout B")
     p.add_argument("--pairs", type=int, default=8)
     p.add_argument("--duration", type=int, default=5, help="seconds per run")
+    p.add_argument("--call", action="store_true", help="POST /call with a worker per run, not /send")
     a = p.parse_args()
     sides = [a.a.resolve(), a.b.resolve()]
     runs: list[list[dict[str, Any]]] = [[], []]
@@ -72,13 +88,21 @@ def main() -> None:
                 )
             )
             bg.wait_http(f"http://127.0.0.1:{port}/readyz", f"gateway-{'ab'[i]}", work)
-            gateways.append((pid, f"http://127.0.0.1:{port}/send/bench/noop"))
-        for _, url in gateways:
-            bg.wrk(url, bg.WARMUP_S, lua, latency=False)
+            gateways.append((pid, f"http://127.0.0.1:{port}/{'call' if a.call else 'send'}/bench/noop"))
+        workers = [
+            bg.reliq(server.url, "worker", "load_tests.noop_app:bench", "--processes", "1")
+            if a.call
+            else None
+            for _ in sides
+        ]
+        if not a.call:
+            for _, url in gateways:
+                bg.wrk(url, bg.WARMUP_S, lua, latency=False)
         for n in range(a.pairs):
             for i in (0, 1) if n % 2 == 0 else (1, 0):
                 pid, url = gateways[i]
-                row = run(url, pid, r, lua, a.duration)
+                bg.ROOT = sides[i]  # the worker of the same checkout
+                row = run(url, pid, r, lua, a.duration, workers[i])
                 runs[i].append(row)
                 stalls = row["stalls"]
                 print(
