@@ -173,8 +173,16 @@ async def _serve(
         raise  # _closed_if_cancelled (also when cancelled before its first step, this never ran)
     except BaseException as e:  # Lane.respond turns every Exception into problem+json: a BaseException
         log.error("the hot wire's request failed", exc_info=e)
-        response = problem_response(Problem(500, "Internal Server Error", "unexpected error"))
         pending.keep_alive = False
+        _answer(p, pending, problem_response(Problem(500, "Internal Server Error", "unexpected error")))
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise  # asyncio stops the loop with it, as before
+        return
+    _answer(p, pending, response)
+
+
+def _answer(p: EdgeProtocol, pending: Pending, response: Response) -> None:
+    """Write the answer in one ``write``, then let the connection go on (keep-alive, pipelining)."""
     pending.response_complete = True
     if pending.disconnected or p.transport.is_closing():
         return
