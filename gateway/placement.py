@@ -96,7 +96,10 @@ class Placer:
         future: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
         queue = self._queues[where]
         queue.append((item, future))
-        if len(queue) == 1 and self._flushing[where] < IN_FLIGHT:  # a queued flush takes the rest
+        under_way = self._flushing[where]
+        # a flush not yet started takes the rest of the queue; with none under way (one was
+        # cancelled, its queue left behind), start one whatever the queue holds
+        if under_way < IN_FLIGHT and (len(queue) == 1 or not under_way):
             self._flushing[where] += 1
             task = asyncio.create_task(self._flush(where))
             self._tasks.add(task)

@@ -7,8 +7,8 @@ noise (one run's rate moves 20-40% between identical runs).
 
 ``--a``/``--b``: checkouts of reliq (``git worktree add /tmp/base <rev>``); each gateway runs from
 its own with ``PYTHONPATH`` set to it. ``--call``: ``POST /call`` of the no-op instead, each run
-with one ``reliq worker`` of the same checkout, started for that run (after a 2 s warm-up) and
-stopped after it, so the other side's worker never takes its entries. Prints each run
+with one ``reliq worker`` of the same checkout, started for that run and stopped after it, so
+the other side's worker never takes its entries. Each run has its 2 s warm-up. Prints each run
 (requests/s, p50, p99, the gateway's CPU per request, Valkey's fsyncs of 5 ms or more) and the
 medians, and the ratio B/A of each pair.
 """
@@ -29,33 +29,21 @@ from typing import Any
 import redis
 
 from load_tests import bench_gateway as bg
-from load_tests.bench_scaling import cpu_s
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 
 def run(
     url: str, pid: int, r: redis.Redis, lua: Path, seconds: int, worker: list[str] | None
 ) -> dict[str, Any]:
-    """One measured run from an empty server: wrk's figures, CPU per request, fsync stalls;
-    with ``worker`` (a command), that worker runs for the warm-up and the run."""
+    """One run from an empty server (``bench_gateway.measure``: a warm-up, then wrk's figures, CPU
+    per request and fsync stalls); with ``worker`` (a command), that worker runs throughout."""
     r.flushall()
     bg.settle_aof(r)
     with ExitStack() as stack:
         if worker is not None:
             env = {**os.environ, "PYTHONPATH": str(bg.ROOT)}
             stack.enter_context(bg.running("worker", worker, Path(tempfile.gettempdir()), env))
-            bg.wrk(url, bg.WARMUP_S, lua, latency=False)
-        return measured(url, pid, r, lua, seconds)
-
-
-def measured(url: str, pid: int, r: redis.Redis, lua: Path, seconds: int) -> dict[str, Any]:
-    r.config_set("latency-monitor-threshold", bg.STALL_MS)
-    r.execute_command("LATENCY", "RESET")
-    cpu = cpu_s([pid])
-    row = bg.parse_wrk(bg.wrk(url, seconds, lua))
-    row["cpu_us_per_req"] = round((cpu_s([pid]) - cpu) / max(row["requests"], 1) * 1e6, 1)
-    row["stalls"] = bg.fsync_stalls(r)
-    return row
+        return bg.measure(str(bg.ROOT), url, seconds, lua, pid, r)
 
 
 def main() -> None:
@@ -95,16 +83,13 @@ def main() -> None:
             else None
             for _ in sides
         ]
-        if not a.call:
-            for _, url in gateways:
-                bg.wrk(url, bg.WARMUP_S, lua, latency=False)
         for n in range(a.pairs):
             for i in (0, 1) if n % 2 == 0 else (1, 0):
                 pid, url = gateways[i]
                 bg.ROOT = sides[i]  # the worker of the same checkout
                 row = run(url, pid, r, lua, a.duration, workers[i])
                 runs[i].append(row)
-                stalls = row["stalls"]
+                stalls = row["fsync_stalls"]
                 print(
                     f"{'AB'[i]} {time.strftime('%H:%M:%S')} {row['rps']:.0f} req/s p50 {row['p50_ms']} "
                     f"p99 {row['p99_ms']} ms, {row['cpu_us_per_req']:.0f} us/req, "

@@ -212,9 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         report, workdir = recheck(a.check, a.visibility), a.check
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in finally
-        logformat.setup(
-            "WARNING", "text"
-        )  # the library's warnings in this process (the client's), throttled as in reliq's own
+        # the library's warnings in this process (the client's), throttled as in reliq's own
+        logformat.setup("WARNING", "text")
         cfg = Config(
             n=a.n,
             duration=a.duration,
