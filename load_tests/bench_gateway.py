@@ -3,15 +3,16 @@
     .venv/bin/python -m load_tests.bench_gateway --duration 8
 
 Everything on loopback, started here as subprocesses and stopped (by pid) at the end. One
-embedded Valkey (appendfsync always) serves all phases; nothing is flushed between them.
+embedded Valkey (appendfsync always) serves all phases.
 Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d{duration}s
 --latency``, POST with a JSON body ``null``. Uvicorn: uvloop, httptools, no access log, 1 worker.
 
 (a) bare FastAPI ``POST /noop`` (load_tests/baseline_app.py)
 (b) bare FastAPI ``POST /xadd``: one awaited redis-py asyncio XADD per request
 (c) reliq gateway ``POST /send/bench/noop`` at durability fsync
-With ``--rounds N`` (a), (c) and (c2) are measured N times, alternating, and each round's /send
-ratios to its own (a) are reported with their medians (the first round fills the main table).
+With ``--rounds N`` (a), (c), (c2) and (d) are measured N times, alternating, and each round's
+/send and /call ratios to its own (a) are reported with their medians (the first round fills the
+main table).
 (c) and (c2) each start on an emptied server (FLUSHALL, the registry published again, the AOF
 rewritten): the records a phase before left, and the first writes to the pages a rewrite's fork
 shared, would be charged to the next phase.
@@ -23,10 +24,11 @@ shared, would be charged to the next phase.
     rewritten (``BGREWRITEAOF``, waited for), so that a rewrite (c)'s writes trigger is not charged
     to (c2)
 (d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c2)
-    and once it has drained the stream (c) and (c2) filled
-(e) end to end: ``POST /send/bench/noop`` while that worker runs; besides the send rate it reports
-    how many invocations were *completed* per second in the same window (sent minus the growth of
-    the stream, which holds exactly the entries not settled yet)
+    (a fresh one each round, stopped at the round's end) and once it has drained the stream (c2)
+    filled (that drain's rate is reported too)
+(e) end to end, after the rounds: ``POST /send/bench/noop`` while a worker runs; besides the send
+    rate it reports how many invocations were *completed* per second in the same window (sent
+    minus the growth of the stream, which holds exactly the entries not settled yet)
 
 Each row also reports the CPU its server process (FastAPI's, or the gateway's) spent per request
 during the measured run (``/proc/PID/stat``), and each round the ratio of /send's to FastAPI's.
@@ -225,9 +227,12 @@ def measure(
     return row
 
 
+CALL = "(d) reliq /call + 1 worker"
+
+
 def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
-    """One round's (a), (c), (c2): the two /send rates as ratios to (a), and their p99s."""
-    a, c, c2 = (x["rps"] for x in row)
+    """One round's (a), (c), (c2), (d): the /send and /call rates as ratios to (a), and p99s."""
+    a, c, c2 = (x["rps"] for x in row[:3])
     return {
         "fastapi_rps": a,
         "send_vs_a": round(c / a, 3),
@@ -239,6 +244,10 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
         "send_stall_max_ms": row[1]["fsync_stalls"]["max_ms"],
         "send_noapp_stalls": row[2]["fsync_stalls"]["count"],
         "send_noapp_stall_max_ms": row[2]["fsync_stalls"]["max_ms"],
+        "call_vs_a": round(row[3]["rps"] / a, 3),
+        "call_p99_ms": row[3]["p99_ms"],
+        "call_stalls": row[3]["fsync_stalls"]["count"],
+        "call_stall_max_ms": row[3]["fsync_stalls"]["max_ms"],
     }
 
 
@@ -285,18 +294,22 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
                         wait_published(r)
                 settle_aof(r)
                 row.append(measure(name, url, duration, script, pid, r if i else None))
-            ratios.append({"round": n + 1, **ratio_row(row)})
+            # (d) in the round too: its ratio to this round's (a), as /send's (a fresh worker and
+            # consumer each round, which first drains what (c2) left; stopped before the next (a))
+            consumer = f"bench-gw-{n + 1}"
+            worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", consumer]
+            with running(f"worker-{n + 1}", reliq(server.url, *worker), work):
+                drained = wait_drained(r, consumer)
+                print(f"worker drained {drained}", file=sys.stderr, flush=True)
+                row.append(measure(CALL, f"{gw_base}/call/bench/noop", duration, lua, gw_pid, r))
+            ratios.append({"round": n + 1, **ratio_row(row), "drain_per_s": drained["per_s"]})
             if n == 0:
                 results += row
+                drain = drained
         results.insert(1, measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua, base_pid))
-        worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-1"]
+        worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-e"]
         stack.enter_context(running("worker", reliq(server.url, *worker), work))
-        drain = wait_drained(r, "bench-gw-1")
-        print(f"worker drained {drain}", file=sys.stderr, flush=True)
-        results.append(
-            measure("(d) reliq /call + 1 worker", f"{gw_base}/call/bench/noop", duration, lua, gw_pid)
-        )
-        wait_drained(r, "bench-gw-1")
+        wait_drained(r, "bench-gw-e")
         url = f"{gw_base}/send/bench/noop"
         print(f"[(e) reliq /send + 1 worker] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr)
         wrk(url, WARMUP_S, lua, latency=False)
@@ -351,21 +364,25 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{r['max_ms_vs_a']:.2f} | {r['cpu_us_per_req']:.0f} | {r['non_2xx']} | {r['socket_errors']} |"
         )
     if len(doc["rounds"]) > 1:
-        lines += ["", "(a), (c) and (c2) alternated, one ratio per round (the table above is round 1):", ""]
+        head = "(a), (c), (c2) and (d) alternated, one ratio per round (the table above is round 1):"
+        lines += ["", head, ""]
         lines += [
             "| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms "
-            f"| /send CPU per request vs a | fsyncs >= {STALL_MS} ms, slowest ms: /send | no --app |"
+            f"| /send CPU per request vs a | fsyncs >= {STALL_MS} ms, slowest ms: /send | no --app "
+            "| /call vs a | p99 ms | fsyncs, slowest: /call | drain before (d) /s |"
         ]
-        lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
             lines.append(
                 f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
                 f"{x['send_noapp_vs_a']:.2f} | {x['send_noapp_p99_ms']:.1f} | {x['send_cpu_vs_a']:.2f} | "
                 f"{x['send_stalls']:.0f}, {x['send_stall_max_ms']:.0f} | "
-                f"{x['send_noapp_stalls']:.0f}, {x['send_noapp_stall_max_ms']:.0f} |"
+                f"{x['send_noapp_stalls']:.0f}, {x['send_noapp_stall_max_ms']:.0f} | "
+                f"{x['call_vs_a']:.2f} | {x['call_p99_ms']:.1f} | "
+                f"{x['call_stalls']:.0f}, {x['call_stall_max_ms']:.0f} | {x['drain_per_s']:.0f} |"
             )
     d = doc["drain_before_d"]
-    lines += ["", f"Before (d), one worker drained the {d['entries']} entries (c) and (c2) left in "]
+    lines += ["", f"Before (d) of round 1, one worker drained the {d['entries']} entries (c2) left in "]
     lines[-1] += f"{d['seconds']} s ({d['per_s']}/s)."
     for r in doc["results"]:
         if "completed_per_s" in r:
