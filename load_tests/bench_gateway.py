@@ -25,7 +25,7 @@ shared, would be charged to the next phase.
     to (c2)
 (d) reliq gateway ``POST /call/bench/noop`` with one ``reliq worker`` process, started after (c2)
     (a fresh one each round, stopped at the round's end) and once it has drained the stream (c2)
-    filled (that drain's rate is reported too)
+    filled (that drain's rate is reported too), and the AOF rewritten after that drain
 (e) end to end, after the rounds: ``POST /send/bench/noop`` while a worker runs; besides the send
     rate it reports how many invocations were *completed* per second in the same window (sent
     minus the growth of the stream, which holds exactly the entries not settled yet)
@@ -301,6 +301,7 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
             with running(f"worker-{n + 1}", reliq(server.url, *worker), work):
                 drained = wait_drained(r, consumer)
                 print(f"worker drained {drained}", file=sys.stderr, flush=True)
+                settle_aof(r)  # else the drain's writes start a rewrite (a fork, disk writes) in (d)
                 row.append(measure(CALL, f"{gw_base}/call/bench/noop", duration, lua, gw_pid, r))
             ratios.append({"round": n + 1, **ratio_row(row), "drain_per_s": drained["per_s"]})
             if n == 0:
