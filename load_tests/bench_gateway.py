@@ -187,9 +187,15 @@ def wait_published(r: redis.Redis, timeout: float = 30.0) -> None:
 
 def settle_aof(r: redis.Redis, timeout: float = 60.0) -> None:
     """Rewrite the AOF now and wait for it: an automatic rewrite triggered by one phase's writes
-    (at 100% growth) would otherwise land in the next phase and be charged to it."""
-    r.bgrewriteaof()
+    (at 100% growth) would otherwise land in the next phase and be charged to it. One already under
+    way (a phase's writes started it) is waited for first: the server refuses a second."""
     deadline = time.monotonic() + timeout
+    _rewritten(r, deadline)
+    r.bgrewriteaof()
+    _rewritten(r, deadline)
+
+
+def _rewritten(r: redis.Redis, deadline: float) -> None:
     while True:
         info = r.info("persistence")
         if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
