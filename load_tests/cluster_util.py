@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.cluster import key_slot
 
+from reliq.devserver.allocator import server_env
 from reliq.devserver.embedded import EmbeddedValkey, _die_with_parent, server_args
 from reliq.store.keys import ServiceKeys
 
@@ -99,6 +100,7 @@ def spawn(node: EmbeddedValkey) -> None:
     try:
         node.proc = subprocess.Popen(
             server_args(node.port, node.data_dir, appendfsync=node.appendfsync, extra=node.extra),
+            env=server_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,  # must be the loop's (main) thread: the signal follows it

