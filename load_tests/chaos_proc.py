@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from reliq.devserver.allocator import jemalloc
+from reliq.devserver.allocator import server_env
 from reliq.devserver.embedded import free_port, server_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,8 +127,8 @@ class System:
     def start_valkey(self) -> None:
         data = self.workdir / "valkey"
         data.mkdir(exist_ok=True)
-        preload = {"LD_PRELOAD": lib} if (lib := jemalloc()) else {}  # as the embedded server
-        self._spawn(self.valkey, server_args(self.valkey_port, data, appendfsync="always"), preload)
+        args = server_args(self.valkey_port, data, appendfsync="always")
+        self._spawn(self.valkey, args, server_env())  # jemalloc preloaded, as the embedded server
 
     def start_gateway(self, i: int, failpoints: str = "") -> None:
         slot = self.gateways[i]
