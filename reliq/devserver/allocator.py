@@ -47,12 +47,12 @@ def _found() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
-def server_env(base: dict[str, str] | None = None) -> dict[str, str] | None:
-    """The environment to start ``valkey-server`` in (``base``, default ours, with jemalloc
-    preloaded when there is one); None: inherit ours unchanged."""
+def server_env() -> dict[str, str] | None:
+    """The environment to start ``valkey-server`` in: ours with jemalloc preloaded (before any
+    ``LD_PRELOAD`` already set) when there is one; None: inherit ours unchanged."""
     lib = jemalloc()
     if lib is None:
-        return None if base is None else dict(base)
-    env = dict(os.environ if base is None else base)
+        return None
+    env = dict(os.environ)
     env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else lib
     return env
