@@ -1,6 +1,5 @@
 """Two checkouts' gateways against each other: durable ``POST /send`` under ``wrk -t1 -c64``, runs
-alternated in pairs (A B, B A, ...) on one embedded Valkey (``appendfsync always``, reached over
-its unix socket as ``reliq dev``'s processes reach it), so that the
+alternated in pairs (A B, B A, ...) on one embedded Valkey (``appendfsync always``), so that the
 machine's drift lands on both sides. The way to tell a change to the gateway from this machine's
 noise (one run's rate moves 20-40% between identical runs).
 
@@ -66,8 +65,7 @@ def main() -> None:
         gateways = []
         for i, root in enumerate(sides):
             port = free_port()
-            app = ("--app", "load_tests.noop_app:bench")
-            args = bg.reliq(server.local_url, "gateway", "--port", str(port), *app)
+            args = bg.reliq(server.url, "gateway", "--port", str(port), "--app", "load_tests.noop_app:bench")
             bg.ROOT = root  # ``running`` starts the process in its checkout (``-m`` puts the cwd first)
             pid = stack.enter_context(
                 bg.running(
@@ -80,7 +78,7 @@ def main() -> None:
             bg.wait_http(f"http://127.0.0.1:{port}/readyz", f"gateway-{'ab'[i]}", work)
             gateways.append((pid, f"http://127.0.0.1:{port}/{'call' if a.call else 'send'}/bench/noop"))
         workers = [
-            bg.reliq(server.local_url, "worker", "load_tests.noop_app:bench", "--processes", "1")
+            bg.reliq(server.url, "worker", "load_tests.noop_app:bench", "--processes", "1")
             if a.call
             else None
             for _ in sides

@@ -3,9 +3,7 @@
     .venv/bin/python -m load_tests.bench_gateway --duration 8
 
 Everything on loopback, started here as subprocesses and stopped (by pid) at the end. One
-embedded Valkey (appendfsync always) serves all phases; the gateways, workers and FastAPI's
-/xadd reach it over its unix socket (``EmbeddedValkey.local_url``, as ``reliq dev``'s processes
-do), or with ``--tcp`` over loopback TCP (the figures before session 20).
+embedded Valkey (appendfsync always) serves all phases.
 Each endpoint: ``wrk -t1 -c64 -d2s`` warm-up (discarded), then ``wrk -t1 -c64 -d{duration}s
 --latency``, POST with a JSON body ``null``. Uvicorn: uvloop, httptools, no access log, 1 worker.
 
@@ -259,7 +257,7 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict[str, Any]:
+def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
     lua, typed = work / "post.lua", work / "typed.lua"
     lua.write_text(LUA)
     typed.write_text(TYPED)
@@ -269,11 +267,10 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
     with ExitStack() as stack:
         server = stack.enter_context(EmbeddedValkey(data_dir=work / "valkey"))
         r = stack.enter_context(redis.Redis.from_url(server.url))
-        url_of = server.url if tcp else server.local_url  # what the measured processes connect to
-        env = {**os.environ, "BENCH_REDIS_URL": url_of}
+        env = {**os.environ, "BENCH_REDIS_URL": server.url}
         base_port, gw_port, reg_port = free_port(), free_port(), free_port()
         publisher = ["worker", "load_tests.noop_app:bench", "--processes", "1"]
-        with running("publisher", reliq(url_of, *publisher), work):
+        with running("publisher", reliq(server.url, *publisher), work):
             wait_published(r)  # the registry holds bench's schemas; the worker stops before any load
         base_pid = stack.enter_context(
             running("baseline", uvicorn("load_tests.baseline_app:app", base_port), work, env)
@@ -281,10 +278,10 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
         wait_http(f"http://127.0.0.1:{base_port}/openapi.json", "baseline", work)
         gw = ["gateway", "--port", str(gw_port), "--app", "load_tests.noop_app:bench"]
         gw += ["--durability", "fsync"]
-        gw_pid = stack.enter_context(running("gateway", reliq(url_of, *gw), work))
+        gw_pid = stack.enter_context(running("gateway", reliq(server.url, *gw), work))
         wait_http(f"http://127.0.0.1:{gw_port}/readyz", "gateway", work)
         reg_pid = stack.enter_context(
-            running("registry-gateway", reliq(url_of, "gateway", "--port", str(reg_port)), work)
+            running("registry-gateway", reliq(server.url, "gateway", "--port", str(reg_port)), work)
         )
         wait_http(f"http://127.0.0.1:{reg_port}/readyz", "registry-gateway", work)
         base, gw_base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
@@ -299,7 +296,7 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
             for i, (name, url, script, pid) in enumerate(trio):
                 if i:  # each /send phase from an empty server: one left by the phase before costs more
                     r.flushall()
-                    with running("publisher", reliq(url_of, *publisher), work):
+                    with running("publisher", reliq(server.url, *publisher), work):
                         wait_published(r)
                 settle_aof(r)
                 row.append(measure(name, url, duration, script, pid, r if i else None))
@@ -307,7 +304,7 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
             # consumer each round, which first drains what (c2) left; stopped before the next (a))
             consumer = f"bench-gw-{n + 1}"
             worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", consumer]
-            with running(f"worker-{n + 1}", reliq(url_of, *worker), work):
+            with running(f"worker-{n + 1}", reliq(server.url, *worker), work):
                 drained = wait_drained(r, consumer)
                 print(f"worker drained {drained}", file=sys.stderr, flush=True)
                 settle_aof(r)  # else the drain's writes start a rewrite (a fork, disk writes) in (d)
@@ -318,7 +315,7 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
                 drain = drained
         results.insert(1, measure("(b) FastAPI /xadd", f"{base}/xadd", duration, lua, base_pid))
         worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", "bench-gw-e"]
-        stack.enter_context(running("worker", reliq(url_of, *worker), work))
+        stack.enter_context(running("worker", reliq(server.url, *worker), work))
         wait_drained(r, "bench-gw-e")
         url = f"{gw_base}/send/bench/noop"
         print(f"[(e) reliq /send + 1 worker] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr)
@@ -348,7 +345,6 @@ def bench(duration: int, work: Path, rounds: int = 1, tcp: bool = False) -> dict
         "wrk": wrk_version.strip(),
         "valkey": valkey_version,
         "appendfsync": "always",
-        "redis_transport": "tcp" if tcp else "unix",
         "drain_before_d": drain,
         "rounds": ratios,
         "median": {k: statistics.median(x[k] for x in ratios) for k in ratios[0] if k != "round"},
@@ -362,8 +358,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"wrk -t1 -c{doc['connections']} -d{doc['duration_s']}s after a {doc['warmup_s']}s warm-up; "
         f"POST body `null`; {doc['cpus']} CPUs shared by wrk, servers and Valkey {doc['valkey']} "
-        f"(appendfsync always, reached over {doc.get('redis_transport', 'tcp')}); Python {doc['python']}. "
-        "Ratios (vs a) are to (a) FastAPI /noop.",
+        f"(appendfsync always); Python {doc['python']}. Ratios (vs a) are to (a) FastAPI /noop.",
         "",
         "| endpoint | req/s | vs a | p50 ms | vs a | p99 ms | vs a | max ms | vs a | server CPU us/req "
         "| non-2xx | sock err |",
@@ -411,12 +406,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=8, help="seconds of measured load per endpoint")
     p.add_argument("--rounds", type=int, default=1, help="rounds of (a), (c), (c2) alternated; medians")
-    p.add_argument("--tcp", action="store_true", help="reach Valkey over loopback TCP, not its unix socket")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: install it (Debian/Ubuntu: apt-get install -y wrk) and rerun")
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as d:
-        doc = bench(a.duration, Path(d), a.rounds, a.tcp)
+        doc = bench(a.duration, Path(d), a.rounds)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"gateway-{stamp}.json").write_text(json.dumps(doc, indent=2) + "\n")

@@ -22,7 +22,7 @@ from reliq.devserver.datalock import DataDirInUse
 from reliq.devserver.embedded import EmbeddedValkey, free_port
 
 from .conftest import read_lines, wait_until
-from .gateway.test_dev_e2e import _alive, of_dev, pgrep
+from .gateway.test_dev_e2e import _alive, pgrep
 from .test_cli_errors import one_line, reliq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ async def test_a_second_ctrl_c_stops_reliq_dev_at_once(tmp_path: Path, draining:
         said = [line for line in log_path.read_text().splitlines() if "second Ctrl-C" in line]
         assert len(said) == 1 and "killed 1 worker process" in said[0], log_path.read_text()
         assert len(children) == 2 and not [p for p in children if _alive(p)]  # valkey and the worker
-        assert not of_dev(tmp_path, redis_port)
+        assert not pgrep("-f", f"127.0.0.1:{redis_port}")
     finally:
         if proc.poll() is None:
             proc.kill()

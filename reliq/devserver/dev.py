@@ -110,12 +110,6 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
             p.wait()
 
 
-def _and(server: EmbeddedValkey) -> str:
-    """`` and unix://...`` when the server has a unix socket (the dev processes use it)."""
-    local = server.local_url
-    return "" if local == server.url else f" and {local}, which this command's processes use"
-
-
 def run_dev(
     app_spec: str | None,
     config: WorkerConfig,
@@ -148,18 +142,17 @@ def run_dev(
         raise SystemExit(2) from None
     try:
         for slot in range(workers):  # each one process (--processes 1), its own consumer
-            cmd = child_command(server.local_url, app_spec, config, slot)
+            cmd = child_command(server.url, app_spec, config, slot)
             procs.append(subprocess.Popen(cmd, start_new_session=True))
         print(
-            f"reliq dev: valkey {server.url}{_and(server)} "
-            f"(AOF, appendfsync always; data in {server.data_dir}); "
+            f"reliq dev: valkey {server.url} (AOF, appendfsync always; data in {server.data_dir}); "
             f"{len(procs)} worker(s) for {app_spec}; gateway http://127.0.0.1:{port} "
             f"(docs at /docs, dashboard at /dashboard). Ctrl-C stops everything.",
             flush=True,
         )
         stop.serving = True
         try:
-            serve(server.local_url, "127.0.0.1", port, app_spec, "fsync")
+            serve(server.url, "127.0.0.1", port, app_spec, "fsync")
         finally:
             stop.serving = False
     except KeyboardInterrupt:

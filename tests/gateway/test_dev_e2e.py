@@ -31,12 +31,6 @@ def pgrep(*args: str) -> set[int]:
     return {p for p in pids if _alive(p)}
 
 
-def of_dev(tmp_path: Path, redis_port: int) -> set[int]:
-    """Live processes of the ``reliq dev`` with data dir ``tmp_path / "data"``: the server's title
-    names its TCP address, the worker's command line the server's socket in the data dir."""
-    return pgrep("-f", f"127.0.0.1:{redis_port}") | pgrep("-f", str(tmp_path / "data"))
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -133,10 +127,10 @@ async def test_make_dev_runs_the_shop_examples_and_stops_on_ctrl_c(tmp_path: Pat
         assert "$.order_id" in r.json()["detail"]
 
         # Ctrl-C: the gateway, the worker and valkey-server all stop
-        assert of_dev(tmp_path, redis_port) >= children
+        assert pgrep("-f", f"127.0.0.1:{redis_port}") >= children
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         await asyncio.to_thread(proc.wait, 30)  # TimeoutExpired fails the test
         assert time.monotonic() - t0 < 30
         assert not {p for p in children if _alive(p)}
-        assert not of_dev(tmp_path, redis_port)
+        assert not pgrep("-f", f"127.0.0.1:{redis_port}")

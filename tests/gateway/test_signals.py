@@ -17,7 +17,7 @@ from reliq import Context, Service
 from reliq.devserver.embedded import free_port
 
 from ..conftest import Names, client, running, wait_until
-from .test_dev_e2e import ROOT, _alive, of_dev, pgrep, reliq_dev
+from .test_dev_e2e import ROOT, _alive, pgrep, reliq_dev
 
 
 async def test_gateway_sigterm_finishes_the_request_in_flight_then_exits_0(
@@ -88,4 +88,4 @@ async def test_reliq_dev_stops_everything_on_sigterm_and_sighup(tmp_path: Path, 
         proc.send_signal(sig)
         assert await asyncio.to_thread(proc.wait, 30) == 0
         assert not {p for p in children if _alive(p)}, [p for p in children if _alive(p)]
-        assert not of_dev(tmp_path, redis_port)
+        assert not pgrep("-f", f"127.0.0.1:{redis_port}")
