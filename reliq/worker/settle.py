@@ -1,8 +1,5 @@
 """Settle: the only writer of outcomes. Completions (succeeded, cancelled) are batched, one
-``complete`` script call per partition per flush; retries and parks are written at once. Up to
-``IN_FLIGHT`` (2) flushes are under way at once: the completions that finish while one flush
-waits for its reply (a round trip and, on an ``appendfsync always`` server, an fsync) are
-written by the next without waiting for it, as the gateway's group commit does.
+``complete`` script call per partition per flush; retries and parks are written at once.
 
 Every write is epoch-fenced in its script and every script is idempotent, so a Redis error is
 retried, but only for ``settle_patience`` seconds: a write that keeps failing (a server down for
@@ -15,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TypeVar
 
 from redis.exceptions import ResponseError
@@ -31,7 +27,6 @@ from reliq.worker.inflight import InFlight, Runtime
 log = logging.getLogger("reliq.worker.settle")
 T = TypeVar("T")
 FLUSH_BATCH = 500  # completions per script call
-IN_FLIGHT = 2  # complete script calls under way at once
 # OOM and the like recover when memory frees up; a script error that never does surfaces after
 # settle_patience instead of hot-looping
 _RETRIED: tuple[type[Exception], ...] = (*TRANSIENT, ResponseError)
@@ -51,8 +46,6 @@ class Settler:
         self._idle = asyncio.Event()
         self._idle.set()
         self._relayed: set[str] = set()  # queued completions of invocations with a parent
-        self._flushing = 0  # flushes under way
-        self._failure: BaseException | None = None  # a flush's unexpected error: run raises it
         self.fenced = 0
         self.given_up = 0
 
@@ -111,44 +104,18 @@ class Settler:
         self._wake.set()
 
     async def run(self) -> None:
-        """Flush loop: one ``complete`` script call per partition per flush (up to 500 each), up
-        to ``IN_FLIGHT`` of them under way; a batch is taken when a flush can start, so it holds
-        every completion queued meanwhile. Cancelled, it cancels the flushes under way (their
-        entries stay pending, as for a write given up)."""
-        slots = asyncio.Semaphore(IN_FLIGHT)
-        flushes: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._buffer or self._failure:
-                    await slots.acquire()
-                    if self._failure is not None:  # a bug, not Redis: the worker stops on it
-                        raise self._failure
-                    prefix, (keys, items) = next(iter(self._buffer.items()))
-                    batch, rest = items[:FLUSH_BATCH], items[FLUSH_BATCH:]
-                    if rest:
-                        self._buffer[prefix] = (keys, rest)
-                    else:
-                        del self._buffer[prefix]
-                    self._flushing += 1
-                    task = asyncio.create_task(self._flush(keys, batch))
-                    flushes.add(task)
-                    task.add_done_callback(partial(self._flushed, slots, flushes))
-        finally:
-            for task in flushes:
-                task.cancel()
-
-    def _flushed(
-        self, slots: asyncio.Semaphore, flushes: set[asyncio.Task[None]], task: asyncio.Task[None]
-    ) -> None:
-        flushes.discard(task)
-        slots.release()
-        self._flushing -= 1
-        if not task.cancelled() and task.exception() is not None:
-            self._failure = task.exception()
-            self._wake.set()
-        if not self._flushing and not self._buffer:
+        """Flush loop: one ``complete`` script call per partition per flush (up to 500 each)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._buffer:
+                prefix, (keys, items) = next(iter(self._buffer.items()))
+                batch, rest = items[:FLUSH_BATCH], items[FLUSH_BATCH:]
+                if rest:
+                    self._buffer[prefix] = (keys, rest)
+                else:
+                    del self._buffer[prefix]
+                await self._flush(keys, batch)
             self._idle.set()
 
     async def _flush(self, keys: ServiceKeys, batch: list[_Item]) -> None:

@@ -4,7 +4,6 @@ reclaim runs the invocation again (the scripts are idempotent and fenced)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -88,46 +87,3 @@ async def test_completions_are_flushed_in_one_script_call_per_partition(
     assert sum(n for _, n in calls) == 60
     assert len(calls) < 30  # batched: many completions per call
     assert {p for p, _ in calls} == {0, 1}
-
-
-async def test_a_second_flush_writes_while_the_first_waits_and_no_third_starts(
-    url: str, names: Names, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``IN_FLIGHT``: completions that finish while a flush waits for its reply are written by a
-    second flush without waiting for it; a third waits for one of the two."""
-    svc = Service(names())
-
-    @svc.handler
-    async def job(ctx: Context) -> str:
-        return ctx.id
-
-    gates: list[asyncio.Event] = []
-    entered: list[list[str]] = []
-    real = Scripts.complete
-
-    async def held(self: Scripts, k: ServiceKeys, retention_ms: int, items: Any) -> list[str]:
-        gate = asyncio.Event()
-        gates.append(gate)
-        entered.append([item[0] for item in items])
-        if len(gates) <= 2:  # the first two flushes wait for the test
-            await gate.wait()
-        return await real(self, k, retention_ms, items)
-
-    monkeypatch.setattr(Scripts, "complete", held)
-    async with client(url) as c, running(svc, url) as w:
-        first = await c.send(svc.name, "job")
-        await wait_until(lambda: len(entered) == 1, what="the first flush under way")
-        second = await c.send(svc.name, "job")
-        await wait_until(lambda: len(entered) == 2, what="a second flush, the first still under way")
-        assert entered == [[first.id], [second.id]]
-        third = await c.send(svc.name, "job")
-        await wait_until(lambda: third.id in w.rt.unflushed, what="the third completion queued")
-        assert len(entered) == 2  # both flushes under way: the third waits for a slot
-        gates[1].set()  # the second's reply comes first: its invocation is settled before the first's
-        assert await c.result(second.id, 15) == second.id
-        assert await c.result(third.id, 15) == third.id
-        assert (await c.state(first.id)) == "running"
-        gates[0].set()
-        assert await c.result(first.id, 15) == first.id
-        await w.settler.drain()
-        assert not w.rt.unflushed
