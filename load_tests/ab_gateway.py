@@ -40,10 +40,13 @@ def run(
     r.flushall()
     bg.settle_aof(r)
     with ExitStack() as stack:
+        others = {}
         if worker is not None:
             env = {**os.environ, "PYTHONPATH": str(bg.ROOT)}
-            stack.enter_context(bg.running("worker", worker, Path(tempfile.gettempdir()), env))
-        return bg.measure(str(bg.ROOT), url, seconds, lua, pid, r)
+            others["worker"] = stack.enter_context(
+                bg.running("worker", worker, Path(tempfile.gettempdir()), env)
+            )
+        return bg.measure(str(bg.ROOT), url, seconds, lua, pid, r, others)
 
 
 def main() -> None:
@@ -92,7 +95,7 @@ def main() -> None:
                 stalls = row["fsync_stalls"]
                 print(
                     f"{'AB'[i]} {time.strftime('%H:%M:%S')} {row['rps']:.0f} req/s p50 {row['p50_ms']} "
-                    f"p99 {row['p99_ms']} ms, {row['cpu_us_per_req']:.0f} us/req, "
+                    f"p99 {row['p99_ms']} ms, CPU us/req {row['cpu_us']}, "
                     f"fsyncs >= {bg.STALL_MS} ms: {stalls['count']} (slowest {stalls['max_ms']} ms)",
                     flush=True,
                 )

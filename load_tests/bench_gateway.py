@@ -52,6 +52,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -216,21 +217,40 @@ def fsync_stalls(r: redis.Redis) -> dict[str, Any]:
 
 
 def measure(
-    name: str, url: str, duration: int, lua: Path, pid: int, r: redis.Redis | None = None
+    name: str,
+    url: str,
+    duration: int,
+    lua: Path,
+    pid: int,
+    r: redis.Redis | None = None,
+    others: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """wrk's figures, and the CPU the server (process ``pid``) spent per request meanwhile; with
-    ``r``, the fsync stalls Valkey recorded meanwhile (``fsync_stalls``)."""
+    ``r``, the fsync stalls Valkey recorded meanwhile (``fsync_stalls``). ``cpu_us``: CPU per
+    request of the server, of wrk itself and of each of ``others`` (name: pid), e.g. the worker
+    and Valkey of a ``/call``: on two shared cores every process's CPU slows the others."""
     print(f"[{name}] warm-up {WARMUP_S}s, then {duration}s: {url}", file=sys.stderr, flush=True)
     wrk(url, WARMUP_S, lua, latency=False)
     if r is not None:
         r.config_set("latency-monitor-threshold", STALL_MS)
         r.execute_command("LATENCY", "RESET")
-    cpu = cpu_s([pid])
+    pids = {"server": pid, **(others or {})}
+    before = {k: cpu_s([v]) for k, v in pids.items()}
+    wrk_before = _children_cpu_s()  # wrk is the only child that ends meanwhile
     row = {"endpoint": name, "url": url, **parse_wrk(wrk(url, duration, lua))}
-    row["cpu_us_per_req"] = round((cpu_s([pid]) - cpu) / max(row["requests"], 1) * 1e6, 1)
+    n = max(row["requests"], 1)
+    used = {k: cpu_s([v]) - before[k] for k, v in pids.items()}
+    used["wrk"] = _children_cpu_s() - wrk_before
+    row["cpu_us"] = {k: round(v / n * 1e6, 1) for k, v in used.items()}
+    row["cpu_us_per_req"] = row["cpu_us"]["server"]
     if r is not None:
         row["fsync_stalls"] = fsync_stalls(r)
     return row
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 CALL = "(d) reliq /call + 1 worker"
@@ -250,7 +270,9 @@ def ratio_row(row: list[dict[str, Any]]) -> dict[str, float]:
         "send_stall_max_ms": row[1]["fsync_stalls"]["max_ms"],
         "send_noapp_stalls": row[2]["fsync_stalls"]["count"],
         "send_noapp_stall_max_ms": row[2]["fsync_stalls"]["max_ms"],
+        "fastapi_cpu_us": round(sum(row[0]["cpu_us"].values()), 1),
         "call_vs_a": round(row[3]["rps"] / a, 3),
+        **{f"call_cpu_us_{k}": v for k, v in row[3]["cpu_us"].items()},
         "call_p99_ms": row[3]["p99_ms"],
         "call_stalls": row[3]["fsync_stalls"]["count"],
         "call_stall_max_ms": row[3]["fsync_stalls"]["max_ms"],
@@ -267,6 +289,8 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
     with ExitStack() as stack:
         server = stack.enter_context(EmbeddedValkey(data_dir=work / "valkey"))
         r = stack.enter_context(redis.Redis.from_url(server.url))
+        assert server.proc is not None
+        valkey_pid = server.proc.pid
         env = {**os.environ, "BENCH_REDIS_URL": server.url}
         base_port, gw_port, reg_port = free_port(), free_port(), free_port()
         publisher = ["worker", "load_tests.noop_app:bench", "--processes", "1"]
@@ -304,11 +328,12 @@ def bench(duration: int, work: Path, rounds: int = 1) -> dict[str, Any]:
             # consumer each round, which first drains what (c2) left; stopped before the next (a))
             consumer = f"bench-gw-{n + 1}"
             worker = ["worker", "load_tests.noop_app:bench", "--processes", "1", "--consumer", consumer]
-            with running(f"worker-{n + 1}", reliq(server.url, *worker), work):
+            with running(f"worker-{n + 1}", reliq(server.url, *worker), work) as worker_pid:
                 drained = wait_drained(r, consumer)
                 print(f"worker drained {drained}", file=sys.stderr, flush=True)
                 settle_aof(r)  # else the drain's writes start a rewrite (a fork, disk writes) in (d)
-                row.append(measure(CALL, f"{gw_base}/call/bench/noop", duration, lua, gw_pid, r))
+                others = {"worker": worker_pid, "valkey": valkey_pid}
+                row.append(measure(CALL, f"{gw_base}/call/bench/noop", duration, lua, gw_pid, r, others))
             ratios.append({"round": n + 1, **ratio_row(row), "drain_per_s": drained["per_s"]})
             if n == 0:
                 results += row
@@ -376,9 +401,10 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             "| round | FastAPI req/s | /send vs a | p99 ms | /send no --app vs a | p99 ms "
             f"| /send CPU per request vs a | fsyncs >= {STALL_MS} ms, slowest ms: /send | no --app "
-            "| /call vs a | p99 ms | fsyncs, slowest: /call | drain before (d) /s |"
+            "| /call vs a | p99 ms | fsyncs, slowest: /call | drain before (d) /s "
+            "| CPU us per /call: gateway, worker, Valkey, wrk (sum) | FastAPI + wrk |"
         ]
-        lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        lines += ["|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for x in [*doc["rounds"], {"round": "median", **doc["median"]}]:
             lines.append(
                 f"| {x['round']} | {x['fastapi_rps']:.0f} | {x['send_vs_a']:.2f} | {x['send_p99_ms']:.1f} | "
@@ -386,7 +412,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{x['send_stalls']:.0f}, {x['send_stall_max_ms']:.0f} | "
                 f"{x['send_noapp_stalls']:.0f}, {x['send_noapp_stall_max_ms']:.0f} | "
                 f"{x['call_vs_a']:.2f} | {x['call_p99_ms']:.1f} | "
-                f"{x['call_stalls']:.0f}, {x['call_stall_max_ms']:.0f} | {x['drain_per_s']:.0f} |"
+                f"{x['call_stalls']:.0f}, {x['call_stall_max_ms']:.0f} | {x['drain_per_s']:.0f} | "
+                f"{_call_cpu(x)} | {x['fastapi_cpu_us']:.0f} |"
             )
     d = doc["drain_before_d"]
     lines += ["", f"Before (d) of round 1, one worker drained the {d['entries']} entries (c2) left in "]
@@ -400,6 +427,11 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{r['backlog_growth']} entries (sent but not yet run).",
             ]
     return "\n".join(lines) + "\n"
+
+
+def _call_cpu(x: dict[str, Any]) -> str:
+    parts = [x[f"call_cpu_us_{k}"] for k in ("server", "worker", "valkey", "wrk")]
+    return ", ".join(f"{v:.0f}" for v in parts) + f" ({sum(parts):.0f})"
 
 
 def main() -> None:
