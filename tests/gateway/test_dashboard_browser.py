@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -246,7 +247,8 @@ def test_schedules_show_next_fire_last_tick_and_outcome_and_pause_resume_delete(
         ).click()
         row = page.locator('tr[data-schedule="beat"]')
         expect(row.locator(".outcome")).to_contain_text("succeeded")
-        expect(row.locator(".next")).to_contain_text("in ")
+        # ahead, or due by under a second and not placed yet (a 1 s schedule on a loaded machine)
+        expect(row.locator(".next")).to_have_text(re.compile(r"^\s*(in \S+|\d+ms ago)\s*$"))
         expect(row.locator(".last")).to_contain_text(" ago")
         expect(row.locator(".status")).to_contain_text("active")
         row.get_by_role("button", name="pause").click()
