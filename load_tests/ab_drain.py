@@ -6,11 +6,12 @@ identical runs).
 
     PYTHONPATH=$PWD python -m load_tests.ab_drain --a "" --b "--concurrency 1000 --batch 500"
 
-Each run: FLUSHALL and an AOF rewrite, N entries placed with ``Client.send_many`` (batches of 500,
-from a separate process), then the worker (``load_tests.peers.reliq_peer:bench``, ``--processes
-1``) is started; the drain runs from the first entry settled (the stream shorter than N) to the
-stream empty, polled every 5 ms. Prints each run's rate, each side's median and the ratio B/A of
-each pair.
+Each run: FLUSHALL and an AOF rewrite (``bench_workers.reset``), N entries placed with
+``Client.send_many`` (batches of 500, from a separate process), then the worker
+(``load_tests.peers.reliq_peer:bench``, ``--processes 1``) is started; the drain runs from the
+first entry settled (the stream shorter than N) to the stream empty, polled every 5 ms. A worker
+that exits meanwhile ends the run with an error. Prints each run's rate, each side's median and
+the ratio B/A of each pair.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import redis
 
+from load_tests.bench_workers import reset
 from reliq.devserver.embedded import EmbeddedValkey
 from reliq.store.keys import ServiceKeys
 
@@ -44,10 +46,7 @@ asyncio.run(go(sys.argv[1], int(sys.argv[2])))
 
 def drain(r: redis.Redis, url: str, n: int, options: list[str], timeout: float = 300.0) -> float:
     """One run from an empty server: entries per second from the first settled to the last."""
-    r.flushall()
-    r.bgrewriteaof()
-    while r.info("persistence")["aof_rewrite_in_progress"]:
-        time.sleep(0.05)
+    reset(r)  # FLUSHALL and a rewritten AOF, waited for (bounded)
     subprocess.run([sys.executable, "-c", FILL, url, str(n)], check=True, cwd=ROOT)
     if int(r.xlen(STREAM)) != n:
         raise RuntimeError(f"{r.xlen(STREAM)} entries in {STREAM}, expected {n}")
@@ -62,7 +61,7 @@ def drain(r: redis.Redis, url: str, n: int, options: list[str], timeout: float =
             time.sleep(0.002)
         t0 = time.monotonic()
         while int(r.xlen(STREAM)) > 0:
-            if time.monotonic() > deadline:
+            if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker ({shlex.join(options)}) did not drain the stream")
             time.sleep(0.005)
         return n / (time.monotonic() - t0)

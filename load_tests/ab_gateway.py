@@ -40,7 +40,7 @@ def run(
     r.flushall()
     bg.settle_aof(r)
     with ExitStack() as stack:
-        others = {}
+        others: dict[str, int] = {}
         if worker is not None:
             env = {**os.environ, "PYTHONPATH": str(bg.ROOT)}
             others["worker"] = stack.enter_context(
