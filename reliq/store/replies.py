@@ -143,6 +143,26 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
 CLAIM_WIDTH = 11  # values per entry in claim.lua's reply
 
 
+class Taken(NamedTuple):
+    """take.lua's reply: the claims of the entries named, the id a next XREAD starts from (None:
+    keep the last one), and the entries delivered that were not named (for a plain claim)."""
+
+    claims: list[Claim]
+    mark: str | None
+    extra: list[tuple[str, str]]
+
+
+def taken(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Taken:
+    """take.lua's flat reply for ``entries`` (named, in call order): claim.lua's, the mark, then
+    an (entry id, invocation id) pair per entry delivered and not named."""
+    end = CLAIM_WIDTH * len(entries)
+    if len(reply) <= end or (len(reply) - end) % 2 != 1:
+        raise UnexpectedReply(f"take replied {len(reply)} values for {len(entries)} entries")
+    rest = [text(x) for x in reply[end:]]
+    extra = list(zip(rest[1::2], rest[2::2], strict=True))
+    return Taken(claims(entries, reply[:end]), rest[0] or None, extra)
+
+
 def claims(entries: Sequence[tuple[str, str]], reply: Sequence[Any]) -> list[Claim]:
     """claim.lua's flat reply for ``entries`` ((entry id, invocation id), in call order)."""
     if len(reply) != CLAIM_WIDTH * len(entries):

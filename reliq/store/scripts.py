@@ -37,6 +37,7 @@ from reliq.store.replies import (
     Retried,
     Settled,
     Suspended,
+    Taken,
     Woken,
     as_cancelled,
     as_completed,
@@ -51,6 +52,7 @@ from reliq.store.replies import (
     as_woken,
     claims,
     pairs,
+    taken,
 )
 from reliq.store.sources import source as _source
 
@@ -62,32 +64,13 @@ Arg = str | bytes | int | float
 class Scripts:
     """All of reliq's scripts, registered on one client."""
 
+    # fmt: off
     NAMES = (
-        "register",
-        "claim",
-        "complete",
-        "retry",
-        "park",
-        "promote",
-        "renew",
-        "release",
-        "step",
-        "link_child",
-        "cancel",
-        "redrive",
-        "record_lost",
-        "discard",
-        "release_entry",
-        "retry_now",
-        "reap",
-        "set_layout",
-        "suspend",
-        "wake",
-        "note",
-        "set_limits",
-        "set_intake",
-        "read",
+        "register", "claim", "take", "complete", "retry", "park", "promote", "renew", "release", "step",
+        "link_child", "cancel", "redrive", "record_lost", "discard", "release_entry", "retry_now",
+        "reap", "set_layout", "suspend", "wake", "note", "set_limits", "set_intake", "read",
     )
+    # fmt: on
 
     def __init__(self, redis: RedisClient) -> None:
         self._s: dict[str, AsyncScript] = {n: redis.register_script(_source(n)) for n in self.NAMES}
@@ -123,11 +106,17 @@ class Scripts:
     async def claim(
         self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
     ) -> list[Claim]:
-        """``entries``: (entry id, invocation id). One ``Claim`` per entry, in order."""
-        keys = [k.stream, *(k.inv(i) for _, i in entries), *_fk(k)]
-        token = secrets.token_hex(8)
-        reply = await self._run("claim", keys, [GROUP, consumer, lease_ms, token, *(e for e, _ in entries)])
-        return claims(entries, reply)
+        """``entries``: (entry id, invocation id), delivered to ``consumer``. One ``Claim`` per
+        entry, in order."""
+        return claims(entries, await self._run("claim", *_claiming(k, consumer, lease_ms, entries)))
+
+    async def take(
+        self, k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
+    ) -> Taken:
+        """Deliver and claim ``entries`` a plain XREAD of ``k.stream`` found (take.lua): a
+        ``Claim`` each (``skip``: another consumer took it), the stream's next mark, and the
+        entries delivered that were not named (claim those)."""
+        return taken(entries, await self._run("take", *_claiming(k, consumer, lease_ms, entries)))
 
     async def complete(
         self,
@@ -293,3 +282,11 @@ class Scripts:
         """Set the partition count atomically; returns the layout after the call."""
         p, high, prev, changed = (int(x) for x in await self._run("set_layout", [k.layout], [partitions]))
         return Layout(p, high, prev, changed)
+
+
+def _claiming(
+    k: ServiceKeys, consumer: str, lease_ms: int, entries: Sequence[tuple[str, str]]
+) -> tuple[list[str], list[Arg]]:
+    """The KEYS and ARGV of claim.lua and take.lua: a fresh claim token per call."""
+    keys = [k.stream, *(k.inv(i) for _, i in entries), *_fk(k)]
+    return keys, [GROUP, consumer, lease_ms, secrets.token_hex(8), *(e for e, _ in entries)]

@@ -19,7 +19,7 @@ from reliq.worker.fetch import read_new, wait_for_new
 from ..conftest import Names, client, running, wait_until
 
 
-def noop_worker(names: Names, url: str) -> tuple[Service, ServiceKeys, Worker]:
+def noop_worker(names: Names, url: str, block: float = 5.0) -> tuple[Service, ServiceKeys, Worker]:
     """A service with one no-op handler ``job`` and an in-process worker for it, not started."""
     svc = Service(names())
 
@@ -27,7 +27,7 @@ def noop_worker(names: Names, url: str) -> tuple[Service, ServiceKeys, Worker]:
     async def job(ctx: Context) -> None:
         return None
 
-    return svc, ServiceKeys(svc.name), Worker(svc, url, config=WorkerConfig(concurrency=10, block=5.0))
+    return svc, ServiceKeys(svc.name), Worker(svc, url, config=WorkerConfig(concurrency=10, block=block))
 
 
 async def test_a_restarted_worker_drains_its_own_pending_entries_first(url: str, names: Names) -> None:
@@ -124,37 +124,48 @@ async def test_normal_only_work_skips_the_read_script_and_other_levels_still_get
         await w.client.close()
 
 
-async def test_a_wake_for_normal_entries_alone_reads_them_without_the_lengths(url: str, names: Names) -> None:
-    """``wait_for_new`` says whether only the normal stream woke it; the read after such a wake
-    skips the XLEN round trip (``read_new(..., only_normal=True)``), one after a wake that saw
-    another level reads the lengths and so keeps the weighted rule."""
+async def test_a_wake_for_normal_entries_alone_takes_them_in_one_call(url: str, names: Names) -> None:
+    """``wait_for_new`` returns the normal stream's new entries when they alone woke it; the read
+    after such a wake delivers and claims them with one take.lua call: no XLEN pipeline, no
+    XREADGROUP. A wake by another level returns none (the next read keeps the weighted rule)."""
     svc, k, w = noop_worker(names, url)
     pipelines: list[int] = []
     pipeline = w.rt.client.redis.pipeline
+    plain: list[int] = []
+    xreadgroup = w.rt.client.redis.xreadgroup
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         pipelines.append(1)
         return pipeline(*args, **kwargs)
 
+    async def reading(*args: Any, **kwargs: Any) -> Any:
+        plain.append(1)
+        return await xreadgroup(*args, **kwargs)
+
     w.rt.client.redis.pipeline = counting  # type: ignore[method-assign]
+    w.rt.client.redis.xreadgroup = reading  # type: ignore[method-assign]
     try:
         async with client(url) as c:
             await ensure_group(w.rt, k)
-            waiting = asyncio.create_task(wait_for_new(w.rt, k))
+            waiting = asyncio.create_task(wait_for_new(w.rt, k, count=10))
             await wait_until(lambda: len(pipelines) == 1, what="the wait to read the groups")
-            sent = (await c.send(svc.name, "job")).id
-            assert await asyncio.wait_for(waiting, 10) is True
+            sent = [a.id for a in await c.send_many(svc.name, "job", [None, None])]
+            woke = await asyncio.wait_for(waiting, 10)
+            assert [text(f[b"i"]) for _, f in woke] == sent
             reader = Reader(own_pending=False, leads=False)  # a leader would wait after it
-            reader.only_normal = True
+            reader.marks.ids = {s: "0-0" for s in k.streams}
+            reader.woke = woke
             pipelines.clear()
-            await read_once(w.rt, w.executor, k, reader)
-            assert (await c.state(sent)) in ("running", "succeeded")  # read and claimed
-            assert pipelines == []  # no XLEN pipeline before the XREADGROUP
-            await wait_until(lambda: not w.rt.inflight, what="the run to end")
-            waiting = asyncio.create_task(wait_for_new(w.rt, k))
+            assert await read_once(w.rt, w.executor, k, reader) == 2
+            for i in sent:
+                assert (await c.state(i)) in ("running", "succeeded")  # delivered and claimed
+            assert (pipelines, plain) == ([], [])  # no XLEN pipeline, no XREADGROUP
+            assert reader.marks.ids[k.stream] == woke[-1][0].decode()  # where the take left the group
+            await wait_until(lambda: not w.rt.inflight, what="the runs to end")
+            waiting = asyncio.create_task(wait_for_new(w.rt, k, count=10))
             await wait_until(lambda: len(pipelines) == 1, what="the wait to read the groups")
             await c.send(svc.name, "job", priority="high")
-            assert await asyncio.wait_for(waiting, 10) is False  # the high stream woke it
+            assert await asyncio.wait_for(waiting, 10) == []  # the high stream woke it
     finally:
         w.executor.close()
         await w.client.close()
@@ -208,12 +219,14 @@ async def test_a_caught_up_leader_waits_from_the_ids_it_knows(
     url: str, names: Names, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A leading loop whose read finds nothing waits for new entries. After reads that found
-    entries it waits from the ids they moved (and the other levels' ids of its last XINFO): no
-    XINFO round trip. After a wait that led to nothing (its ids may be stale: another consumer
-    read past them), it reads them with XINFO again."""
+    entries it waits at once from the ids they moved (and the other levels' ids of its last
+    XINFO): no XINFO round trip, and the entries that wait finds are its next read. Entries
+    another consumer read past its mark cost one take that gets none, and move the mark past
+    them: the next wait blocks, it does not wake again and again. After a wait that led to
+    nothing (its ids may be stale), it reads them with XINFO again."""
     from reliq.worker import fetch
 
-    svc, k, w = noop_worker(names, url)
+    svc, k, w = noop_worker(names, url, block=0.5)
     xinfo: list[int] = []
     delivered = fetch._delivered
 
@@ -236,22 +249,27 @@ async def test_a_caught_up_leader_waits_from_the_ids_it_knows(
         async with client(url) as c:
             await ensure_group(w.rt, k)
 
-            async def empty_read_waits() -> None:
-                """read_once finds nothing and waits; a send once it waits ends the wait."""
+            async def read_then_wait(expect: int) -> None:
+                """read_once reads ``expect`` entries, then waits; a send ends the wait."""
                 before = len(waits)
                 reading = asyncio.create_task(read_once(w.rt, w.executor, k, reader))
                 await wait_until(lambda: len(waits) > before, what="the wait")
-                await c.send(svc.name, "job")
-                assert await asyncio.wait_for(reading, 10) == 0
+                sent = await c.send(svc.name, "job")
+                assert await asyncio.wait_for(reading, 10) == expect
+                # the wait found the entry sent (not an older one), the next read's
+                assert [text(f[b"i"]) for _, f in reader.woke] == [sent.id]
 
-            await empty_read_waits()
+            await read_then_wait(0)
             assert len(xinfo) == 1  # nothing known yet: XINFO
-            assert await read_once(w.rt, w.executor, k, reader) == 1
-            await empty_read_waits()
-            assert len(xinfo) == 1  # waited from the id it read: no XINFO
-            await c.redis.xreadgroup(GROUP, "other", {k.stream: ">"}, count=5)  # past our mark
-            await empty_read_waits()
-            assert len(xinfo) == 2  # its last wait led to nothing: XINFO again
+            await read_then_wait(1)
+            assert len(xinfo) == 1  # waited from the mark its take left: no XINFO
+            await c.redis.xreadgroup(GROUP, "other", {k.stream: ">"}, count=5)  # takes our next one
+            await read_then_wait(1)  # a take that got none: the mark moved past, the wait blocked
+            assert len(xinfo) == 1
+            assert await read_once(w.rt, w.executor, k, reader) == 1  # its wait times out (block)
+            assert (len(xinfo), reader.woke) == (1, [])
+            assert await read_once(w.rt, w.executor, k, reader) == 0  # then waits from XINFO again
+            assert len(xinfo) == 2
     finally:
         flush.cancel()
         w.executor.close()
