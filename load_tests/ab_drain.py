@@ -5,18 +5,21 @@ adaptive defaults from a tuned worker on this machine (one drain's rate moves 20
 identical runs).
 
     PYTHONPATH=$PWD python -m load_tests.ab_drain --a "" --b "--concurrency 1000 --batch 500"
+    PYTHONPATH=$PWD python -m load_tests.ab_drain --a "" --b "" --root-a /tmp/base  # two checkouts
 
 Each run: FLUSHALL and an AOF rewrite (``bench_workers.reset``), N entries placed with
 ``Client.send_many`` (batches of 500, from a separate process), then the worker
 (``load_tests.peers.reliq_peer:bench``, ``--processes 1``) is started; the drain runs from the
 first entry settled (the stream shorter than N) to the stream empty, polled every 5 ms. A worker
 that exits meanwhile ends the run with an error. Prints each run's rate, each side's median and
-the ratio B/A of each pair.
+the ratio B/A of each pair. ``--root-a``/``--root-b``: the checkout each side's worker runs from
+(``git worktree add /tmp/base <rev>``; default this one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
 import subprocess
@@ -44,7 +47,9 @@ asyncio.run(go(sys.argv[1], int(sys.argv[2])))
 """
 
 
-def drain(r: redis.Redis, url: str, n: int, options: list[str], timeout: float = 300.0) -> float:
+def drain(
+    r: redis.Redis, url: str, n: int, options: list[str], root: Path = ROOT, timeout: float = 300.0
+) -> float:
     """One run from an empty server: entries per second from the first settled to the last."""
     reset(r)  # FLUSHALL and a rewritten AOF, waited for (bounded)
     subprocess.run([sys.executable, "-c", FILL, url, str(n)], check=True, cwd=ROOT)
@@ -52,7 +57,8 @@ def drain(r: redis.Redis, url: str, n: int, options: list[str], timeout: float =
         raise RuntimeError(f"{r.xlen(STREAM)} entries in {STREAM}, expected {n}")
     cmd = [sys.executable, "-m", "reliq", "--redis-url", url, "--log-level", "WARNING", "worker"]
     cmd += ["load_tests.peers.reliq_peer:bench", "--processes", "1", *options]
-    worker = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    worker = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:
         while int(r.xlen(STREAM)) >= n:
@@ -76,8 +82,11 @@ def main() -> None:
     p.add_argument("--b", default="--concurrency 1000 --batch 500", help="worker options of side B")
     p.add_argument("--n", type=int, default=60000, help="entries per drain")
     p.add_argument("--pairs", type=int, default=10)
+    p.add_argument("--root-a", type=Path, default=ROOT, help="the checkout side A's worker runs from")
+    p.add_argument("--root-b", type=Path, default=ROOT, help="the checkout side B's worker runs from")
     a = p.parse_args()
     sides = [shlex.split(a.a), shlex.split(a.b)]
+    roots = [a.root_a.resolve(), a.root_b.resolve()]
     rates: list[list[float]] = [[], []]
     with tempfile.TemporaryDirectory(prefix="ab-drain-") as d:
         extra = {"auto-aof-rewrite-percentage": "0"}
@@ -85,12 +94,12 @@ def main() -> None:
             r = redis.Redis.from_url(server.url)
             for k in range(a.pairs):
                 for i in (0, 1) if k % 2 == 0 else (1, 0):
-                    rate = drain(r, server.url, a.n, sides[i])
+                    rate = drain(r, server.url, a.n, sides[i], roots[i])
                     rates[i].append(rate)
                     print(f"{'AB'[i]} {time.strftime('%H:%M:%S')} {rate:,.0f}/s", flush=True)
             r.close()
     for i, opts in enumerate(sides):
-        print(f"{'AB'[i]} [{shlex.join(opts)}]: median {statistics.median(rates[i]):,.0f}/s")
+        print(f"{'AB'[i]} {roots[i]} [{shlex.join(opts)}]: median {statistics.median(rates[i]):,.0f}/s")
     ratios = [round(b / x, 2) for x, b in zip(rates[0], rates[1], strict=True)]
     print(f"B/A per pair: {ratios}, median {statistics.median(ratios):.2f}")
 
