@@ -234,7 +234,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             if woke:  # the wait found them, in the normal stream alone: deliver and claim at once
                 got = min(len(woke), held)
                 _busy(reader, got == held)
-                started = await dispatch(rt, ex, k, woke[:held], reader.marks)
+                started = await dispatch(rt, ex, k.at(LEVELS[0]), woke[:held], reader.marks)
             else:
                 if reader.traffic is not None:
                     q, reader.traffic.turn = quotas(reader.traffic.turn, held)

@@ -30,7 +30,8 @@ Pending = tuple[Any, dict[Any, Any] | None]  # a delivered entry: (stream id, fi
 
 class Marks:
     """The last-delivered id of each level's stream as the read loops of one partition know it
-    (None: not known, read ``XINFO``): every plain read of the normal stream moves its mark."""
+    (None: not known, read ``XINFO``): every plain read and take of the normal stream moves its
+    mark."""
 
     __slots__ = ("ids",)
 
@@ -39,14 +40,13 @@ class Marks:
 
     def read(self, stream: str, entries: Sequence[Pending]) -> None:
         """Entries of ``stream`` were delivered: its mark is at least the last one's id."""
-        if self.ids is not None and entries:
-            last = text(entries[-1][0])
-            if _id(last) > _id(self.ids.get(stream, "0-0")):
-                self.ids[stream] = last
+        if entries:
+            self.moved(stream, text(entries[-1][0]))
 
     def moved(self, stream: str, mark: str | None) -> None:
-        """A take reports where the group's reads of ``stream`` stand (None: not known)."""
-        if self.ids is not None and mark:
+        """A take reports where the group's reads of ``stream`` stand (None: not known); a mark
+        only moves on (another loop's read may have moved it further meanwhile)."""
+        if self.ids is not None and mark and _id(mark) > _id(self.ids.get(stream, "0-0")):
             self.ids[stream] = mark
 
     def forget(self) -> None:
