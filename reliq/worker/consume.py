@@ -53,7 +53,12 @@ async def ensure_group(rt: Runtime, k: ServiceKeys) -> None:
 
 
 async def dispatch(
-    rt: Runtime, ex: Executor, k: ServiceKeys, entries: Sequence[Pending], marks: Marks | None = None
+    rt: Runtime,
+    ex: Executor,
+    k: ServiceKeys,
+    entries: Sequence[Pending],
+    marks: Marks | None = None,
+    fresh: bool = False,
 ) -> int:
     """Claim ``entries`` (stream id, fields) of the stream ``k.stream`` (``k`` is the partition's
     keys at that entry's priority level) and start the runnable ones, each on one limiter slot
@@ -61,14 +66,19 @@ async def dispatch(
     logged as lost. With ``marks``, the entries come from a plain XREAD (not delivered yet):
     take.lua delivers and claims them, moves the stream's mark, and the entries it delivered
     unnamed are claimed after (never more than were named). Returns how many started (= slots
-    used)."""
+    used).
+
+    An invocation running or settling here is left out (its entry stays pending); so is one
+    another loop is claiming, unless the entries are ``fresh`` (new: delivered by a ``>`` read
+    just now, or by the take): no other claim can hold such an entry, and a take that named it
+    skips it, since it did not deliver it. Left out, it would wait for a reclaim."""
     pairs: list[tuple[str, str]] = []
     lost: list[str] = []
     for eid, fields in entries:
         inv = fields.get(b"i") if fields else None
         if inv is None:
             lost.append(text(eid))
-        elif not rt.holds(text(inv)):  # already running/settling here (own-PEL read racing a reclaim)
+        elif not rt.holds(text(inv), claiming=not fresh):
             pairs.append((text(eid), text(inv)))
     ids = [inv for _, inv in pairs]
     rt.claiming.update(ids)  # before any await: another loop must not claim these meanwhile
@@ -126,7 +136,7 @@ async def dispatch(
         ex.start(flight, c, claimed_at)
         started += 1
     if extra:
-        started += await dispatch(rt, ex, k, extra)
+        started += await dispatch(rt, ex, k, extra, fresh=True)
     return started
 
 
@@ -234,7 +244,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             if woke:  # the wait found them, in the normal stream alone: deliver and claim at once
                 got = min(len(woke), held)
                 _busy(reader, got == held)
-                started = await dispatch(rt, ex, k.at(LEVELS[0]), woke[:held], reader.marks)
+                started = await dispatch(rt, ex, k.at(LEVELS[0]), woke[:held], reader.marks, True)
             else:
                 if reader.traffic is not None:
                     q, reader.traffic.turn = quotas(reader.traffic.turn, held)
@@ -244,7 +254,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
                 got = sum(len(batch) for _, batch in batches)
                 _busy(reader, got == held)
                 for level, batch in batches:
-                    started += await dispatch(rt, ex, k.at(LEVELS[level]), batch)
+                    started += await dispatch(rt, ex, k.at(LEVELS[level]), batch, fresh=True)
     finally:
         rt.limiter.release(held - started)
     if rt.adapt is not None:

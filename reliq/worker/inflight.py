@@ -76,12 +76,13 @@ class Runtime:
             out[f.keys.service] = out.get(f.keys.service, 0) + 1
         return out
 
-    def holds(self, invocation_id: str) -> bool:
-        """Is this worker still running, or settling, that invocation?"""
+    def holds(self, invocation_id: str, claiming: bool = True) -> bool:
+        """Is this worker still running, or settling, that invocation (or, with ``claiming``,
+        claiming it)?"""
         return (
             invocation_id in self.inflight
             or invocation_id in self.unflushed
-            or invocation_id in self.claiming
+            or (claiming and invocation_id in self.claiming)
         )
 
     def stop(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 from reliq import Context, Service, Worker, WorkerConfig
 from reliq.codec import text
 from reliq.store.keys import GROUP, ServiceKeys
-from reliq.worker.consume import Reader, Traffic, ensure_group, read_once
+from reliq.worker.consume import Reader, Traffic, dispatch, ensure_group, read_once
 from reliq.worker.fetch import read_new, wait_for_new
 
 from ..conftest import Names, client, running, wait_until
@@ -297,3 +297,49 @@ async def test_only_a_full_read_sets_the_partitions_traffic(url: str, names: Nam
         flush.cancel()
         w.executor.close()
         await w.client.close()
+
+
+async def test_an_entry_a_take_names_is_claimed_by_the_read_that_delivered_it(url: str, names: Names) -> None:
+    """The leading loop's take names the entries its XREAD found; a follower's ``>`` read can
+    deliver one of them first. The take then skips it (it did not deliver it), so the read that
+    did must claim it, although the take's claim of that id is under way: left out, it would
+    sit in the pending list until a reclaim, a visibility timeout later."""
+    svc, k, w = noop_worker(names, url)
+    flush = asyncio.create_task(w.settler.run())
+    try:
+        async with client(url) as c:
+            await ensure_group(w.rt, k)
+            sent = await c.send(svc.name, "job")
+            [[_, found]] = await w.rt.client.redis.xread({k.stream: "0"})  # what the leader's wait found
+            w.rt.claiming.add(sent.id)  # ... and its take naming it is under way
+            [[_, read]] = await w.rt.client.redis.xreadgroup(GROUP, w.rt.consumer, {k.stream: ">"}, count=10)
+            assert await w.rt.limiter.acquire(1) == 1
+            assert await dispatch(w.rt, w.executor, k, read, fresh=True) == 1
+            pairs = [(text(e), text(f[b"i"])) for e, f in found]
+            [skipped] = (await w.rt.client.scripts.take(k, w.rt.consumer, 30_000, pairs)).claims
+            assert skipped.status == "skip"
+            w.rt.claiming.discard(sent.id)
+            assert await c.result(sent.id, 10) is None
+    finally:
+        flush.cancel()
+        w.executor.close()
+        await w.client.close()
+
+
+async def test_a_burst_into_few_slots_starts_everything_without_a_reclaim(url: str, names: Names) -> None:
+    """Sends one at a time into a worker with fewer slots than work: its leading loop takes what
+    its waits find while the followers read behind full reads. Every invocation runs well within
+    the visibility timeout (an entry delivered and never claimed would wait for a reclaim)."""
+    svc = Service(names())
+
+    @svc.handler
+    async def job(ctx: Context) -> str:
+        await asyncio.sleep(0.05)  # holds its slot a while
+        return "ok"
+
+    async with client(url) as c, running(svc, url, concurrency=8, readers=3, visibility_timeout=60.0):
+        ids = [(await c.send(svc.name, "job")).id for _ in range(150)]
+        t0 = time.monotonic()
+        for i in ids:
+            assert await c.result(i, 30) == "ok"
+        assert time.monotonic() - t0 < 30
