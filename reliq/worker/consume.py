@@ -8,7 +8,7 @@ blocks: a caught-up loop gives its slots back and waits for new entries with a p
 the group's last-delivered id, so an idle partition holds no capacity a busy one could use. The
 entries that wait finds in the normal stream alone are delivered and claimed by one take.lua
 call; so are the next ones while the leading loop keeps up (it waits again at once: an XREAD
-that finds entries returns them without blocking). Under ``/call`` traffic this was 1.23x the
+that finds entries returns them without blocking). Under ``/call`` traffic this was 1.11-1.23x the
 requests per second of an XREADGROUP and a claim (docs/performance.md).
 
 A partition with traffic is read by ``readers`` loops at once (``WorkerConfig.readers``): while
@@ -244,7 +244,7 @@ async def read_once(rt: Runtime, ex: Executor, k: ServiceKeys, reader: Reader) -
             if woke:  # the wait found them, in the normal stream alone: deliver and claim at once
                 got = min(len(woke), held)
                 _busy(reader, got == held)
-                started = await dispatch(rt, ex, k.at(LEVELS[0]), woke[:held], reader.marks, True)
+                started = await dispatch(rt, ex, k.at(LEVELS[0]), woke[:held], reader.marks, fresh=True)
             else:
                 if reader.traffic is not None:
                     q, reader.traffic.turn = quotas(reader.traffic.turn, held)
